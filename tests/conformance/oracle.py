@@ -68,7 +68,7 @@ def _extras(model: Any, path: str) -> list[str]:
 def validate_event(event: dict, dialect: Dialect, direction: Direction) -> BaseModel:
     """Parse `event` with the SDK's union; raise ConformanceError on any mismatch or extra field."""
     try:
-        model = _adapter(dialect, direction).validate_python(event)
+        model = _adapter(dialect, direction).validate_python(event, strict=True)
     except Exception as exc:  # pydantic.ValidationError, with the whole story in its text
         raise ConformanceError(f"{dialect} {direction} event {event.get('type')!r} invalid: {exc}") from exc
     extras = _extras(model, event.get("type", "?"))
