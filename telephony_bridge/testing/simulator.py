@@ -1,0 +1,901 @@
+"""Phone simulator: behaves like Twilio toward the bridge, so call flows run without a phone.
+
+It is an independent peer: it speaks Twilio's JSON itself (never through the bridge's codec) so that
+bugs in the bridge's codec show up here. One call:
+
+1. POST the voice webhook form to ``base_url + "/incoming-call"`` (signed with X-Twilio-Signature when
+   an auth token is given) and read the TwiML answer.
+2. ``<Reject/>`` or no ``<Connect><Stream>``: the call ends there, ``rejected=True``.
+3. Otherwise open the stream's WebSocket (signed over the TwiML's ``wss://`` URL), send ``connected``
+   and ``start``, then the caller's audio as 20 ms μ-law frames paced in real time, silence after it,
+   DTMF at the given times, and finally ``stop``.
+4. Meanwhile play the bridge's audio through :class:`SimulatedPlayout` (Twilio's buffer), echo marks
+   when their audio has played, flush on ``clear``, and record what the caller heard.
+
+Local testing: the TwiML's stream URL is the bridge's *public* URL. When its host differs from
+``base_url``'s host the simulator connects to ``base_url``'s host and port with the TwiML's path
+(``ws://`` when ``base_url`` is ``http://``, ``wss://`` for ``https://``); ``stream_url_override``
+replaces the URL altogether. The signature is always computed over the TwiML's URL, as Twilio does.
+
+Times in the result are ms since the stream started (the ``start`` message); events before it (the
+webhook, the WebSocket handshake) have negative times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import binascii
+import inspect
+import ipaddress
+import json
+import logging
+import math
+import os
+import secrets
+import urllib.error
+import urllib.parse
+import urllib.request
+import xml.etree.ElementTree as ET
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import orjson
+from twilio.request_validator import RequestValidator
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+
+from telephony_bridge.audio.g711 import ulaw_decode, ulaw_encode
+from telephony_bridge.testing import recording
+from telephony_bridge.testing.playout import ClearRecord, PlayoutStats, SimulatedPlayout
+
+log = logging.getLogger(__name__)
+
+FRAME_MS = 20
+FRAME_BYTES = 160  # 20 ms of μ-law 8 kHz
+ULAW_SILENCE_FRAME = b"\xff" * FRAME_BYTES
+DEFAULT_TAIL_S = 2.0  # silence sent after the caller's audio when no duration is given
+SILENCE_HANGUP_CAP_S = 60.0  # longest call after the caller's audio when waiting for silence
+BURST_GAP_MS = 250.0  # bridge media this far apart counts as two bursts in the timeline
+DTMF_DIGITS = frozenset("0123456789*#")
+WEBHOOK_PATH = "/incoming-call"
+TWILIO_WS_USER_AGENT = "Twilio.TmeWs/1.0"
+TWILIO_HTTP_USER_AGENT = "TwilioProxy/1.1"
+PARAMETER_LIMIT = 500  # Twilio: name + value of a <Parameter> under 500 characters
+
+_PROXY_SUPPORTED = "proxy" in inspect.signature(connect.__init__).parameters
+
+
+def _sid(prefix: str) -> str:
+    return prefix + secrets.token_hex(16)
+
+
+class TimelineEvent(NamedTuple):
+    t_ms: float  # since the stream started; negative before it
+    kind: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class MarkEcho:
+    name: str
+    received_ms: float
+    echoed_ms: float
+    flushed: bool  # echoed because of a ``clear`` rather than because its audio played
+
+
+@dataclass(slots=True)
+class CallResult:
+    call_sid: str
+    account_sid: str
+    rejected: bool = False
+    error: str | None = None  # the call could not run as Twilio would run it (HTTP error, bad TwiML, ...)
+    webhook_status: int | None = None
+    twiml: str = ""
+    stream_url: str | None = None  # from the TwiML
+    connected_url: str | None = None  # where the simulator actually connected
+    stream_sid: str | None = None
+    custom_parameters: dict[str, str] = field(default_factory=dict)
+    heard_ulaw: bytes = b""  # what the caller heard, from the stream start to its end, 0xFF = silence
+    caller_ulaw: bytes = b""  # what the caller sent, on the same timeline
+    marks_echoed: list[MarkEcho] = field(default_factory=list)
+    marks_unechoed: list[str] = field(default_factory=list)  # still pending when the call ended
+    clears: list[ClearRecord] = field(default_factory=list)
+    timeline: list[TimelineEvent] = field(default_factory=list)
+    protocol_errors: list[str] = field(default_factory=list)  # bridge messages real Twilio would refuse
+    warnings: list[str] = field(default_factory=list)  # tolerated locally, refused by real Twilio
+    playout: PlayoutStats | None = None
+    frames_sent: int = 0
+    media_received: int = 0  # media messages from the bridge
+    media_received_ms: float = 0.0
+    digits_sent: list[tuple[float, str]] = field(default_factory=list)  # (t_ms, digit)
+    close_code: int | None = None
+    close_reason: str | None = None
+    closed_by: str | None = None  # "caller" or "server"
+    duration_s: float = 0.0  # from the webhook POST to the end of the call
+    stream_duration_ms: float = 0.0  # from the stream start to its end: the length of heard/caller audio
+
+    @property
+    def connected(self) -> bool:
+        return self.stream_sid is not None
+
+    @property
+    def heard_pcm16(self) -> bytes:
+        return ulaw_decode(self.heard_ulaw)
+
+    @property
+    def caller_pcm16(self) -> bytes:
+        return ulaw_decode(self.caller_ulaw)
+
+    def write_heard_wav(self, path: recording.PathLike) -> None:
+        """Mono PCM16 8 kHz: what the caller heard, silence included."""
+        recording.write_mono_wav(path, self.heard_pcm16)
+
+    def write_stereo_wav(self, path: recording.PathLike) -> None:
+        """PCM16 8 kHz, left = the caller, right = the agent as the caller heard it."""
+        recording.write_stereo_wav(path, self.caller_pcm16, self.heard_pcm16)
+
+    def timeline_json(self) -> list[dict[str, Any]]:
+        return [{"t_ms": round(e.t_ms, 3), "kind": e.kind, "detail": e.detail} for e in self.timeline]
+
+    def summary(self) -> str:
+        lines = [f"call {self.call_sid}"]
+        if self.error:
+            lines.append(f"  error: {self.error}")
+        if self.rejected:
+            lines.append("  rejected by the bridge's TwiML")
+        if self.connected:
+            stats = self.playout
+            echoed = sum(not m.flushed for m in self.marks_echoed)
+            flushed = len(self.marks_echoed) - echoed
+            lines += [
+                f"  stream {self.stream_sid}, parameters {self.custom_parameters}",
+                f"  lasted {self.stream_duration_ms / 1000:.2f} s; caller sent {self.frames_sent} frames,"
+                f" {len(self.digits_sent)} DTMF digits",
+                f"  bridge sent {self.media_received} media messages ({self.media_received_ms:.0f} ms of audio)",
+            ]
+            if stats is not None:
+                lines.append(
+                    f"  caller heard {stats.played_ms:.0f} ms; {stats.cleared_ms:.0f} ms cleared by"
+                    f" {stats.clears} clear(s); {stats.pending_ms:.0f} ms still buffered at the end"
+                )
+            lines.append(
+                f"  marks: {echoed} echoed after playing, {flushed} flushed by clear,"
+                f" {len(self.marks_unechoed)} pending at the end"
+            )
+            lines.append(f"  closed by {self.closed_by} with code {self.close_code} {self.close_reason or ''}".rstrip())
+        for problem in self.protocol_errors:
+            lines.append(f"  protocol error: {problem}")
+        for warning in self.warnings:
+            lines.append(f"  warning: {warning}")
+        return "\n".join(lines)
+
+
+EventCallback = Callable[[TimelineEvent], Any]
+
+
+async def place_call(
+    base_url: str,
+    *,
+    to: str = "+15550100",
+    from_: str = "+15550199",
+    caller_audio: bytes | str | os.PathLike[str] = b"",
+    digits: Sequence[tuple[float, str]] = (),
+    duration_s: float | None = None,
+    hangup_after_silence_s: float | None = None,
+    auth_token: str | None = None,
+    account_sid: str | None = None,
+    call_sid: str | None = None,
+    stream_url_override: str | None = None,
+    on_event: EventCallback | None = None,
+    connect_timeout_s: float = 10.0,
+) -> CallResult:
+    """Place one simulated inbound call to the bridge at ``base_url`` and return what happened.
+
+    ``caller_audio``: PCM16 LE 8 kHz mono bytes, or the path of a PCM WAV file (any rate and channel
+    count; converted). ``digits``: (seconds since the stream start, digit) pairs. ``duration_s``: how
+    long the stream lasts, from its start, unless the bridge closes it first; default: the audio's
+    length + 2 s, or with ``hangup_after_silence_s`` the audio's length + 60 s at most, hanging up
+    once the caller's audio is over and nothing has played to the caller for that long.
+    ``on_event`` receives each :class:`TimelineEvent` as it happens (a coroutine function is run as a
+    task). Problems of the bridge are reported in the result (``error``, ``protocol_errors``), not
+    raised; bad arguments raise ``ValueError``.
+    """
+    if isinstance(caller_audio, (bytes, bytearray, memoryview)):
+        pcm16 = bytes(caller_audio)
+    else:
+        try:
+            pcm16 = await asyncio.to_thread(recording.read_wav_as_pcm16_8k_mono, caller_audio)
+        except Exception as e:  # wave, pydub and OS errors alike: the file is unusable
+            raise ValueError(f"cannot read caller audio {os.fspath(caller_audio)!r}: {e}") from e
+    if len(pcm16) % 2:
+        raise ValueError("caller_audio must be PCM16: an even number of bytes")
+    schedule = sorted((float(t), str(d)) for t, d in digits)
+    for t, d in schedule:
+        if d not in DTMF_DIGITS or len(d) != 1 or t < 0:
+            raise ValueError(f"bad DTMF entry ({t}, {d!r}): want (seconds >= 0, one of 0-9 * #)")
+    audio_s = len(pcm16) / 2 / 8000
+    if duration_s is None:
+        duration_s = audio_s + (SILENCE_HANGUP_CAP_S if hangup_after_silence_s is not None else DEFAULT_TAIL_S)
+    if duration_s < 0:
+        raise ValueError("duration_s must be >= 0")
+    call = _Call(
+        base_url=base_url.rstrip("/"),
+        to=to,
+        from_=from_,
+        caller_ulaw=ulaw_encode(pcm16),
+        digits=schedule,
+        duration_ms=duration_s * 1000,
+        hangup_after_silence_ms=None if hangup_after_silence_s is None else hangup_after_silence_s * 1000,
+        auth_token=auth_token,
+        account_sid=account_sid or _sid("AC"),
+        call_sid=call_sid or _sid("CA"),
+        stream_url_override=stream_url_override,
+        on_event=on_event,
+        connect_timeout_s=connect_timeout_s,
+    )
+    return await call.run()
+
+
+# -- TwiML and URLs -----------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _TwimlAnswer:
+    stream_url: str | None = None
+    parameters: dict[str, str] = field(default_factory=dict)
+    note: str = ""
+
+
+def _read_twiml(text: str) -> _TwimlAnswer:
+    """What Twilio would do with the answer: the first of Connect/Reject/Hangup/Dial decides."""
+    root = ET.fromstring(text)
+    if root.tag != "Response":
+        raise ValueError(f"root element is <{root.tag}>, not <Response>")
+    skipped = []
+    for verb in root:
+        if verb.tag == "Connect":
+            stream = verb.find("Stream")
+            if stream is None:
+                return _TwimlAnswer(note="<Connect> without <Stream>")
+            url = stream.get("url")
+            if not url:
+                raise ValueError("<Stream> has no url attribute")
+            params = {}
+            for p in stream.findall("Parameter"):
+                name, value = p.get("name"), p.get("value")
+                if name is None or value is None:
+                    raise ValueError("<Parameter> needs a name and a value")
+                params[name] = value
+            note = f"connect stream {url}" + (f" (after {', '.join(skipped)})" if skipped else "")
+            return _TwimlAnswer(stream_url=url, parameters=params, note=note)
+        if verb.tag in ("Reject", "Hangup", "Dial", "Redirect", "Start"):
+            return _TwimlAnswer(note=f"<{verb.tag}>" + (f" after {', '.join(skipped)}" if skipped else ""))
+        skipped.append(f"<{verb.tag}>")  # Say, Play, Pause...: they would play, then TwiML goes on
+    return _TwimlAnswer(note="no <Connect><Stream>" + (f" ({', '.join(skipped)})" if skipped else ""))
+
+
+def connect_url_for(twiml_stream_url: str, base_url: str) -> str:
+    """Where to connect for a TwiML stream URL: its path on ``base_url``'s host when the hosts differ."""
+    stream = urllib.parse.urlsplit(twiml_stream_url)
+    base = urllib.parse.urlsplit(base_url)
+    if (stream.hostname or "").lower() == (base.hostname or "").lower():
+        return twiml_stream_url
+    scheme = "wss" if base.scheme.lower() in ("https", "wss") else "ws"
+    return urllib.parse.urlunsplit((scheme, base.netloc, stream.path or "/", stream.query, ""))
+
+
+def _is_loopback(url: str) -> bool:
+    host = urllib.parse.urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _post_form(url: str, params: dict[str, str], headers: dict[str, str], timeout: float) -> tuple[int, str, str]:
+    request = urllib.request.Request(
+        url, data=urllib.parse.urlencode(params).encode(), method="POST", headers=headers
+    )
+    # A proxy from the environment never makes sense for a bridge on this machine.
+    handlers = [urllib.request.ProxyHandler({})] if _is_loopback(url) else []
+    opener = urllib.request.build_opener(*handlers)
+    try:
+        with opener.open(request, timeout=timeout) as response:
+            return response.status, response.headers.get("Content-Type", ""), response.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers.get("Content-Type", "") if e.headers else "", e.read().decode("utf-8", "replace")
+
+
+@dataclass(slots=True)
+class _Burst:
+    """Media from the bridge with no pause of BURST_GAP_MS: one line at each end in the timeline."""
+
+    number: int
+    last_ms: float
+    messages: int = 0
+    audio_ms: float = 0.0
+    marks: int = 0
+
+
+# -- one call -----------------------------------------------------------------------------------------
+
+
+class _Call:
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        to: str,
+        from_: str,
+        caller_ulaw: bytes,
+        digits: list[tuple[float, str]],
+        duration_ms: float,
+        hangup_after_silence_ms: float | None,
+        auth_token: str | None,
+        account_sid: str,
+        call_sid: str,
+        stream_url_override: str | None,
+        on_event: EventCallback | None,
+        connect_timeout_s: float,
+    ) -> None:
+        self.base_url = base_url
+        self.to, self.from_ = to, from_
+        self.caller_audio = caller_ulaw
+        self.digits = digits
+        self.duration_ms = duration_ms
+        self.hangup_after_silence_ms = hangup_after_silence_ms
+        self.validator = RequestValidator(auth_token) if auth_token else None
+        self.stream_url_override = stream_url_override
+        self.on_event = on_event
+        self.connect_timeout_s = connect_timeout_s
+        self.result = CallResult(call_sid=call_sid, account_sid=account_sid)
+
+        self.loop = asyncio.get_running_loop()
+        self.call_started = self.loop.time()
+        self.origin: float | None = None  # loop time of the stream start
+        self.early_events: list[tuple[float, str, str]] = []
+        self.callback_tasks: set[asyncio.Task[Any]] = set()
+
+        self.ws: ClientConnection | None = None
+        self.send_lock = asyncio.Lock()
+        self.sequence = 0
+        self.playout = SimulatedPlayout()
+        self.pending_marks: deque[tuple[str, float]] = deque()  # parallel to the playout's marks
+        self.wake_ticker = asyncio.Event()
+        self.caller_sent = bytearray()
+        self.hanging_up = False
+        self.ended = False
+        self.end_ms = 0.0
+        self.burst: _Burst | None = None  # the bridge's media burst in progress
+        self.bursts = 0
+
+    # -- clock and timeline ---------------------------------------------------------------------------
+
+    def now_ms(self) -> float:
+        assert self.origin is not None
+        return max(0.0, (self.loop.time() - self.origin) * 1000)
+
+    def emit(self, kind: str, detail: str, t_ms: float | None = None) -> None:
+        if self.origin is None:
+            self.early_events.append((self.loop.time(), kind, detail))
+            return
+        self._record(TimelineEvent(self.now_ms() if t_ms is None else t_ms, kind, detail))
+
+    def _record(self, event: TimelineEvent) -> None:
+        self.result.timeline.append(event)
+        if self.on_event is None:
+            return
+        try:
+            outcome = self.on_event(event)
+            if inspect.isawaitable(outcome):
+                task = asyncio.ensure_future(outcome)
+                self.callback_tasks.add(task)
+                task.add_done_callback(self._callback_done)
+        except Exception:
+            log.exception("on_event callback failed for call %s", self.result.call_sid)
+
+    def _callback_done(self, task: asyncio.Task[Any]) -> None:
+        self.callback_tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("on_event callback failed for call %s", self.result.call_sid, exc_info=task.exception())
+
+    def set_origin(self, loop_time: float) -> None:
+        self.origin = loop_time
+        for at, kind, detail in self.early_events:
+            self._record(TimelineEvent((at - loop_time) * 1000, kind, detail))
+        self.early_events.clear()
+
+    def protocol_error(self, problem: str) -> None:
+        self.result.protocol_errors.append(problem)
+        self.emit("error", problem)
+
+    def warn(self, problem: str) -> None:
+        self.result.warnings.append(problem)
+        self.emit("warning", problem)
+
+    # -- the call -------------------------------------------------------------------------------------
+
+    async def run(self) -> CallResult:
+        try:
+            answer = await self.webhook()
+            if answer is not None and answer.stream_url is not None:
+                await self.stream(answer)
+        finally:
+            if self.origin is None:
+                self.set_origin(self.call_started)
+            self.result.duration_s = self.loop.time() - self.call_started
+            self.result.timeline.sort(key=lambda e: e.t_ms)
+            if self.callback_tasks:
+                await asyncio.gather(*self.callback_tasks, return_exceptions=True)
+        return self.result
+
+    async def webhook(self) -> _TwimlAnswer | None:
+        result = self.result
+        url = self.base_url + WEBHOOK_PATH
+        params = {
+            "AccountSid": result.account_sid,
+            "ApiVersion": "2010-04-01",
+            "CallSid": result.call_sid,
+            "CallStatus": "ringing",
+            "Called": self.to,
+            "Caller": self.from_,
+            "Direction": "inbound",
+            "From": self.from_,
+            "To": self.to,
+        }
+        headers = {
+            "Content-Type": "application/x-www-form-urlencoded",
+            "User-Agent": TWILIO_HTTP_USER_AGENT,
+            "I-Twilio-Idempotency-Token": secrets.token_hex(16),
+        }
+        if self.validator is not None:
+            headers["X-Twilio-Signature"] = self.validator.compute_signature(url, params)
+        self.emit("webhook", f"POST {url} From={self.from_} To={self.to}" + (" (signed)" if self.validator else ""))
+        try:
+            status, content_type, body = await asyncio.to_thread(
+                _post_form, url, params, headers, self.connect_timeout_s
+            )
+        except (urllib.error.URLError, OSError) as e:
+            reason = getattr(e, "reason", e)
+            result.error = f"webhook unreachable: {reason}"
+            result.rejected = True
+            self.emit("webhook", result.error)
+            return None
+        result.webhook_status, result.twiml = status, body
+        if status != 200:
+            result.error = f"webhook answered HTTP {status}"
+            result.rejected = True
+            self.emit("webhook", result.error)
+            return None
+        if content_type.split(";")[0].strip().lower() not in ("text/xml", "application/xml"):
+            self.protocol_error(f"webhook answered Content-Type {content_type!r}, not text/xml")
+        try:
+            answer = _read_twiml(body)
+        except (ET.ParseError, ValueError) as e:
+            result.error = f"unusable TwiML: {e}"
+            result.rejected = True
+            self.emit("webhook", result.error)
+            return None
+        self.emit("twiml", answer.note)
+        if answer.stream_url is None:
+            result.rejected = True
+            return None
+        self.check_stream_twiml(answer)
+        result.stream_url, result.custom_parameters = answer.stream_url, answer.parameters
+        return answer
+
+    def check_stream_twiml(self, answer: _TwimlAnswer) -> None:
+        parts = urllib.parse.urlsplit(answer.stream_url or "")
+        if parts.scheme != "wss":
+            self.warn(f"stream url {answer.stream_url!r} is not wss://: Twilio only connects to wss")
+        if parts.query:
+            self.protocol_error(f"stream url {answer.stream_url!r} has a query string: Twilio drops it")
+        for name, value in answer.parameters.items():
+            if len(name) + len(value) >= PARAMETER_LIMIT:
+                self.protocol_error(f"<Parameter name={name!r}> is {len(name) + len(value)} characters: limit is 500")
+
+    async def stream(self, answer: _TwimlAnswer) -> None:
+        assert answer.stream_url is not None
+        result = self.result
+        url = self.stream_url_override or connect_url_for(answer.stream_url, self.base_url)
+        result.connected_url = url
+        headers = {}
+        if self.validator is not None:
+            headers["X-Twilio-Signature"] = self.validator.compute_signature(answer.stream_url, {})
+        options: dict[str, Any] = dict(
+            additional_headers=headers,
+            user_agent_header=TWILIO_WS_USER_AGENT,
+            compression=None,
+            open_timeout=self.connect_timeout_s,
+            close_timeout=2,
+            max_size=2**22,
+        )
+        if _PROXY_SUPPORTED and _is_loopback(url):
+            options["proxy"] = None
+        self.emit("connect", f"WebSocket {url}" + (" (signed)" if self.validator else ""))
+        try:
+            self.ws = ws = await connect(url, **options)
+        except InvalidStatus as e:
+            result.error = f"WebSocket upgrade refused: HTTP {e.response.status_code}"
+        except (InvalidHandshake, OSError, TimeoutError) as e:
+            result.error = f"WebSocket connection failed: {e!r}"
+        if result.error:
+            self.emit("connect", result.error)
+            return
+        try:
+            await self.talk()
+        finally:
+            await ws.close()
+
+    async def talk(self) -> None:
+        result = self.result
+        result.stream_sid = stream_sid = _sid("MZ")
+        try:
+            await self.send({"event": "connected", "protocol": "Call", "version": "1.0.0"}, numbered=False)
+            self.set_origin(self.loop.time())
+            self.emit("connected", "sent")
+            await self.send(
+                {
+                    "event": "start",
+                    "start": {
+                        "accountSid": result.account_sid,
+                        "streamSid": stream_sid,
+                        "callSid": result.call_sid,
+                        "tracks": ["inbound"],
+                        "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
+                        "customParameters": result.custom_parameters,
+                    },
+                    "streamSid": stream_sid,
+                }
+            )
+            self.emit("start", f"stream {stream_sid}, parameters {result.custom_parameters}")
+        except ConnectionClosed:
+            pass  # the receiver reports how it closed
+        receiver = asyncio.create_task(self.receive(), name="simulator-receive")
+        ticker = asyncio.create_task(self.tick(), name="simulator-playout")
+        sender = asyncio.create_task(self.send_caller_side(), name="simulator-send")
+        try:
+            await asyncio.wait({receiver, sender}, return_when=asyncio.FIRST_COMPLETED)
+            if sender.done() and not receiver.done():
+                sender.result()
+                await self.hang_up()
+            await receiver
+            if not sender.done():
+                sender.cancel()
+            self.finish()
+        finally:
+            for task in (sender, ticker, receiver):
+                task.cancel()
+            await asyncio.gather(sender, ticker, receiver, return_exceptions=True)
+
+    async def hang_up(self) -> None:
+        """The caller's side ends the call: last marks, ``stop``, close."""
+        self.hanging_up = self.ended = True
+        self.end_ms = now = self.now_ms()
+        await self.echo_due_marks(now)
+        result = self.result
+        try:
+            stop = {"accountSid": result.account_sid, "callSid": result.call_sid}
+            await self.send({"event": "stop", "stop": stop, "streamSid": result.stream_sid})
+            self.emit("stop", "sent")
+            assert self.ws is not None
+            await self.ws.close(1000)
+        except ConnectionClosed:
+            pass
+
+    def finish(self) -> None:
+        """After the WebSocket closed: the call's outcome."""
+        result, ws = self.result, self.ws
+        assert ws is not None
+        if not self.ended:
+            self.ended, self.end_ms = True, self.now_ms()
+        result.closed_by = "caller" if self.hanging_up else "server"
+        result.close_code, result.close_reason = ws.close_code, ws.close_reason
+        self.emit("close", f"by {result.closed_by}, code {result.close_code} {result.close_reason or ''}".rstrip())
+        self.end_burst()
+        heard = self.playout.heard(self.end_ms)
+        result.heard_ulaw, result.playout = heard.ulaw, heard.stats
+        result.caller_ulaw = bytes(self.caller_sent)
+        result.clears = self.playout.clears
+        result.marks_unechoed = [name for name, _ in self.pending_marks]
+        result.stream_duration_ms = self.end_ms
+
+    # -- sending --------------------------------------------------------------------------------------
+
+    async def send(self, message: dict[str, Any], numbered: bool = True) -> None:
+        assert self.ws is not None
+        async with self.send_lock:  # sequence numbers in the order the messages go out
+            if numbered:
+                self.sequence += 1
+                message["sequenceNumber"] = str(self.sequence)
+            await self.ws.send(orjson.dumps(message).decode())
+
+    async def sleep_until_ms(self, t_ms: float) -> None:
+        assert self.origin is not None
+        delay = self.origin + t_ms / 1000 - self.loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    async def send_caller_side(self) -> None:
+        """Caller frames paced on absolute times (no drift), DTMF at its times, until the duration."""
+        result = self.result
+        frames = math.ceil(self.duration_ms / FRAME_MS - 1e-9)
+        audio_frames = math.ceil(len(self.caller_audio) / FRAME_BYTES)
+        digits = deque(self.digits)
+        while digits and digits[-1][0] * 1000 >= self.duration_ms:
+            t, d = digits.pop()
+            self.emit("dtmf", f"digit {d} at {t:.3f} s not sent: after the end of the call")
+        try:
+            for k in range(frames):
+                due_ms = k * FRAME_MS
+                while digits and digits[0][0] * 1000 <= due_ms:
+                    await self.send_digit(*digits.popleft())
+                await self.sleep_until_ms(due_ms)
+                if self.should_hang_up_on_silence(k, audio_frames):
+                    self.emit("hangup", f"nothing played to the caller for {self.hangup_after_silence_ms:.0f} ms")
+                    return
+                if k < audio_frames:
+                    payload = self.caller_audio[k * FRAME_BYTES : (k + 1) * FRAME_BYTES].ljust(FRAME_BYTES, b"\xff")
+                else:
+                    payload = ULAW_SILENCE_FRAME
+                await self.send(
+                    {
+                        "event": "media",
+                        "media": {
+                            "track": "inbound",
+                            "chunk": str(k + 1),
+                            "timestamp": str(due_ms),
+                            "payload": base64.b64encode(payload).decode("ascii"),
+                        },
+                        "streamSid": result.stream_sid,
+                    }
+                )
+                self.caller_sent += payload
+                result.frames_sent += 1
+                if k == 0:
+                    audio = f"{audio_frames * FRAME_MS} ms of caller audio"
+                    self.emit("caller_audio", f"first frame; {audio}, then silence")
+                elif k == audio_frames:
+                    self.emit("caller_audio", "caller audio over: sending silence")
+            while digits:
+                await self.send_digit(*digits.popleft())
+            await self.sleep_until_ms(frames * FRAME_MS)
+            self.emit("hangup", f"duration {self.duration_ms:.0f} ms reached after {frames} frames")
+        except ConnectionClosed:
+            return
+
+    async def send_digit(self, t: float, digit: str) -> None:
+        await self.sleep_until_ms(t * 1000)
+        dtmf = {"track": "inbound_track", "digit": digit}
+        await self.send({"event": "dtmf", "streamSid": self.result.stream_sid, "dtmf": dtmf})
+        self.result.digits_sent.append((self.now_ms(), digit))
+        self.emit("dtmf", f"digit {digit} (due at {t * 1000:.0f} ms)")
+
+    def should_hang_up_on_silence(self, frame: int, audio_frames: int) -> bool:
+        if self.hangup_after_silence_ms is None or frame < audio_frames:
+            return False
+        silent_since = max(audio_frames * FRAME_MS, self.playout.busy_until_ms())
+        return self.now_ms() - silent_since >= self.hangup_after_silence_ms
+
+    # -- receiving ------------------------------------------------------------------------------------
+
+    async def receive(self) -> None:
+        assert self.ws is not None
+        try:
+            async for message in self.ws:
+                if self.ended:
+                    continue
+                await self.handle(message)
+        except ConnectionClosed:
+            pass  # abnormal closure: close_code/close_reason say how
+
+    async def handle(self, message: str | bytes) -> None:
+        result = self.result
+        if isinstance(message, bytes):
+            self.protocol_error(f"binary frame of {len(message)} bytes: Twilio expects JSON text")
+            return
+        try:
+            msg = orjson.loads(message)
+        except orjson.JSONDecodeError:
+            self.protocol_error(f"not JSON: {message[:80]!r}")
+            return
+        if not isinstance(msg, dict):
+            self.protocol_error(f"not a JSON object: {message[:80]!r}")
+            return
+        event = msg.get("event")
+        if event not in ("media", "mark", "clear"):
+            self.protocol_error(f"unknown event {event!r}: {message[:80]!r}")
+            return
+        if msg.get("streamSid") != result.stream_sid:
+            got = msg.get("streamSid")
+            self.protocol_error(f"{event} with streamSid {got!r}, expected {result.stream_sid!r}: ignored")
+            return
+        if event == "media":
+            media = msg.get("media")
+            payload = media.get("payload") if isinstance(media, dict) else None
+            if not isinstance(payload, str):
+                self.protocol_error(f"media without media.payload string: {message[:80]!r}")
+                return
+            try:
+                ulaw = base64.b64decode(payload, validate=True)
+            except binascii.Error:
+                self.protocol_error(f"media payload is not base64: {payload[:40]!r}")
+                return
+            now = self.now_ms()
+            starts_ms = max(now, self.playout.busy_until_ms())
+            self.playout.enqueue_media(ulaw, now)
+            self.on_media(now, len(ulaw), starts_ms)
+        elif event == "mark":
+            mark = msg.get("mark")
+            name = mark.get("name") if isinstance(mark, dict) else None
+            if not isinstance(name, str):
+                self.protocol_error(f"mark without mark.name string: {message[:80]!r}")
+                return
+            now = self.now_ms()
+            self.playout.enqueue_mark(name, now)
+            self.pending_marks.append((name, now))
+            if self.burst is not None:
+                self.burst.marks += 1
+            due = self.playout.busy_until_ms() - now
+            self.emit("mark", f"{name} received" + (f", due in {due:.0f} ms" if due > 0 else ", nothing buffered"), now)
+            await self.echo_due_marks(now)
+            self.wake_ticker.set()
+        else:
+            now = self.now_ms()
+            flushed = self.playout.clear(now)
+            dropped = self.playout.clears[-1].dropped_ms
+            self.emit("clear", f"dropped {dropped:.0f} ms of buffered audio, flushing {len(flushed)} mark(s)", now)
+            await self.echo(flushed, now, flushed=True)
+            self.wake_ticker.set()
+
+    def on_media(self, now: float, size: int, starts_ms: float) -> None:
+        result = self.result
+        result.media_received += 1
+        result.media_received_ms += size / 8
+        if self.burst is None:
+            self.bursts += 1
+            self.burst = _Burst(self.bursts, last_ms=now)
+            self.emit("media", f"burst {self.bursts}: first message, plays from {starts_ms:.0f} ms", now)
+            self.wake_ticker.set()
+        self.burst.last_ms = now
+        self.burst.messages += 1
+        self.burst.audio_ms += size / 8
+
+    def end_burst(self) -> None:
+        if self.burst is not None:
+            b, self.burst = self.burst, None
+            detail = f"burst {b.number}: last message; {b.messages} messages, {b.audio_ms:.0f} ms of audio"
+            detail += f", {b.marks} marks"
+            self.emit("media", detail, b.last_ms)
+
+    async def echo_due_marks(self, now: float) -> None:
+        await self.echo(self.playout.advance(now), now, flushed=False)
+
+    async def echo(self, names: list[str], now: float, *, flushed: bool) -> None:
+        for name in names:
+            queued_name, received = self.pending_marks.popleft()
+            assert queued_name == name
+            self.result.marks_echoed.append(MarkEcho(name, received, now, flushed))
+            self.emit("mark_echo", f"{name} {'flushed' if flushed else 'played'}", now)
+        for name in names:
+            try:
+                await self.send({"event": "mark", "streamSid": self.result.stream_sid, "mark": {"name": name}})
+            except ConnectionClosed:
+                return
+
+    async def tick(self) -> None:
+        """Echo marks exactly when their audio has played; notice when a media burst is over."""
+        while True:
+            self.wake_ticker.clear()
+            if self.ended:
+                return
+            now = self.now_ms()
+            await self.echo_due_marks(now)
+            deadlines = []
+            due = self.playout.next_mark_due_ms()
+            if due is not None:
+                deadlines.append(due)
+            if self.burst is not None:
+                if now - self.burst.last_ms >= BURST_GAP_MS:
+                    self.end_burst()
+                else:
+                    deadlines.append(self.burst.last_ms + BURST_GAP_MS)
+            timeout = max(0.0, (min(deadlines) - self.now_ms()) / 1000) if deadlines else None
+            try:
+                await asyncio.wait_for(self.wake_ticker.wait(), timeout)
+            except TimeoutError:
+                pass
+
+
+# -- command line: telephony-bridge call -----------------------------------------------------------
+
+
+def parse_digits(text: str) -> list[tuple[float, str]]:
+    """``"5.0:1,7.5:0"`` → ``[(5.0, "1"), (7.5, "0")]`` (seconds since the stream start)."""
+    out = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        when, sep, digit = item.partition(":")
+        try:
+            seconds = float(when)
+        except ValueError:
+            seconds = -1.0
+        if not sep or seconds < 0 or len(digit) != 1 or digit not in DTMF_DIGITS:
+            raise argparse.ArgumentTypeError(f"bad DTMF entry {item!r}: want SECONDS:DIGIT, digit one of 0-9 * #")
+        out.append((seconds, digit))
+    return out
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("--url", default="http://127.0.0.1:8080", help="the bridge's base URL (default: %(default)s)")
+    add("--to", default="+15550100", help="called number (default: %(default)s)")
+    add("--from", dest="from_", default="+15550199", help="caller's number (default: %(default)s)")
+    add("--audio", metavar="WAV", help="what the caller says: any PCM WAV, converted to mono 8 kHz")
+    add("--digits", type=parse_digits, default=[], metavar="T:D,...",
+        help='DTMF, e.g. "5.0:1,7.5:0" (seconds since the stream start)')
+    add("--duration", type=float, metavar="SECONDS", help="stream length (default: audio length + 2 s)")
+    add("--hangup-after-silence", type=float, metavar="SECONDS",
+        help="after the caller's audio, hang up once nothing has played for this long")
+    add("--auth-token", help="Twilio auth token to sign with (default: $TWILIO_AUTH_TOKEN; unsigned when unset)")
+    add("--account-sid", help="AccountSid to send (default: $TWILIO_ACCOUNT_SID, or a random AC...)")
+    add("--stream-url", help="connect here instead of the TwiML's stream URL (the signature stays over the TwiML's)")
+    add("--heard-wav", metavar="PATH", help="write what the caller heard (mono PCM16 8 kHz)")
+    add("--stereo-wav", metavar="PATH", help="write caller (left) and agent as heard (right)")
+    add("--timeline-json", metavar="PATH", help="write the timeline as JSON")
+    add("--show-marks", action="store_true", help="log every mark received and echoed (default: counted per burst)")
+    add("--quiet", action="store_true", help="no live log, only the summary")
+
+
+def _print_event(event: TimelineEvent) -> None:
+    print(f"{event.t_ms / 1000:+9.3f}s  {event.kind:<12} {event.detail}", flush=True)
+
+
+def _print_event_but_played_marks(event: TimelineEvent) -> None:
+    # A bridge sends a mark per chunk: one line each would drown the log. Flushed ones matter.
+    if event.kind == "mark" or (event.kind == "mark_echo" and not event.detail.endswith("flushed")):
+        return
+    _print_event(event)
+
+
+async def run(args: argparse.Namespace) -> int:
+    """``telephony-bridge call``: 0 = call ran cleanly, 1 = error or protocol errors, 2 = rejected."""
+    token = args.auth_token if args.auth_token is not None else os.environ.get("TWILIO_AUTH_TOKEN")
+    account_sid = args.account_sid or os.environ.get("TWILIO_ACCOUNT_SID") or None
+    try:
+        result = await place_call(
+            args.url,
+            to=args.to,
+            from_=args.from_,
+            caller_audio=args.audio or b"",
+            digits=args.digits,
+            duration_s=args.duration,
+            hangup_after_silence_s=args.hangup_after_silence,
+            auth_token=token or None,
+            account_sid=account_sid,
+            stream_url_override=args.stream_url,
+            on_event=None if args.quiet else _print_event if args.show_marks else _print_event_but_played_marks,
+        )
+    except (ValueError, OSError) as e:  # bad arguments, unreadable WAV
+        print(f"error: {e}", flush=True)
+        return 1
+    print(result.summary(), flush=True)
+    if result.connected:
+        if args.heard_wav:
+            result.write_heard_wav(args.heard_wav)
+            print(f"heard audio written to {args.heard_wav}")
+        if args.stereo_wav:
+            result.write_stereo_wav(args.stereo_wav)
+            print(f"stereo recording written to {args.stereo_wav}")
+    if args.timeline_json:
+        with open(args.timeline_json, "w", encoding="utf-8") as out:
+            json.dump(result.timeline_json(), out, indent=1)
+        print(f"timeline written to {args.timeline_json}")
+    if result.error or result.protocol_errors:
+        return 1
+    return 2 if result.rejected else 0
