@@ -1,0 +1,41 @@
+"""camelCase names of the Voximplant surface and their snake_case twins, declared once.
+
+Scenario authors port VoxEngine JavaScript line for line (`client.sessionUpdate(...)`) or write
+idiomatic Python (`client.session_update(...)`). Both names are bound to the same function object
+by `with_snake_case_twins`, from the one table below; there is never a second implementation.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TypeVar
+
+# Every camelCase public method of the Voximplant surface we keep, on any class.
+CAMEL_CASE_METHODS: tuple[str, ...] = (
+    # RealtimeAPIClient
+    "addEventListener", "removeEventListener", "clearMediaBuffer", "conversationItemCreate",
+    "conversationItemDelete", "conversationItemTruncate", "conversationItemRetrieve",
+    "responseCancel", "responseCreate", "sendMediaTo", "sessionUpdate", "stopMediaTo", "webSocketId",
+    # Call
+    "handleTones", "transferTo", "customData", "startPlayback", "stopPlayback",
+    # VoxEngine context
+    "sendMediaBetween", "createRealtimeAPIClient",
+)
+
+
+def snake_case(name: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower()
+
+
+C = TypeVar("C", bound=type)
+
+
+def with_snake_case_twins(cls: C) -> C:
+    """Bind `snake_case` twins to every camelCase method of the table that `cls` defines."""
+    for camel in CAMEL_CASE_METHODS:
+        if camel in cls.__dict__:
+            twin = snake_case(camel)
+            if twin in cls.__dict__ and cls.__dict__[twin] is not cls.__dict__[camel]:
+                raise TypeError(f"{cls.__name__}.{twin} would shadow the twin of {camel}")
+            setattr(cls, twin, cls.__dict__[camel])
+    return cls

@@ -1,0 +1,538 @@
+"""RealtimeAPIClient: one model WebSocket, with Voximplant's `OpenAI.Beta.RealtimeAPIClient` surface.
+
+Wire details live in `events` (names) and `dialect` (shapes); this module is the thin I/O layer:
+a reader task dispatching server events to listeners and to the media graph, a writer task for
+control messages, and `PlayoutChannel`s that play model audio into calls through their ledgers.
+
+Hot path (per 20 ms frame, both ways): caller μ-law → PCM16 8k → 24k → base64 → one `send`;
+model delta → base64 decode → 24k → 8k → μ-law → media + mark. No logging, no pydantic, no
+per-frame allocation of filters (resamplers live for the stream).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import binascii
+import itertools
+import logging
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import orjson
+import websockets
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+
+from telephony_bridge.audio.g711 import ulaw_decode, ulaw_encode
+from telephony_bridge.audio.resample import Resampler
+from telephony_bridge.naming import with_snake_case_twins
+from telephony_bridge.realtime import dialect as wire
+from telephony_bridge.realtime.events import (
+    AUDIO_DELTA_TYPE,
+    MediaEvents,
+    RealtimeAPIEvents,
+    event_for_wire_type,
+    normalize_event_name,
+)
+from telephony_bridge.tasks import TaskOwner
+from telephony_bridge.voxengine.listeners import EventPayload, Handler, Listeners
+
+log = logging.getLogger("telephony_bridge.realtime")
+
+Dialect = Literal["ga", "beta"]
+Codec = Literal["pcm16", "g711_ulaw"]
+
+OPENAI_REALTIME_URL = "wss://api.openai.com/v1/realtime"
+DEFAULT_MODEL = "gpt-realtime"  # OpenAI's current GA realtime model (Voximplant's beta default is retired)
+
+# Errors after which the session is unusable. Everything else (nothing to cancel, truncate
+# rejected, a response already active, …) is delivered to listeners and the call goes on.
+FATAL_ERROR_CODES = frozenset({
+    "invalid_api_key", "insufficient_quota", "session_expired", "invalid_session",
+    "session_not_found", "account_deactivated", "billing_hard_limit_reached",
+})
+FATAL_ERROR_TYPES = frozenset({"authentication_error", "insufficient_quota", "permission_error"})
+
+
+class RealtimeConnectionError(ConnectionError):
+    """The model WebSocket could not be opened. The message never contains the API key."""
+
+
+def redact(text: str, secret: str | None) -> str:
+    if secret:
+        text = text.replace(secret, "***")
+    return text
+
+
+def _with_model(url: str, model: str) -> str:
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    query.setdefault("model", model)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), ""))
+
+
+@dataclass(slots=True)
+class ClientStatistics:
+    caller_frames: int = 0
+    model_audio_deltas: int = 0
+    model_audio_ms: float = 0.0
+    late_deltas_dropped: int = 0
+    interruptions: int = 0
+    truncations: int = 0
+    deletions: int = 0
+    errors: int = 0
+
+
+class PlayoutChannel:
+    """Model audio from one client into one call, through the call's PlaybackLedger."""
+
+    def __init__(self, client: RealtimeAPIClient, call: Any, parameters: Mapping[str, Any]) -> None:
+        self.client = client
+        self.call = call
+        self.tag = parameters.get("tag")
+        self.custom_parameters = parameters.get("customParameters")
+        self._downsampler = Resampler(24000, 8000) if client.codec == "pcm16" else None
+        self._ms_per_byte = 1 / 48 if client.codec == "pcm16" else 1 / 8
+        self.attached = True
+
+    async def play(self, response_id: str, item_id: str, content_index: int, audio: bytes) -> None:
+        ledger = self.call.playback
+        if not ledger.accepts(response_id):
+            self.client.stats.late_deltas_dropped += 1  # pitfall 6: a cancelled answer stays silent
+            return
+        duration_ms = len(audio) * self._ms_per_byte
+        ledger.audio_received(response_id, item_id, content_index, duration_ms)
+        ulaw = ulaw_encode(self._downsampler.process(audio)) if self._downsampler else audio
+        starting = not ledger.episode_active
+        mark = ledger.audio_sent(response_id, item_id, content_index, duration_ms, self.call.now_ms())
+        link = self.call.link
+        if ulaw:  # a tiny first delta can sit entirely in the resampler's 1.5 ms look-ahead
+            await link.send_media(ulaw)
+        await link.send_mark(mark)
+        if starting:
+            self.client._emit_media(
+                MediaEvents.WebSocketMediaStarted,
+                tag=self.tag, encoding=self.client.codec, customParameters=self.custom_parameters, call=self.call,
+            )
+
+    async def finish_audio(self, response_id: str) -> None:
+        """The answer's audio is complete: push out the resampler's look-ahead tail."""
+        if self._downsampler is None or not self.call.playback.accepts(response_id):
+            return
+        tail = self._downsampler.flush()
+        if tail:
+            await self.call.link.send_media(ulaw_encode(tail))
+
+    def on_mark(self, outcome: Any) -> None:
+        ended = getattr(outcome, "episode_ended", None)
+        if ended is not None:
+            self._media_ended(ended)
+
+    def _media_ended(self, ended: Any) -> None:
+        self.client._emit_media(
+            MediaEvents.WebSocketMediaEnded,
+            tag=self.tag, mediaInfo={"duration": ended.duration_ms / 1000}, call=self.call,
+        )
+
+    async def interrupt(self, truncate: bool) -> bool:
+        """Stop playback at once. Returns False (and does nothing) when nothing was playing."""
+        interruption = self.call.playback.interrupt(self.call.now_ms())
+        if interruption is None:
+            return False
+        # pitfall 3: clear even when all audio was already sent — it may still be queued at the carrier.
+        await self.call.link.send_clear()
+        if self._downsampler is not None:
+            self._downsampler.reset()
+        stats = self.client.stats
+        stats.interruptions += 1
+        if self.client.observer is not None:
+            self.client.observer(self.client, "interrupt", {
+                "truncations": [
+                    {"item_id": c.item_id, "audio_end_ms": c.audio_end_ms, "deleted": c.delete} for c in interruption.truncations
+                ] if truncate else [],
+            })
+        # A response still generating would keep adding audio the caller will never hear; the
+        # server may have cancelled it already (server VAD), and then says so as a benign error.
+        for _ in interruption.interrupted_response_ids[:1]:
+            self.client.responseCancel()
+        if truncate:
+            for cut in interruption.truncations:
+                if cut.delete:
+                    stats.deletions += 1
+                    self.client.conversationItemDelete(cut.item_id)
+                else:
+                    stats.truncations += 1
+                    self.client.conversationItemTruncate(cut.item_id, cut.content_index, cut.audio_end_ms)
+        if interruption.episode_ended is not None:
+            self._media_ended(interruption.episode_ended)
+        return True
+
+    def detach(self) -> None:
+        if self.attached:
+            self.attached = False
+            self.client._channels.pop(id(self.call), None)
+            self.call.detach_playout(self)
+
+
+@with_snake_case_twins
+class RealtimeAPIClient:
+    """Voximplant's OpenAI.Beta.RealtimeAPIClient. Create with `OpenAI.Beta.createRealtimeAPIClient`."""
+
+    _ids = itertools.count(1)
+
+    def __init__(
+        self,
+        *,
+        url: str,
+        api_key: str | None,
+        model: str,
+        dialect: Dialect,
+        codec: Codec,
+        tasks: TaskOwner,
+        on_websocket_close: Callable[[Any], Any] | None = None,
+        trace: bool = False,
+        clock_ms: Callable[[], float] | None = None,
+    ) -> None:
+        if dialect not in ("ga", "beta"):
+            raise ValueError(f"dialect must be 'ga' or 'beta', not {dialect!r}")
+        if codec not in ("pcm16", "g711_ulaw"):
+            raise ValueError(f"codec must be 'pcm16' or 'g711_ulaw', not {codec!r}")
+        self.url = _with_model(url, model)
+        self.model = model
+        self.dialect: Dialect = dialect
+        self.codec: Codec = codec
+        self.tasks = tasks
+        self.trace = trace
+        self.stats = ClientStatistics()
+        self._api_key = api_key
+        self._on_websocket_close = on_websocket_close
+        self._clock_ms = clock_ms or (lambda: asyncio.get_running_loop().time() * 1000)
+        self._id = f"rtc_{next(self._ids)}_{os.urandom(4).hex()}"
+        self._session_id: str | None = None
+        self._ws: ClientConnection | None = None
+        self._outbox: asyncio.Queue[bytes] = asyncio.Queue(maxsize=1000)
+        self._channels: dict[int, PlayoutChannel] = {}
+        self._upsampler = Resampler(8000, 24000) if codec == "pcm16" else None
+        self._audio_delta_type = AUDIO_DELTA_TYPE[dialect]
+        self._closed = False
+        self._close_reported = False
+        self._own_tasks: list[asyncio.Task[Any]] = []
+        self.listeners = Listeners(f"{tasks.label} client {self._id}", tasks, normalize_event_name)
+        self.session: dict[str, Any] = {}
+        # Told of every server event (not audio), every control event sent and every interruption:
+        # the call journal listens here without being a scenario listener.
+        self.observer: Callable[[RealtimeAPIClient, Any, Mapping[str, Any]], None] | None = None
+
+    # --- lifecycle ------------------------------------------------------------------------
+    async def connect(self, timeout_s: float = 10.0) -> None:
+        headers = {}
+        if self._api_key:
+            headers["Authorization"] = f"Bearer {self._api_key}"
+        if self.dialect == "beta":
+            headers["OpenAI-Beta"] = "realtime=v1"
+        try:
+            self._ws = await connect(
+                self.url,
+                additional_headers=headers,
+                open_timeout=timeout_s,
+                max_size=16 * 1024 * 1024,
+                compression=None,  # audio is incompressible; deflate costs CPU per frame
+            )
+        except InvalidStatus as exc:
+            status = exc.response.status_code
+            hint = " (authentication failed: check the API key)" if status in (401, 403) else ""
+            raise RealtimeConnectionError(f"model endpoint {self._safe_url()} refused the connection: HTTP {status}{hint}") from None
+        except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
+            raise RealtimeConnectionError(
+                f"cannot connect to model endpoint {self._safe_url()}: {redact(str(exc), self._api_key) or type(exc).__name__}"
+            ) from None
+        self._own_tasks.append(self.tasks.spawn(self._read_loop(), name=f"model reader {self._id}"))
+        self._own_tasks.append(self.tasks.spawn(self._write_loop(), name=f"model writer {self._id}"))
+        # The bridge owns the audio formats: set them before anything else (pitfall 10).
+        self._send(wire.session_update({}, self.dialect, self.codec))
+
+    def _safe_url(self) -> str:
+        return redact(self.url, self._api_key)
+
+    def id(self) -> str:
+        return self._id
+
+    def webSocketId(self) -> str | None:
+        return self._session_id
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def aclose(self, reason: str = "closed by scenario") -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for channel in list(self._channels.values()):
+            channel.detach()
+        ws = self._ws
+        if ws is not None:
+            try:
+                await asyncio.wait_for(ws.close(1000, reason[:120]), 2.0)
+            except (TimeoutError, ConnectionClosed, OSError):
+                pass
+        self._report_close(1000, reason, True)
+        current = asyncio.current_task()
+        for task in self._own_tasks:
+            if task is not current:
+                task.cancel()
+
+    def close(self) -> None:
+        """Close the model WebSocket (Voximplant's close(): fire and forget)."""
+        if not self._closed:
+            self.tasks.spawn(self.aclose(), name=f"close {self._id}")
+
+    def _report_close(self, code: int, reason: str, was_clean: bool) -> None:
+        if self._close_reported:
+            return
+        self._close_reported = True
+        if self._on_websocket_close is not None:
+            event = EventPayload(client=self, code=code, reason=reason, wasClean=was_clean)
+            try:
+                result = self._on_websocket_close(event)
+                if asyncio.iscoroutine(result):
+                    self.tasks.spawn(result, name="onWebSocketClose")
+            except Exception:
+                log.exception("%s: onWebSocketClose raised", self.tasks.label)
+
+    # --- listeners ------------------------------------------------------------------------
+    def addEventListener(self, event: Any, handler: Handler) -> None:
+        self.listeners.add(event, handler)
+
+    def removeEventListener(self, event: Any, handler: Handler | None = None) -> None:
+        self.listeners.remove(event, handler)
+
+    def _emit(self, member: Any, data: Mapping[str, Any]) -> None:
+        self.listeners.emit(member, EventPayload(client=self, name=member.name, data=data))
+
+    def _emit_media(self, member: MediaEvents, **fields: Any) -> None:
+        self.listeners.emit(member, EventPayload(client=self, name=member.name, **fields))
+
+    # --- client events (fire and forget, in order, like VoxEngine) ------------------------
+    def _send(self, event: Mapping[str, Any]) -> None:
+        if self._closed:
+            log.warning("%s: %s after close ignored", self.tasks.label, event.get("type"))
+            return
+        if self.trace:
+            log.info("%s → %s", self.tasks.label, _trace_line(event))
+        if self.observer is not None:
+            self.observer(self, "client", event)
+        try:
+            self._outbox.put_nowait(orjson.dumps(event))
+        except asyncio.QueueFull:
+            raise RuntimeError("too many model messages queued; is the model connection stalled?") from None
+
+    def sessionUpdate(self, session: Mapping[str, Any], eventId: str | None = None) -> None:
+        self._send(wire.session_update(session, self.dialect, self.codec, eventId))
+
+    def conversationItemCreate(self, previousItemId: str | None, item: Mapping[str, Any], eventId: str | None = None) -> None:
+        self._send(wire.conversation_item_create(previousItemId, item, self.dialect, eventId))
+
+    def conversationItemDelete(self, itemId: str, eventId: str | None = None) -> None:
+        self._send(wire.conversation_item_delete(itemId, eventId))
+
+    def conversationItemTruncate(self, itemId: str, contentIndex: int, audioEndMs: int, eventId: str | None = None) -> None:
+        self._send(wire.conversation_item_truncate(itemId, contentIndex, audioEndMs, eventId))
+
+    def conversationItemRetrieve(self, itemId: str, eventId: str | None = None) -> None:
+        self._send(wire.conversation_item_retrieve(itemId, eventId))
+
+    def responseCreate(self, response: Mapping[str, Any] | None = None, eventId: str | None = None) -> None:
+        self._send(wire.response_create(response or {}, self.dialect, self.codec, eventId))
+
+    def responseCancel(self, eventId: str | None = None) -> None:
+        self._send(wire.response_cancel(eventId))
+
+    # --- media graph ----------------------------------------------------------------------
+    def sendMediaTo(self, unit: Any, parameters: Mapping[str, Any] | None = None) -> None:
+        """Play the model's audio into `unit` (a Call)."""
+        if not hasattr(unit, "attach_playout") or not hasattr(unit, "playback"):
+            raise TypeError(f"{unit!r} cannot play model audio")
+        channel = PlayoutChannel(self, unit, parameters or {})
+        unit.attach_playout(channel)
+        self._channels[id(unit)] = channel
+
+    def stopMediaTo(self, unit: Any) -> None:
+        channel = self._channels.get(id(unit))
+        if channel is not None:
+            channel.detach()
+
+    def clearMediaBuffer(self, parameters: Mapping[str, Any] | None = None) -> None:
+        """Barge-in: stop playback at once and truncate the conversation at what the caller heard.
+
+        Does nothing (and fires nothing) when nothing is playing. `{"truncate": False}` skips the
+        truncation; `{"tag": …}` limits it to the channels sent with that tag."""
+        parameters = parameters or {}
+        truncate = parameters.get("truncate", True) is not False
+        tag = parameters.get("tag")
+        for channel in list(self._channels.values()):
+            if tag is None or channel.tag == tag:
+                self.tasks.spawn(channel.interrupt(truncate), name="clear media buffer")
+
+    async def accept_caller_audio(self, ulaw: bytes) -> None:
+        """A caller frame (μ-law 8 kHz) for the model's input buffer."""
+        ws = self._ws
+        if ws is None or self._closed:
+            return
+        self.stats.caller_frames += 1
+        if self._upsampler is not None:
+            audio = self._upsampler.process(ulaw_decode(ulaw))
+        else:
+            audio = ulaw
+        try:
+            await ws.send(wire.encode_input_audio_append(binascii.b2a_base64(audio, newline=False)), text=True)
+        except ConnectionClosed:
+            pass  # the reader sees the close and reports it
+
+    # --- I/O loops ------------------------------------------------------------------------
+    async def _write_loop(self) -> None:
+        ws = self._ws
+        assert ws is not None
+        while True:
+            message = await self._outbox.get()
+            try:
+                await ws.send(message, text=True)
+            except ConnectionClosed:
+                return
+
+    async def _read_loop(self) -> None:
+        ws = self._ws
+        assert ws is not None
+        code, reason, clean = 1006, "connection lost", False
+        try:
+            async for raw in ws:
+                try:
+                    event = orjson.loads(raw)
+                    await self._dispatch(event)
+                except orjson.JSONDecodeError:
+                    log.warning("%s: model sent a frame that is not JSON; ignored", self.tasks.label)
+            code, reason, clean = ws.close_code or 1000, ws.close_reason or "", True
+        except ConnectionClosed as exc:
+            rcvd = exc.rcvd
+            code, reason, clean = (rcvd.code, rcvd.reason, False) if rcvd else (1006, "connection lost", False)
+        finally:
+            if not self._closed:
+                self._closed = True
+                log.info("%s: model WebSocket closed (%s %s)", self.tasks.label, code, reason)
+                for channel in list(self._channels.values()):
+                    channel.detach()
+                self._report_close(code, reason, clean)
+
+    async def _dispatch(self, event: dict[str, Any]) -> None:
+        kind = event.get("type")
+        if kind == self._audio_delta_type:  # the hot path: model audio into the media graph
+            await self._on_audio_delta(event)
+            return
+        if self.trace:
+            log.info("%s ← %s", self.tasks.label, _trace_line(event))
+        member = event_for_wire_type(kind, self.dialect) if isinstance(kind, str) else RealtimeAPIEvents.Unknown
+        if member is RealtimeAPIEvents.ResponseAudioDone:
+            for channel in list(self._channels.values()):
+                await channel.finish_audio(event.get("response_id", ""))
+        self._bookkeep(member, event)
+        if self.observer is not None:
+            self.observer(self, member, event)
+        self._emit(member, event)
+        if member is RealtimeAPIEvents.Error:
+            self._apply_error_policy(event)
+
+    async def _on_audio_delta(self, event: dict[str, Any]) -> None:
+        try:
+            audio = binascii.a2b_base64(event["delta"])
+        except (KeyError, TypeError, binascii.Error):
+            log.warning("%s: audio delta without valid base64; ignored", self.tasks.label)
+            return
+        self.stats.model_audio_deltas += 1
+        self.stats.model_audio_ms += len(audio) / (48 if self.codec == "pcm16" else 8)
+        response_id, item_id = event.get("response_id", ""), event.get("item_id", "")
+        content_index = event.get("content_index", 0)
+        for channel in list(self._channels.values()):
+            await channel.play(response_id, item_id, content_index, audio)
+        if self.listeners.has(RealtimeAPIEvents.ResponseAudioDelta):
+            self._emit(RealtimeAPIEvents.ResponseAudioDelta, event)
+
+    def _bookkeep(self, member: RealtimeAPIEvents, event: dict[str, Any]) -> None:
+        """Keep the ledgers told of response and item lifecycles (needed before any audio)."""
+        if member is RealtimeAPIEvents.ResponseCreated:
+            rid = (event.get("response") or {}).get("id", "")
+            for channel in self._channels.values():
+                channel.call.playback.response_started(rid)
+        elif member is RealtimeAPIEvents.ResponseOutputItemAdded:
+            item = event.get("item") or {}
+            if item.get("type") == "message":
+                for channel in self._channels.values():
+                    channel.call.playback.item_added(event.get("response_id", ""), item.get("id", ""))
+        elif member is RealtimeAPIEvents.ResponseDone:
+            rid = (event.get("response") or {}).get("id", "")
+            for channel in list(self._channels.values()):
+                ended = channel.call.playback.response_finished(rid)
+                if ended is not None:
+                    channel._media_ended(ended)
+        elif member is RealtimeAPIEvents.SessionCreated:
+            self._session_id = (event.get("session") or {}).get("id")
+            self.session = event.get("session") or {}
+        elif member is RealtimeAPIEvents.SessionUpdated:
+            self.session = event.get("session") or {}
+
+    def _apply_error_policy(self, event: dict[str, Any]) -> None:
+        self.stats.errors += 1
+        error = event.get("error") or {}
+        code, kind = error.get("code"), error.get("type")
+        message = redact(str(error.get("message", "")), self._api_key)
+        if code in FATAL_ERROR_CODES or kind in FATAL_ERROR_TYPES:
+            log.error("%s: fatal model error %s/%s: %s — closing the model connection", self.tasks.label, kind, code, message)
+            self.tasks.spawn(self.aclose(f"fatal model error: {code or kind}"), name="close after fatal error")
+        else:
+            log.info("%s: model error (call goes on) %s/%s: %s", self.tasks.label, kind, code, message)
+
+
+def _trace_line(event: Mapping[str, Any]) -> str:
+    """One line per event with audio payloads elided: traces must never carry audio or secrets."""
+    shown = {k: ("<%d b64 chars>" % len(v) if k in ("audio", "delta") and event.get("type", "").endswith(("append", "audio.delta")) else v)
+             for k, v in event.items()}
+    text = orjson.dumps(shown, default=str).decode()
+    return text if len(text) <= 400 else text[:400] + "…"
+
+
+def resolve_realtime_url(explicit: str | None, environ: Mapping[str, str], local_engine_url: str | None) -> str:
+    """`url` param > REALTIME_URL > the embedded local engine when OPENAI_API_KEY is unset > OpenAI."""
+    if explicit:
+        return explicit
+    if environ.get("REALTIME_URL"):
+        return environ["REALTIME_URL"]
+    if not environ.get("OPENAI_API_KEY") and local_engine_url:
+        return local_engine_url
+    return OPENAI_REALTIME_URL
+
+
+async def create_realtime_api_client(
+    parameters: Mapping[str, Any],
+    *,
+    tasks: TaskOwner,
+    environ: Mapping[str, str] | None = None,
+    local_engine_url: str | None = None,
+) -> RealtimeAPIClient:
+    """Voximplant's `OpenAI.Beta.createRealtimeAPIClient(parameters)`; connects before returning."""
+    environ = os.environ if environ is None else environ
+    parameters = dict(parameters or {})
+    api_key = parameters.get("apiKey") or environ.get("OPENAI_API_KEY")
+    client = RealtimeAPIClient(
+        url=resolve_realtime_url(parameters.get("url"), environ, local_engine_url),
+        api_key=api_key,
+        model=parameters.get("model") or DEFAULT_MODEL,
+        dialect=parameters.get("dialect", "ga"),
+        codec=parameters.get("codec", "pcm16"),
+        tasks=tasks,
+        on_websocket_close=parameters.get("onWebSocketClose"),
+        trace=bool(parameters.get("trace", False)),
+    )
+    await client.connect()
+    return client

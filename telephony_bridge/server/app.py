@@ -1,0 +1,204 @@
+"""The Starlette app: Twilio voice webhook, media WebSocket, health.
+
+Everything mutable lives on one `BridgeRuntime` made by `create_app` — no module-level state — so
+tests can run several apps in one process and calls never share anything but the runtime's
+read-only configuration.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import itertools
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
+
+from telephony_bridge.carriers.twilio_rest import TwilioRest
+from telephony_bridge.carriers.twilio_webhook import (
+    connect_stream_twiml,
+    dial_twiml,
+    reject_twiml,
+    signature_is_valid,
+    stream_url,
+)
+from telephony_bridge.server.session import CallSession
+from telephony_bridge.server.settings import Settings
+from telephony_bridge.voxengine.routing import Router, load_routes
+from telephony_bridge.voxengine.scenario import Scenario, ScenarioError, load_scenarios
+
+log = logging.getLogger("telephony_bridge.server")
+
+MAX_WEBHOOK_BODY = 64 * 1024
+
+
+@dataclass(slots=True)
+class BridgeMetrics:
+    calls_started: int = 0
+    calls_ended: int = 0
+    calls_rejected: int = 0
+    webhooks_forbidden: int = 0
+    streams_forbidden: int = 0
+    frames_rejected: int = 0
+
+
+class TwilioCallControl:
+    """Hang-up and transfer through Twilio's REST API."""
+
+    def __init__(self, rest: TwilioRest) -> None:
+        self._rest = rest
+
+    async def hangup(self, call_sid: str) -> None:
+        await self._rest.hangup(call_sid)
+
+    async def transfer(self, call_sid: str, to: str, caller_id: str | None) -> None:
+        await self._rest.update_twiml(call_sid, dial_twiml(to, caller_id))
+
+
+@dataclass
+class BridgeRuntime:
+    settings: Settings
+    scenarios: dict[str, Scenario]
+    router: Router | None
+    default_scenario: str = "default"
+    local_engine_url: str | None = None
+    metrics: BridgeMetrics = field(default_factory=BridgeMetrics)
+    sessions: set[CallSession] = field(default_factory=set)
+    connection_ids: Any = field(default_factory=lambda: itertools.count(1))
+    draining: bool = False
+
+    def scenario_for(self, number: str) -> str | None:
+        if self.router is not None:
+            return self.router.scenario_for(number)
+        return self.default_scenario if self.default_scenario in self.scenarios else None
+
+    def call_control(self) -> TwilioCallControl | None:
+        s = self.settings
+        if not (s.twilio_account_sid and s.twilio_auth_token):
+            return None
+        return TwilioCallControl(TwilioRest(s.twilio_account_sid, s.twilio_auth_token, base_url=s.twilio_api_base_url))
+
+
+def load_runtime(settings: Settings) -> BridgeRuntime:
+    """Load scenarios and routes, failing with file, line and reason — at start-up, never mid-call."""
+    scenarios = load_scenarios(settings.scenarios_dir)
+    routes_file = Path(settings.scenarios_dir) / "routes.toml"
+    router = load_routes(routes_file, scenarios.keys()) if routes_file.exists() else None
+    if router is None and "default" not in scenarios:
+        raise ScenarioError(f"{settings.scenarios_dir}: no routes.toml and no default.py scenario")
+    return BridgeRuntime(settings=settings, scenarios=scenarios, router=router)
+
+
+def _is_loopback(host: str | None) -> bool:
+    try:
+        return host is not None and ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def create_app(settings: Settings, runtime: BridgeRuntime | None = None) -> Starlette:
+    runtime = runtime or load_runtime(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if not settings.twilio_auth_token:
+            log.warning("TWILIO_AUTH_TOKEN is not set: Twilio signatures are not checked, so only loopback clients are accepted")
+        engine = None
+        if settings.uses_local_engine and runtime.local_engine_url is None:
+            from telephony_bridge.local_engine.server import LocalEngine
+
+            engine = LocalEngine(script=_engine_script(settings))
+            await engine.start()
+            runtime.local_engine_url = engine.url
+            log.info("no OPENAI_API_KEY or REALTIME_URL: using the embedded local engine at %s (a simulator, not a language model)", engine.url)
+        try:
+            yield
+        finally:
+            if engine is not None:
+                await engine.stop()
+
+    async def incoming_call(request: Request) -> Response:
+        if int(request.headers.get("content-length") or 0) > MAX_WEBHOOK_BODY:
+            return PlainTextResponse("request too large", status_code=413)
+        form = await request.form()
+        params = {key: str(value) for key, value in form.items()}
+        if not _request_allowed(request, params):
+            runtime.metrics.webhooks_forbidden += 1
+            log.warning("webhook from %s rejected: missing or invalid X-Twilio-Signature", request.client.host if request.client else "?")
+            return PlainTextResponse("forbidden", status_code=403)
+        call_sid, number = params.get("CallSid"), params.get("To")
+        if not call_sid or not number:
+            return PlainTextResponse("a Twilio voice webhook needs CallSid and To", status_code=400)
+        scenario = runtime.scenario_for(number)
+        if scenario is None:
+            runtime.metrics.calls_rejected += 1
+            log.info("call %s to %s matches no route: rejected", call_sid, number)
+            return Response(reject_twiml(), media_type="text/xml")
+        twiml = connect_stream_twiml(
+            stream_url(settings.base_url),
+            {"scenario": scenario, "From": params.get("From", ""), "To": number, "CallSid": call_sid},
+        )
+        log.info("call %s from %s to %s → scenario %s", call_sid, params.get("From", "?"), number, scenario)
+        return Response(twiml, media_type="text/xml")
+
+    def _request_allowed(request: Request, params: dict[str, str]) -> bool:
+        if not settings.twilio_auth_token:
+            return _is_loopback(request.client.host if request.client else None)
+        url = settings.base_url + request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return signature_is_valid(settings.twilio_auth_token, url, params, request.headers.get("x-twilio-signature"))
+
+    async def media_stream(websocket: WebSocket) -> None:
+        if settings.twilio_auth_token:
+            allowed = signature_is_valid(settings.twilio_auth_token, stream_url(settings.base_url), {}, websocket.headers.get("x-twilio-signature"))
+        else:
+            allowed = _is_loopback(websocket.client.host if websocket.client else None)
+        await websocket.accept()
+        if not allowed:
+            runtime.metrics.streams_forbidden += 1
+            log.warning("media stream from %s rejected: missing or invalid signature", websocket.client.host if websocket.client else "?")
+            await websocket.close(1008, "invalid or missing X-Twilio-Signature")
+            return
+        session = CallSession(websocket, runtime, next(runtime.connection_ids))
+        runtime.sessions.add(session)
+        try:
+            await session.run()
+        finally:
+            runtime.sessions.discard(session)
+
+    async def healthz(request: Request) -> Response:
+        """Liveness: the process serves HTTP."""
+        return JSONResponse({"status": "ok", "active_calls": len(runtime.sessions)})
+
+    async def readyz(request: Request) -> Response:
+        """Readiness: the server takes new calls (not while draining for shutdown)."""
+        if runtime.draining:
+            return JSONResponse({"status": "draining", "active_calls": len(runtime.sessions)}, status_code=503)
+        return JSONResponse({"status": "ready", "active_calls": len(runtime.sessions)})
+
+    app = Starlette(
+        routes=[
+            Route("/incoming-call", incoming_call, methods=["POST"]),
+            WebSocketRoute("/media-stream", media_stream),
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    return app
+
+
+def _engine_script(settings: Settings) -> Any:
+    if settings.engine_script is None:
+        return None
+    from telephony_bridge.local_engine.script import Script
+
+    return Script.load(settings.engine_script)

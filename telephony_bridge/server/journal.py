@@ -1,0 +1,100 @@
+"""The call journal: a human-meaningful timeline of one call (who spoke, what was said, barge-ins,
+tool calls, hang-up), kept in memory and, when CALLS_DIR is set, streamed to `<call>.jsonl` as it
+happens and written whole to `<call>.json` at the end. Never audio, never secrets."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from telephony_bridge.realtime.events import RealtimeAPIEvents as E
+
+log = logging.getLogger("telephony_bridge.call")
+
+_MODEL_EVENTS = {
+    E.InputAudioBufferSpeechStarted: "caller.speech_started",
+    E.InputAudioBufferSpeechStopped: "caller.speech_stopped",
+    E.ConversationItemInputAudioTranscriptionCompleted: "caller.transcript",
+    E.ResponseCreated: "agent.response_started",
+    E.ResponseAudioTranscriptDelta: "agent.transcript_delta",
+    E.ResponseAudioTranscriptDone: "agent.transcript",
+    E.ResponseFunctionCallArgumentsDone: "agent.tool_call",
+    E.ResponseDone: "agent.response_done",
+    E.Error: "model.error",
+}
+
+
+class CallJournal:
+    def __init__(self, call_label: str, directory: Path | None) -> None:
+        self.call_label = call_label
+        self.entries: list[dict[str, Any]] = []
+        self._t0 = time.monotonic()
+        self._directory = directory
+        self._stream: IO[bytes] | None = None
+        self.path: Path | None = None
+
+    def open(self, call_id: str) -> None:
+        if self._directory is None:
+            return
+        self._directory.mkdir(parents=True, exist_ok=True)
+        self.path = self._directory / f"{call_id}.json"
+        self._stream = open(self._directory / f"{call_id}.jsonl", "wb")
+
+    def record(self, kind: str, **fields: Any) -> None:
+        entry = {"t": round(time.monotonic() - self._t0, 3), "event": kind, **fields}
+        self.entries.append(entry)
+        if kind != "agent.transcript_delta":
+            log.info("%s %s %s", self.call_label, kind, _summary(fields))
+        if self._stream is not None:
+            self._stream.write(orjson.dumps(entry) + b"\n")
+            self._stream.flush()
+
+    def model_event(self, client: Any, member: Any, event: dict[str, Any]) -> None:
+        """Observer of a RealtimeAPIClient: server events, client events and interruptions."""
+        if member == "client":
+            if event.get("type") == "conversation.item.create" and (event.get("item") or {}).get("type") == "function_call_output":
+                item = event["item"]
+                self.record("agent.tool_result", call_id=item.get("call_id"), output=item.get("output"))
+            return
+        if member == "interrupt":
+            self.record("barge_in", **event)
+            return
+        kind = _MODEL_EVENTS.get(member)
+        if kind is None:
+            return
+        if member is E.InputAudioBufferSpeechStarted:
+            self.record(kind, audio_start_ms=event.get("audio_start_ms"))
+        elif member is E.InputAudioBufferSpeechStopped:
+            self.record(kind, audio_end_ms=event.get("audio_end_ms"))
+        elif member is E.ConversationItemInputAudioTranscriptionCompleted:
+            self.record(kind, text=event.get("transcript"))
+        elif member is E.ResponseAudioTranscriptDelta:
+            self.record(kind, item_id=event.get("item_id"), text=event.get("delta"))
+        elif member is E.ResponseAudioTranscriptDone:
+            self.record(kind, item_id=event.get("item_id"), text=event.get("transcript"))
+        elif member is E.ResponseFunctionCallArgumentsDone:
+            self.record(kind, name=event.get("name"), arguments=event.get("arguments"), call_id=event.get("call_id"))
+        elif member is E.ResponseCreated:
+            self.record(kind, response_id=(event.get("response") or {}).get("id"))
+        elif member is E.ResponseDone:
+            response = event.get("response") or {}
+            self.record(kind, response_id=response.get("id"), status=response.get("status"))
+        elif member is E.Error:
+            error = event.get("error") or {}
+            self.record(kind, code=error.get("code"), message=error.get("message"))
+
+    def close(self) -> None:
+        if self._stream is not None:
+            self._stream.close()
+            self._stream = None
+        if self.path is not None:
+            self.path.write_bytes(orjson.dumps(self.entries, option=orjson.OPT_INDENT_2))
+
+
+def _summary(fields: dict[str, Any]) -> str:
+    text = " ".join(f"{k}={v!r}" for k, v in fields.items() if v is not None)
+    return text if len(text) <= 300 else text[:300] + "…"

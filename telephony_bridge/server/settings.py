@@ -1,0 +1,66 @@
+"""Server configuration, from the environment (documented in README "Configuration")."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    public_url: str | None = None          # PUBLIC_URL: https://bridge.example.com — what Twilio calls
+    twilio_auth_token: str | None = field(default=None, repr=False)
+    twilio_account_sid: str | None = None
+    twilio_api_base_url: str | None = None  # TWILIO_API_BASE_URL: a stand-in REST API (tests)
+    realtime_url: str | None = None        # REALTIME_URL: model endpoint override
+    openai_api_key: str | None = field(default=None, repr=False)
+    scenarios_dir: Path = Path("scenarios")
+    calls_dir: Path | None = None          # CALLS_DIR: per-call JSON transcripts (journal) go here
+    engine_script: Path | None = None      # LOCAL_ENGINE_SCRIPT: the embedded engine's script
+    reload: bool = False
+    drain_timeout_s: float = 30.0          # DRAIN_TIMEOUT_S: on SIGTERM, how long calls in progress may finish
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        env = os.environ if environ is None else environ
+
+        def opt(name: str) -> str | None:
+            value = env.get(name, "").strip()
+            return value or None
+
+        values: dict[str, object] = dict(
+            public_url=(opt("PUBLIC_URL") or "").rstrip("/") or None,
+            twilio_auth_token=opt("TWILIO_AUTH_TOKEN"),
+            twilio_account_sid=opt("TWILIO_ACCOUNT_SID"),
+            twilio_api_base_url=opt("TWILIO_API_BASE_URL"),
+            realtime_url=opt("REALTIME_URL"),
+            openai_api_key=opt("OPENAI_API_KEY"),
+            scenarios_dir=Path(opt("SCENARIOS_DIR") or "scenarios"),
+            calls_dir=Path(opt("CALLS_DIR")) if opt("CALLS_DIR") else None,
+            engine_script=Path(opt("LOCAL_ENGINE_SCRIPT")) if opt("LOCAL_ENGINE_SCRIPT") else None,
+            drain_timeout_s=float(opt("DRAIN_TIMEOUT_S") or 30.0),
+        )
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)  # type: ignore[arg-type]
+
+    @property
+    def base_url(self) -> str:
+        """Where carriers reach us: PUBLIC_URL, never a proxy header we cannot trust."""
+        return self.public_url or f"http://{self.host}:{self.port}"
+
+    @property
+    def uses_local_engine(self) -> bool:
+        return not self.realtime_url and not self.openai_api_key
+
+    def model_environ(self) -> dict[str, str]:
+        """What the realtime client factory reads, from these settings rather than os.environ."""
+        env = {}
+        if self.realtime_url:
+            env["REALTIME_URL"] = self.realtime_url
+        if self.openai_api_key:
+            env["OPENAI_API_KEY"] = self.openai_api_key
+        return env

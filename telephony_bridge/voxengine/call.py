@@ -1,0 +1,213 @@
+"""The VoxEngine `Call`: one phone call as a scenario sees it.
+
+The Call knows nothing of WebSockets: it talks to the carrier through a `CarrierLink` (send media,
+marks, clear; close) and to the carrier's REST API through an optional `CallControl`. Caller audio
+arrives as μ-law 8 kHz frames and goes to every media unit the call sends media to; model audio
+arrives through a `PlayoutChannel` and what the caller heard of it is kept in the call's
+`PlaybackLedger` (one ledger per call: the caller has one ear).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from telephony_bridge.naming import with_snake_case_twins
+from telephony_bridge.realtime.playback import PlaybackLedger
+from telephony_bridge.tasks import TaskOwner
+from telephony_bridge.voxengine.events import CallEvents, CallState
+from telephony_bridge.voxengine.listeners import EventPayload, Handler, Listeners
+
+log = logging.getLogger("telephony_bridge.call")
+
+
+class CarrierLink(Protocol):
+    """The carrier side of one call: a media stream we can write to."""
+
+    async def send_media(self, ulaw: bytes) -> None: ...
+    async def send_mark(self, name: str) -> None: ...
+    async def send_clear(self) -> None: ...
+    async def close(self, code: int, reason: str) -> None: ...
+
+
+class CallControl(Protocol):
+    """Out-of-band control of the call through the carrier's REST API."""
+
+    async def hangup(self, call_sid: str) -> None: ...
+    async def transfer(self, call_sid: str, to: str, caller_id: str | None) -> None: ...
+
+
+class MediaUnit(Protocol):
+    """Anything a call can send the caller's audio to (a RealtimeAPIClient, a recorder, another call)."""
+
+    async def accept_caller_audio(self, ulaw: bytes) -> None: ...
+
+
+class PlayoutSource(Protocol):
+    """What plays model audio into this call (a client's PlayoutChannel); told of echoed marks."""
+
+    def on_mark(self, outcome: Any) -> None: ...
+    def detach(self) -> None: ...
+
+
+def _normalize_call_event(event: Any) -> CallEvents:
+    if isinstance(event, CallEvents):
+        return event
+    for member in CallEvents:
+        if event in (member.value, member.name):
+            return member
+    raise ValueError(f"unknown call event {event!r}; use CallEvents.<name>")
+
+
+@with_snake_case_twins
+class Call:
+    def __init__(
+        self,
+        *,
+        call_sid: str,
+        caller_id: str,
+        number: str,
+        custom_data: Mapping[str, str],
+        link: CarrierLink,
+        tasks: TaskOwner,
+        control: CallControl | None = None,
+        clock_ms: Any = None,
+        on_hangup: Any = None,
+    ) -> None:
+        self._call_sid = call_sid
+        self._caller_id = caller_id
+        self._number = number
+        self._custom_data = dict(custom_data)
+        self.link = link
+        self.tasks = tasks
+        self._control = control
+        self._clock_ms = clock_ms
+        self._on_hangup = on_hangup  # the session's way to end the call
+        self._state = CallState.ALERTING
+        self._tones = False
+        self._targets: list[MediaUnit] = []
+        self._playout: PlayoutSource | None = None
+        self.playback = PlaybackLedger()
+        self.listeners = Listeners(f"call {call_sid}", tasks, _normalize_call_event)
+
+    # --- identity -------------------------------------------------------------------------
+    def id(self) -> str:
+        return self._call_sid
+
+    def callerid(self) -> str:
+        return self._caller_id
+
+    def number(self) -> str:
+        return self._number
+
+    def customData(self) -> dict[str, str]:
+        """The stream's custom parameters (TwiML <Parameter>s) other than the bridge's own."""
+        return dict(self._custom_data)
+
+    def state(self) -> str:
+        return self._state.value
+
+    def __repr__(self) -> str:
+        return f"<Call {self._call_sid} {self._state.value}>"
+
+    # --- events ---------------------------------------------------------------------------
+    def addEventListener(self, event: CallEvents | str, handler: Handler) -> None:
+        self.listeners.add(event, handler)
+
+    def removeEventListener(self, event: CallEvents | str, handler: Handler | None = None) -> None:
+        self.listeners.remove(event, handler)
+
+    def emit(self, event: CallEvents, **fields: Any) -> None:
+        self.listeners.emit(event, EventPayload(call=self, name=event.name, **fields))
+
+    # --- control --------------------------------------------------------------------------
+    def answer(self) -> None:
+        """Connect the call. On a media stream the carrier has already answered; this starts media
+        flow to the scenario's units and fires CallEvents.Connected."""
+        if self._state is not CallState.ALERTING:
+            return
+        self._state = CallState.CONNECTED
+        self.emit(CallEvents.Connected)
+
+    def hangup(self) -> None:
+        """End the call: close the media stream and, with carrier credentials, end the phone call."""
+        if self._state is CallState.TERMINATED:
+            return
+        if self._control is not None:
+            self.tasks.spawn(self._control.hangup(self._call_sid), name="REST hangup")
+        if self._on_hangup is not None:
+            self._on_hangup("hangup by scenario")
+
+    def handleTones(self, enable: bool = True) -> None:
+        self._tones = bool(enable)
+
+    def transferTo(self, parameters: Mapping[str, Any]) -> None:
+        """Transfer the caller to a number ({"to": "+1…", "callerId": optional}). The carrier then
+        leaves the media stream; TransferComplete or TransferFailed fires."""
+        to = parameters.get("to") if isinstance(parameters, Mapping) else None
+        if not to:
+            raise ValueError('transferTo needs {"to": "<number>"}')
+        self.tasks.spawn(self._transfer(str(to), parameters.get("callerId")), name="transfer")
+
+    async def _transfer(self, to: str, caller_id: str | None) -> None:
+        if self._control is None:
+            self.emit(CallEvents.TransferFailed, to=to, reason="no carrier credentials (TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN)")
+            return
+        try:
+            await self._control.transfer(self._call_sid, to, caller_id)
+        except Exception as exc:  # the REST error carries status and reason, never the token
+            log.warning("call %s: transfer to %s failed: %s", self._call_sid, to, exc)
+            self.emit(CallEvents.TransferFailed, to=to, reason=str(exc))
+            return
+        self.emit(CallEvents.TransferComplete, to=to)
+
+    # --- media graph ----------------------------------------------------------------------
+    def sendMediaTo(self, unit: MediaUnit) -> None:
+        if not callable(getattr(unit, "accept_caller_audio", None)):
+            raise TypeError(f"{unit!r} cannot receive call audio")
+        if unit not in self._targets:
+            self._targets.append(unit)
+
+    def stopMediaTo(self, unit: MediaUnit) -> None:
+        if unit in self._targets:
+            self._targets.remove(unit)
+
+    def attach_playout(self, source: PlayoutSource) -> None:
+        """One source plays into a call at a time; a new one replaces (and detaches) the old."""
+        if self._playout is not None and self._playout is not source:
+            self._playout.detach()
+        self._playout = source
+
+    def detach_playout(self, source: PlayoutSource) -> None:
+        if self._playout is source:
+            self._playout = None
+
+    def now_ms(self) -> float:
+        return self._clock_ms()
+
+    # --- inputs from the carrier (called by the session) ------------------------------------
+    async def caller_audio(self, ulaw: bytes) -> None:
+        if self._state is not CallState.CONNECTED:
+            return
+        for unit in self._targets:
+            await unit.accept_caller_audio(ulaw)
+
+    def tone(self, digit: str) -> None:
+        if self._tones:
+            self.emit(CallEvents.ToneReceived, tone=digit)
+
+    def mark(self, name: str) -> None:
+        outcome = self.playback.mark_echoed(name, self._clock_ms())
+        if self._playout is not None:
+            self._playout.on_mark(outcome)
+
+    def terminated(self, reason: str, duration_s: float) -> None:
+        if self._state is CallState.TERMINATED:
+            return
+        self._state = CallState.TERMINATED
+        self._targets.clear()
+        if self._playout is not None:
+            self._playout.detach()
+            self._playout = None
+        self.emit(CallEvents.Disconnected, reason=reason, duration=duration_s)

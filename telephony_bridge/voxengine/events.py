@@ -1,0 +1,31 @@
+"""VoxEngine's application and call events (the names scenarios listen for)."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class AppEvents(str, Enum):
+    Started = "AppEvents.Started"
+    CallAlerting = "AppEvents.CallAlerting"
+    Terminating = "AppEvents.Terminating"
+    Terminated = "AppEvents.Terminated"
+
+
+class CallEvents(str, Enum):
+    Connected = "CallEvents.Connected"
+    Disconnected = "CallEvents.Disconnected"
+    Failed = "CallEvents.Failed"
+    ToneReceived = "CallEvents.ToneReceived"
+    PlaybackStarted = "CallEvents.PlaybackStarted"
+    PlaybackFinished = "CallEvents.PlaybackFinished"
+    RecordStarted = "CallEvents.RecordStarted"
+    RecordStopped = "CallEvents.RecordStopped"
+    TransferComplete = "CallEvents.TransferComplete"
+    TransferFailed = "CallEvents.TransferFailed"
+
+
+class CallState(str, Enum):
+    ALERTING = "ALERTING"
+    CONNECTED = "CONNECTED"
+    TERMINATED = "TERMINATED"
