@@ -1,0 +1,75 @@
+"""A scripted Realtime server for client tests: the test pushes server events, and reads back every
+client event the bridge sent. Real WebSocket on 127.0.0.1, nothing else."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import itertools
+from typing import Any
+
+import orjson
+from websockets.asyncio.server import ServerConnection, serve
+
+
+class ScriptedModel:
+    def __init__(self) -> None:
+        self.received: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []
+        self.connections: list[ServerConnection] = []
+        self._connected = asyncio.Event()
+        self._changed = asyncio.Event()
+        self._ids = itertools.count(1)
+
+    async def __aenter__(self) -> ScriptedModel:
+        self._server = await serve(self._handle, "127.0.0.1", 0, max_size=16 * 1024 * 1024)
+        self.url = f"ws://127.0.0.1:{self._server.sockets[0].getsockname()[1]}/v1/realtime"
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        self._server.close()
+        await self._server.wait_closed()
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        self.connections.append(ws)
+        self.headers.append(dict(ws.request.headers))
+        await ws.send(orjson.dumps({"type": "session.created", "event_id": "ev0", "session": {"id": "sess_1", "type": "realtime"}}).decode())
+        self._connected.set()
+        async for raw in ws:
+            self.received.append(orjson.loads(raw))
+            self._changed.set()
+
+    async def connected(self, timeout: float = 10) -> ServerConnection:
+        await asyncio.wait_for(self._connected.wait(), timeout)
+        return self.connections[-1]
+
+    async def send(self, event: dict[str, Any]) -> None:
+        event.setdefault("event_id", f"ev{next(self._ids)}")
+        await self.connections[-1].send(orjson.dumps(event).decode())
+
+    def of_type(self, kind: str) -> list[dict[str, Any]]:
+        return [e for e in self.received if e.get("type") == kind]
+
+    async def wait_for(self, predicate: Any, timeout: float = 10) -> None:
+        async def loop() -> None:
+            while not predicate():
+                self._changed.clear()
+                await self._changed.wait()
+        await asyncio.wait_for(loop(), timeout)
+
+    # --- conveniences for a GA response with audio ------------------------------------------
+    async def response_started(self, response_id: str, item_id: str) -> None:
+        await self.send({"type": "response.created", "response": {"id": response_id, "object": "realtime.response", "status": "in_progress", "output": []}})
+        await self.send({"type": "response.output_item.added", "response_id": response_id, "output_index": 0,
+                         "item": {"id": item_id, "type": "message", "role": "assistant", "status": "in_progress", "content": []}})
+
+    async def audio(self, response_id: str, item_id: str, ms: int, chunk_ms: int = 100, dialect: str = "ga") -> None:
+        kind = "response.output_audio.delta" if dialect == "ga" else "response.audio.delta"
+        for start in range(0, ms, chunk_ms):
+            samples = 24 * min(chunk_ms, ms - start)
+            pcm = (b"\x00\x10" * samples)
+            await self.send({"type": kind, "response_id": response_id, "item_id": item_id, "output_index": 0,
+                             "content_index": 0, "delta": base64.b64encode(pcm).decode()})
+
+    async def response_done(self, response_id: str, status: str = "completed") -> None:
+        await self.send({"type": "response.done", "response": {"id": response_id, "object": "realtime.response", "status": status, "output": []}})
