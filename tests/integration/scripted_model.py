@@ -13,7 +13,8 @@ from websockets.asyncio.server import ServerConnection, serve
 
 
 class ScriptedModel:
-    def __init__(self) -> None:
+    def __init__(self, require_key: str | None = None) -> None:
+        self.require_key = require_key
         self.received: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self.connections: list[ServerConnection] = []
@@ -22,7 +23,7 @@ class ScriptedModel:
         self._ids = itertools.count(1)
 
     async def __aenter__(self) -> ScriptedModel:
-        self._server = await serve(self._handle, "127.0.0.1", 0, max_size=16 * 1024 * 1024)
+        self._server = await serve(self._handle, "127.0.0.1", 0, max_size=16 * 1024 * 1024, process_request=self._check_key)
         self.url = f"ws://127.0.0.1:{self._server.sockets[0].getsockname()[1]}/v1/realtime"
         return self
 
@@ -30,9 +31,15 @@ class ScriptedModel:
         self._server.close()
         await self._server.wait_closed()
 
+    def _check_key(self, connection: ServerConnection, request: Any) -> Any:
+        if self.require_key and request.headers.get("Authorization") != f"Bearer {self.require_key}":
+            from http import HTTPStatus
+            return connection.respond(HTTPStatus.UNAUTHORIZED, "invalid api key\n")
+        return None
+
     async def _handle(self, ws: ServerConnection) -> None:
         self.connections.append(ws)
-        self.headers.append(dict(ws.request.headers))
+        self.headers.append(ws.request.headers)  # case-insensitive Headers
         await ws.send(orjson.dumps({"type": "session.created", "event_id": "ev0", "session": {"id": "sess_1", "type": "realtime"}}).decode())
         self._connected.set()
         async for raw in ws:
@@ -73,3 +80,12 @@ class ScriptedModel:
 
     async def response_done(self, response_id: str, status: str = "completed") -> None:
         await self.send({"type": "response.done", "response": {"id": response_id, "object": "realtime.response", "status": status, "output": []}})
+
+
+async def eventually(predicate: Any, timeout: float = 5.0, interval: float = 0.005) -> None:
+    """Wait until `predicate()` holds, checking as the loop turns; fail after `timeout`. For
+    conditions no single event signals (a close finished, N handlers ran)."""
+    async def loop() -> None:
+        while not predicate():
+            await asyncio.sleep(interval)
+    await asyncio.wait_for(loop(), timeout)

@@ -1,0 +1,216 @@
+"""RealtimeAPIClient against a scripted model server over a real socket: formats, dialects, every
+server event type, error policy, close reporting, auth failure."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+
+import pytest
+
+from telephony_bridge.realtime.client import RealtimeConnectionError, create_realtime_api_client
+from telephony_bridge.realtime.events import MediaEvents, RealtimeAPIEvents, event_for_wire_type
+from telephony_bridge.tasks import TaskOwner
+from tests.conformance.oracle import known_types, validate_client_event
+from tests.integration.scripted_model import ScriptedModel, eventually
+
+pytestmark = pytest.mark.timeout(30)
+SECRET = "sk-live-very-secret-key-0123456789"
+
+
+async def make_client(model: ScriptedModel, **params):
+    tasks = TaskOwner("call CA-client-test")
+    client = await create_realtime_api_client({"url": model.url, "apiKey": SECRET, **params}, tasks=tasks, environ={})
+    await model.connected()
+    return client, tasks
+
+
+@pytest.mark.parametrize("dialect, codec, expected", [
+    ("ga", "pcm16", {"type": "realtime", "audio": {"input": {"format": {"type": "audio/pcm", "rate": 24000}},
+                                                   "output": {"format": {"type": "audio/pcm", "rate": 24000}}}}),
+    ("ga", "g711_ulaw", {"type": "realtime", "audio": {"input": {"format": {"type": "audio/pcmu"}},
+                                                       "output": {"format": {"type": "audio/pcmu"}}}}),
+    ("beta", "pcm16", {"input_audio_format": "pcm16", "output_audio_format": "pcm16"}),
+])
+async def test_bridge_sets_formats_on_connect_and_reasserts_them(dialect, codec, expected):
+    async with ScriptedModel() as model:
+        client, tasks = await make_client(model, dialect=dialect, codec=codec)
+        client.sessionUpdate({"instructions": "Be brief.", "input_audio_format": "g711_alaw", "output_audio_format": "g711_alaw"})
+        await model.wait_for(lambda: len(model.of_type("session.update")) == 2)
+        first, second = model.of_type("session.update")
+        assert first["session"] == expected
+        assert second["session"]["instructions"] == "Be brief."
+        if dialect == "ga":
+            assert second["session"]["audio"] == expected["audio"]  # the user's g711_alaw is ignored
+        else:
+            assert second["session"]["input_audio_format"] == expected["input_audio_format"]
+        assert model.headers[0]["Authorization"] == f"Bearer {SECRET}"
+        assert ("OpenAI-Beta" in model.headers[0]) == (dialect == "beta")
+        for event in model.received:
+            validate_client_event(event, dialect)
+        await client.aclose()
+        await tasks.aclose()
+
+
+async def test_snake_case_twins_send_the_same_events():
+    async with ScriptedModel() as model:
+        client, tasks = await make_client(model)
+        client.conversation_item_create(None, {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]})
+        client.conversationItemCreate(None, {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]})
+        client.response_create({"instructions": "x"}, "evt_1")
+        client.conversation_item_retrieve("item_1")
+        client.conversationItemTruncate("item_1", 0, 120.9)
+        client.response_cancel()
+        await model.wait_for(lambda: len(model.received) == 7)
+        creates = model.of_type("conversation.item.create")
+        assert creates[0] == creates[1]
+        assert model.of_type("response.create")[0]["event_id"] == "evt_1"
+        assert model.of_type("conversation.item.truncate")[0]["audio_end_ms"] == 120
+        for event in model.received:
+            validate_client_event(event, "ga")
+        await client.aclose()
+        await tasks.aclose()
+
+
+@pytest.mark.parametrize("dialect", ["ga", "beta"])
+async def test_every_server_event_type_reaches_its_listener(dialect):
+    async with ScriptedModel() as model:
+        client, tasks = await make_client(model, dialect=dialect)
+        got: list[tuple[str, str]] = []
+        for member in RealtimeAPIEvents:
+            client.addEventListener(member, lambda e: got.append((e.name, e.data["type"])))
+        types = sorted(known_types(dialect, "server") - {"session.created"})
+        for kind in types:
+            delta = {"delta": base64.b64encode(b"\0\0" * 480).decode()} if kind.endswith("audio.delta") else {}
+            await model.send({"type": kind, **delta})
+        await model.send({"type": "totally.new_event"})
+        expected = [(event_for_wire_type(k, dialect).name, k) for k in types] + [("Unknown", "totally.new_event")]
+        await eventually(lambda: len(got) >= len(expected))
+        assert sorted(got) == sorted(expected)
+        assert client.closed is False  # the bare `error` event had no fatal code
+        await client.aclose()
+        await tasks.aclose()
+
+
+async def test_same_member_fires_for_both_dialects_names():
+    for dialect, wire in (("ga", "response.output_audio_transcript.delta"), ("beta", "response.audio_transcript.delta")):
+        async with ScriptedModel() as model:
+            client, tasks = await make_client(model, dialect=dialect)
+            seen = asyncio.get_running_loop().create_future()
+            client.addEventListener(RealtimeAPIEvents.ResponseAudioTranscriptDelta, lambda e: seen.set_result(e.data["delta"]))
+            await model.send({"type": wire, "delta": "hel"})
+            assert await asyncio.wait_for(seen, 5) == "hel"
+            await client.aclose()
+            await tasks.aclose()
+
+
+async def test_benign_error_keeps_the_call_fatal_error_closes_once(caplog):
+    async with ScriptedModel() as model:
+        closes = []
+        client, tasks = await make_client(model, onWebSocketClose=lambda e: closes.append((e.code, e.reason, e.wasClean)))
+        errors = []
+        client.addEventListener(RealtimeAPIEvents.Error, lambda e: errors.append(e.data["error"]["code"]))
+        await model.send({"type": "error", "error": {"type": "invalid_request_error", "code": "response_cancel_not_active", "message": "no active response"}})
+        await model.send({"type": "error", "error": {"type": "invalid_request_error", "code": "conversation_already_has_active_response", "message": "busy"}})
+        await eventually(lambda: len(errors) == 2)
+        assert not client.closed and closes == []
+        with caplog.at_level(logging.INFO):
+            await model.send({"type": "error", "error": {"type": "invalid_request_error", "code": "invalid_api_key", "message": f"Incorrect API key provided: {SECRET}"}})
+            await eventually(lambda: client.closed and len(closes) == 1)
+        await asyncio.sleep(0)  # the close handshake finishing must not report a second close
+        assert len(closes) == 1 and closes[0][0] == 1000 and "invalid_api_key" in closes[0][1]
+        assert SECRET not in caplog.text
+        await tasks.aclose()
+
+
+async def test_server_dropping_the_socket_reports_close_once():
+    async with ScriptedModel() as model:
+        closed = asyncio.get_running_loop().create_future()
+        client, tasks = await make_client(model, onWebSocketClose=lambda e: closed.set_result((e.code, e.wasClean)))
+        await model.connections[-1].close(4000, "session limit reached")
+        code, clean = await asyncio.wait_for(closed, 5)
+        assert code == 4000
+        assert client.closed
+        client.sessionUpdate({"instructions": "after close"})  # ignored with a warning, no crash
+        await tasks.aclose()
+
+
+async def test_auth_failure_raises_without_the_key():
+    async with ScriptedModel(require_key="sk-the-right-one") as model:
+        with pytest.raises(RealtimeConnectionError) as info:
+            await create_realtime_api_client({"url": model.url, "apiKey": SECRET}, tasks=TaskOwner("t"), environ={})
+        assert "401" in str(info.value) and "authentication" in str(info.value)
+        assert SECRET not in str(info.value) and SECRET not in repr(info.value.__cause__)
+
+
+async def test_connect_failure_is_clear():
+    with pytest.raises(RealtimeConnectionError, match="cannot connect"):
+        await create_realtime_api_client({"url": "ws://127.0.0.1:9/v1/realtime", "apiKey": SECRET}, tasks=TaskOwner("t"), environ={})
+
+
+async def test_sync_async_and_raising_handlers(caplog):
+    async with ScriptedModel() as model:
+        client, tasks = await make_client(model)
+        order = []
+        done = asyncio.Event()
+
+        async def async_handler(e):
+            order.append("async")
+            done.set()
+
+        client.addEventListener(RealtimeAPIEvents.ResponseDone, lambda e: 1 / 0)
+        client.addEventListener("response.done", lambda e: order.append("sync"))
+        client.addEventListener("ResponseDone", async_handler)
+        with pytest.raises(TypeError):
+            client.addEventListener(RealtimeAPIEvents.ResponseDone, None)
+        with caplog.at_level(logging.ERROR):
+            await model.send({"type": "response.done", "response": {"id": "r1"}})
+            await asyncio.wait_for(done.wait(), 5)
+        assert order == ["sync", "async"] and "ZeroDivisionError" in caplog.text
+        client.removeEventListener(RealtimeAPIEvents.ResponseDone)
+        await model.send({"type": "response.done", "response": {"id": "r2"}})
+        await client.aclose()
+        assert order == ["sync", "async"]
+        await tasks.aclose()
+
+
+@pytest.mark.parametrize("codec, frame_bytes", [("pcm16", 960), ("g711_ulaw", 160)])
+async def test_caller_audio_becomes_input_audio_append(codec, frame_bytes):
+    async with ScriptedModel() as model:
+        client, tasks = await make_client(model, codec=codec)
+        frame = bytes(range(160))
+        for _ in range(10):
+            await client.accept_caller_audio(frame)
+        await model.wait_for(lambda: len(model.of_type("input_audio_buffer.append")) == 10)
+        appends = [base64.b64decode(e["audio"]) for e in model.of_type("input_audio_buffer.append")]
+        if codec == "g711_ulaw":
+            assert appends == [frame] * 10  # passed through untouched
+        else:
+            # time-aligned resampler: 1.5 ms of look-ahead held back, then exactly 3x
+            assert sum(len(a) for a in appends) == 10 * frame_bytes - 36 * 2
+            assert all(len(a) == frame_bytes for a in appends[1:])
+        for event in model.received:
+            validate_client_event(event, "ga")
+        await client.aclose()
+        await tasks.aclose()
+
+
+async def test_trace_logs_no_audio_and_no_key(caplog):
+    async with ScriptedModel() as model:
+        with caplog.at_level(logging.INFO, logger="telephony_bridge.realtime"):
+            client, tasks = await make_client(model, trace=True)
+            await client.accept_caller_audio(b"\x7f" * 160)
+            client.sessionUpdate({"instructions": "traced"})
+            await model.send({"type": "response.output_audio_transcript.delta", "delta": "hello"})
+            await model.wait_for(lambda: len(model.of_type("session.update")) == 2)
+            await asyncio.sleep(0)
+        assert "traced" in caplog.text and "hello" in caplog.text
+        assert SECRET not in caplog.text
+        assert base64.b64encode(b"\x7f" * 160).decode()[:40] not in caplog.text
+        await client.aclose()
+        await tasks.aclose()
+
+
+def test_media_events_are_openai_beta_events():
+    assert {m.name for m in MediaEvents} == {"WebSocketMediaStarted", "WebSocketMediaEnded"}
