@@ -1,0 +1,294 @@
+"""The local engine's WebSocket server: a thin asyncio layer over `EngineSession`.
+
+    async with LocalEngine(script=Script.from_turns(["Hi there!"])) as engine:
+        client = AsyncOpenAI(api_key="test", websocket_base_url=f"ws://127.0.0.1:{engine.port}/v1")
+
+Serves `/v1/realtime` (any `?model=`); any other path is refused with HTTP 404 at the handshake.
+The dialect follows the client: beta when the `OpenAI-Beta: realtime=v1` header is present, GA
+otherwise. Any bearer key is accepted unless `require_key` is set, in which case a missing or other
+key is refused with HTTP 401 (to exercise a client's auth-failure path).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import math
+import os
+from http import HTTPStatus
+from typing import Any, Callable
+from urllib.parse import parse_qs, urlsplit
+
+import orjson
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from .script import Script, ScriptError
+from .session import MAX_MESSAGE_BYTES, EngineSession, SpeechRequest
+from .tts import synthesize as espeak_synthesize
+
+__all__ = ["LocalEngine", "add_arguments", "run", "main", "REALTIME_PATH", "REQUIRE_KEY_ENV"]
+
+log = logging.getLogger(__name__)
+
+REALTIME_PATH = "/v1/realtime"
+REQUIRE_KEY_ENV = "TELEPHONY_BRIDGE_ENGINE_REQUIRE_KEY"
+
+Synthesizer = Callable[[str, int, str, float], bytes]
+
+
+def _json_response(connection: ServerConnection, status: HTTPStatus, message: str, code: str) -> Response:
+    response = connection.respond(status, "")
+    body = orjson.dumps({"error": {"message": message, "type": "invalid_request_error", "code": code, "param": None}})
+    response.body = body
+    del response.headers["Content-Type"]
+    del response.headers["Content-Length"]
+    response.headers["Content-Type"] = "application/json"
+    response.headers["Content-Length"] = str(len(body))
+    return response
+
+
+class LocalEngine:
+    """A Realtime-API-compatible WebSocket server whose "model" is a `Script`.
+
+    `realtime_factor` paces the audio (4.0: a 5 s line is streamed in 1.25 s; `math.inf`: at once).
+    `synthesize(text, sample_rate, voice, speed) -> PCM16` replaces espeak (runs in a thread).
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        script: Script | None = None,
+        *,
+        require_key: str | None = None,
+        realtime_factor: float = 4.0,
+        chunk_ms: int = 100,
+        max_message_bytes: int = MAX_MESSAGE_BYTES,
+        synthesize: Synthesizer | None = None,
+    ) -> None:
+        self.host = host
+        self._requested_port = port
+        self._script = script if script is not None else Script.default()
+        self.require_key = require_key
+        self.realtime_factor = realtime_factor
+        self.chunk_ms = chunk_ms
+        self.max_message_bytes = max_message_bytes
+        self._synthesize = synthesize or espeak_synthesize
+        self._server: Server | None = None
+        self._port: int | None = None
+        self.connections = 0  # open right now
+        self.sessions_started = 0
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> LocalEngine:
+        if self._server is not None:
+            return self
+        self._server = await serve(
+            self._handle,
+            self.host,
+            self._requested_port,
+            process_request=self._process_request,
+            max_size=max(self.max_message_bytes * 8, 1 << 20),  # beyond the soft limit's error event
+            compression=None,
+        )
+        self._port = self._server.sockets[0].getsockname()[1]
+        log.info("local engine listening on %s", self.url)
+        return self
+
+    async def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+            await server.wait_closed()
+
+    async def __aenter__(self) -> LocalEngine:
+        return await self.start()
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await self.stop()
+
+    @property
+    def port(self) -> int:
+        if self._port is None:
+            raise RuntimeError("LocalEngine is not started")
+        return self._port
+
+    @property
+    def url(self) -> str:
+        return f"ws://{self.host}:{self.port}{REALTIME_PATH}"
+
+    @property
+    def base_url(self) -> str:
+        """What `AsyncOpenAI(websocket_base_url=...)` wants (ws://HOST:PORT/v1)."""
+        return f"ws://{self.host}:{self.port}/v1"
+
+    @property
+    def script(self) -> Script:
+        return self._script
+
+    def set_script(self, script: Script) -> None:
+        """Use `script` for sessions that connect from now on (open sessions keep theirs)."""
+        self._script = script
+
+    # ------------------------------------------------------------------ handshake
+
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        path = urlsplit(request.path).path.rstrip("/")
+        if path != REALTIME_PATH:
+            return _json_response(connection, HTTPStatus.NOT_FOUND, f"Unknown path {path!r}; the realtime "
+                                  f"endpoint is {REALTIME_PATH}.", "not_found")
+        if self.require_key is not None:
+            authorization = request.headers.get("Authorization", "")
+            scheme, _, key = authorization.partition(" ")
+            if scheme.lower() != "bearer" or key.strip() != self.require_key:
+                # Never echo the key that was offered.
+                return _json_response(connection, HTTPStatus.UNAUTHORIZED, "Incorrect API key provided.",
+                                      "invalid_api_key")
+        return None
+
+    # ------------------------------------------------------------------ one connection
+
+    async def _handle(self, websocket: ServerConnection) -> None:
+        request = websocket.request
+        assert request is not None
+        dialect = "beta" if "realtime=v1" in request.headers.get("OpenAI-Beta", "") else "ga"
+        model = (parse_qs(urlsplit(request.path).query).get("model") or [None])[0]
+        session = EngineSession(
+            dialect,
+            self._script,
+            model=model,
+            realtime_factor=self.realtime_factor,
+            chunk_ms=self.chunk_ms,
+            max_message_bytes=self.max_message_bytes,
+        )
+        self.connections += 1
+        self.sessions_started += 1
+        log.debug("local engine session (%s, model=%s) from %s", dialect, model, websocket.remote_address)
+        try:
+            await _ConnectionRunner(websocket, session, self._synthesize).run()
+        finally:
+            self.connections -= 1
+
+
+class _ConnectionRunner:
+    """Pumps one EngineSession: client messages, pacing deadlines and finished speech, in order."""
+
+    def __init__(self, websocket: ServerConnection, session: EngineSession, synthesize: Synthesizer) -> None:
+        self.websocket = websocket
+        self.session = session
+        self.synthesize = synthesize
+        self.loop = asyncio.get_running_loop()
+        self.inbox: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        self.tasks: set[asyncio.Task[Any]] = set()
+
+    def now_ms(self) -> float:
+        return self.loop.time() * 1000.0
+
+    async def run(self) -> None:
+        reader = asyncio.create_task(self._read())
+        try:
+            await self._send(self.session.start(self.now_ms()))
+            while True:
+                deadline = self.session.next_deadline_ms()
+                timeout = None if deadline is None else max(0.0, (deadline - self.now_ms()) / 1000.0)
+                try:
+                    kind, payload = await asyncio.wait_for(self.inbox.get(), timeout)
+                except TimeoutError:
+                    events = self.session.tick(self.now_ms())
+                else:
+                    if kind == "closed":
+                        return
+                    if kind == "message":
+                        events = self.session.receive_text(payload, self.now_ms())
+                    elif kind == "speech":
+                        request_id, pcm = payload
+                        events = self.session.speech_ready(request_id, pcm, self.now_ms())
+                    else:  # speech_failed
+                        request_id, message = payload
+                        events = self.session.speech_failed(request_id, message, self.now_ms())
+                await self._send(events)
+                self._start_speech()
+        except ConnectionClosed:
+            return
+        finally:
+            reader.cancel()
+            for task in self.tasks:
+                task.cancel()
+
+    async def _read(self) -> None:
+        try:
+            async for message in self.websocket:
+                await self.inbox.put(("message", message))
+        except ConnectionClosed:
+            pass
+        finally:
+            await self.inbox.put(("closed", None))
+
+    async def _send(self, events: list[dict[str, Any]]) -> None:
+        for event in events:
+            await self.websocket.send(orjson.dumps(event).decode())
+
+    def _start_speech(self) -> None:
+        for request in self.session.take_speech_requests():
+            task = asyncio.create_task(self._speak(request))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    async def _speak(self, request: SpeechRequest) -> None:
+        try:
+            pcm = await asyncio.to_thread(self.synthesize, request.text, request.sample_rate, request.voice,
+                                          request.speed)
+        except Exception as exc:  # a bad voice name in a script must not kill the connection
+            await self.inbox.put(("speech_failed", (request.id, str(exc))))
+        else:
+            await self.inbox.put(("speech", (request.id, pcm)))
+
+
+# ---------------------------------------------------------------------- command line
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of `telephony-bridge engine`."""
+    parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 picks a free one)")
+    parser.add_argument("--script", metavar="FILE", default=None,
+                        help="TOML script of what the simulated agent says (default: the Acme receptionist)")
+    parser.add_argument("--realtime-factor", type=float, default=4.0,
+                        help="deliver audio this many times faster than real time (default 4; 'inf' = at once)")
+    parser.add_argument("--require-key", default=os.environ.get(REQUIRE_KEY_ENV),
+                        help=f"refuse connections without this bearer key (default: ${REQUIRE_KEY_ENV}, else any key)")
+
+
+async def run(args: argparse.Namespace) -> int:
+    """Run the engine until cancelled. Returns a process exit status."""
+    try:
+        script = Script.load(args.script) if args.script else Script.default()
+    except ScriptError as exc:
+        print(f"error: {exc}")
+        return 2
+    factor = args.realtime_factor
+    engine = LocalEngine(args.host, args.port, script, require_key=args.require_key,
+                         realtime_factor=math.inf if factor <= 0 else factor)
+    async with engine:
+        print(f"local realtime engine on {engine.url} (script: {script.source}, {len(script.turns)} turns)", flush=True)
+        print(f"  openai client: AsyncOpenAI(websocket_base_url={engine.base_url!r})", flush=True)
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            pass
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="telephony-bridge engine", description="Run the local realtime engine.")
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return asyncio.run(run(args))
+    except KeyboardInterrupt:
+        return 0
