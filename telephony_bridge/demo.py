@@ -1,0 +1,222 @@
+"""`make demo`: one real simulated call through the real server and the embedded local engine.
+
+Starts `telephony-bridge serve` as its own process (no API key: the embedded local engine answers),
+places a call through the real HTTP webhook and media WebSocket with the phone simulator, and shows
+the conversation live from the server's call journal: who speaks, transcripts, barge-in, tool calls,
+hang-up. Ends with the paths of the recordings and of the JSON transcript.
+
+The caller's audio is synthesised offline; its first question comes while the agent is still
+greeting, so the scenario's barge-in fires.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from telephony_bridge.local_engine.tts import synthesize
+from telephony_bridge.testing.simulator import place_call
+
+CALLER_VOICE = "en-us+f3"
+SAMPLE_RATE = 8000
+
+
+@dataclass(frozen=True, slots=True)
+class CallerLine:
+    at_s: float
+    text: str
+
+
+# The caller barges in 2 s into the ~6 s greeting, asks the time, then says goodbye.
+CALLER_SCRIPT = (
+    CallerLine(2.0, "What time is it?"),
+    CallerLine(8.5, "No, that's all. Bye!"),
+)
+
+
+def caller_audio(lines: tuple[CallerLine, ...] = CALLER_SCRIPT) -> bytes:
+    """PCM16 8 kHz: silence with each line spoken at its time."""
+    audio = bytearray()
+    for line in lines:
+        start = int(line.at_s * SAMPLE_RATE) * 2
+        audio.extend(b"\x00" * max(0, start - len(audio)))
+        audio.extend(synthesize(line.text, SAMPLE_RATE, CALLER_VOICE))
+    return bytes(audio)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _scenarios_dir() -> Path:
+    for candidate in (Path.cwd() / "scenarios", Path(__file__).resolve().parents[1] / "scenarios"):
+        if (candidate / "default.py").exists():
+            return candidate
+    raise SystemExit("demo: no scenarios/default.py found (run it from the project root)")
+
+
+class Printer:
+    """Turns journal entries and simulator events into a readable live transcript."""
+
+    def __init__(self) -> None:
+        self.t0 = time.monotonic()
+        self.seen_barge_in = False
+        self.seen_tool_call = False
+        self.hung_up = False
+
+    def line(self, who: str, text: str) -> None:
+        print(f"[{time.monotonic() - self.t0:6.2f}s] {who:<7} {text}", flush=True)
+
+    def journal(self, entry: dict[str, Any]) -> None:
+        kind = entry["event"]
+        if kind == "call.started":
+            self.line("call", f"{entry['call_sid']} from {entry['caller']} to {entry['number']} -> scenario '{entry['scenario']}'")
+        elif kind == "agent.transcript":
+            self.line("agent", f"says: \"{entry['text']}\"")
+        elif kind == "caller.speech_started":
+            self.line("caller", "starts speaking")
+        elif kind == "caller.transcript":
+            self.line("caller", f"said: \"{entry['text']}\"")
+        elif kind == "barge_in":
+            self.seen_barge_in = True
+            cuts = ", ".join(_describe_cut(c) for c in entry["truncations"]) or "nothing to truncate"
+            self.line("bridge", f"BARGE-IN: playback cleared; {cuts}")
+        elif kind == "agent.tool_call":
+            self.seen_tool_call = True
+            self.line("agent", f"calls tool {entry['name']}({entry['arguments']})")
+        elif kind == "agent.tool_result":
+            self.line("scenario", f"tool result: {entry['output']}")
+        elif kind == "call.hangup":
+            self.hung_up = True
+            self.line("scenario", f"hangs up ({entry['reason']})")
+        elif kind == "call.ended":
+            self.line("call", f"ended: {entry['reason']} after {entry['duration_s']:.1f} s")
+        elif kind == "model.error":
+            self.line("model", f"error {entry['code']}: {entry['message']}")
+
+
+def _describe_cut(cut: dict[str, Any]) -> str:
+    if cut["deleted"]:
+        return f"{cut['item_id']} deleted (nothing of it was heard)"
+    return f"{cut['item_id']} truncated at {cut['audio_end_ms'] / 1000:.2f} s (what the caller heard)"
+
+
+async def _tail(path: Path, printer: Printer, stop: asyncio.Event) -> None:
+    offset = 0
+    while True:
+        if path.exists():
+            with path.open("rb") as stream:
+                stream.seek(offset)
+                for raw in stream:
+                    if not raw.endswith(b"\n"):
+                        break
+                    offset += len(raw)
+                    printer.journal(orjson.loads(raw))
+        if stop.is_set():
+            return
+        await asyncio.sleep(0.05)  # a file tail: the journal has no push channel to the demo process
+
+
+async def _wait_healthy(url: str, server: subprocess.Popen[bytes], log_path: Path, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"demo: the server exited with {server.returncode}; see {log_path}:\n{log_path.read_text()[-2000:]}")
+        try:
+            await asyncio.to_thread(urllib.request.urlopen, url + "/healthz", timeout=1)
+            return
+        except OSError:
+            await asyncio.sleep(0.1)
+    raise SystemExit(f"demo: the server did not become healthy in {timeout_s:.0f} s; see {log_path}")
+
+
+@dataclass(slots=True)
+class DemoRun:
+    exit_code: int
+    call: Any  # the simulator's CallResult
+    transcript_path: Path
+    problems: list[str]
+
+
+async def run_demo(out_dir: Path) -> DemoRun:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    calls_dir = out_dir / "calls"
+    port = _free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "REALTIME_URL", "TWILIO_AUTH_TOKEN", "PUBLIC_URL")}
+    env.update(SCENARIOS_DIR=str(_scenarios_dir()), CALLS_DIR=str(calls_dir))
+    log_path = out_dir / "server.log"
+    printer = Printer()
+    print("telephony_bridge demo: a simulated phone call through the real server and the embedded local engine.")
+    print("(The local engine simulates a model for development and testing; it is not a language model.)\n")
+    with log_path.open("wb") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "telephony_bridge.cli", "serve", "--port", str(port)],
+            env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+    try:
+        await _wait_healthy(base_url, server, log_path)
+        printer.line("server", f"listening on {base_url} (pid {server.pid}, log {log_path})")
+        audio = await asyncio.to_thread(caller_audio)
+        call_sid = "CA" + os.urandom(16).hex()
+        stop_tail = asyncio.Event()
+        tail = asyncio.create_task(_tail(calls_dir / f"{call_sid}.jsonl", printer, stop_tail))
+        result = await place_call(base_url, caller_audio=audio, duration_s=30, call_sid=call_sid)
+        transcript = calls_dir / f"{call_sid}.json"
+        deadline = time.monotonic() + 10
+        while not transcript.exists() and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        stop_tail.set()
+        await tail
+    finally:
+        server.send_signal(signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            server.wait(10)
+        if server.poll() is None:
+            server.kill()
+    heard, stereo = out_dir / "heard.wav", out_dir / "call-stereo.wav"
+    result.write_heard_wav(heard)
+    result.write_stereo_wav(stereo)
+    print()
+    print(f"Caller heard {result.playout.played_ms / 1000:.1f} s of agent audio; "
+          f"{len(result.clears)} barge-in clear(s) from the bridge.")
+    print(f"Recording (stereo, left caller / right agent as heard): {stereo}")
+    print(f"What the caller heard (mono):                           {heard}")
+    print(f"JSON transcript of the call:                            {transcript}")
+    print(f"Server log:                                             {log_path}")
+    problems = []
+    if result.error:
+        problems.append(f"the call failed: {result.error}")
+    if not printer.seen_barge_in or not result.clears:
+        problems.append("no barge-in happened")
+    if not printer.seen_tool_call:
+        problems.append("no tool call happened")
+    if not printer.hung_up:
+        problems.append("the agent did not hang up")
+    if not transcript.exists():
+        problems.append("the server wrote no JSON transcript")
+    for problem in problems:
+        print(f"demo: {problem}", file=sys.stderr)
+    return DemoRun(1 if problems else 0, result, transcript, problems)
+
+
+def main(out_dir: str | os.PathLike[str] = "out/demo") -> int:
+    return asyncio.run(run_demo(Path(out_dir))).exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

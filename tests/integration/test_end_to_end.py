@@ -1,0 +1,56 @@
+"""The demo path end to end: the real server process, the embedded local engine, the phone
+simulator. A scripted call with a barge-in, a tool call and a hang-up after the goodbye; the audio
+the caller heard must show the greeting cut at the barge-in."""
+
+from __future__ import annotations
+
+import math
+
+import orjson
+import pytest
+
+from telephony_bridge.demo import run_demo
+from telephony_bridge.local_engine.tts import synthesize
+
+pytestmark = [pytest.mark.timeout(90), pytest.mark.slow]
+
+
+def speech_seconds(text: str) -> float:
+    return len(synthesize(text, 24000)) / 48000
+
+
+async def test_demo_call_barges_in_calls_a_tool_and_hangs_up_after_goodbye(tmp_path):
+    run = await run_demo(tmp_path)
+    assert run.exit_code == 0, run.problems
+    call = run.call
+    journal = orjson.loads(run.transcript_path.read_bytes())
+    kinds = [e["event"] for e in journal]
+    assert kinds[0] == "call.started" and kinds[-1] == "call.ended"
+    assert kinds.index("barge_in") < kinds.index("agent.tool_call") < kinds.index("call.hangup")
+    [barge_in] = [e for e in journal if e["event"] == "barge_in"]
+    [cut] = barge_in["truncations"]
+    assert not cut["deleted"]
+    tools = [(e["name"]) for e in journal if e["event"] == "agent.tool_call"]
+    assert tools == ["get_current_time", "end_call"]
+
+    # The greeting, as heard: from its first audible byte to the bridge's clear.
+    [clear] = call.clears
+    heard = call.heard_ulaw
+    first_audio_ms = next(i for i, b in enumerate(heard) if b != 0xFF) / 8
+    heard_greeting_ms = clear.at_ms - first_audio_ms
+    assert abs(cut["audio_end_ms"] - heard_greeting_ms) <= 40, (cut, heard_greeting_ms)
+    greeting_ms = speech_seconds("Hello! Thanks for calling Acme. I can tell you the time or end the call. How can I help?") * 1000
+    assert heard_greeting_ms < greeting_ms - 2000  # really cut, seconds before its end
+    assert clear.dropped_ms > 1000
+    # Nothing of the greeting plays after the clear: silence until the next answer.
+    start = math.ceil(clear.at_ms * 8)  # the byte straddling the clear instant played before it
+    after_clear = heard[start: start + 500 * 8]
+    assert set(after_clear) <= {0xFF}
+
+    # Everything the caller heard: the cut greeting, the time answer and the goodbye, in full.
+    expected_s = (cut["audio_end_ms"] / 1000 + speech_seconds("It's 00:00. Is there anything else I can do for you?")
+                  + speech_seconds("Thank you for calling Acme. Goodbye!"))
+    assert call.playout.played_ms / 1000 == pytest.approx(expected_s, abs=0.4)
+    assert call.closed_by == "server" and not call.marks_unechoed  # hung up after the goodbye played
+    assert call.protocol_errors == []
+    assert (tmp_path / "call-stereo.wav").stat().st_size > 8000 * 2 * 2 * 5
