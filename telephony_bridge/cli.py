@@ -34,9 +34,12 @@ def _serve(args: argparse.Namespace) -> int:
     except ScenarioError as exc:
         print(f"telephony-bridge: cannot start: {exc}", file=sys.stderr)
         return 2
+    from telephony_bridge.server.drain import DrainingServer
+
     app = create_app(settings, runtime)
     loop = "uvloop" if _has_uvloop() else "asyncio"
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", loop=loop, ws_max_size=1 << 20)
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning", loop=loop, ws_max_size=1 << 20)
+    DrainingServer(config, runtime).run()
     return 0
 
 

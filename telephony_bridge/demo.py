@@ -12,14 +12,9 @@ greeting, so the scenario's barge-in fires.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import signal
-import socket
-import subprocess
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +22,7 @@ from typing import Any
 import orjson
 
 from telephony_bridge.local_engine.tts import synthesize
+from telephony_bridge.testing.processes import ServerProcess
 from telephony_bridge.testing.simulator import place_call
 
 CALLER_VOICE = "en-us+f3"
@@ -54,12 +50,6 @@ def caller_audio(lines: tuple[CallerLine, ...] = CALLER_SCRIPT) -> bytes:
         audio.extend(b"\x00" * max(0, start - len(audio)))
         audio.extend(synthesize(line.text, SAMPLE_RATE, CALLER_VOICE))
     return bytes(audio)
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _scenarios_dir() -> Path:
@@ -131,19 +121,6 @@ async def _tail(path: Path, printer: Printer, stop: asyncio.Event) -> None:
         await asyncio.sleep(0.05)  # a file tail: the journal has no push channel to the demo process
 
 
-async def _wait_healthy(url: str, server: subprocess.Popen[bytes], log_path: Path, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise SystemExit(f"demo: the server exited with {server.returncode}; see {log_path}:\n{log_path.read_text()[-2000:]}")
-        try:
-            await asyncio.to_thread(urllib.request.urlopen, url + "/healthz", timeout=1)
-            return
-        except OSError:
-            await asyncio.sleep(0.1)
-    raise SystemExit(f"demo: the server did not become healthy in {timeout_s:.0f} s; see {log_path}")
-
-
 @dataclass(slots=True)
 class DemoRun:
     exit_code: int
@@ -155,27 +132,20 @@ class DemoRun:
 async def run_demo(out_dir: Path) -> DemoRun:
     out_dir.mkdir(parents=True, exist_ok=True)
     calls_dir = out_dir / "calls"
-    port = _free_port()
-    base_url = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "REALTIME_URL", "TWILIO_AUTH_TOKEN", "PUBLIC_URL")}
     env.update(SCENARIOS_DIR=str(_scenarios_dir()), CALLS_DIR=str(calls_dir))
-    log_path = out_dir / "server.log"
+    server = ServerProcess(out_dir / "server.log", env)
     printer = Printer()
     print("telephony_bridge demo: a simulated phone call through the real server and the embedded local engine.")
     print("(The local engine simulates a model for development and testing; it is not a language model.)\n")
-    with log_path.open("wb") as log:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "telephony_bridge.cli", "serve", "--port", str(port)],
-            env=env, stdout=log, stderr=subprocess.STDOUT,
-        )
     try:
-        await _wait_healthy(base_url, server, log_path)
-        printer.line("server", f"listening on {base_url} (pid {server.pid}, log {log_path})")
+        await server.start()
+        printer.line("server", f"listening on {server.base_url} (pid {server.process.pid}, log {server.log_path})")
         audio = await asyncio.to_thread(caller_audio)
         call_sid = "CA" + os.urandom(16).hex()
         stop_tail = asyncio.Event()
         tail = asyncio.create_task(_tail(calls_dir / f"{call_sid}.jsonl", printer, stop_tail))
-        result = await place_call(base_url, caller_audio=audio, duration_s=30, call_sid=call_sid)
+        result = await place_call(server.base_url, caller_audio=audio, duration_s=30, call_sid=call_sid)
         transcript = calls_dir / f"{call_sid}.json"
         deadline = time.monotonic() + 10
         while not transcript.exists() and time.monotonic() < deadline:
@@ -183,11 +153,8 @@ async def run_demo(out_dir: Path) -> DemoRun:
         stop_tail.set()
         await tail
     finally:
-        server.send_signal(signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            server.wait(10)
-        if server.poll() is None:
-            server.kill()
+        await server.stop()
+    log_path = server.log_path
     heard, stereo = out_dir / "heard.wav", out_dir / "call-stereo.wav"
     result.write_heard_wav(heard)
     result.write_stereo_wav(stereo)

@@ -126,6 +126,9 @@ def create_app(settings: Settings, runtime: BridgeRuntime | None = None) -> Star
                 await engine.stop()
 
     async def incoming_call(request: Request) -> Response:
+        if runtime.draining:
+            # 503 makes Twilio try the number's fallback URL: another instance takes the call.
+            return PlainTextResponse("draining for shutdown", status_code=503, headers={"Retry-After": "5"})
         if int(request.headers.get("content-length") or 0) > MAX_WEBHOOK_BODY:
             return PlainTextResponse("request too large", status_code=413)
         form = await request.form()

@@ -86,15 +86,17 @@ class CallSession:
         self.frames_in = 0
         self._ended = asyncio.Event()
         self._end_reason = "caller hung up"
+        self._close_code = 1000
         self._started_at = time.monotonic()
         self._loop = asyncio.get_running_loop()
 
     def now_ms(self) -> float:
         return self._loop.time() * 1000
 
-    def end(self, reason: str) -> None:
+    def end(self, reason: str, code: int = 1000) -> None:
         if not self._ended.is_set():
             self._end_reason = reason
+            self._close_code = code
             self._ended.set()
 
     async def run(self) -> None:
@@ -226,10 +228,8 @@ class CallSession:
             self.vox.emit(AppEvents.Terminated, reason=reason)
         assert self.tasks is not None
         await self.tasks.drain(timeout_s=2.0)  # handlers of the last events may finish briefly
-        if self.link is not None:
-            await self.link.close(1000, reason[:120])
-        else:
-            await TwilioMediaLink(self.websocket, TwilioStreamSerializer("")).close(1000, reason[:120])
+        link = self.link or TwilioMediaLink(self.websocket, TwilioStreamSerializer(""))
+        await link.close(self._close_code, reason[:120])
         if self.journal is not None:
             self.journal.record("call.ended", reason=reason, duration_s=round(duration, 3), frames_in=self.frames_in, bad_frames=self.bad_frames)
             self.journal.close()

@@ -1,0 +1,69 @@
+"""Graceful shutdown: SIGTERM drains calls instead of cutting them.
+
+uvicorn's own handling closes the listening socket and every WebSocket at once (close 1012), which
+would drop every call on a rolling update. Here the first SIGTERM (or Ctrl+C) only marks the runtime
+as draining: /readyz answers 503 so load balancers stop sending calls, the webhook answers 503 so the
+carrier fails over, calls in progress go on. When they have all ended, or when DRAIN_TIMEOUT_S has
+passed, the remaining calls are ended cleanly (scenarios see Disconnected and Terminated, the carrier
+sees close 1001) and the server exits. A second signal exits at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from types import FrameType
+from typing import TYPE_CHECKING
+
+import uvicorn
+
+if TYPE_CHECKING:
+    from telephony_bridge.server.app import BridgeRuntime
+
+log = logging.getLogger("telephony_bridge.server")
+
+SHUTDOWN_REASON = "server shutting down"
+
+
+class DrainingServer(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, runtime: BridgeRuntime) -> None:
+        super().__init__(config)
+        self.runtime = runtime
+        self._drain_task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def startup(self, sockets: list | None = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        await super().startup(sockets)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.runtime.draining or self._loop is None:
+            super().handle_exit(sig, frame)  # second signal, or not started yet: exit now
+            if self.runtime.draining:
+                self.force_exit = True
+            return
+        self.runtime.draining = True
+        self._loop.call_soon_threadsafe(self._start_drain, signal.Signals(sig).name)
+
+    def _start_drain(self, signal_name: str) -> None:
+        self._drain_task = asyncio.get_running_loop().create_task(self.drain(signal_name))
+
+    async def drain(self, why: str = "shutdown") -> None:
+        runtime = self.runtime
+        timeout_s = runtime.settings.drain_timeout_s
+        calls = len(runtime.sessions)
+        log.info("%s: draining; %d call(s) in progress may finish within %.0f s (signal again to stop now)", why, calls, timeout_s)
+        deadline = time.monotonic() + timeout_s
+        while runtime.sessions and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        if runtime.sessions:
+            log.warning("drain timeout: ending %d call(s) still in progress", len(runtime.sessions))
+            for session in list(runtime.sessions):
+                session.end(SHUTDOWN_REASON, code=1001)
+            end_by = time.monotonic() + 5
+            while runtime.sessions and time.monotonic() < end_by:
+                await asyncio.sleep(0.05)
+        log.info("drained; shutting down")
+        self.should_exit = True
