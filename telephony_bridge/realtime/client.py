@@ -30,6 +30,7 @@ from telephony_bridge.audio.g711 import ulaw_decode, ulaw_encode
 from telephony_bridge.audio.resample import Resampler
 from telephony_bridge.naming import with_snake_case_twins
 from telephony_bridge.realtime import dialect as wire
+from telephony_bridge.realtime.conversation import ConversationMirror
 from telephony_bridge.realtime.events import (
     AUDIO_DELTA_TYPE,
     MediaEvents,
@@ -46,6 +47,9 @@ Dialect = Literal["ga", "beta"]
 Codec = Literal["pcm16", "g711_ulaw"]
 
 OPENAI_REALTIME_URL = "wss://api.openai.com/v1/realtime"
+# OpenAI caps a Realtime session at 60 minutes; recycle at a turn boundary well before that.
+DEFAULT_SESSION_MAX_S = 55 * 60
+RECONNECT_BACKOFF_S = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 8.0)
 DEFAULT_MODEL = "gpt-realtime"  # OpenAI's current GA realtime model (Voximplant's beta default is retired)
 
 # Errors after which the session is unusable. Everything else (nothing to cancel, truncate
@@ -84,6 +88,7 @@ class ClientStatistics:
     truncations: int = 0
     deletions: int = 0
     errors: int = 0
+    reconnects: int = 0
 
 
 class PlayoutChannel:
@@ -195,6 +200,9 @@ class RealtimeAPIClient:
         on_websocket_close: Callable[[Any], Any] | None = None,
         trace: bool = False,
         clock_ms: Callable[[], float] | None = None,
+        reconnect: bool = True,
+        max_reconnect_attempts: int = 6,
+        session_max_s: float | None = DEFAULT_SESSION_MAX_S,
     ) -> None:
         if dialect not in ("ga", "beta"):
             raise ValueError(f"dialect must be 'ga' or 'beta', not {dialect!r}")
@@ -225,16 +233,36 @@ class RealtimeAPIClient:
         # Told of every server event (not audio), every control event sent and every interruption:
         # the call journal listens here without being a scenario listener.
         self.observer: Callable[[RealtimeAPIClient, Any, Mapping[str, Any]], None] | None = None
+        # Reconnect: what a fresh model session needs to continue the call.
+        self.reconnect = reconnect
+        self.max_reconnect_attempts = max_reconnect_attempts
+        self.session_max_s = session_max_s
+        self.conversation = ConversationMirror()
+        self._session_config: dict[str, Any] = {}
+        self._responses_in_progress: set[str] = set()
+        self._caller_speaking = False
+        self._connected = asyncio.Event()
+        self._connected_at = 0.0
+        self._recycling = False
 
     # --- lifecycle ------------------------------------------------------------------------
     async def connect(self, timeout_s: float = 10.0) -> None:
+        self._ws = await self._open(timeout_s)
+        self._connected_at = asyncio.get_running_loop().time()
+        self._connected.set()
+        self._own_tasks.append(self.tasks.spawn(self._run(), name=f"model reader {self._id}"))
+        self._own_tasks.append(self.tasks.spawn(self._write_loop(), name=f"model writer {self._id}"))
+        # The bridge owns the audio formats: set them before anything else (pitfall 10).
+        self._send(wire.session_update({}, self.dialect, self.codec))
+
+    async def _open(self, timeout_s: float) -> ClientConnection:
         headers = {}
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
         if self.dialect == "beta":
             headers["OpenAI-Beta"] = "realtime=v1"
         try:
-            self._ws = await connect(
+            return await connect(
                 self.url,
                 additional_headers=headers,
                 open_timeout=timeout_s,
@@ -249,10 +277,6 @@ class RealtimeAPIClient:
             raise RealtimeConnectionError(
                 f"cannot connect to model endpoint {self._safe_url()}: {redact(str(exc), self._api_key) or type(exc).__name__}"
             ) from None
-        self._own_tasks.append(self.tasks.spawn(self._read_loop(), name=f"model reader {self._id}"))
-        self._own_tasks.append(self.tasks.spawn(self._write_loop(), name=f"model writer {self._id}"))
-        # The bridge owns the audio formats: set them before anything else (pitfall 10).
-        self._send(wire.session_update({}, self.dialect, self.codec))
 
     def _safe_url(self) -> str:
         return redact(self.url, self._api_key)
@@ -314,6 +338,8 @@ class RealtimeAPIClient:
         self.listeners.emit(member, EventPayload(client=self, name=member.name, data=data))
 
     def _emit_media(self, member: MediaEvents, **fields: Any) -> None:
+        if self.observer is not None:
+            self.observer(self, member, {k: v for k, v in fields.items() if k != "call"})
         self.listeners.emit(member, EventPayload(client=self, name=member.name, **fields))
 
     # --- client events (fire and forget, in order, like VoxEngine) ------------------------
@@ -331,6 +357,7 @@ class RealtimeAPIClient:
             raise RuntimeError("too many model messages queued; is the model connection stalled?") from None
 
     def sessionUpdate(self, session: Mapping[str, Any], eventId: str | None = None) -> None:
+        self._session_config.update(session)  # replayed as one session.update after a reconnect
         self._send(wire.session_update(session, self.dialect, self.codec, eventId))
 
     def conversationItemCreate(self, previousItemId: str | None, item: Mapping[str, Any], eventId: str | None = None) -> None:
@@ -380,8 +407,8 @@ class RealtimeAPIClient:
     async def accept_caller_audio(self, ulaw: bytes) -> None:
         """A caller frame (μ-law 8 kHz) for the model's input buffer."""
         ws = self._ws
-        if ws is None or self._closed:
-            return
+        if ws is None or self._closed or not self._connected.is_set():
+            return  # during a reconnect the caller's audio has nowhere to go
         self.stats.caller_frames += 1
         if self._upsampler is not None:
             audio = self._upsampler.process(ulaw_decode(ulaw))
@@ -394,30 +421,30 @@ class RealtimeAPIClient:
 
     # --- I/O loops ------------------------------------------------------------------------
     async def _write_loop(self) -> None:
-        ws = self._ws
-        assert ws is not None
         while True:
             message = await self._outbox.get()
-            try:
-                await ws.send(message, text=True)
-            except ConnectionClosed:
-                return
+            while True:
+                await self._connected.wait()
+                ws = self._ws
+                assert ws is not None
+                try:
+                    await ws.send(message, text=True)
+                    break
+                except ConnectionClosed:
+                    if self._ws is ws:  # not yet replaced: wait for the reconnect, then resend
+                        self._connected.clear()
 
-    async def _read_loop(self) -> None:
-        ws = self._ws
-        assert ws is not None
+    async def _run(self) -> None:
+        """Read the model's events; on a drop, reconnect and replay; report the final close once."""
         code, reason, clean = 1006, "connection lost", False
         try:
-            async for raw in ws:
-                try:
-                    event = orjson.loads(raw)
-                    await self._dispatch(event)
-                except orjson.JSONDecodeError:
-                    log.warning("%s: model sent a frame that is not JSON; ignored", self.tasks.label)
-            code, reason, clean = ws.close_code or 1000, ws.close_reason or "", True
-        except ConnectionClosed as exc:
-            rcvd = exc.rcvd
-            code, reason, clean = (rcvd.code, rcvd.reason, False) if rcvd else (1006, "connection lost", False)
+            while True:
+                assert self._ws is not None
+                code, reason, clean = await self._read(self._ws)
+                if self._closed or not (self.reconnect or self._recycling):
+                    break
+                if not await self._reconnect(code, reason):
+                    break
         finally:
             if not self._closed:
                 self._closed = True
@@ -425,6 +452,75 @@ class RealtimeAPIClient:
                 for channel in list(self._channels.values()):
                     channel.detach()
                 self._report_close(code, reason, clean)
+
+    async def _read(self, ws: ClientConnection) -> tuple[int, str, bool]:
+        try:
+            async for raw in ws:
+                try:
+                    event = orjson.loads(raw)
+                except orjson.JSONDecodeError:
+                    log.warning("%s: model sent a frame that is not JSON; ignored", self.tasks.label)
+                    continue
+                await self._dispatch(event)
+        except ConnectionClosed as exc:
+            received = exc.rcvd
+            return (received.code, received.reason, False) if received else (1006, "connection lost", False)
+        return ws.close_code or 1000, ws.close_reason or "", True
+
+    async def _reconnect(self, code: int, reason: str) -> bool:
+        """Open a new model session and replay the call so far into it; False when giving up."""
+        loop = asyncio.get_running_loop()
+        self._connected.clear()
+        down_at = loop.time()
+        recycled, self._recycling = self._recycling, False
+        if not recycled:
+            log.warning("%s: model WebSocket dropped (%s %s); reconnecting", self.tasks.label, code, reason)
+        # Answers cut by the drop never finish: let the ledgers settle what was already sent.
+        for response_id in list(self._responses_in_progress):
+            self._response_finished(response_id)
+        delays = (0.0,) if recycled else RECONNECT_BACKOFF_S[: self.max_reconnect_attempts]
+        for attempt, delay in enumerate(delays, start=1):
+            self._emit_media(MediaEvents.WebSocketReconnecting, attempt=attempt, code=code, reason=reason)
+            await asyncio.sleep(delay)
+            if self._closed:
+                return False
+            try:
+                ws = await self._open(timeout_s=5.0)
+            except RealtimeConnectionError as exc:
+                log.warning("%s: reconnect attempt %d failed: %s", self.tasks.label, attempt, exc)
+                continue
+            replay = self.conversation.replay_items()
+            self.conversation = ConversationMirror(self.conversation.max_items)  # refilled by the new session's echoes
+            try:
+                await ws.send(orjson.dumps(wire.session_update(self._session_config, self.dialect, self.codec)), text=True)
+                for item in replay:
+                    await ws.send(orjson.dumps(wire.conversation_item_create(None, item, self.dialect)), text=True)
+            except ConnectionClosed:
+                continue
+            self._ws = ws
+            self._connected_at = loop.time()
+            self._connected.set()
+            self.stats.reconnects += 1
+            downtime_ms = (loop.time() - down_at) * 1000
+            log.info("%s: model WebSocket reopened after %.0f ms; %d item(s) replayed", self.tasks.label, downtime_ms, len(replay))
+            self._emit_media(MediaEvents.WebSocketReconnected, attempt=attempt, downtimeMs=downtime_ms,
+                             replayedItems=len(replay), recycled=recycled)
+            return True
+        log.error("%s: model WebSocket could not be reopened after %d attempt(s)", self.tasks.label, len(delays))
+        return False
+
+    def _maybe_recycle(self) -> None:
+        """Before the provider's session cap, start a fresh session at a turn boundary."""
+        if self.session_max_s is None or self._recycling or self._closed:
+            return
+        age = asyncio.get_running_loop().time() - self._connected_at
+        if age < self.session_max_s or self._responses_in_progress or self._caller_speaking:
+            return
+        self._recycling = True
+        log.info("%s: recycling the model session after %.0f s, at a turn boundary", self.tasks.label, age)
+        ws = self._ws
+        if ws is not None:
+            self.tasks.spawn(ws.close(1000, "recycling before the session limit"), name="recycle model session")
 
     async def _dispatch(self, event: dict[str, Any]) -> None:
         kind = event.get("type")
@@ -454,15 +550,23 @@ class RealtimeAPIClient:
         self.stats.model_audio_ms += len(audio) / (48 if self.codec == "pcm16" else 8)
         response_id, item_id = event.get("response_id", ""), event.get("item_id", "")
         content_index = event.get("content_index", 0)
+        self.conversation.audio_received(item_id, len(audio) / (48 if self.codec == "pcm16" else 8))
         for channel in list(self._channels.values()):
             await channel.play(response_id, item_id, content_index, audio)
         if self.listeners.has(RealtimeAPIEvents.ResponseAudioDelta):
             self._emit(RealtimeAPIEvents.ResponseAudioDelta, event)
 
     def _bookkeep(self, member: RealtimeAPIEvents, event: dict[str, Any]) -> None:
-        """Keep the ledgers told of response and item lifecycles (needed before any audio)."""
+        """Keep the ledgers told of response and item lifecycles (needed before any audio), and
+        the conversation mirror current for a replay."""
+        self.conversation.apply(event)
+        if member is RealtimeAPIEvents.InputAudioBufferSpeechStarted:
+            self._caller_speaking = True
+        elif member is RealtimeAPIEvents.InputAudioBufferSpeechStopped:
+            self._caller_speaking = False
         if member is RealtimeAPIEvents.ResponseCreated:
             rid = (event.get("response") or {}).get("id", "")
+            self._responses_in_progress.add(rid)
             for channel in self._channels.values():
                 channel.call.playback.response_started(rid)
         elif member is RealtimeAPIEvents.ResponseOutputItemAdded:
@@ -471,16 +575,20 @@ class RealtimeAPIClient:
                 for channel in self._channels.values():
                     channel.call.playback.item_added(event.get("response_id", ""), item.get("id", ""))
         elif member is RealtimeAPIEvents.ResponseDone:
-            rid = (event.get("response") or {}).get("id", "")
-            for channel in list(self._channels.values()):
-                ended = channel.call.playback.response_finished(rid)
-                if ended is not None:
-                    channel._media_ended(ended)
+            self._response_finished((event.get("response") or {}).get("id", ""))
+            self._maybe_recycle()
         elif member is RealtimeAPIEvents.SessionCreated:
             self._session_id = (event.get("session") or {}).get("id")
             self.session = event.get("session") or {}
         elif member is RealtimeAPIEvents.SessionUpdated:
             self.session = event.get("session") or {}
+
+    def _response_finished(self, response_id: str) -> None:
+        self._responses_in_progress.discard(response_id)
+        for channel in list(self._channels.values()):
+            ended = channel.call.playback.response_finished(response_id)
+            if ended is not None:
+                channel._media_ended(ended)
 
     def _apply_error_policy(self, event: dict[str, Any]) -> None:
         self.stats.errors += 1
@@ -533,6 +641,9 @@ async def create_realtime_api_client(
         tasks=tasks,
         on_websocket_close=parameters.get("onWebSocketClose"),
         trace=bool(parameters.get("trace", False)),
+        reconnect=bool(parameters.get("reconnect", True)),
+        max_reconnect_attempts=int(parameters.get("maxReconnectAttempts", 6)),
+        session_max_s=parameters.get("sessionMaxDurationS", DEFAULT_SESSION_MAX_S),
     )
     await client.connect()
     return client

@@ -89,6 +89,11 @@ class MediaEvents(str, Enum):
 
     WebSocketMediaStarted = "WebSocketMediaStarted"
     WebSocketMediaEnded = "WebSocketMediaEnded"
+    # Ours (Voximplant has no reconnect): the model WebSocket dropped and the client is reopening
+    # it ({attempt, code, reason}); it is open again with the session and conversation replayed
+    # ({attempt, downtimeMs, replayedItems, recycled}).
+    WebSocketReconnecting = "WebSocketReconnecting"
+    WebSocketReconnected = "WebSocketReconnected"
 
 
 # The only spellings GA changed. Everything else is spelled the same in both dialects.

@@ -11,6 +11,7 @@ from typing import IO, Any
 
 import orjson
 
+from telephony_bridge.realtime.events import MediaEvents as M
 from telephony_bridge.realtime.events import RealtimeAPIEvents as E
 
 log = logging.getLogger("telephony_bridge.call")
@@ -25,6 +26,10 @@ _MODEL_EVENTS = {
     E.ResponseFunctionCallArgumentsDone: "agent.tool_call",
     E.ResponseDone: "agent.response_done",
     E.Error: "model.error",
+    M.WebSocketMediaStarted: "agent.audio_started",
+    M.WebSocketMediaEnded: "agent.audio_ended",
+    M.WebSocketReconnecting: "model.reconnecting",
+    M.WebSocketReconnected: "model.reconnected",
 }
 
 
@@ -66,7 +71,14 @@ class CallJournal:
         kind = _MODEL_EVENTS.get(member)
         if kind is None:
             return
-        if member is E.InputAudioBufferSpeechStarted:
+        if isinstance(member, M):
+            fields = dict(event)
+            if member is M.WebSocketMediaEnded:
+                fields = {"duration_s": round((event.get("mediaInfo") or {}).get("duration", 0.0), 3)}
+            elif member is M.WebSocketMediaStarted:
+                fields = {"encoding": event.get("encoding")}
+            self.record(kind, **fields)
+        elif member is E.InputAudioBufferSpeechStarted:
             self.record(kind, audio_start_ms=event.get("audio_start_ms"))
         elif member is E.InputAudioBufferSpeechStopped:
             self.record(kind, audio_end_ms=event.get("audio_end_ms"))

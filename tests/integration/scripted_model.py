@@ -42,8 +42,11 @@ class ScriptedModel:
         self.headers.append(ws.request.headers)  # case-insensitive Headers
         await ws.send(orjson.dumps({"type": "session.created", "event_id": "ev0", "session": {"id": "sess_1", "type": "realtime"}}).decode())
         self._connected.set()
+        self._changed.set()
         async for raw in ws:
-            self.received.append(orjson.loads(raw))
+            event = orjson.loads(raw)
+            event["_connection"] = len(self.connections) - 1 if ws is self.connections[-1] else self.connections.index(ws)
+            self.received.append(event)
             self._changed.set()
 
     async def connected(self, timeout: float = 10) -> ServerConnection:
@@ -54,8 +57,11 @@ class ScriptedModel:
         event.setdefault("event_id", f"ev{next(self._ids)}")
         await self.connections[-1].send(orjson.dumps(event).decode())
 
-    def of_type(self, kind: str) -> list[dict[str, Any]]:
-        return [e for e in self.received if e.get("type") == kind]
+    def of_type(self, kind: str, connection: int | None = None) -> list[dict[str, Any]]:
+        return [e for e in self.received if e.get("type") == kind and (connection is None or e["_connection"] == connection)]
+
+    async def drop(self, code: int = 1011, reason: str = "internal error") -> None:
+        await self.connections[-1].close(code, reason)
 
     async def wait_for(self, predicate: Any, timeout: float = 10) -> None:
         async def loop() -> None:

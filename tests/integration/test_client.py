@@ -48,7 +48,7 @@ async def test_bridge_sets_formats_on_connect_and_reasserts_them(dialect, codec,
         assert model.headers[0]["Authorization"] == f"Bearer {SECRET}"
         assert ("OpenAI-Beta" in model.headers[0]) == (dialect == "beta")
         for event in model.received:
-            validate_client_event(event, dialect)
+            validate_client_event({k: v for k, v in event.items() if k != "_connection"}, dialect)
         await client.aclose()
         await tasks.aclose()
 
@@ -68,7 +68,7 @@ async def test_snake_case_twins_send_the_same_events():
         assert model.of_type("response.create")[0]["event_id"] == "evt_1"
         assert model.of_type("conversation.item.truncate")[0]["audio_end_ms"] == 120
         for event in model.received:
-            validate_client_event(event, "ga")
+            validate_client_event({k: v for k, v in event.items() if k != "_connection"}, "ga")
         await client.aclose()
         await tasks.aclose()
 
@@ -124,10 +124,10 @@ async def test_benign_error_keeps_the_call_fatal_error_closes_once(caplog):
         await tasks.aclose()
 
 
-async def test_server_dropping_the_socket_reports_close_once():
+async def test_server_dropping_the_socket_reports_close_once_without_reconnect():
     async with ScriptedModel() as model:
         closed = asyncio.get_running_loop().create_future()
-        client, tasks = await make_client(model, onWebSocketClose=lambda e: closed.set_result((e.code, e.wasClean)))
+        client, tasks = await make_client(model, reconnect=False, onWebSocketClose=lambda e: closed.set_result((e.code, e.wasClean)))
         await model.connections[-1].close(4000, "session limit reached")
         code, clean = await asyncio.wait_for(closed, 5)
         assert code == 4000
@@ -191,7 +191,7 @@ async def test_caller_audio_becomes_input_audio_append(codec, frame_bytes):
             assert sum(len(a) for a in appends) == 10 * frame_bytes - 36 * 2
             assert all(len(a) == frame_bytes for a in appends[1:])
         for event in model.received:
-            validate_client_event(event, "ga")
+            validate_client_event({k: v for k, v in event.items() if k != "_connection"}, "ga")
         await client.aclose()
         await tasks.aclose()
 
@@ -213,4 +213,4 @@ async def test_trace_logs_no_audio_and_no_key(caplog):
 
 
 def test_media_events_are_openai_beta_events():
-    assert {m.name for m in MediaEvents} == {"WebSocketMediaStarted", "WebSocketMediaEnded"}
+    assert {m.name for m in MediaEvents} >= {"WebSocketMediaStarted", "WebSocketMediaEnded"}

@@ -1,0 +1,157 @@
+"""Model WebSocket drops and session recycling: the call survives, the new session is replayed."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from pathlib import Path
+
+import pytest
+
+from telephony_bridge.realtime.client import create_realtime_api_client
+from telephony_bridge.realtime.events import MediaEvents
+from telephony_bridge.tasks import TaskOwner
+from tests.conformance.oracle import validate_client_event
+from tests.integration.scripted_model import ScriptedModel, eventually
+
+pytestmark = pytest.mark.timeout(60)
+
+
+async def make_client(model: ScriptedModel, **params):
+    tasks = TaskOwner("call CA-reconnect")
+    client = await create_realtime_api_client({"url": model.url, "apiKey": "k", **params}, tasks=tasks, environ={})
+    await model.connected()
+    events: list[tuple[str, dict]] = []
+    for member in (MediaEvents.WebSocketReconnecting, MediaEvents.WebSocketReconnected):
+        client.addEventListener(member, lambda e: events.append((e.name, dict(e))))
+    return client, tasks, events
+
+
+async def conversation_so_far(model: ScriptedModel) -> None:
+    await model.send({"type": "conversation.item.added", "item": {"id": "u1", "type": "message", "role": "user", "content": [{"type": "input_audio"}]}})
+    await model.send({"type": "conversation.item.input_audio_transcription.completed", "item_id": "u1", "content_index": 0, "transcript": "Book a table for two."})
+    await model.response_started("resp_1", "a1")
+    await model.send({"type": "response.output_audio_transcript.done", "item_id": "a1", "response_id": "resp_1", "output_index": 0, "content_index": 0, "transcript": "Done, a table for two at eight."})
+    await model.response_done("resp_1")
+
+
+async def test_drop_reconnects_replays_session_and_conversation_and_resumes_audio():
+    async with ScriptedModel() as model:
+        client, tasks, events = await make_client(model)
+        client.sessionUpdate({"instructions": "You book tables.", "voice": "alloy"})
+        await conversation_so_far(model)
+        await client.accept_caller_audio(b"\xff" * 160)
+        await model.wait_for(lambda: model.of_type("input_audio_buffer.append", 0))
+        await model.drop(1011, "internal error")
+        await model.wait_for(lambda: len(model.connections) == 2 and len(model.of_type("conversation.item.create", 1)) == 2)
+        [session] = model.of_type("session.update", 1)
+        assert session["session"]["instructions"] == "You book tables."
+        assert session["session"]["audio"]["output"] == {"format": {"type": "audio/pcm", "rate": 24000}, "voice": "alloy"}
+        replayed = [e["item"] for e in model.of_type("conversation.item.create", 1)]
+        assert replayed[0]["role"] == "user" and replayed[0]["content"][0]["text"] == "Book a table for two."
+        assert replayed[1]["role"] == "assistant" and replayed[1]["content"][0] == {"type": "output_text", "text": "Done, a table for two at eight."}
+        await eventually(lambda: any(name == "WebSocketReconnected" for name, _ in events))
+        reconnected = next(fields for name, fields in events if name == "WebSocketReconnected")
+        assert reconnected["replayedItems"] == 2 and reconnected["recycled"] is False
+        await client.accept_caller_audio(b"\xff" * 160)  # media resumes on the new connection
+        await model.wait_for(lambda: model.of_type("input_audio_buffer.append", 1))
+        client.responseCreate({})  # control messages go to the new connection
+        await model.wait_for(lambda: model.of_type("response.create", 1))
+        assert not client.closed and client.stats.reconnects == 1
+        for event in model.received:
+            validate_client_event({k: v for k, v in event.items() if k != "_connection"}, "ga")
+        await client.aclose()
+        await tasks.aclose()
+
+
+async def test_gives_up_after_the_attempts_and_reports_close_once():
+    model = ScriptedModel()
+    await model.__aenter__()
+    closes = []
+    client, tasks, events = await make_client(model, maxReconnectAttempts=3, onWebSocketClose=lambda e: closes.append(e.code))
+    await model.__aexit__(None, None, None)  # the model is gone for good
+    await eventually(lambda: client.closed, timeout=10)
+    assert closes == [1001]  # the last close the server sent: going away
+    assert [name for name, _ in events].count("WebSocketReconnecting") == 3
+    await tasks.aclose()
+
+
+async def test_recycles_the_session_at_a_turn_boundary_before_the_cap():
+    async with ScriptedModel() as model:
+        client, tasks, events = await make_client(model, sessionMaxDurationS=0.05)
+        await model.response_started("resp_1", "a1")
+        await asyncio.sleep(0.1)  # the session is now older than its cap, but an answer is in progress
+        await model.send({"type": "input_audio_buffer.speech_started", "audio_start_ms": 0, "item_id": "u2"})
+        await model.response_done("resp_1")
+        await model.send({"type": "rate_limits.updated", "rate_limits": []})
+        assert len(model.connections) == 1  # not while the caller is speaking
+        await model.send({"type": "input_audio_buffer.speech_stopped", "audio_end_ms": 900, "item_id": "u2"})
+        await model.response_started("resp_2", "a2")
+        await model.response_done("resp_2")  # the turn boundary
+        await model.wait_for(lambda: len(model.connections) == 2)
+        await eventually(lambda: any(name == "WebSocketReconnected" for name, _ in events))
+        reconnected = next(fields for name, fields in events if name == "WebSocketReconnected")
+        assert reconnected["recycled"] is True and reconnected["attempt"] == 1
+        await client.aclose()
+        await tasks.aclose()
+
+
+# --- the real thing: the embedded engine dies and comes back during a live call ---------------
+
+import orjson  # noqa: E402
+
+from telephony_bridge.local_engine import LocalEngine, Script  # noqa: E402
+from telephony_bridge.local_engine.tts import synthesize  # noqa: E402
+from telephony_bridge.server.settings import Settings  # noqa: E402
+from telephony_bridge.testing.processes import free_port  # noqa: E402
+from telephony_bridge.testing.servers import running_bridge  # noqa: E402
+from telephony_bridge.testing.simulator import place_call  # noqa: E402
+
+PROJECT_SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
+
+
+def caller_says(at_s: float, text: str, total_s: float) -> bytes:
+    audio = bytearray(b"\x00" * int(at_s * 8000) * 2)
+    audio += synthesize(text, 8000, "en-us+f3")
+    audio += b"\x00" * max(0, int(total_s * 8000) * 2 - len(audio))
+    return bytes(audio)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kill_when", ["mid-answer", "mid-caller-speech"])
+async def test_engine_killed_and_restarted_mid_call_the_call_goes_on(tmp_path, kill_when):
+    port = free_port()
+    first = LocalEngine(port=port, script=Script.from_turns(["Hello! Thanks for calling Acme. I can tell you the time or end the call. How can I help?"]))
+    second = LocalEngine(port=port, script=Script.from_turns(["Sorry, I missed that. I am back now. What can I do for you?"]))
+    await first.start()
+    scenarios = tmp_path / "scenarios"
+    scenarios.mkdir()
+    (scenarios / "default.py").write_text((PROJECT_SCENARIOS / "default.py").read_text())  # the receptionist
+    settings = Settings(scenarios_dir=scenarios, realtime_url=first.url, calls_dir=tmp_path)
+    call_sid = "CA" + "7" * 32
+    # mid-answer: kill 1.5 s into the greeting, caller asks at 4 s. mid-caller-speech: caller talks at 2-4 s over the greeting; kill at 2.6 s.
+    speech_at = 4.0 if kill_when == "mid-answer" else 2.0
+    kill_at = 1.5 if kill_when == "mid-answer" else 2.6
+    async with running_bridge(settings) as runtime:
+        call = asyncio.create_task(place_call(
+            runtime.settings.base_url,
+            caller_audio=caller_says(speech_at, "Can you say that again please?", 9.5),
+            duration_s=9.5, call_sid=call_sid))
+        await eventually(lambda: first.connections, timeout=10)
+        await asyncio.sleep(kill_at)  # the call's own clock: where in the conversation to pull the plug
+        await first.stop()
+        await second.start()
+        result = await call
+        await second.stop()
+    journal = orjson.loads((tmp_path / f"{call_sid}.json").read_bytes())
+    kinds = [e["event"] for e in journal]
+    assert "model.reconnected" in kinds
+    after = kinds[kinds.index("model.reconnected"):]
+    assert "agent.audio_started" in after  # the new session answered the caller, and the caller heard it
+    assert journal[-1]["event"] == "call.ended" and journal[-1]["reason"] == "caller hung up"
+    assert result.error is None and result.closed_by == "caller"
+    downtime = next(e for e in journal if e["event"] == "model.reconnected")["downtimeMs"]
+    assert downtime < 2000
+    heard_after = result.playout.played_ms
+    assert heard_after > 2000
+
