@@ -25,6 +25,7 @@ import orjson
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.protocol import State
 
 from telephony_bridge.audio.g711 import ulaw_decode, ulaw_encode
 from telephony_bridge.audio.resample import Resampler
@@ -49,7 +50,12 @@ Codec = Literal["pcm16", "g711_ulaw"]
 OPENAI_REALTIME_URL = "wss://api.openai.com/v1/realtime"
 # OpenAI caps a Realtime session at 60 minutes; recycle at a turn boundary well before that.
 DEFAULT_SESSION_MAX_S = 55 * 60
-RECONNECT_BACKOFF_S = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 8.0)
+DEFAULT_PING_INTERVAL_S = 5.0
+MAX_BUFFERED_AUDIO_BYTES = 256 * 1024  # ~2 s of PCM16 24 kHz as base64 JSON
+MODEL_STALL_TIMEOUT_S = 5.0
+# A caller is on the line: retry fast and often rather than back off exponentially for long. The
+# first dozen attempts cover ~12 s; `maxReconnectAttempts` picks how many are used.
+RECONNECT_BACKOFF_S = (0.0, 0.2, 0.3, 0.5, 0.5, 1.0, 1.0, 1.0, 1.0, 2.0, 2.0, 2.0, 3.0, 5.0, 5.0, 5.0)
 DEFAULT_MODEL = "gpt-realtime"  # OpenAI's current GA realtime model (Voximplant's beta default is retired)
 
 # Errors after which the session is unusable. Everything else (nothing to cancel, truncate
@@ -81,6 +87,7 @@ def _with_model(url: str, model: str) -> str:
 @dataclass(slots=True)
 class ClientStatistics:
     caller_frames: int = 0
+    caller_audio_dropped_ms: float = 0.0
     model_audio_deltas: int = 0
     model_audio_ms: float = 0.0
     late_deltas_dropped: int = 0
@@ -201,8 +208,9 @@ class RealtimeAPIClient:
         trace: bool = False,
         clock_ms: Callable[[], float] | None = None,
         reconnect: bool = True,
-        max_reconnect_attempts: int = 6,
+        max_reconnect_attempts: int = 12,
         session_max_s: float | None = DEFAULT_SESSION_MAX_S,
+        ping_interval_s: float | None = DEFAULT_PING_INTERVAL_S,
     ) -> None:
         if dialect not in ("ga", "beta"):
             raise ValueError(f"dialect must be 'ga' or 'beta', not {dialect!r}")
@@ -237,6 +245,7 @@ class RealtimeAPIClient:
         self.reconnect = reconnect
         self.max_reconnect_attempts = max_reconnect_attempts
         self.session_max_s = session_max_s
+        self.ping_interval_s = ping_interval_s
         self.conversation = ConversationMirror()
         self._session_config: dict[str, Any] = {}
         self._responses_in_progress: set[str] = set()
@@ -244,6 +253,8 @@ class RealtimeAPIClient:
         self._connected = asyncio.Event()
         self._connected_at = 0.0
         self._recycling = False
+        self._stalled_since: float | None = None
+        self._last_heard_at = 0.0  # when the model last sent anything: a dead link's true start
 
     # --- lifecycle ------------------------------------------------------------------------
     async def connect(self, timeout_s: float = 10.0) -> None:
@@ -268,6 +279,16 @@ class RealtimeAPIClient:
                 open_timeout=timeout_s,
                 max_size=16 * 1024 * 1024,
                 compression=None,  # audio is incompressible; deflate costs CPU per frame
+                # A half-open socket (a NAT or proxy silently gone) shows only as unanswered pings:
+                # the library default (20 s + 20 s) would leave a caller in silence for 40 s.
+                ping_interval=self.ping_interval_s,
+                ping_timeout=self.ping_interval_s,
+                # After a failed ping the library still waits this long for a closing handshake
+                # that cannot cross a half-open socket (default 10 s): the caller is waiting.
+                close_timeout=1.0,
+                # Our own bound (MAX_BUFFERED_AUDIO_BYTES) decides when to drop audio; the
+                # library's must sit above it so that send() never waits on drain.
+                write_limit=4 * MAX_BUFFERED_AUDIO_BYTES,
             )
         except InvalidStatus as exc:
             status = exc.response.status_code
@@ -405,19 +426,34 @@ class RealtimeAPIClient:
                 self.tasks.spawn(channel.interrupt(truncate), name="clear media buffer")
 
     async def accept_caller_audio(self, ulaw: bytes) -> None:
-        """A caller frame (μ-law 8 kHz) for the model's input buffer."""
+        """A caller frame (μ-law 8 kHz) for the model's input buffer.
+
+        Never blocks the carrier on the model: when the model is not taking audio (reconnecting,
+        closing, or its socket backed up past MAX_BUFFERED_AUDIO_BYTES) the frame is dropped and
+        counted, and a model that stays backed up for MODEL_STALL_TIMEOUT_S is cut off so the
+        reconnect logic can replace it."""
         ws = self._ws
-        if ws is None or self._closed or not self._connected.is_set():
-            return  # during a reconnect the caller's audio has nowhere to go
+        if ws is None or self._closed or not self._connected.is_set() or ws.state is not State.OPEN:
+            self.stats.caller_audio_dropped_ms += len(ulaw) / 8  # nowhere to go
+            return
+        transport = ws.transport
+        if transport.get_write_buffer_size() > MAX_BUFFERED_AUDIO_BYTES:
+            self.stats.caller_audio_dropped_ms += len(ulaw) / 8
+            now = asyncio.get_running_loop().time()
+            if self._stalled_since is None:
+                self._stalled_since = now
+            elif now - self._stalled_since > MODEL_STALL_TIMEOUT_S:
+                log.warning("%s: the model has not read audio for %.0f s; dropping its connection", self.tasks.label, now - self._stalled_since)
+                self._stalled_since = None
+                transport.abort()
+            return
+        self._stalled_since = None
         self.stats.caller_frames += 1
-        if self._upsampler is not None:
-            audio = self._upsampler.process(ulaw_decode(ulaw))
-        else:
-            audio = ulaw
+        audio = self._upsampler.process(ulaw_decode(ulaw)) if self._upsampler is not None else ulaw
         try:
             await ws.send(wire.encode_input_audio_append(binascii.b2a_base64(audio, newline=False)), text=True)
         except ConnectionClosed:
-            pass  # the reader sees the close and reports it
+            pass  # the reader sees the close and reconnects
 
     # --- I/O loops ------------------------------------------------------------------------
     async def _write_loop(self) -> None:
@@ -455,7 +491,9 @@ class RealtimeAPIClient:
 
     async def _read(self, ws: ClientConnection) -> tuple[int, str, bool]:
         try:
+            loop = asyncio.get_running_loop()
             async for raw in ws:
+                self._last_heard_at = loop.time()
                 try:
                     event = orjson.loads(raw)
                 except orjson.JSONDecodeError:
@@ -472,6 +510,8 @@ class RealtimeAPIClient:
         loop = asyncio.get_running_loop()
         self._connected.clear()
         down_at = loop.time()
+        silent_ms = (down_at - self._last_heard_at) * 1000 if self._last_heard_at else 0.0
+        dropped_before = self.stats.caller_audio_dropped_ms
         recycled, self._recycling = self._recycling, False
         if not recycled:
             log.warning("%s: model WebSocket dropped (%s %s); reconnecting", self.tasks.label, code, reason)
@@ -503,8 +543,10 @@ class RealtimeAPIClient:
             self.stats.reconnects += 1
             downtime_ms = (loop.time() - down_at) * 1000
             log.info("%s: model WebSocket reopened after %.0f ms; %d item(s) replayed", self.tasks.label, downtime_ms, len(replay))
-            self._emit_media(MediaEvents.WebSocketReconnected, attempt=attempt, downtimeMs=downtime_ms,
-                             replayedItems=len(replay), recycled=recycled)
+            self._emit_media(MediaEvents.WebSocketReconnected, attempt=attempt, downtimeMs=round(downtime_ms, 1),
+                             replayedItems=len(replay), recycled=recycled,
+                             callerAudioLostMs=round(self.stats.caller_audio_dropped_ms - dropped_before, 1),
+                             modelSilentBeforeMs=round(silent_ms, 1))
             return True
         log.error("%s: model WebSocket could not be reopened after %d attempt(s)", self.tasks.label, len(delays))
         return False
@@ -642,8 +684,9 @@ async def create_realtime_api_client(
         on_websocket_close=parameters.get("onWebSocketClose"),
         trace=bool(parameters.get("trace", False)),
         reconnect=bool(parameters.get("reconnect", True)),
-        max_reconnect_attempts=int(parameters.get("maxReconnectAttempts", 6)),
+        max_reconnect_attempts=int(parameters.get("maxReconnectAttempts", 12)),
         session_max_s=parameters.get("sessionMaxDurationS", DEFAULT_SESSION_MAX_S),
+        ping_interval_s=parameters.get("pingIntervalS", DEFAULT_PING_INTERVAL_S),
     )
     await client.connect()
     return client
