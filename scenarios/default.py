@@ -34,6 +34,7 @@ async def on_call_alerting(e):
     VoxEngine.sendMediaBetween(call, client)
     client.responseCreate({})  # the agent speaks first
     hangup_when_played = False
+    playing = False
 
     def on_speech_started(event):
         client.clearMediaBuffer()  # barge-in: stop playback, truncate at what the caller heard
@@ -46,9 +47,18 @@ async def on_call_alerting(e):
             client.conversationItemCreate(None, {"type": "function_call_output", "call_id": data["call_id"], "output": json.dumps(output)})
             client.responseCreate({})
         elif data["name"] == "end_call":
-            hangup_when_played = True  # the goodbye is still playing: hang up once its last mark is back
+            if playing:
+                hangup_when_played = True  # the goodbye is still playing: hang up once its last mark is back
+            else:
+                call.hangup()
+
+    def on_media_started(event):
+        nonlocal playing
+        playing = True
 
     def on_media_ended(event):
+        nonlocal playing
+        playing = False
         if hangup_when_played:
             call.hangup()
 
@@ -58,6 +68,7 @@ async def on_call_alerting(e):
 
     client.addEventListener(OpenAI.Beta.RealtimeAPIEvents.InputAudioBufferSpeechStarted, on_speech_started)
     client.addEventListener(OpenAI.Beta.RealtimeAPIEvents.ResponseFunctionCallArgumentsDone, on_function_call)
+    client.addEventListener(OpenAI.Beta.Events.WebSocketMediaStarted, on_media_started)
     client.addEventListener(OpenAI.Beta.Events.WebSocketMediaEnded, on_media_ended)
     call.addEventListener(CallEvents.Disconnected, on_disconnected)
 

@@ -108,6 +108,7 @@ class PlayoutChannel:
         self.custom_parameters = parameters.get("customParameters")
         self._downsampler = Resampler(24000, 8000) if client.codec == "pcm16" else None
         self._ms_per_byte = 1 / 48 if client.codec == "pcm16" else 1 / 8
+        self._clearing: asyncio.Task[Any] | None = None  # the carrier clear of the last interrupt
         self.attached = True
 
     async def play(self, response_id: str, item_id: str, content_index: int, audio: bytes) -> None:
@@ -115,6 +116,13 @@ class PlayoutChannel:
         if not ledger.accepts(response_id):
             self.client.stats.late_deltas_dropped += 1  # pitfall 6: a cancelled answer stays silent
             return
+        clearing = self._clearing
+        if clearing is not None:
+            if not clearing.done():
+                await clearing  # the new answer's audio must not reach the carrier before the clear
+                if not ledger.accepts(response_id):
+                    return
+            self._clearing = None
         duration_ms = len(audio) * self._ms_per_byte
         ledger.audio_received(response_id, item_id, content_index, duration_ms)
         ulaw = ulaw_encode(self._downsampler.process(audio)) if self._downsampler else audio
@@ -149,35 +157,41 @@ class PlayoutChannel:
             tag=self.tag, mediaInfo={"duration": ended.duration_ms / 1000}, call=self.call,
         )
 
-    async def interrupt(self, truncate: bool) -> bool:
-        """Stop playback at once. Returns False (and does nothing) when nothing was playing."""
+    def interrupt(self, truncate: bool) -> bool:
+        """Stop playback at once. Returns False (and does nothing) when nothing was playing.
+
+        Synchronous on purpose: the cancel and the truncations are queued to the model before
+        anything the caller of clearMediaBuffer() sends next (say, a responseCreate), and the
+        ledger stops accepting the interrupted answer's audio at once. Only the carrier's clear
+        needs the loop; media sent after it waits for it (see play)."""
         interruption = self.call.playback.interrupt(self.call.now_ms())
         if interruption is None:
             return False
         # pitfall 3: clear even when all audio was already sent — it may still be queued at the carrier.
-        await self.call.link.send_clear()
+        self._clearing = self.client.tasks.spawn(self.call.link.send_clear(), name="clear carrier playback")
         if self._downsampler is not None:
             self._downsampler.reset()
-        stats = self.client.stats
-        stats.interruptions += 1
-        if self.client.observer is not None:
-            self.client.observer(self.client, "interrupt", {
+        client = self.client
+        client.stats.interruptions += 1
+        if client.observer is not None:
+            client.observer(client, "interrupt", {
                 "truncations": [
                     {"item_id": c.item_id, "audio_end_ms": c.audio_end_ms, "deleted": c.delete} for c in interruption.truncations
                 ] if truncate else [],
             })
-        # A response still generating would keep adding audio the caller will never hear; the
-        # server may have cancelled it already (server VAD), and then says so as a benign error.
-        for _ in interruption.interrupted_response_ids[:1]:
-            self.client.responseCancel()
+        # An answer still generating would keep adding audio the caller will never hear. Name it,
+        # so a late cancel can never hit a newer answer; if the server already cancelled it (server
+        # VAD), it says so with a benign error.
+        for response_id in interruption.interrupted_response_ids:
+            client._send(wire.response_cancel(response_id=response_id))
         if truncate:
             for cut in interruption.truncations:
                 if cut.delete:
-                    stats.deletions += 1
-                    self.client.conversationItemDelete(cut.item_id)
+                    client.stats.deletions += 1
+                    client.conversationItemDelete(cut.item_id)
                 else:
-                    stats.truncations += 1
-                    self.client.conversationItemTruncate(cut.item_id, cut.content_index, cut.audio_end_ms)
+                    client.stats.truncations += 1
+                    client.conversationItemTruncate(cut.item_id, cut.content_index, cut.audio_end_ms)
         if interruption.episode_ended is not None:
             self._media_ended(interruption.episode_ended)
         return True
@@ -423,7 +437,7 @@ class RealtimeAPIClient:
         tag = parameters.get("tag")
         for channel in list(self._channels.values()):
             if tag is None or channel.tag == tag:
-                self.tasks.spawn(channel.interrupt(truncate), name="clear media buffer")
+                channel.interrupt(truncate)
 
     async def accept_caller_audio(self, ulaw: bytes) -> None:
         """A caller frame (μ-law 8 kHz) for the model's input buffer.
@@ -576,6 +590,11 @@ class RealtimeAPIClient:
             for channel in list(self._channels.values()):
                 await channel.finish_audio(event.get("response_id", ""))
         self._bookkeep(member, event)
+        if member is RealtimeAPIEvents.ResponseFunctionCallArgumentsDone and "name" not in event:
+            # The beta wire leaves the name out; scenarios written for GA read data["name"].
+            item = self.conversation.items.get(event.get("item_id", ""))
+            if item is not None and item.name:
+                event["name"] = item.name
         if self.observer is not None:
             self.observer(self, member, event)
         self._emit(member, event)

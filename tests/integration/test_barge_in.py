@@ -163,3 +163,20 @@ async def test_speech_when_nothing_plays_does_nothing(harness):
     assert not model.of_type("conversation.item.truncate") and not model.of_type("conversation.item.delete")
     media_ended = [d for k, d in probe.events[call_id] if k == "media_ended"]
     assert media_ended == [pytest.approx(0.2, abs=0.03)]
+
+
+async def test_clear_then_respond_reaches_the_model_in_that_order(harness):
+    """clearMediaBuffer(); responseCreate(...) — the cancel and truncate must precede the new
+    response, or the model refuses it ('already has an active response') and the caller hears
+    nothing."""
+    model, peer = harness.model, harness.peer
+    await model.response_started("resp_1", "item_a")
+    await model.audio("resp_1", "item_a", 2000)
+    await peer.wait_played(300)
+    client = harness.client
+    client.clearMediaBuffer()
+    client.responseCreate({"instructions": "Say: sorry, go on."})
+    await model.wait_for(lambda: model.of_type("response.create"))
+    kinds = [e["type"] for e in model.received if e["type"] in ("response.cancel", "conversation.item.truncate", "response.create")]
+    assert kinds == ["response.cancel", "conversation.item.truncate", "response.create"]
+    assert model.of_type("response.cancel")[0]["response_id"] == "resp_1"  # never a newer answer

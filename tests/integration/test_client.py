@@ -214,3 +214,18 @@ async def test_trace_logs_no_audio_and_no_key(caplog):
 
 def test_media_events_are_openai_beta_events():
     assert {m.name for m in MediaEvents} >= {"WebSocketMediaStarted", "WebSocketMediaEnded"}
+
+
+async def test_beta_function_call_done_gets_the_name_scenarios_expect():
+    async with ScriptedModel() as model:
+        client, tasks = await make_client(model, dialect="beta")
+        seen = asyncio.get_running_loop().create_future()
+        client.addEventListener(RealtimeAPIEvents.ResponseFunctionCallArgumentsDone, lambda e: seen.set_result(e.data))
+        await model.send({"type": "response.output_item.added", "response_id": "r1", "output_index": 0,
+                          "item": {"id": "fc_1", "type": "function_call", "name": "get_current_time", "call_id": "call_1", "arguments": ""}})
+        await model.send({"type": "response.function_call_arguments.done", "response_id": "r1", "item_id": "fc_1",
+                          "output_index": 0, "call_id": "call_1", "arguments": "{}"})  # beta: no "name"
+        data = await asyncio.wait_for(seen, 5)
+        assert data["name"] == "get_current_time" and data["call_id"] == "call_1"
+        await client.aclose()
+        await tasks.aclose()
