@@ -1,0 +1,90 @@
+"""pytest plugin of the call-flow test kit (registered by the `pytest11` entry point).
+
+Fixtures:
+- `call_flow`: a started `telephony_bridge.testing.kit.CallFlow` (bridge + scripted local engine,
+  free ports, this test's temporary calls directory), stopped after the test.
+- `call_flow_scenarios`: the scenarios directory it serves. Defaults to the ini option
+  `telephony_bridge_scenarios` (relative to the ini file), else `./scenarios`; override the
+  fixture to use another directory (e.g. one written into `tmp_path`).
+
+Marker: `@pytest.mark.call_flow(twilio=True, realtime_factor=4.0, call_timeout=30)`: options of that
+test's `CallFlow` (module-wide through `pytestmark`).
+
+When a test using `call_flow` fails, the report gets one section per call placed: the call's
+timeline, phone and bridge side merged.
+
+This module is imported by every pytest run in an environment where telephony_bridge is
+installed, so it imports nothing heavy until a test asks for `call_flow`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+try:  # pytest-asyncio's fixture decorator works in its strict and auto modes alike
+    from pytest_asyncio import fixture as _async_fixture
+except ImportError:  # pragma: no cover - without pytest-asyncio, another async plugin must run it
+    _async_fixture = pytest.fixture
+
+SCENARIOS_INI = "telephony_bridge_scenarios"
+TIMEOUT_INI = "telephony_bridge_call_timeout"
+
+_FLOW = pytest.StashKey[Any]()
+_TIMELINES_SHOWN = pytest.StashKey[bool]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addini(SCENARIOS_INI, "scenarios directory served by the call_flow fixture (relative to the ini file; "
+                  "default: scenarios)", default="scenarios")
+    parser.addini(TIMEOUT_INI, "seconds a call_flow call may take after the caller's last line before it fails "
+                  "(default: 30)", default="30")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "call_flow(twilio=False, realtime_factor=4.0, call_timeout=None): options of the call_flow fixture "
+        "(twilio=True: Twilio credentials and a local REST stand-in, so transfers and REST hang-ups happen)",
+    )
+
+
+@pytest.fixture
+def call_flow_scenarios(pytestconfig: pytest.Config) -> Path:
+    """The scenarios directory `call_flow` serves; override this fixture to serve another one."""
+    path = Path(pytestconfig.getini(SCENARIOS_INI) or "scenarios")
+    if not path.is_absolute():
+        base = pytestconfig.inipath.parent if pytestconfig.inipath else pytestconfig.rootpath
+        path = base / path
+    return path
+
+
+@_async_fixture
+async def call_flow(request: pytest.FixtureRequest, call_flow_scenarios: Path, tmp_path: Path) -> AsyncIterator[Any]:
+    """The bridge serving your scenarios, a scripted model and a phone: `await call_flow.call(...)`."""
+    from telephony_bridge.testing.kit import CallFlow
+
+    marker = request.node.get_closest_marker("call_flow")
+    options = dict(marker.kwargs) if marker is not None else {}
+    options.setdefault("call_timeout", float(request.config.getini(TIMEOUT_INI) or 30))
+    flow = CallFlow(call_flow_scenarios, calls_dir=tmp_path / "calls", **options)
+    async with flow:
+        request.node.stash[_FLOW] = flow
+        yield flow
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Any:
+    outcome = yield
+    report = outcome.get_result()
+    if not report.failed or item.stash.get(_TIMELINES_SHOWN, False):
+        return
+    flow = item.stash.get(_FLOW, None)
+    if flow is None:
+        return
+    item.stash[_TIMELINES_SHOWN] = True
+    for title, text in flow.timelines():
+        report.sections.append((f"call-flow timeline: {title}", text))
