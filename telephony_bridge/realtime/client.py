@@ -149,9 +149,9 @@ class PlayoutChannel:
     def on_mark(self, outcome: Any) -> None:
         ended = getattr(outcome, "episode_ended", None)
         if ended is not None:
-            self._media_ended(ended)
+            self.media_ended(ended)
 
-    def _media_ended(self, ended: Any) -> None:
+    def media_ended(self, ended: Any) -> None:
         self.client._emit_media(
             MediaEvents.WebSocketMediaEnded,
             tag=self.tag, mediaInfo={"duration": ended.duration_ms / 1000}, call=self.call,
@@ -193,7 +193,7 @@ class PlayoutChannel:
                     client.stats.truncations += 1
                     client.conversationItemTruncate(cut.item_id, cut.content_index, cut.audio_end_ms)
         if interruption.episode_ended is not None:
-            self._media_ended(interruption.episode_ended)
+            self.media_ended(interruption.episode_ended)
         return True
 
     def detach(self) -> None:
@@ -649,7 +649,7 @@ class RealtimeAPIClient:
         for channel in list(self._channels.values()):
             ended = channel.call.playback.response_finished(response_id)
             if ended is not None:
-                channel._media_ended(ended)
+                channel.media_ended(ended)
 
     def _apply_error_policy(self, event: dict[str, Any]) -> None:
         self.stats.errors += 1
@@ -663,10 +663,15 @@ class RealtimeAPIClient:
             log.info("%s: model error (call goes on) %s/%s: %s", self.tasks.label, kind, code, message)
 
 
+_AUDIO_FIELDS = ("audio", "delta")
+
+
 def _trace_line(event: Mapping[str, Any]) -> str:
-    """One line per event with audio payloads elided: traces must never carry audio or secrets."""
-    shown = {k: ("<%d b64 chars>" % len(v) if k in ("audio", "delta") and event.get("type", "").endswith(("append", "audio.delta")) else v)
-             for k, v in event.items()}
+    """One line per event with audio elided: traces must never carry audio (or secrets)."""
+    kind = str(event.get("type", ""))
+    carries_audio = kind == "input_audio_buffer.append" or kind.endswith("audio.delta")
+    shown = {key: (f"<{len(value)} base64 chars>" if carries_audio and key in _AUDIO_FIELDS and isinstance(value, str) else value)
+             for key, value in event.items()}
     text = orjson.dumps(shown, default=str).decode()
     return text if len(text) <= 400 else text[:400] + "…"
 
