@@ -17,7 +17,7 @@ from telephony_bridge.naming import with_snake_case_twins
 from telephony_bridge.realtime.playback import PlaybackLedger
 from telephony_bridge.tasks import TaskOwner
 from telephony_bridge.voxengine.events import CallEvents, CallState
-from telephony_bridge.voxengine.listeners import EventPayload, Handler, Listeners
+from telephony_bridge.voxengine.listeners import EventPayload, Handler, Listeners, enum_normalizer
 
 log = logging.getLogger("telephony_bridge.call")
 
@@ -51,15 +51,6 @@ class PlayoutSource(Protocol):
     def detach(self) -> None: ...
 
 
-def _normalize_call_event(event: Any) -> CallEvents:
-    if isinstance(event, CallEvents):
-        return event
-    for member in CallEvents:
-        if event in (member.value, member.name):
-            return member
-    raise ValueError(f"unknown call event {event!r}; use CallEvents.<name>")
-
-
 @with_snake_case_twins
 class Call:
     def __init__(
@@ -89,7 +80,7 @@ class Call:
         self._targets: list[MediaUnit] = []
         self._playout: PlayoutSource | None = None
         self.playback = PlaybackLedger()
-        self.listeners = Listeners(f"call {call_sid}", tasks, _normalize_call_event)
+        self.listeners = Listeners(f"call {call_sid}", tasks, enum_normalizer(CallEvents))
 
     # --- identity -------------------------------------------------------------------------
     def id(self) -> str:

@@ -15,16 +15,7 @@ from telephony_bridge.realtime.client import RealtimeAPIClient, create_realtime_
 from telephony_bridge.realtime.events import MediaEvents, RealtimeAPIEvents
 from telephony_bridge.tasks import TaskOwner
 from telephony_bridge.voxengine.events import AppEvents
-from telephony_bridge.voxengine.listeners import EventPayload, Handler, Listeners
-
-
-def _normalize_app_event(event: Any) -> AppEvents:
-    if isinstance(event, AppEvents):
-        return event
-    for member in AppEvents:
-        if event in (member.value, member.name):
-            return member
-    raise ValueError(f"unknown application event {event!r}; use AppEvents.<name>")
+from telephony_bridge.voxengine.listeners import EventPayload, Handler, Listeners, enum_normalizer
 
 
 @with_snake_case_twins
@@ -34,7 +25,7 @@ class VoxEngine:
     def __init__(self, tasks: TaskOwner, terminate: Callable[[str], None] | None = None) -> None:
         self._tasks = tasks
         self._terminate = terminate
-        self.listeners = Listeners(tasks.label, tasks, _normalize_app_event)
+        self.listeners = Listeners(tasks.label, tasks, enum_normalizer(AppEvents))
         self.clients: list[RealtimeAPIClient] = []
 
     def addEventListener(self, event: AppEvents | str, handler: Handler) -> None:

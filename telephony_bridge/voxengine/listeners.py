@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import Callable, Coroutine
+from enum import Enum
 from typing import Any, Protocol
 
 log = logging.getLogger("telephony_bridge.scenario")
@@ -33,6 +34,20 @@ class EventPayload(dict):
             return self[key]
         except KeyError:
             raise AttributeError(key) from None
+
+
+def enum_normalizer(enum_type: type[Enum]) -> Callable[[Any], Any]:
+    """Accept a member, its value or its name, for `addEventListener(CallEvents.X | "X", ...)`."""
+
+    def normalize(event: Any) -> Any:
+        if isinstance(event, enum_type):
+            return event
+        for member in enum_type:
+            if event in (member.value, member.name):
+                return member
+        raise ValueError(f"unknown event {event!r}; use {enum_type.__name__}.<name>")
+
+    return normalize
 
 
 class Listeners:
