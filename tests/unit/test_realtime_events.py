@@ -114,7 +114,8 @@ def test_extra_members_beyond_voximplant():
 
 
 def test_media_events_are_voximplant_beta_events():
-    assert [m.name for m in MediaEvents] == ["WebSocketMediaStarted", "WebSocketMediaEnded"]
+    # Voximplant's two, then our reconnect events (documented in docs/reliability.md).
+    assert [m.name for m in MediaEvents] == ["WebSocketMediaStarted", "WebSocketMediaEnded", "WebSocketReconnecting", "WebSocketReconnected"]
     assert isinstance(MediaEvents.WebSocketMediaStarted, str)
 
 
