@@ -11,15 +11,21 @@ import contextlib
 import ipaddress
 import itertools
 import logging
+import socket
+import struct
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.datastructures import FormData
+from starlette.middleware import Middleware
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from telephony_bridge.carriers.twilio_rest import TwilioRest
@@ -30,14 +36,19 @@ from telephony_bridge.carriers.twilio_webhook import (
     signature_is_valid,
     stream_url,
 )
-from telephony_bridge.server.session import CallSession
+from telephony_bridge.server.session import TRANSPORT_ABORT_SCOPE_KEY, CallSession
 from telephony_bridge.server.settings import Settings
 from telephony_bridge.voxengine.routing import Router, load_routes
 from telephony_bridge.voxengine.scenario import Scenario, ScenarioError, load_scenarios
 
 log = logging.getLogger("telephony_bridge.server")
 
+# Twilio's voice webhook is a urlencoded form of a few dozen fields, a few KiB. The body is read
+# here, against these limits, rather than by Starlette's form parser (which accepts multipart and
+# file uploads, buffers up to 1 MiB per field, and replaces invalid UTF-8 without a word).
 MAX_WEBHOOK_BODY = 64 * 1024
+MAX_WEBHOOK_FIELDS = 200
+FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 
 
 @dataclass(slots=True)
@@ -104,6 +115,68 @@ def _is_loopback(host: str | None) -> bool:
         return False
 
 
+class _ExposeTransportAbort:
+    """ASGI middleware: lets a media-stream session drop a carrier connection that stopped reading.
+
+    Such a connection's write buffer can never drain, so neither a close frame nor a graceful
+    transport close ever completes, and the socket would stay open for as long as the peer keeps
+    the TCP connection. ASGI has no "abort"; uvicorn's per-connection protocol object, the owner of
+    the `send` callable it hands the application, holds the asyncio transport. It is looked up once
+    per WebSocket, here, outside Starlette's wrappers of `send`. Under another server (or uvicorn
+    at trace log level, which wraps `send`) there is no abort, and the socket is left to the server.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            transport = getattr(getattr(send, "__self__", None), "transport", None)
+            if callable(getattr(transport, "abort", None)):
+                scope[TRANSPORT_ABORT_SCOPE_KEY] = lambda: _reset(transport)
+        await self.app(scope, receive, send)
+
+
+def _reset(transport: Any) -> None:
+    """Drop a connection at once. With linger 0, close() resets it and frees the unsent data;
+    otherwise the kernel would keep trying to deliver up to a whole send buffer (MiBs) to a peer
+    that does not read, long after the call ended."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
+
+
+async def _read_webhook_form(request: Request) -> FormData | Response:
+    """The webhook's form, or the response refusing it (415, 413, 400) with the reason."""
+    content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if content_type != FORM_CONTENT_TYPE:
+        return PlainTextResponse(f"a Twilio voice webhook is an {FORM_CONTENT_TYPE} form", status_code=415)
+    try:
+        declared = int(request.headers.get("content-length") or 0)
+    except ValueError:
+        return PlainTextResponse("invalid Content-Length", status_code=400)
+    if declared > MAX_WEBHOOK_BODY:
+        return PlainTextResponse(f"request too large (over {MAX_WEBHOOK_BODY} bytes)", status_code=413)
+    body = bytearray()
+    try:
+        async for chunk in request.stream():  # chunked bodies have no Content-Length to refuse up front
+            body += chunk
+            if len(body) > MAX_WEBHOOK_BODY:
+                return PlainTextResponse(f"request too large (over {MAX_WEBHOOK_BODY} bytes)", status_code=413)
+    except ClientDisconnect:
+        return PlainTextResponse("request body incomplete", status_code=400)
+    try:
+        pairs = parse_qsl(body.decode("ascii"), keep_blank_values=True, encoding="utf-8", errors="strict",
+                          max_num_fields=MAX_WEBHOOK_FIELDS)
+    except UnicodeDecodeError:
+        return PlainTextResponse("the form is not percent-encoded UTF-8", status_code=400)
+    except ValueError:
+        return PlainTextResponse(f"too many form fields (over {MAX_WEBHOOK_FIELDS})", status_code=400)
+    return FormData(pairs)
+
+
 def create_app(settings: Settings, runtime: BridgeRuntime | None = None) -> Starlette:
     runtime = runtime or load_runtime(settings)
 
@@ -129,11 +202,11 @@ def create_app(settings: Settings, runtime: BridgeRuntime | None = None) -> Star
         if runtime.draining:
             # 503 makes Twilio try the number's fallback URL: another instance takes the call.
             return PlainTextResponse("draining for shutdown", status_code=503, headers={"Retry-After": "5"})
-        if int(request.headers.get("content-length") or 0) > MAX_WEBHOOK_BODY:
-            return PlainTextResponse("request too large", status_code=413)
-        form = await request.form()
-        params = {key: str(value) for key, value in form.items()}
-        if not _request_allowed(request, params):
+        form = await _read_webhook_form(request)
+        if isinstance(form, Response):
+            return form
+        params = dict(form.items())  # the last value of a repeated field; the signature covers them all
+        if not _request_allowed(request, form):
             runtime.metrics.webhooks_forbidden += 1
             log.warning("webhook from %s rejected: missing or invalid X-Twilio-Signature", request.client.host if request.client else "?")
             return PlainTextResponse("forbidden", status_code=403)
@@ -152,7 +225,7 @@ def create_app(settings: Settings, runtime: BridgeRuntime | None = None) -> Star
         log.info("call %s from %s to %s → scenario %s", call_sid, params.get("From", "?"), number, scenario)
         return Response(twiml, media_type="text/xml")
 
-    def _request_allowed(request: Request, params: dict[str, str]) -> bool:
+    def _request_allowed(request: Request, params: FormData) -> bool:
         if not settings.twilio_auth_token:
             return _is_loopback(request.client.host if request.client else None)
         url = settings.base_url + request.url.path + (f"?{request.url.query}" if request.url.query else "")
@@ -160,7 +233,10 @@ def create_app(settings: Settings, runtime: BridgeRuntime | None = None) -> Star
 
     async def media_stream(websocket: WebSocket) -> None:
         if settings.twilio_auth_token:
-            allowed = signature_is_valid(settings.twilio_auth_token, stream_url(settings.base_url), {}, websocket.headers.get("x-twilio-signature"))
+            # Over the URL as requested, query included (Twilio signs what it connects to; our TwiML
+            # gives it none), rebuilt from PUBLIC_URL rather than from Host or forwarding headers.
+            url = stream_url(settings.base_url) + (f"?{websocket.url.query}" if websocket.url.query else "")
+            allowed = signature_is_valid(settings.twilio_auth_token, url, {}, websocket.headers.get("x-twilio-signature"))
         else:
             allowed = _is_loopback(websocket.client.host if websocket.client else None)
         await websocket.accept()
@@ -193,6 +269,7 @@ def create_app(settings: Settings, runtime: BridgeRuntime | None = None) -> Star
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
         ],
+        middleware=[Middleware(_ExposeTransportAbort)],
         lifespan=lifespan,
     )
     app.state.runtime = runtime

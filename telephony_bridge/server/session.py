@@ -3,6 +3,18 @@
 All tasks of the call live in one `asyncio.TaskGroup` (through a `TaskOwner`); either side closing
 ends the call: Disconnected fires, the scenario's Terminating/Terminated fire, every client the
 scenario opened is closed, every task is cancelled and awaited. Nothing of a finished call stays.
+
+A broken or hostile carrier costs only its own call, and never an unbounded amount of anything:
+- A frame the codec refuses (or a binary frame: Twilio sends JSON text) is logged with the call id
+  and counted, and the call goes on. A frame the WebSocket layer refuses (over uvicorn's ws_max_size,
+  invalid UTF-8) fails the connection there; the call ends saying so.
+- Inbound floods are bounded by uvicorn, which stops reading a connection after each message until
+  the application has taken it; nothing here queues caller frames. DTMF kept in the call journal is
+  capped per call (a flood is counted, not stored).
+- A watchdog (one wake-up per fraction of a second per call, nothing per frame) ends the call when
+  the carrier stops reading (`peer_stall_timeout_s`), when a media unit stops taking caller audio
+  (`media_stall_timeout_s`: the carrier reader — hang-up, DTMF, marks — must not wait on it), or
+  when no `start` arrives (`start_timeout_s`).
 """
 
 from __future__ import annotations
@@ -10,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
@@ -41,33 +53,73 @@ log = logging.getLogger("telephony_bridge.call")
 # Parameters the webhook puts in TwiML for the stream; the rest is the scenario's custom data.
 BRIDGE_PARAMETERS = frozenset({"scenario", "From", "To", "CallSid"})
 BAD_FRAMES_LOGGED = 10  # per call; after that only every 100th, so a flood cannot flood the log
+UNIT_FAILURES_LOGGED = 10  # the same for a media unit that raises on caller audio
+DTMF_JOURNALED = 200  # per call: a real caller presses a few dozen keys; beyond that, count only
+# How a carrier's own close reads to the scenario: these are hang-ups (1005/1006: the TCP
+# connection went without a close frame); any other code is the connection failing.
+HANGUP_CLOSE_CODES = frozenset({1000, 1001, 1005, 1006})
+# Where app.py's _ExposeTransportAbort leaves a way to reset the carrier's TCP connection.
+TRANSPORT_ABORT_SCOPE_KEY = "telephony_bridge.abort_transport"
 
 
 class TwilioMediaLink:
-    """The Twilio side of one call, as the Call sees it."""
+    """The Twilio side of one call, as the Call sees it.
 
-    def __init__(self, websocket: WebSocket, serializer: TwilioStreamSerializer) -> None:
+    uvicorn's send waits while the socket's write buffer is over its high-water mark, so a carrier
+    that stops reading would block whoever plays into the call (the model's reader) for as long as
+    the TCP connection lives. The link only counts sends waiting and done — two integer updates a
+    send — and the session's watchdog ends the call when sends wait without progress. Once the
+    carrier is gone (closed, disconnected, or given up on), sends are dropped quietly: the session is
+    ending the call, and an exception here would only surface in the model's reader.
+    """
+
+    def __init__(self, websocket: WebSocket, serializer: TwilioStreamSerializer, abort: Callable[[], None] | None = None) -> None:
         self._websocket = websocket
         self._serializer = serializer
+        self._abort = abort
         self.frames_out = 0
+        self.sends_waiting = 0
+        self.sends_done = 0
+        self.gone = False
 
     async def send_media(self, ulaw: bytes) -> None:
         self.frames_out += 1
-        await self._websocket.send_text(self._serializer.media(ulaw))
+        await self._send(self._serializer.media(ulaw))
 
     async def send_mark(self, name: str) -> None:
-        await self._websocket.send_text(self._serializer.mark(name))
+        await self._send(self._serializer.mark(name))
 
     async def send_clear(self) -> None:
-        await self._websocket.send_text(self._serializer.clear())
+        await self._send(self._serializer.clear())
 
-    async def close(self, code: int, reason: str) -> None:
-        if self._websocket.application_state == WebSocketState.DISCONNECTED or self._websocket.client_state == WebSocketState.DISCONNECTED:
-            return  # the carrier closed first
+    async def _send(self, text: str) -> None:
+        if self.gone:
+            return
+        self.sends_waiting += 1
         try:
-            await self._websocket.close(code, reason)
+            await self._websocket.send_text(text)
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            self.gone = True  # closed under us: the carrier reader sees the disconnect and ends the call
+        finally:
+            self.sends_waiting -= 1
+            self.sends_done += 1
+
+    async def close(self, code: int, reason: str, timeout_s: float) -> bool:
+        """Close with `code` and `reason`, waiting at most `timeout_s` for the close frame to get
+        out; a carrier that does not read by then is dropped (its socket aborted). False then."""
+        self.gone = True
+        websocket = self._websocket
+        if websocket.application_state == WebSocketState.DISCONNECTED or websocket.client_state == WebSocketState.DISCONNECTED:
+            return True  # the carrier closed first
+        try:
+            await asyncio.wait_for(websocket.close(code, reason), timeout_s)
+        except TimeoutError:
+            if self._abort is not None:
+                self._abort()
+            return False
         except (RuntimeError, WebSocketDisconnect, OSError):
             pass  # closed under us: nothing left to tell the carrier
+        return True
 
 
 class CallSession:
@@ -84,6 +136,11 @@ class CallSession:
         self.tasks: TaskOwner | None = None
         self.bad_frames = 0
         self.frames_in = 0
+        self.dtmf_in = 0
+        self.unit_failures = 0
+        self._forwarding = False  # the carrier reader is waiting on the media units (watchdog reads it)
+        self._carrier_stalled = False
+        self._link_closed = False
         self._ended = asyncio.Event()
         self._end_reason = "caller hung up"
         self._close_code = 1000
@@ -103,8 +160,10 @@ class CallSession:
         async with asyncio.TaskGroup() as group:
             self.tasks = TaskOwner(self.label, group)
             reader = self.tasks.spawn(self._read_carrier(), name="carrier reader")
+            watchdog = self.tasks.spawn(self._watch(), name="watchdog")
             await self._ended.wait()
             reader.cancel()
+            watchdog.cancel()
             await self._teardown()
 
     # --- carrier input --------------------------------------------------------------------
@@ -114,21 +173,38 @@ class CallSession:
             while True:
                 message = await websocket.receive()
                 if message["type"] == "websocket.disconnect":
+                    self._carrier_closed(message.get("code", 1005), message.get("reason") or "")
                     break
                 text = message.get("text")
-                data = text if text is not None else message.get("bytes")
-                if data is None:
+                if text is None:
+                    data = message.get("bytes")
+                    if data is not None:
+                        self._bad_frame(f"binary frame of {len(data)} bytes; Twilio sends JSON text frames")
                     continue
                 try:
-                    event = self.parser.parse(data)
+                    event = self.parser.parse(text)
                 except CarrierProtocolError as exc:
                     self._bad_frame(exc.reason)
                     continue
                 if await self._handle(event):
                     break
-        except WebSocketDisconnect:
-            pass
-        self.end(self._end_reason)
+        except WebSocketDisconnect as exc:
+            self._carrier_closed(exc.code, exc.reason or "")
+        except Exception:
+            # A bug below the reader (say, the journal's disk full at start): the call must not
+            # linger without a reader, and must not be reported as a hang-up.
+            log.exception("%s: carrier reader failed; ending the call", self.label)
+            self._end_reason, self._close_code = "internal error", 1011
+        finally:
+            self.end(self._end_reason, self._close_code)
+
+    def _carrier_closed(self, code: int, reason: str) -> None:
+        if code in HANGUP_CLOSE_CODES:
+            return  # "caller hung up"
+        # The WebSocket layer failed the connection (a frame over ws_max_size: 1009, invalid UTF-8:
+        # 1007, …). Nothing can be sent back any more; say why the call ended.
+        self._end_reason = f"carrier connection failed ({f'{code} {reason}'.strip()})"
+        log.warning("%s: %s; ending the call", self.label, self._end_reason)
 
     def _bad_frame(self, reason: str) -> None:
         self.bad_frames += 1
@@ -141,13 +217,19 @@ class CallSession:
         if isinstance(event, MediaReceived):  # the hot path, first
             self.frames_in += 1
             if self.call is not None:
-                await self.call.caller_audio(self.gaps.fill(event.timestamp_ms, event.payload))
+                self._forwarding = True
+                try:
+                    await self.call.caller_audio(self.gaps.fill(event.timestamp_ms, event.payload))
+                except Exception as exc:
+                    self._unit_failed(exc)
+                self._forwarding = False
         elif isinstance(event, MarkReceived):
             if self.call is not None:
                 self.call.mark(event.name)
         elif isinstance(event, DtmfReceived):
             if self.call is not None:
-                if self.journal:
+                self.dtmf_in += 1
+                if self.journal and self.dtmf_in <= DTMF_JOURNALED:
                     self.journal.record("caller.dtmf", digit=event.digit)
                 self.call.tone(event.digit)
         elif isinstance(event, StreamStarted):
@@ -159,6 +241,52 @@ class CallSession:
             pass
         return False
 
+    def _unit_failed(self, exc: Exception) -> None:
+        """A media unit raised on caller audio: a scenario bug, logged; the call goes on."""
+        self.unit_failures += 1
+        if self.unit_failures <= UNIT_FAILURES_LOGGED or self.unit_failures % 100 == 0:
+            log.warning("%s: media unit failed on caller audio (%d so far): %s: %s", self.label, self.unit_failures,
+                        type(exc).__name__, exc, exc_info=self.unit_failures == 1)
+
+    # --- the watchdog ---------------------------------------------------------------------
+    async def _watch(self) -> None:
+        """End the call when its carrier stops reading, when its media units stop taking caller
+        audio, or when it never starts. Progress is judged from counters the hot paths bump anyway,
+        sampled a few times per timeout (at most every second), so a stall is acted on within about
+        1 to 1.5 timeouts of its start."""
+        settings = self.runtime.settings
+        peer_timeout, media_timeout = settings.peer_stall_timeout_s, settings.media_stall_timeout_s
+        period = min(max(min(peer_timeout, media_timeout, settings.start_timeout_s) / 4, 0.02), 1.0)
+        loop = self._loop
+        started_at = loop.time()
+        link_done, link_moved_at = -1, started_at
+        frames_seen, frames_moved_at = -1, started_at
+        while True:
+            await asyncio.sleep(period)
+            now = loop.time()
+            link = self.link
+            if link is None:
+                if not self.parser.started and now - started_at >= settings.start_timeout_s:
+                    reason = f"no start message within {settings.start_timeout_s:g} s"
+                    log.warning("%s: %s; closing the stream", self.label, reason)
+                    self.end(reason, 1008)
+                    return
+                continue
+            if link.sends_waiting == 0 or link.sends_done != link_done:
+                link_done, link_moved_at = link.sends_done, now
+            elif now - link_moved_at >= peer_timeout:
+                log.warning("%s: the carrier has not read for %g s (%d send(s) waiting); ending the call",
+                            self.label, peer_timeout, link.sends_waiting)
+                self._carrier_stalled = True
+                self.end(f"carrier stopped reading for {peer_timeout:g} s", 1011)
+                return
+            if not self._forwarding or self.frames_in != frames_seen:
+                frames_seen, frames_moved_at = self.frames_in, now
+            elif now - frames_moved_at >= media_timeout:
+                log.warning("%s: a media unit has not taken caller audio for %g s; ending the call", self.label, media_timeout)
+                self.end(f"caller audio stalled: a media unit took no audio for {media_timeout:g} s", 1011)
+                return
+
     # --- call start -----------------------------------------------------------------------
     async def _start(self, start: StreamStarted) -> None:
         runtime = self.runtime
@@ -167,7 +295,8 @@ class CallSession:
         self.label = f"call {call_sid}"
         assert self.tasks is not None
         self.tasks.label = self.label
-        self.link = TwilioMediaLink(self.websocket, TwilioStreamSerializer(start.stream_sid))
+        self.link = TwilioMediaLink(self.websocket, TwilioStreamSerializer(start.stream_sid),
+                                    self.websocket.scope.get(TRANSPORT_ABORT_SCOPE_KEY))
         scenario_name = params.get("scenario") or runtime.default_scenario
         scenarios = runtime.scenarios  # the version in force when the call started (reload-safe)
         scenario = scenarios.get(scenario_name)
@@ -219,21 +348,48 @@ class CallSession:
     async def _teardown(self) -> None:
         duration = time.monotonic() - self._started_at
         reason = self._end_reason
+        if self._carrier_stalled:
+            # First: the model's reader may be blocked sending to this carrier, and closing the
+            # model cleanly needs that reader. Dropping the link releases it.
+            await self._close_link(reason)
         if self.call is not None:
             self.call.terminated(reason, duration)
         if self.vox is not None:
             self.vox.emit(AppEvents.Terminating, reason=reason)
-            for client in list(self.vox.clients):
-                await client.aclose("call ended")
+            await self._close_clients()
             self.vox.emit(AppEvents.Terminated, reason=reason)
         assert self.tasks is not None
         await self.tasks.drain(timeout_s=2.0)  # handlers of the last events may finish briefly
-        link = self.link or TwilioMediaLink(self.websocket, TwilioStreamSerializer(""))
-        await link.close(self._close_code, reason[:120])
+        if self.vox is not None:
+            # A handler still connecting when the call ended (say, createRealtimeAPIClient in
+            # CallAlerting of a call hung up at once) has just registered its client: close it too.
+            await self._close_clients()
+        await self._close_link(reason)
         if self.journal is not None:
-            self.journal.record("call.ended", reason=reason, duration_s=round(duration, 3), frames_in=self.frames_in, bad_frames=self.bad_frames)
+            self.journal.record("call.ended", reason=reason, duration_s=round(duration, 3), frames_in=self.frames_in,
+                                bad_frames=self.bad_frames, dtmf=self.dtmf_in)
             self.journal.close()
         await self.tasks.aclose()
         self.runtime.metrics.calls_ended += 1
         if self.vox is not None:
             self.vox.listeners.clear()
+
+    async def _close_clients(self) -> None:
+        for client in list(self.vox.clients):
+            await client.aclose("call ended")  # idempotent
+
+    async def _close_link(self, reason: str) -> None:
+        if self._link_closed:
+            return
+        self._link_closed = True
+        abort = self.websocket.scope.get(TRANSPORT_ABORT_SCOPE_KEY)
+        link = self.link or TwilioMediaLink(self.websocket, TwilioStreamSerializer("-"), abort)  # never started
+        wait_s = self.runtime.settings.peer_stall_timeout_s
+        if not await link.close(self._close_code, _close_reason(reason), wait_s):
+            log.warning("%s: the carrier did not take the close frame within %g s; connection dropped", self.label, wait_s)
+
+
+def _close_reason(reason: str) -> str:
+    """A WebSocket close reason holds at most 123 bytes of UTF-8."""
+    encoded = reason.encode("utf-8")
+    return reason if len(encoded) <= 123 else encoded[:120].decode("utf-8", "ignore") + "..."

@@ -1,4 +1,18 @@
-"""Server configuration, from the environment (documented in README "Configuration")."""
+"""Server configuration, from the environment (documented in README "Configuration").
+
+Limits that protect one call (and the process) from a broken or hostile peer; each ends only the
+call concerned, with a log line naming it and a WebSocket close code with a reason:
+
+- ``PEER_STALL_TIMEOUT_S`` (``peer_stall_timeout_s``, default 10): the carrier has stopped reading
+  (sends to it have waited this long without progress). Without it a stalled peer would block the
+  model's audio path of that call forever. The call ends with close 1011; the close frame is given
+  as long again to get through, then the connection is dropped.
+- ``MEDIA_STALL_TIMEOUT_S`` (``media_stall_timeout_s``, default 10): a media unit of the call (the
+  model client, or one a scenario wrote) has not taken a caller frame for this long. The carrier
+  reader — hang-up, DTMF, marks — must not wait on it forever. Close 1011.
+- ``START_TIMEOUT_S`` (``start_timeout_s``, default 10): a media WebSocket that has not sent a valid
+  ``start`` by then is not a call. Close 1008.
+"""
 
 from __future__ import annotations
 
@@ -23,6 +37,9 @@ class Settings:
     engine_script: Path | None = None      # LOCAL_ENGINE_SCRIPT: the embedded engine's script
     reload: bool = False
     drain_timeout_s: float = 30.0          # DRAIN_TIMEOUT_S: on SIGTERM, how long calls in progress may finish
+    peer_stall_timeout_s: float = 10.0     # PEER_STALL_TIMEOUT_S: see the module docstring
+    media_stall_timeout_s: float = 10.0    # MEDIA_STALL_TIMEOUT_S
+    start_timeout_s: float = 10.0          # START_TIMEOUT_S
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -43,9 +60,18 @@ class Settings:
             calls_dir=Path(opt("CALLS_DIR")) if opt("CALLS_DIR") else None,
             engine_script=Path(opt("LOCAL_ENGINE_SCRIPT")) if opt("LOCAL_ENGINE_SCRIPT") else None,
             drain_timeout_s=float(opt("DRAIN_TIMEOUT_S") or 30.0),
+            peer_stall_timeout_s=_positive(opt("PEER_STALL_TIMEOUT_S"), "PEER_STALL_TIMEOUT_S", 10.0),
+            media_stall_timeout_s=_positive(opt("MEDIA_STALL_TIMEOUT_S"), "MEDIA_STALL_TIMEOUT_S", 10.0),
+            start_timeout_s=_positive(opt("START_TIMEOUT_S"), "START_TIMEOUT_S", 10.0),
         )
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
+
+    def __post_init__(self) -> None:
+        for name in ("peer_stall_timeout_s", "media_stall_timeout_s", "start_timeout_s"):
+            value = getattr(self, name)
+            if not value > 0:
+                raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
 
     @property
     def base_url(self) -> str:
@@ -64,3 +90,15 @@ class Settings:
         if self.openai_api_key:
             env["OPENAI_API_KEY"] = self.openai_api_key
         return env
+
+
+def _positive(text: str | None, name: str, default: float) -> float:
+    if text is None:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{name} must be a number of seconds, got {text!r}") from None
+    if not value > 0:
+        raise ValueError(f"{name} must be a positive number of seconds, got {text!r}")
+    return value
