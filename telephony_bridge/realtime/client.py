@@ -16,6 +16,7 @@ import binascii
 import itertools
 import logging
 import os
+import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -96,6 +97,7 @@ class ClientStatistics:
     deletions: int = 0
     errors: int = 0
     reconnects: int = 0
+    malformed_events: int = 0
 
 
 class PlayoutChannel:
@@ -327,17 +329,21 @@ class RealtimeAPIClient:
         return self._closed
 
     async def aclose(self, reason: str = "closed by scenario") -> None:
-        if self._closed:
-            return
-        self._closed = True
-        for channel in list(self._channels.values()):
-            channel.detach()
+        """Close for good. Idempotent, and always rids the call of the socket: 'reported closed
+        to the scenario' and 'socket gone' are kept apart, so a reader that died first cannot
+        leave the model connection open."""
+        if not self._closed:
+            self._closed = True
+            for channel in list(self._channels.values()):
+                channel.detach()
         ws = self._ws
-        if ws is not None:
+        if ws is not None and ws.state is not State.CLOSED:
             try:
                 await asyncio.wait_for(ws.close(1000, reason[:120]), 2.0)
             except (TimeoutError, ConnectionClosed, OSError):
                 pass
+            if ws.state is not State.CLOSED and ws.transport is not None:
+                ws.transport.abort()  # the closing handshake stalled: drop the connection
         self._report_close(1000, reason, True)
         current = asyncio.current_task()
         for task in self._own_tasks:
@@ -495,6 +501,11 @@ class RealtimeAPIClient:
                     break
                 if not await self._reconnect(code, reason):
                     break
+        except Exception:
+            log.exception("%s: model reader failed; dropping the model connection", self.tasks.label)
+            code, reason, clean = 1011, "model reader failed", False
+            if self._ws is not None and self._ws.transport is not None:
+                self._ws.transport.abort()
         finally:
             if not self._closed:
                 self._closed = True
@@ -578,7 +589,30 @@ class RealtimeAPIClient:
         if ws is not None:
             self.tasks.spawn(ws.close(1000, "recycling before the session limit"), name="recycle model session")
 
-    async def _dispatch(self, event: dict[str, Any]) -> None:
+    async def _dispatch(self, event: Any) -> None:
+        """Untrusted input from the model enters here: a malformed event is logged and skipped,
+        never allowed to kill the reader (and with it the call's model audio)."""
+        if not isinstance(event, dict):
+            self._malformed(f"a JSON {type(event).__name__}, not an object")
+            return
+        try:
+            await self._dispatch_event(event)
+        except (asyncio.CancelledError, ConnectionClosed):
+            raise
+        except Exception as exc:
+            # The place, as text: a logged exc_info would pin the frames (and the call) in any log
+            # handler that keeps records.
+            where = traceback.extract_tb(exc.__traceback__)[-1]
+            self._malformed(f"{event.get('type')!r} event broke its handling ({type(exc).__name__}: {exc}, "
+                            f"at {os.path.basename(where.filename)}:{where.lineno})")
+
+    def _malformed(self, what: str) -> None:
+        self.stats.malformed_events += 1
+        count = self.stats.malformed_events
+        if count <= 10 or count % 100 == 0:
+            log.warning("%s: malformed model event #%d ignored: %s", self.tasks.label, count, what)
+
+    async def _dispatch_event(self, event: dict[str, Any]) -> None:
         kind = event.get("type")
         if kind == self._audio_delta_type:  # the hot path: model audio into the media graph
             await self._on_audio_delta(event)
@@ -607,6 +641,8 @@ class RealtimeAPIClient:
         except (KeyError, TypeError, binascii.Error):
             log.warning("%s: audio delta without valid base64; ignored", self.tasks.label)
             return
+        if self.codec == "pcm16" and len(audio) % 2:
+            audio = audio[:-1]  # half a sample cannot be played; keep the stream's alignment
         self.stats.model_audio_deltas += 1
         self.stats.model_audio_ms += len(audio) / (48 if self.codec == "pcm16" else 8)
         response_id, item_id = event.get("response_id", ""), event.get("item_id", "")

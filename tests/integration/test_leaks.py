@@ -123,8 +123,6 @@ async def test_model_clients_the_scenario_never_closed_are_closed_however_the_ca
             assert after["tasks"] == before["tasks"]
 
 
-@pytest.mark.xfail(strict=True, reason="client.py: a reader killed by a malformed model event marks the client closed "
-                                       "without closing its socket, and aclose() then skips it (see the report)")
 async def test_a_model_that_sends_malformed_events_is_still_disconnected_when_the_call_ends(probe):
     async with ModelServer() as model:
         settings = Settings(scenarios_dir=SCENARIOS, realtime_url=model.url)

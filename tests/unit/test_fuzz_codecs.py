@@ -416,10 +416,9 @@ def test_well_typed_server_event_sequences_never_break_the_dispatch_path(data, d
 
 
 # What a broken or hostile model endpoint can send: any JSON value, an audio delta of an odd number of
-# PCM16 bytes (the resampler raises ValueError), or an event of a known type whose fields have any JSON type. Today `_dispatch` assumes objects where the API promises them
-# (`(event.get("response") or {}).get("id")`, `event.get("type")` on a list, …): the AttributeError
-# escapes the reader, the client marks itself closed without closing its socket, and aclose() then
-# skips the close (pitfall 13). See the report for the client.py change; then drop the xfail.
+# PCM16 bytes, or an event of a known type whose fields have any JSON type. None of it may escape the
+# dispatch path: an escaping exception would kill the reader and, before the fix, leave the model
+# socket open after the call (pitfall 13).
 _hostile_server_events = st.one_of(
     _json,
     st.builds(lambda dialect, data: {"type": AUDIO_DELTA_TYPE[dialect], "response_id": "resp_1", "item_id": "item_1", "delta": data},
@@ -431,8 +430,6 @@ _hostile_server_events = st.one_of(
 )
 
 
-@pytest.mark.xfail(strict=True, raises=(AttributeError, TypeError, KeyError, ValueError),
-                   reason="client.py: _dispatch/_bookkeep/ConversationMirror assume JSON objects where the API promises them")
 @fuzz
 @given(events=st.lists(_hostile_server_events, min_size=1, max_size=10), dialect=st.sampled_from(DIALECTS))
 def test_any_json_from_the_model_never_breaks_the_dispatch_path(events, dialect):
