@@ -51,10 +51,14 @@ class TaskOwner:
     def task_count(self) -> int:
         return len(self._tasks)
 
-    async def drain(self, timeout_s: float) -> None:
-        """Let running tasks (say, a Terminated handler) finish, up to a deadline."""
+    def running(self) -> frozenset[asyncio.Task[Any]]:
+        return frozenset(self._tasks)
+
+    async def drain(self, timeout_s: float, exclude: frozenset[asyncio.Task[Any]] = frozenset()) -> None:
+        """Let running tasks (say, a Terminated handler) finish, up to a deadline; tasks in
+        `exclude` (a scenario's long-running timer) are not waited for."""
         current = asyncio.current_task()
-        pending = [task for task in self._tasks if task is not current and not task.done()]
+        pending = [task for task in self._tasks if task is not current and not task.done() and task not in exclude]
         if pending:
             await asyncio.wait(pending, timeout=timeout_s)
 

@@ -476,6 +476,8 @@ class _CallLogHandler(logging.Handler):
             sid = self._sid_of(message)
             if sid is None:
                 return
+            if from_scenario:
+                message = message.removeprefix(f"call {sid}: ")  # the report is per call already
             traceback = None
             if record.exc_info and record.exc_info[1] is not None:
                 exc = record.exc_info[1]

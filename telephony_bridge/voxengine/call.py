@@ -76,6 +76,7 @@ class Call:
         self._clock_ms = clock_ms
         self._on_hangup = on_hangup  # the session's way to end the call
         self._state = CallState.ALERTING
+        self.rest_hangup: Any = None  # the task of a REST hang-up in flight
         self._tones = False
         self._targets: list[MediaUnit] = []
         self._playout: PlayoutSource | None = None
@@ -125,8 +126,9 @@ class Call:
         """End the call: close the media stream and, with carrier credentials, end the phone call."""
         if self._state is CallState.TERMINATED:
             return
-        if self._control is not None:
-            self.tasks.spawn(self._control.hangup(self._call_sid), name="REST hangup")
+        if self._control is not None and self.rest_hangup is None:
+            # The session's teardown waits for this one (bounded): the phone call must really end.
+            self.rest_hangup = self.tasks.spawn(self._control.hangup(self._call_sid), name="REST hangup")
         if self._on_hangup is not None:
             self._on_hangup("hangup by scenario")
 

@@ -34,8 +34,8 @@ class VoxEngine:
     def removeEventListener(self, event: AppEvents | str, handler: Handler | None = None) -> None:
         self.listeners.remove(event, handler)
 
-    def emit(self, event: AppEvents, **fields: Any) -> None:
-        self.listeners.emit(event, EventPayload(name=event.name, **fields))
+    def emit(self, event: AppEvents, on_error: Callable[[], None] | None = None, **fields: Any) -> None:
+        self.listeners.emit(event, EventPayload(name=event.name, **fields), on_error)
 
     def sendMediaBetween(self, a: Any, b: Any) -> None:
         """Both directions at once: caller audio to the model, model audio to the caller."""

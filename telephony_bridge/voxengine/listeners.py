@@ -74,17 +74,21 @@ class Listeners:
     def has(self, event: Any) -> bool:
         return bool(self._handlers.get(event))
 
-    def emit(self, event: Any, payload: EventPayload) -> None:
+    def emit(self, event: Any, payload: EventPayload, on_error: Callable[[], None] | None = None) -> None:
+        """Run the handlers of `event`. `on_error` is told when one raises (sync or async), for the
+        few events whose failure means the scenario cannot go on (CallAlerting)."""
         for handler in tuple(self._handlers.get(event, ())):
             try:
                 result = handler(payload)
             except Exception:
                 log.exception("%s: handler %s for %s raised", self._owner_label, _name(handler), _event_name(event))
+                if on_error is not None:
+                    on_error()
                 continue
             if inspect.isawaitable(result):
-                self._start(result, handler, event)
+                self._start(result, handler, event, on_error)
 
-    def _start(self, awaitable: Any, handler: Handler, event: Any) -> None:
+    def _start(self, awaitable: Any, handler: Handler, event: Any, on_error: Callable[[], None] | None) -> None:
         label = self._owner_label
 
         async def guarded() -> None:
@@ -92,6 +96,8 @@ class Listeners:
                 await awaitable
             except Exception:
                 log.exception("%s: handler %s for %s raised", label, _name(handler), _event_name(event))
+                if on_error is not None:
+                    on_error()
 
         self._spawner.spawn(guarded(), name=f"handler {_name(handler)}")
 

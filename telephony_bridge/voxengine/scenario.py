@@ -20,6 +20,16 @@ from typing import Any
 from telephony_bridge.voxengine.events import AppEvents, CallEvents
 
 
+class ScenarioLogger(logging.LoggerAdapter):
+    """The `Logger` a scenario sees: its lines name the call, and VoxEngine's `Logger.write` works."""
+
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        return f"{self.extra['call']}: {msg}", kwargs
+
+    def write(self, msg: Any, *args: Any) -> None:
+        self.info(msg, *args)
+
+
 class ScenarioError(Exception):
     """A scenario or routes file that cannot run; the message names file, line and reason."""
 
@@ -30,7 +40,10 @@ class Scenario:
     path: Path
     code: CodeType
 
-    def namespace(self, vox: Any, openai: Any, logger: logging.Logger) -> dict[str, Any]:
+    def logger(self, call_label: str) -> ScenarioLogger:
+        return ScenarioLogger(logging.getLogger(f"telephony_bridge.scenario.{self.name}"), {"call": call_label})
+
+    def namespace(self, vox: Any, openai: Any, logger: Any) -> dict[str, Any]:
         return {
             "__name__": f"scenario_{self.name}",
             "__file__": str(self.path),
@@ -41,7 +54,7 @@ class Scenario:
             "Logger": logger,
         }
 
-    def run(self, vox: Any, openai: Any, logger: logging.Logger) -> dict[str, Any]:
+    def run(self, vox: Any, openai: Any, logger: Any) -> dict[str, Any]:
         namespace = self.namespace(vox, openai, logger)
         exec(self.code, namespace)
         return namespace
@@ -72,7 +85,7 @@ def _check_top_level(scenario: Scenario) -> None:
 
     vox, openai = inert_context()
     try:
-        scenario.run(vox, openai, logging.getLogger(f"telephony_bridge.scenario.{scenario.name}"))
+        scenario.run(vox, openai, scenario.logger("scenario check"))
     except Exception as exc:
         raise ScenarioError(f"{_where(exc, scenario.path)}: {type(exc).__name__}: {exc}") from None
 
