@@ -4,25 +4,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
+import os
 import sys
+import tempfile
 from pathlib import Path
 
+from telephony_bridge.logs import configure_logging
+
 from telephony_bridge.voxengine.scenario import ScenarioError
-
-
-def _configure_logging(verbose: bool = False) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-    )
 
 
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from telephony_bridge.server.app import create_app, load_runtime
+    from telephony_bridge.server.drain import DrainingServer, DrainingSupervisor
     from telephony_bridge.server.settings import Settings
 
     settings = Settings.from_environ(
@@ -30,16 +26,31 @@ def _serve(args: argparse.Namespace) -> int:
         calls_dir=Path(args.calls_dir) if args.calls_dir else None, reload=args.reload or None,
     )
     try:
-        runtime = load_runtime(settings)
+        runtime = load_runtime(settings)  # fail here, with file and line, not in a worker
     except ScenarioError as exc:
         print(f"telephony-bridge: cannot start: {exc}", file=sys.stderr)
         return 2
-    from telephony_bridge.server.drain import DrainingServer
+    common = dict(host=settings.host, port=settings.port, log_level="warning", ws_max_size=1 << 20,
+                  loop="uvloop" if _has_uvloop() else "asyncio", proxy_headers=False)  # PUBLIC_URL, never proxy headers
+    if args.workers <= 1:
+        DrainingServer(uvicorn.Config(create_app(settings, runtime), **common), runtime).run()
+        return 0
+    if args.reload:
+        print("telephony-bridge: --reload works with one worker only", file=sys.stderr)
+        return 2
+    from telephony_bridge.server.factory import HOST_ENV, PORT_ENV
 
-    app = create_app(settings, runtime)
-    loop = "uvloop" if _has_uvloop() else "asyncio"
-    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning", loop=loop, ws_max_size=1 << 20)
-    DrainingServer(config, runtime).run()
+    # Workers are fresh processes: they read their settings from the environment.
+    os.environ.update({HOST_ENV: settings.host, PORT_ENV: str(settings.port), "SCENARIOS_DIR": str(settings.scenarios_dir),
+                       "LOG_FORMAT": "json" if args.log_json else "text", "TELEPHONY_BRIDGE_VERBOSE": "1" if args.verbose else "0"})
+    if settings.calls_dir is not None:
+        os.environ["CALLS_DIR"] = str(settings.calls_dir)
+    metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(prefix="telephony-bridge-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir  # /metrics then sums every worker
+    for stale in Path(metrics_dir).glob("*.db"):
+        stale.unlink()
+    config = uvicorn.Config("telephony_bridge.server.factory:app_from_environ", factory=True, workers=args.workers, **common)
+    DrainingSupervisor.on(config).run()
     return 0
 
 
@@ -54,6 +65,8 @@ def _has_uvloop() -> bool:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="telephony-bridge", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true")
+    parser.add_argument("--log-json", action="store_true", default=os.environ.get("LOG_FORMAT") == "json",
+                        help="JSON log lines (default: human-readable; also LOG_FORMAT=json)")
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the bridge server (Twilio webhook + media WebSocket)")
@@ -62,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--scenarios", help="scenarios directory (default: $SCENARIOS_DIR or ./scenarios)")
     serve.add_argument("--calls-dir", help="write each call's JSON transcript here (default: $CALLS_DIR)")
     serve.add_argument("--reload", action="store_true", help="reload scenarios and routes when their files change")
+    serve.add_argument("--workers", type=int, default=1, help="processes serving the one port (calls never cross them)")
     serve.set_defaults(run=_serve)
 
     try:
@@ -95,7 +109,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _configure_logging(args.verbose)
+    configure_logging(args.verbose, args.log_json)
     return int(args.run(args) or 0)
 
 

@@ -52,6 +52,7 @@ OPENAI_REALTIME_URL = "wss://api.openai.com/v1/realtime"
 # OpenAI caps a Realtime session at 60 minutes; recycle at a turn boundary well before that.
 DEFAULT_SESSION_MAX_S = 55 * 60
 DEFAULT_PING_INTERVAL_S = 5.0
+DOWNLINK_SAMPLE_EVERY = 10  # model deltas between two latency samples
 MAX_BUFFERED_AUDIO_BYTES = 256 * 1024  # ~2 s of PCM16 24 kHz as base64 JSON
 MODEL_STALL_TIMEOUT_S = 5.0
 # A caller is on the line: retry fast and often rather than back off exponentially for long. The
@@ -648,8 +649,12 @@ class RealtimeAPIClient:
         response_id, item_id = event.get("response_id", ""), event.get("item_id", "")
         content_index = event.get("content_index", 0)
         self.conversation.audio_received(item_id, len(audio) / (48 if self.codec == "pcm16" else 8))
+        sampled = self.observer is not None and self.stats.model_audio_deltas % DOWNLINK_SAMPLE_EVERY == 0
+        started = asyncio.get_running_loop().time() if sampled else 0.0
         for channel in list(self._channels.values()):
             await channel.play(response_id, item_id, content_index, audio)
+        if sampled and self._channels:  # what the bridge adds between the model's delta and the carrier's media
+            self.observer(self, "downlink_latency", {"seconds": asyncio.get_running_loop().time() - started})
         if self.listeners.has(RealtimeAPIEvents.ResponseAudioDelta):
             self._emit(RealtimeAPIEvents.ResponseAudioDelta, event)
 

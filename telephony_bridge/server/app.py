@@ -7,6 +7,7 @@ read-only configuration.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ipaddress
 import itertools
@@ -36,6 +37,7 @@ from telephony_bridge.carriers.twilio_webhook import (
     signature_is_valid,
     stream_url,
 )
+from telephony_bridge.server.metrics import BridgeMetrics, Exporter
 from telephony_bridge.server.session import TRANSPORT_ABORT_SCOPE_KEY, CallSession
 from telephony_bridge.server.settings import Settings
 from telephony_bridge.voxengine.routing import Router, load_routes
@@ -49,16 +51,6 @@ log = logging.getLogger("telephony_bridge.server")
 MAX_WEBHOOK_BODY = 64 * 1024
 MAX_WEBHOOK_FIELDS = 200
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
-
-
-@dataclass(slots=True)
-class BridgeMetrics:
-    calls_started: int = 0
-    calls_ended: int = 0
-    calls_rejected: int = 0
-    webhooks_forbidden: int = 0
-    streams_forbidden: int = 0
-    frames_rejected: int = 0
 
 
 class TwilioCallControl:
@@ -85,6 +77,7 @@ class BridgeRuntime:
     sessions: set[CallSession] = field(default_factory=set)
     connection_ids: Any = field(default_factory=lambda: itertools.count(1))
     draining: bool = False
+    scenario_version: int = 1  # bumped by each --reload
 
     def scenario_for(self, number: str) -> str | None:
         if self.router is not None:
@@ -180,6 +173,8 @@ async def _read_webhook_form(request: Request) -> FormData | Response:
 def create_app(settings: Settings, runtime: BridgeRuntime | None = None) -> Starlette:
     runtime = runtime or load_runtime(settings)
 
+    exporter = Exporter(runtime.metrics)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if not settings.twilio_auth_token:
@@ -192,9 +187,17 @@ def create_app(settings: Settings, runtime: BridgeRuntime | None = None) -> Star
             await engine.start()
             runtime.local_engine_url = engine.url
             log.info("no OPENAI_API_KEY or REALTIME_URL: using the embedded local engine at %s (a simulator, not a language model)", engine.url)
+        background = [asyncio.create_task(exporter.run_sampler(), name="metrics sampler")]
+        if settings.reload:
+            from telephony_bridge.server.reload import watch_scenarios
+
+            background.append(asyncio.create_task(watch_scenarios(runtime), name="scenario reloader"))
         try:
             yield
         finally:
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
             if engine is not None:
                 await engine.stop()
 
@@ -247,10 +250,17 @@ def create_app(settings: Settings, runtime: BridgeRuntime | None = None) -> Star
             return
         session = CallSession(websocket, runtime, next(runtime.connection_ids))
         runtime.sessions.add(session)
+        runtime.metrics.active_calls = len(runtime.sessions)
         try:
             await session.run()
         finally:
             runtime.sessions.discard(session)
+            runtime.metrics.active_calls = len(runtime.sessions)
+
+    async def metrics(request: Request) -> Response:
+        """Prometheus exposition (all workers' sums with --workers)."""
+        body, content_type = exporter.render()
+        return Response(body, media_type=content_type)
 
     async def healthz(request: Request) -> Response:
         """Liveness: the process serves HTTP."""
@@ -268,6 +278,7 @@ def create_app(settings: Settings, runtime: BridgeRuntime | None = None) -> Star
             WebSocketRoute("/media-stream", media_stream),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
         ],
         middleware=[Middleware(_ExposeTransportAbort)],
         lifespan=lifespan,

@@ -13,11 +13,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
 import time
 from types import FrameType
 from typing import TYPE_CHECKING
 
 import uvicorn
+from uvicorn.supervisors.multiprocess import Multiprocess, Process
 
 if TYPE_CHECKING:
     from telephony_bridge.server.app import BridgeRuntime
@@ -28,11 +30,20 @@ SHUTDOWN_REASON = "server shutting down"
 
 
 class DrainingServer(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config, runtime: BridgeRuntime) -> None:
+    def __init__(self, config: uvicorn.Config, runtime: BridgeRuntime | None = None) -> None:
         super().__init__(config)
-        self.runtime = runtime
+        self._runtime = runtime  # a worker process finds it on the app it loaded
         self._drain_task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def runtime(self) -> BridgeRuntime:
+        if self._runtime is None:
+            app = self.config.loaded_app
+            while not hasattr(app, "state") and hasattr(app, "app"):
+                app = app.app  # unwrap uvicorn's middleware
+            self._runtime = app.state.runtime
+        return self._runtime
 
     async def startup(self, sockets: list | None = None) -> None:
         self._loop = asyncio.get_running_loop()
@@ -67,3 +78,51 @@ class DrainingServer(uvicorn.Server):
                 await asyncio.sleep(0.05)
         log.info("drained; shutting down")
         self.should_exit = True
+
+
+def reuse_port_socket(host: str, port: int, listen: bool) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    if listen:
+        sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+class _DrainingWorker(Process):
+    """A uvicorn worker process whose server drains on SIGTERM, listening on its own socket.
+
+    With one shared listening socket, whichever worker wins accept() keeps winning (a busy one
+    can end up with every call); one SO_REUSEPORT socket per worker lets the kernel spread the
+    connections over the workers by hash."""
+
+    def target(self, sockets: list[socket.socket] | None = None) -> None:  # runs in the worker
+        super().target([reuse_port_socket(self.config.host, self.config.port, listen=True)])
+
+    @property
+    def server(self) -> uvicorn.Server:
+        if self._server is None:
+            self._server = DrainingServer(self.config)
+        return self._server
+
+
+class DrainingSupervisor(Multiprocess):
+    """`--workers N`: uvicorn's supervisor, with workers that drain. On SIGTERM it signals every
+    worker and waits for each to finish its calls (DRAIN_TIMEOUT_S) before exiting. (A worker
+    restarted after a crash is uvicorn's plain one, on the supervisor's socket.)
+
+    The supervisor's own socket is bound but never listens: it claims the port (a clash fails
+    here, at start) without taking connections."""
+
+    @classmethod
+    def on(cls, config: uvicorn.Config) -> DrainingSupervisor:
+        return cls(config, sockets=[reuse_port_socket(config.host, config.port, listen=False)])
+
+    def init_processes(self) -> None:
+        for _ in range(self.processes_num):
+            process = _DrainingWorker(self.config, self.sockets)
+            process.start()
+            self.processes.append(process)

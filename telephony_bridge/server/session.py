@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -40,6 +41,7 @@ from telephony_bridge.carriers.twilio import (
     TwilioStreamSerializer,
 )
 from telephony_bridge.server.journal import CallJournal
+from telephony_bridge.server.metrics import UPLINK_SAMPLE_EVERY, BridgeMetrics
 from telephony_bridge.tasks import TaskOwner
 from telephony_bridge.voxengine.call import Call
 from telephony_bridge.voxengine.context import call_context
@@ -73,10 +75,12 @@ class TwilioMediaLink:
     ending the call, and an exception here would only surface in the model's reader.
     """
 
-    def __init__(self, websocket: WebSocket, serializer: TwilioStreamSerializer, abort: Callable[[], None] | None = None) -> None:
+    def __init__(self, websocket: WebSocket, serializer: TwilioStreamSerializer, abort: Callable[[], None] | None = None,
+                 metrics: BridgeMetrics | None = None) -> None:
         self._websocket = websocket
         self._serializer = serializer
         self._abort = abort
+        self._metrics = metrics or BridgeMetrics()
         self.frames_out = 0
         self.sends_waiting = 0
         self.sends_done = 0
@@ -84,6 +88,7 @@ class TwilioMediaLink:
 
     async def send_media(self, ulaw: bytes) -> None:
         self.frames_out += 1
+        self._metrics.frames_out += 1
         await self._send(self._serializer.media(ulaw))
 
     async def send_mark(self, name: str) -> None:
@@ -216,12 +221,18 @@ class CallSession:
         """Apply one carrier event; True when the stream has stopped."""
         if isinstance(event, MediaReceived):  # the hot path, first
             self.frames_in += 1
+            metrics = self.runtime.metrics
+            metrics.frames_in += 1
             if self.call is not None:
                 self._forwarding = True
+                sampled = self.frames_in % UPLINK_SAMPLE_EVERY == 0
+                started = self._loop.time() if sampled else 0.0
                 try:
                     await self.call.caller_audio(self.gaps.fill(event.timestamp_ms, event.payload))
                 except Exception as exc:
                     self._unit_failed(exc)
+                if sampled:  # what the bridge adds between the carrier's frame and the model's append
+                    metrics.uplink_latency_s.append(self._loop.time() - started)
                 self._forwarding = False
         elif isinstance(event, MarkReceived):
             if self.call is not None:
@@ -296,13 +307,14 @@ class CallSession:
         assert self.tasks is not None
         self.tasks.label = self.label
         self.link = TwilioMediaLink(self.websocket, TwilioStreamSerializer(start.stream_sid),
-                                    self.websocket.scope.get(TRANSPORT_ABORT_SCOPE_KEY))
+                                    self.websocket.scope.get(TRANSPORT_ABORT_SCOPE_KEY), runtime.metrics)
         scenario_name = params.get("scenario") or runtime.default_scenario
         scenarios = runtime.scenarios  # the version in force when the call started (reload-safe)
         scenario = scenarios.get(scenario_name)
         self.journal = CallJournal(self.label, runtime.settings.calls_dir)
         self.journal.open(call_sid)
-        self.journal.record("call.started", call_sid=call_sid, caller=params.get("From"), number=params.get("To"), scenario=scenario_name)
+        self.journal.record("call.started", call_sid=call_sid, caller=params.get("From"), number=params.get("To"),
+                            scenario=scenario_name, pid=os.getpid())  # the worker, with --workers
         runtime.metrics.calls_started += 1
         self.call = Call(
             call_sid=call_sid,
@@ -320,10 +332,10 @@ class CallSession:
             self.end("no scenario")
             return
         vox, openai = call_context(self.tasks, self.end, runtime.local_engine_url, runtime.settings.model_environ())
-        openai.Beta.observer = self.journal.model_event
+        openai.Beta.observer = self._observe_model
         self.vox = vox
         try:
-            scenario.run(vox, openai, logging.getLogger(f"telephony_bridge.scenario.{scenario.name}"))
+            scenario.run(vox, openai, scenario.logger(self.label))
         except Exception:
             log.exception("%s: scenario %s raised at its top level; ending this call", self.label, scenario.name)
             self.end("scenario error")
@@ -331,6 +343,9 @@ class CallSession:
         vox.emit(AppEvents.Started)
         vox.emit(
             AppEvents.CallAlerting,
+            # The scenario's entry point: if it fails, the scenario cannot serve this caller, so the
+            # call ends (cleanly, Terminated fires) instead of leaving the caller in silence.
+            on_error=lambda: self.end("scenario error"),
             call=self.call,
             callerid=self.call.callerid(),
             destination=self.call.number(),
@@ -338,6 +353,12 @@ class CallSession:
             headers={},
             scheme="twilio",
         )
+
+    def _observe_model(self, client: Any, member: Any, event: Any) -> None:
+        """The call's clients report here: the journal and the process metrics both listen."""
+        assert self.journal is not None
+        self.journal.model_event(client, member, event)
+        self.runtime.metrics.model_event(client, member, event)
 
     def _hangup_requested(self, reason: str) -> None:
         if self.journal:
@@ -352,14 +373,18 @@ class CallSession:
             # First: the model's reader may be blocked sending to this carrier, and closing the
             # model cleanly needs that reader. Dropping the link releases it.
             await self._close_link(reason)
+        assert self.tasks is not None
+        earlier_tasks = self.tasks.running()  # a scenario's own timers are not waited for below
         if self.call is not None:
             self.call.terminated(reason, duration)
         if self.vox is not None:
             self.vox.emit(AppEvents.Terminating, reason=reason)
             await self._close_clients()
             self.vox.emit(AppEvents.Terminated, reason=reason)
-        assert self.tasks is not None
-        await self.tasks.drain(timeout_s=2.0)  # handlers of the last events may finish briefly
+        # Handlers of the last events (Disconnected, Terminating, Terminated) may finish briefly,
+        # and a REST hang-up in flight must reach the carrier.
+        rest_hangup = self.call.rest_hangup if self.call is not None else None
+        await self.tasks.drain(timeout_s=2.0, exclude=earlier_tasks - {rest_hangup})
         if self.vox is not None:
             # A handler still connecting when the call ended (say, createRealtimeAPIClient in
             # CallAlerting of a call hung up at once) has just registered its client: close it too.
@@ -370,7 +395,7 @@ class CallSession:
                                 bad_frames=self.bad_frames, dtmf=self.dtmf_in)
             self.journal.close()
         await self.tasks.aclose()
-        self.runtime.metrics.calls_ended += 1
+        self.runtime.metrics.call_ended(reason)
         if self.vox is not None:
             self.vox.listeners.clear()
 
