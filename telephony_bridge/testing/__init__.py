@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-# Static on purpose: `from telephony_bridge.testing import recording` probes this module's
+# Static on purpose: `from telephony_bridge.testing import simulator` probes this module's
 # attributes first, and answering that by importing the kit would import the simulator mid-import.
 KIT_NAMES = frozenset({
     "CALLER_VOICE", "CallFlow", "CallFlowError", "CallReport", "Event", "Line", "LogLine", "ModelConnection",

@@ -838,7 +838,7 @@ async def _caller_audio(caller_says: Sequence[tuple[float, str]], audio: bytes |
     if audio is not None and caller_says:
         raise ValueError("give the caller's speech as `audio` or as `caller_says`, not both")
     if audio is not None and not isinstance(audio, (bytes, bytearray, memoryview)):
-        from telephony_bridge.testing.recording import read_wav_as_pcm16_8k_mono
+        from telephony_bridge.audio.files import read_wav_as_pcm16_8k_mono
 
         audio = await asyncio.to_thread(read_wav_as_pcm16_8k_mono, audio)
     if audio is not None:

@@ -49,7 +49,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from telephony_bridge.audio.g711 import ulaw_decode, ulaw_encode
-from telephony_bridge.testing import recording
+from telephony_bridge.audio import files as recording
 from telephony_bridge.testing.playout import ClearRecord, PlayoutStats, SimulatedPlayout
 
 log = logging.getLogger(__name__)

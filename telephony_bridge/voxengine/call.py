@@ -10,9 +10,13 @@ arrives through a `PlayoutChannel` and what the caller heard of it is kept in th
 from __future__ import annotations
 
 import logging
+import asyncio
+import os
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from telephony_bridge.audio.files import read_wav_as_pcm16_8k_mono
+from telephony_bridge.audio.g711 import ulaw_encode
 from telephony_bridge.naming import with_snake_case_twins
 from telephony_bridge.realtime.playback import PlaybackLedger
 from telephony_bridge.tasks import TaskOwner
@@ -20,6 +24,8 @@ from telephony_bridge.voxengine.events import CallEvents, CallState
 from telephony_bridge.voxengine.listeners import EventPayload, Handler, Listeners, enum_normalizer
 
 log = logging.getLogger("telephony_bridge.call")
+
+PLAYBACK_CHUNK_BYTES = 8000  # one second of μ-law per media message
 
 
 class CarrierLink(Protocol):
@@ -48,6 +54,7 @@ class PlayoutSource(Protocol):
     """What plays model audio into this call (a client's PlayoutChannel); told of echoed marks."""
 
     def on_mark(self, outcome: Any) -> None: ...
+    def interrupt(self, truncate: bool) -> bool: ...
     def detach(self) -> None: ...
 
 
@@ -77,6 +84,8 @@ class Call:
         self._on_hangup = on_hangup  # the session's way to end the call
         self._state = CallState.ALERTING
         self.rest_hangup: Any = None  # the task of a REST hang-up in flight
+        self._playback: tuple[str, str] | None = None  # (mark name, url) of the prompt playing
+        self._playback_seq = 0
         self._tones = False
         self._targets: list[MediaUnit] = []
         self._playout: PlayoutSource | None = None
@@ -155,6 +164,39 @@ class Call:
             return
         self.emit(CallEvents.TransferComplete, to=to)
 
+    # --- prompts --------------------------------------------------------------------------
+    def startPlayback(self, url: str | os.PathLike[str], parameters: Mapping[str, Any] | None = None) -> None:
+        """Play a WAV file to the caller (any PCM WAV; converted to 8 kHz μ-law off the hot path).
+        PlaybackStarted fires when it is sent, PlaybackFinished when the phone has played it."""
+        self.tasks.spawn(self._play_file(url), name="playback")
+
+    async def _play_file(self, url: str | os.PathLike[str]) -> None:
+        try:
+            pcm = await asyncio.to_thread(read_wav_as_pcm16_8k_mono, url)
+        except (OSError, ValueError) as exc:
+            log.warning("call %s: cannot play %s: %s", self._call_sid, url, exc)
+            self.emit(CallEvents.PlaybackFinished, url=str(url), error=str(exc))
+            return
+        ulaw = ulaw_encode(pcm)
+        self._playback_seq += 1
+        mark = f"pb{self._playback_seq}"  # never a ledger mark (those are g<generation>.<n>)
+        self._playback = (mark, str(url))
+        self.emit(CallEvents.PlaybackStarted, url=str(url), duration=len(ulaw) / 8000)
+        for start in range(0, len(ulaw), PLAYBACK_CHUNK_BYTES):
+            await self.link.send_media(ulaw[start:start + PLAYBACK_CHUNK_BYTES])
+        await self.link.send_mark(mark)
+
+    def stopPlayback(self) -> None:
+        if self._playback is None:
+            return
+        _, url = self._playback
+        self._playback = None
+        # A clear also flushes model audio queued behind the prompt; through the model's channel
+        # the ledger learns of it (its echoed marks are then 'flushed', not 'played').
+        if self._playout is None or not self._playout.interrupt(True):
+            self.tasks.spawn(self.link.send_clear(), name="stop playback")
+        self.emit(CallEvents.PlaybackFinished, url=url, stopped=True)
+
     # --- media graph ----------------------------------------------------------------------
     def sendMediaTo(self, unit: MediaUnit) -> None:
         if not callable(getattr(unit, "accept_caller_audio", None)):
@@ -191,6 +233,11 @@ class Call:
             self.emit(CallEvents.ToneReceived, tone=digit)
 
     def mark(self, name: str) -> None:
+        if self._playback is not None and name == self._playback[0]:
+            url = self._playback[1]
+            self._playback = None
+            self.emit(CallEvents.PlaybackFinished, url=url)
+            return
         outcome = self.playback.mark_echoed(name, self._clock_ms())
         if self._playout is not None:
             self._playout.on_mark(outcome)

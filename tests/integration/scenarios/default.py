@@ -19,6 +19,8 @@ def on_alerting(e):
     call.addEventListener(CallEvents.Disconnected, lambda ev: PROBE.record(call.id(), "disconnected", ev.reason))
     call.addEventListener(CallEvents.TransferComplete, lambda ev: PROBE.record(call.id(), "transfer_complete", ev.to))
     call.addEventListener(CallEvents.TransferFailed, lambda ev: PROBE.record(call.id(), "transfer_failed", ev.reason))
+    call.addEventListener(CallEvents.PlaybackStarted, lambda ev: PROBE.record(call.id(), "playback_started", ev.duration))
+    call.addEventListener(CallEvents.PlaybackFinished, lambda ev: PROBE.record(call.id(), "playback_finished", ev.get("stopped", False)))
     call.handleTones(True)
     call.answer()
     call.sendMediaTo(CountingUnit(call.id()))
@@ -31,6 +33,10 @@ def on_tone(call, tone):
         call.hangup()
     elif tone == "0":
         call.transferTo({"to": "+15550123456"})
+    elif tone == "7":
+        call.startPlayback(call.customData()["prompt"])
+    elif tone == "8":
+        call.stopPlayback()
     elif tone == "*":
         raise RuntimeError("scenario bug on purpose")
 

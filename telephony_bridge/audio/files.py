@@ -1,4 +1,4 @@
-"""WAV files for the phone simulator: write what a call sounded like, read caller audio to play.
+"""WAV files: recordings of what a call sounded like, prompts to play, caller audio to simulate.
 
 Off the hot path. Writing uses the plain ``wave`` module; reading converts any PCM WAV (8/16/24/32-bit,
 any rate, any channel count, WAVE_FORMAT_EXTENSIBLE too) to mono PCM16 8 kHz, with pydub for the
