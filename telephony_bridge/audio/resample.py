@@ -46,8 +46,9 @@ _KAISER_BETA = 7.1
 _COEFFICIENT_QUANTUM = 2.0**-24
 
 # Large inputs (a whole prompt at once) are cut into blocks so the scratch buffer and the
-# window matrix stay small; chunking does not change the output, so this is invisible.
-_MAX_BLOCK_SAMPLES = 2048
+# window matrix stay small; chunking does not change the output, so this is invisible. 4800
+# input samples: a 100 ms model delta at 24 kHz is one block (measured ~20 % cheaper per delta).
+_MAX_BLOCK_SAMPLES = 4800
 
 
 @dataclass(frozen=True, slots=True)

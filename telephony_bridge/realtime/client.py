@@ -350,6 +350,8 @@ class RealtimeAPIClient:
         for task in self._own_tasks:
             if task is not current:
                 task.cancel()
+        # A cancelled task's traceback holds its frame, which holds this client: let them go.
+        self._own_tasks = [task for task in self._own_tasks if task is current]
 
     def close(self) -> None:
         """Close the model WebSocket (Voximplant's close(): fire and forget)."""

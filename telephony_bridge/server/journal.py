@@ -33,6 +33,11 @@ _MODEL_EVENTS = {
 }
 
 
+# Journaled, but logged only at DEBUG: several per answer, 200 lines a second at 100 calls.
+_QUIET = frozenset({"agent.transcript_delta", "agent.response_started", "agent.response_done",
+                    "agent.audio_started", "agent.audio_ended"})
+
+
 class CallJournal:
     def __init__(self, call_label: str, directory: Path | None) -> None:
         self.call_label = call_label
@@ -52,7 +57,10 @@ class CallJournal:
     def record(self, kind: str, **fields: Any) -> None:
         entry = {"t": round(time.monotonic() - self._t0, 3), "event": kind, **fields}
         self.entries.append(entry)
-        if kind != "agent.transcript_delta":
+        if kind in _QUIET:
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("%s %s %s", self.call_label, kind, _summary(fields))
+        else:
             log.info("%s %s %s", self.call_label, kind, _summary(fields))
         if self._stream is not None:
             self._stream.write(orjson.dumps(entry) + b"\n")

@@ -398,6 +398,9 @@ class CallSession:
         self.runtime.metrics.call_ended(reason)
         if self.vox is not None:
             self.vox.listeners.clear()
+        # Break the call's reference cycles (bound methods, tasks' tracebacks) now, so a finished
+        # call is freed at once rather than at the next full GC: the soak held ~170 such calls.
+        self.call = self.vox = self.link = None
 
     async def _close_clients(self) -> None:
         for client in list(self.vox.clients):
