@@ -23,6 +23,7 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/audio.py
+	$(PY) -m bench.load
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -96,9 +96,25 @@ def build_parser() -> argparse.ArgumentParser:
     except ImportError:
         pass
 
+    bench = commands.add_parser("bench", help="the load benchmark (from a checkout: bench/load.py); options after --")
+    bench.add_argument("bench_args", nargs=argparse.REMAINDER)
+    bench.set_defaults(run=_bench)
+
     demo = commands.add_parser("demo", help="a real simulated call through the real server and the local engine")
     demo.set_defaults(run=_demo)
     return parser
+
+
+def _bench(args: argparse.Namespace) -> int:
+    # The benchmark is part of the repository, not of the installed package: run it from a checkout.
+    root = next((p for p in (Path.cwd(), *Path.cwd().parents) if (p / "bench" / "load.py").exists()), None)
+    if root is None:
+        print("telephony-bridge bench: run it from a checkout of the project (bench/load.py not found)", file=sys.stderr)
+        return 2
+    sys.path.insert(0, str(root))
+    from bench.load import main as bench_main
+
+    return bench_main([a for a in args.bench_args if a != "--"])
 
 
 def _demo(args: argparse.Namespace) -> int:
