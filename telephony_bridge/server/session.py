@@ -135,6 +135,7 @@ class CallSession:
         self.parser = TwilioStreamParser()
         self.gaps = GapFiller()
         self.call: Call | None = None
+        self.call_sid: str | None = None  # kept after teardown, when `call` is released
         self.link: TwilioMediaLink | None = None
         self.vox: Any = None
         self.journal: CallJournal | None = None
@@ -303,6 +304,7 @@ class CallSession:
         runtime = self.runtime
         params = start.custom_parameters
         call_sid = start.call_sid or params.get("CallSid", "")
+        self.call_sid = call_sid
         self.label = f"call {call_sid}"
         assert self.tasks is not None
         self.tasks.label = self.label
@@ -400,7 +402,9 @@ class CallSession:
             self.vox.listeners.clear()
         # Break the call's reference cycles (bound methods, tasks' tracebacks) now, so a finished
         # call is freed at once rather than at the next full GC: the soak held ~170 such calls.
-        self.call = self.vox = self.link = None
+        self.call = self.link = None
+        if self.vox is not None:
+            self.vox.release()  # its terminate() is a bound method of this session
 
     async def _close_clients(self) -> None:
         for client in list(self.vox.clients):

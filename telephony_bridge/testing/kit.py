@@ -454,8 +454,7 @@ class _SessionWatch(set):
 
 
 def _session_sid(session: Any) -> str | None:
-    call = getattr(session, "call", None)
-    return call.id() if call is not None else None
+    return getattr(session, "call_sid", None)  # still set after teardown released the Call
 
 
 class _CallLogHandler(logging.Handler):

@@ -42,6 +42,11 @@ class VoxEngine:
         a.sendMediaTo(b)
         b.sendMediaTo(a)
 
+    def release(self) -> None:
+        """After the call: forget the session (a reference cycle) and the handlers."""
+        self._terminate = None
+        self.listeners.clear()
+
     def terminate(self) -> None:
         """End this call's session: only Terminating and Terminated fire after this."""
         if self._terminate is not None:
