@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
-import socket
 from array import array
 from typing import Any
 
 import numpy as np
+
+from telephony_bridge.testing.processes import free_port  # noqa: F401  (re-exported for bench.load)
 
 FRAME_MS = 20
 FRAME_S = FRAME_MS / 1000
@@ -43,12 +44,6 @@ def pack_ints(values: array | list[int]) -> str:
 
 def unpack_ints(text: str) -> np.ndarray:
     return np.frombuffer(base64.b64decode(text), dtype="<i4")
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
 
 
 def install_fast_loop() -> str:

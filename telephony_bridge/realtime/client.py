@@ -23,7 +23,6 @@ from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import orjson
-import websockets
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 from websockets.protocol import State
@@ -110,11 +109,10 @@ class PlayoutChannel:
         self.tag = parameters.get("tag")
         self.custom_parameters = parameters.get("customParameters")
         self._downsampler = Resampler(24000, 8000) if client.codec == "pcm16" else None
-        self._ms_per_byte = 1 / 48 if client.codec == "pcm16" else 1 / 8
         self._clearing: asyncio.Task[Any] | None = None  # the carrier clear of the last interrupt
         self.attached = True
 
-    async def play(self, response_id: str, item_id: str, content_index: int, audio: bytes) -> None:
+    async def play(self, response_id: str, item_id: str, content_index: int, audio: bytes, duration_ms: float) -> None:
         ledger = self.call.playback
         if not ledger.accepts(response_id):
             self.client.stats.late_deltas_dropped += 1  # pitfall 6: a cancelled answer stays silent
@@ -126,7 +124,6 @@ class PlayoutChannel:
                 if not ledger.accepts(response_id):
                     return
             self._clearing = None
-        duration_ms = len(audio) * self._ms_per_byte
         ledger.audio_received(response_id, item_id, content_index, duration_ms)
         ulaw = ulaw_encode(self._downsampler.process(audio)) if self._downsampler else audio
         starting = not ledger.episode_active
@@ -249,6 +246,7 @@ class RealtimeAPIClient:
         self._outbox: asyncio.Queue[bytes] = asyncio.Queue(maxsize=1000)
         self._channels: dict[int, PlayoutChannel] = {}
         self._upsampler = Resampler(8000, 24000) if codec == "pcm16" else None
+        self._ms_per_byte = 1 / 48 if codec == "pcm16" else 1 / 8  # model audio: PCM16 24 kHz or u-law 8 kHz
         self._audio_delta_type = AUDIO_DELTA_TYPE[dialect]
         self._closed = False
         self._close_reported = False
@@ -646,15 +644,16 @@ class RealtimeAPIClient:
             return
         if self.codec == "pcm16" and len(audio) % 2:
             audio = audio[:-1]  # half a sample cannot be played; keep the stream's alignment
+        duration_ms = len(audio) * self._ms_per_byte
         self.stats.model_audio_deltas += 1
-        self.stats.model_audio_ms += len(audio) / (48 if self.codec == "pcm16" else 8)
+        self.stats.model_audio_ms += duration_ms
         response_id, item_id = event.get("response_id", ""), event.get("item_id", "")
         content_index = event.get("content_index", 0)
-        self.conversation.audio_received(item_id, len(audio) / (48 if self.codec == "pcm16" else 8))
+        self.conversation.audio_received(item_id, duration_ms)
         sampled = self.observer is not None and self.stats.model_audio_deltas % DOWNLINK_SAMPLE_EVERY == 0
         started = asyncio.get_running_loop().time() if sampled else 0.0
         for channel in list(self._channels.values()):
-            await channel.play(response_id, item_id, content_index, audio)
+            await channel.play(response_id, item_id, content_index, audio, duration_ms)
         if sampled and self._channels:  # what the bridge adds between the model's delta and the carrier's media
             self.observer(self, "downlink_latency", {"seconds": asyncio.get_running_loop().time() - started})
         if self.listeners.has(RealtimeAPIEvents.ResponseAudioDelta):

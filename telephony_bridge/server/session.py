@@ -81,13 +81,11 @@ class TwilioMediaLink:
         self._serializer = serializer
         self._abort = abort
         self._metrics = metrics or BridgeMetrics()
-        self.frames_out = 0
         self.sends_waiting = 0
         self.sends_done = 0
         self.gone = False
 
     async def send_media(self, ulaw: bytes) -> None:
-        self.frames_out += 1
         self._metrics.frames_out += 1
         await self._send(self._serializer.media(ulaw))
 

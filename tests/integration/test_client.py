@@ -212,10 +212,6 @@ async def test_trace_logs_no_audio_and_no_key(caplog):
         await tasks.aclose()
 
 
-def test_media_events_are_openai_beta_events():
-    assert {m.name for m in MediaEvents} >= {"WebSocketMediaStarted", "WebSocketMediaEnded"}
-
-
 async def test_beta_function_call_done_gets_the_name_scenarios_expect():
     async with ScriptedModel() as model:
         client, tasks = await make_client(model, dialect="beta")

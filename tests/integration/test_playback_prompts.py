@@ -9,6 +9,7 @@ import pytest
 from telephony_bridge.audio.files import write_mono_wav
 from telephony_bridge.testing.servers import running_bridge
 from tests.integration.playout_peer import PlayoutPeer
+from tests.integration.scripted_model import eventually
 from tests.integration.twilio_peer import TwilioPeer
 
 pytestmark = pytest.mark.timeout(30)
@@ -51,13 +52,9 @@ async def test_stop_playback_clears_the_phone_and_finishes_at_once(probe_setting
         await twilio.dtmf("8")
         await probe.wait_for(lambda: "playback_finished" in probe.kinds(twilio.call_sid))
         assert [d for k, d in probe.events[twilio.call_sid] if k == "playback_finished"] == [True]
-        await asyncio.wait_for(_until(lambda: peer.played_at_clear), 5)  # the phone got a clear
+        await eventually(lambda: peer.played_at_clear)  # the phone got a clear
         assert peer.played_ms() < 740
         await twilio.stop()
         await twilio.wait_closed()
         task.cancel()
 
-
-async def _until(predicate):
-    while not predicate():
-        await asyncio.sleep(0.01)
