@@ -20,14 +20,20 @@ class RedactingFilter(logging.Filter):
         super().__init__()
         self._secrets = [s for s in secrets if s and len(s) >= 6]
 
+    def redact(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
     def filter(self, record: logging.LogRecord) -> bool:
         if self._secrets:
             message = record.getMessage()
-            redacted = message
-            for secret in self._secrets:
-                redacted = redacted.replace(secret, "***")
-            if redacted is not message and redacted != message:
+            redacted = self.redact(message)
+            if redacted != message:
                 record.msg, record.args = redacted, None
+            if record.exc_info and not record.exc_text:
+                # Formatters reuse exc_text: an exception's text (a REST error, say) is redacted too.
+                record.exc_text = self.redact(logging.Formatter().formatException(record.exc_info))
         return True
 
 
@@ -41,7 +47,7 @@ class JsonFormatter(logging.Formatter):
             "pid": record.process,
         }
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+            entry["exception"] = record.exc_text or self.formatException(record.exc_info)
         return orjson.dumps(entry).decode()
 
 
