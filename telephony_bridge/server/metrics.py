@@ -42,6 +42,7 @@ class BridgeMetrics:
     truncations: int = 0
     deletions: int = 0
     model_reconnects: int = 0
+    idle_memory_releases: int = 0
     active_calls: int = 0
     outcomes: dict[str, int] = field(default_factory=dict)
     uplink_latency_s: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))
@@ -81,7 +82,7 @@ def _outcome(reason: str) -> str:
 
 
 _COUNTED = ("calls_started", "calls_rejected", "webhooks_forbidden", "streams_forbidden", "frames_rejected",
-            "barge_ins", "truncations", "deletions", "model_reconnects")
+            "barge_ins", "truncations", "deletions", "model_reconnects", "idle_memory_releases")
 
 
 class Exporter:
@@ -101,6 +102,8 @@ class Exporter:
             "truncations": Counter("telephony_bridge_truncations", "Assistant items truncated at what the caller heard", registry=r),
             "deletions": Counter("telephony_bridge_deletions", "Assistant items deleted because nothing was heard", registry=r),
             "model_reconnects": Counter("telephony_bridge_model_reconnects", "Model WebSocket reconnects", registry=r),
+            "idle_memory_releases": Counter("telephony_bridge_idle_memory_releases",
+                                            "Full collections + malloc_trim run when the bridge fell idle", registry=r),
         }
         self._frames = Counter("telephony_bridge_carrier_frames", "Carrier media frames", ["direction"], registry=r)
         self._calls_ended = Counter("telephony_bridge_calls_ended", "Calls ended, by outcome", ["outcome"], registry=r)

@@ -12,6 +12,10 @@ call concerned, with a log line naming it and a WebSocket close code with a reas
   reader — hang-up, DTMF, marks — must not wait on it forever. Close 1011.
 - ``START_TIMEOUT_S`` (``start_timeout_s``, default 10): a media WebSocket that has not sent a valid
   ``start`` by then is not a call. Close 1008.
+
+``IDLE_RELEASE_S`` (``idle_release_s``, default 1; 0 turns it off): once no call has been in
+progress for this long, the process runs a full garbage collection and returns free pages to the
+OS (server/memory.py), so RSS comes back down after a busy period.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ class Settings:
     peer_stall_timeout_s: float = 10.0     # PEER_STALL_TIMEOUT_S: see the module docstring
     media_stall_timeout_s: float = 10.0    # MEDIA_STALL_TIMEOUT_S
     start_timeout_s: float = 10.0          # START_TIMEOUT_S
+    idle_release_s: float = 1.0            # IDLE_RELEASE_S: 0 = never give memory back when idle
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -63,6 +68,7 @@ class Settings:
             peer_stall_timeout_s=_positive(opt("PEER_STALL_TIMEOUT_S"), "PEER_STALL_TIMEOUT_S", 10.0),
             media_stall_timeout_s=_positive(opt("MEDIA_STALL_TIMEOUT_S"), "MEDIA_STALL_TIMEOUT_S", 10.0),
             start_timeout_s=_positive(opt("START_TIMEOUT_S"), "START_TIMEOUT_S", 10.0),
+            idle_release_s=_non_negative(opt("IDLE_RELEASE_S"), "IDLE_RELEASE_S", 1.0),
         )
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
@@ -72,6 +78,8 @@ class Settings:
             value = getattr(self, name)
             if not value > 0:
                 raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+        if not self.idle_release_s >= 0:
+            raise ValueError(f"idle_release_s must be 0 (off) or a positive number of seconds, got {self.idle_release_s!r}")
 
     @property
     def base_url(self) -> str:
@@ -92,13 +100,24 @@ class Settings:
         return env
 
 
-def _positive(text: str | None, name: str, default: float) -> float:
+def _seconds(text: str | None, name: str, default: float) -> float:
     if text is None:
         return default
     try:
-        value = float(text)
+        return float(text)
     except ValueError:
         raise ValueError(f"{name} must be a number of seconds, got {text!r}") from None
+
+
+def _positive(text: str | None, name: str, default: float) -> float:
+    value = _seconds(text, name, default)
     if not value > 0:
         raise ValueError(f"{name} must be a positive number of seconds, got {text!r}")
+    return value
+
+
+def _non_negative(text: str | None, name: str, default: float) -> float:
+    value = _seconds(text, name, default)
+    if not value >= 0:
+        raise ValueError(f"{name} must be 0 (off) or a positive number of seconds, got {text!r}")
     return value

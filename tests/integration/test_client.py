@@ -196,6 +196,26 @@ async def test_caller_audio_becomes_input_audio_append(codec, frame_bytes):
         await tasks.aclose()
 
 
+async def test_caller_audio_never_waits_for_the_model_socket_to_drain():
+    """A frame is handed to the socket without suspending, even while the connection is paused for
+    writing (its buffer over the high-water mark): waiting there would hold the carrier's reader."""
+    async with ScriptedModel() as model:
+        client, tasks = await make_client(model)
+        connection = client._ws
+        connection.pause_writing()  # what the transport calls when its write buffer fills up
+        try:
+            for _ in range(5):
+                step = client.accept_caller_audio(b"\xff" * 160).__await__()
+                with pytest.raises(StopIteration):  # finished at the first step: nothing awaited
+                    step.send(None)
+        finally:
+            connection.resume_writing()
+        await model.wait_for(lambda: len(model.of_type("input_audio_buffer.append")) == 5)
+        assert client.stats.caller_frames == 5 and client.stats.caller_audio_dropped_ms == 0
+        await client.aclose()
+        await tasks.aclose()
+
+
 async def test_trace_logs_no_audio_and_no_key(caplog):
     async with ScriptedModel() as model:
         with caplog.at_level(logging.INFO, logger="telephony_bridge.realtime"):

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 
 import httpx
 import pytest
 from twilio.request_validator import RequestValidator
 
 from telephony_bridge.testing.servers import running_bridge
+from tests.integration.scripted_model import eventually
 from tests.integration.twilio_peer import TwilioPeer, sid
 
 pytestmark = pytest.mark.timeout(60)
@@ -162,6 +164,23 @@ async def test_ten_parallel_calls_do_not_disturb_each_other(probe_settings, prob
             assert events[0][1]["destination"] == f"+1555000{index:04d}"
         assert runtime.metrics.frames_rejected == 10
         await probe.wait_for(lambda: not runtime.sessions)
+
+
+async def test_memory_is_released_once_the_bridge_falls_idle(probe_settings, probe):
+    settings = replace(probe_settings, idle_release_s=0.05)
+    async with running_bridge(settings) as runtime:
+        peer = await TwilioPeer.open(ws_url(runtime))
+        await peer.start({"scenario": "default"})
+        for _ in range(5):
+            await peer.media()
+        await probe.wait_for(lambda: probe.media_bytes[peer.call_sid] == 5 * 160)
+        assert runtime.metrics.idle_memory_releases == 0  # never while a call is in progress
+        await peer.stop()
+        await peer.wait_closed()
+        await eventually(lambda: runtime.metrics.idle_memory_releases == 1)
+        async with httpx.AsyncClient() as http:
+            text = (await http.get(f"http://127.0.0.1:{runtime.settings.port}/metrics")).text
+        assert "telephony_bridge_idle_memory_releases_total 1.0" in text
 
 
 async def test_hangup_closes_the_stream_and_ends_the_call_through_rest(signed_settings, probe, twilio_api):

@@ -1,0 +1,76 @@
+"""Giving memory back when idle: the decision (plain numbers), and the release itself."""
+
+from __future__ import annotations
+
+import gc
+import sys
+import weakref
+
+import pytest
+
+from telephony_bridge.server.memory import IdlePolicy, _glibc_malloc_trim, release_memory, rss_bytes
+from telephony_bridge.server.settings import Settings
+
+
+def decisions(policy: IdlePolicy, timeline: list[tuple[float, int]]) -> list[float]:
+    """The times at which the policy releases, over (time, active calls) samples."""
+    return [now for now, calls in timeline if policy.should_release(calls, now)]
+
+
+def test_nothing_to_release_before_the_first_call():
+    assert decisions(IdlePolicy(idle_s=1.0), [(t / 4, 0) for t in range(40)]) == []
+
+
+def test_releases_once_after_calls_end_and_the_bridge_stayed_idle():
+    timeline = [(0.0, 3), (0.5, 2), (1.0, 0), (1.5, 0), (1.9, 0), (2.0, 0), (2.5, 0), (9.0, 0)]
+    assert decisions(IdlePolicy(idle_s=1.0), timeline) == [2.0]
+
+
+def test_a_call_during_the_idle_wait_starts_it_again():
+    timeline = [(0.0, 1), (1.0, 0), (1.8, 1), (2.2, 0), (3.0, 0), (3.2, 0), (4.0, 0)]
+    assert decisions(IdlePolicy(idle_s=1.0), timeline) == [3.2]
+
+
+def test_each_busy_period_gets_its_own_release():
+    timeline = [(0.0, 5), (1.0, 0), (2.0, 0), (3.0, 1), (4.0, 0), (4.5, 0), (5.0, 0), (6.0, 0)]
+    assert decisions(IdlePolicy(idle_s=1.0), timeline) == [2.0, 5.0]
+
+
+def test_release_frees_garbage_held_in_reference_cycles():
+    class Node:
+        pass
+
+    gc.disable()  # or a collection triggered by the test's own allocations could do the job first
+    try:
+        node = Node()
+        node.self = node  # a cycle: reference counting alone never frees it
+        node.payload = bytearray(1 << 20)
+        alive = weakref.ref(node)
+        del node
+        assert alive() is not None
+        released = release_memory(None)
+    finally:
+        gc.enable()
+    assert alive() is None
+    assert released.collected >= 1 and not released.trimmed
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RSS from /proc, glibc's malloc_trim")
+def test_release_trims_with_glibc_and_reports_rss():
+    trim = _glibc_malloc_trim()
+    assert trim is not None  # glibc-based Linux (the project's machines and its Docker image)
+    released = release_memory(trim)
+    assert released.trimmed
+    assert released.rss_before and released.rss_after and released.rss_after == pytest.approx(rss_bytes(), rel=0.5)
+
+
+@pytest.mark.parametrize("text, expected", [(None, 1.0), ("0", 0.0), ("2.5", 2.5)])
+def test_idle_release_setting(text, expected):
+    environ = {} if text is None else {"IDLE_RELEASE_S": text}
+    assert Settings.from_environ(environ).idle_release_s == expected
+
+
+@pytest.mark.parametrize("text", ["-1", "soon"])
+def test_idle_release_setting_rejects_nonsense(text):
+    with pytest.raises(ValueError, match="IDLE_RELEASE_S"):
+        Settings.from_environ({"IDLE_RELEASE_S": text})
