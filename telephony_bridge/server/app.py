@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
-import itertools
 import logging
 import socket
 import struct
@@ -76,7 +75,7 @@ class BridgeRuntime:
     local_engine_url: str | None = None
     metrics: BridgeMetrics = field(default_factory=BridgeMetrics)
     sessions: set[CallSession] = field(default_factory=set)
-    connection_ids: Any = field(default_factory=lambda: itertools.count(1))
+    streams_opened: int = 0  # media WebSockets accepted so far; the last one's number is its connection id
     draining: bool = False
     scenario_version: int = 1  # bumped by each --reload
 
@@ -191,7 +190,7 @@ def create_app(settings: Settings, runtime: BridgeRuntime | None = None) -> Star
         background = [asyncio.create_task(exporter.run_sampler(), name="metrics sampler")]
         if settings.idle_release_s > 0:
             background.append(asyncio.create_task(release_when_idle(
-                lambda: len(runtime.sessions), settings.idle_release_s, on_release=_count_release,
+                lambda: (len(runtime.sessions), runtime.streams_opened), settings.idle_release_s, on_release=_count_release,
             ), name="idle memory release"))
         if settings.reload:
             from telephony_bridge.server.reload import watch_scenarios
@@ -256,7 +255,8 @@ def create_app(settings: Settings, runtime: BridgeRuntime | None = None) -> Star
             log.warning("media stream from %s rejected: missing or invalid signature", websocket.client.host if websocket.client else "?")
             await websocket.close(1008, "invalid or missing X-Twilio-Signature")
             return
-        session = CallSession(websocket, runtime, next(runtime.connection_ids))
+        runtime.streams_opened += 1
+        session = CallSession(websocket, runtime, runtime.streams_opened)
         runtime.sessions.add(session)
         runtime.metrics.active_calls = len(runtime.sessions)
         try:

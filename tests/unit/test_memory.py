@@ -12,27 +12,32 @@ from telephony_bridge.server.memory import IdlePolicy, _glibc_malloc_trim, relea
 from telephony_bridge.server.settings import Settings
 
 
-def decisions(policy: IdlePolicy, timeline: list[tuple[float, int]]) -> list[float]:
-    """The times at which the policy releases, over (time, active calls) samples."""
-    return [now for now, calls in timeline if policy.should_release(calls, now)]
+def decisions(policy: IdlePolicy, timeline: list[tuple[float, int, int]]) -> list[float]:
+    """The times at which the policy releases, over (time, calls in progress, streams opened) samples."""
+    return [now for now, active, opened in timeline if policy.should_release(active, opened, now)]
 
 
 def test_nothing_to_release_before_the_first_call():
-    assert decisions(IdlePolicy(idle_s=1.0), [(t / 4, 0) for t in range(40)]) == []
+    assert decisions(IdlePolicy(idle_s=1.0), [(t / 4, 0, 0) for t in range(40)]) == []
 
 
 def test_releases_once_after_calls_end_and_the_bridge_stayed_idle():
-    timeline = [(0.0, 3), (0.5, 2), (1.0, 0), (1.5, 0), (1.9, 0), (2.0, 0), (2.5, 0), (9.0, 0)]
+    timeline = [(0.0, 3, 3), (0.5, 2, 3), (1.0, 0, 3), (1.5, 0, 3), (1.9, 0, 3), (2.0, 0, 3), (2.5, 0, 3), (9.0, 0, 3)]
     assert decisions(IdlePolicy(idle_s=1.0), timeline) == [2.0]
 
 
 def test_a_call_during_the_idle_wait_starts_it_again():
-    timeline = [(0.0, 1), (1.0, 0), (1.8, 1), (2.2, 0), (3.0, 0), (3.2, 0), (4.0, 0)]
+    timeline = [(0.0, 1, 1), (1.0, 0, 1), (1.8, 1, 2), (2.2, 0, 2), (3.0, 0, 2), (3.2, 0, 2), (4.0, 0, 2)]
     assert decisions(IdlePolicy(idle_s=1.0), timeline) == [3.2]
 
 
+def test_a_call_too_short_to_be_seen_in_progress_still_counts():
+    timeline = [(0.0, 0, 0), (0.25, 0, 1), (0.5, 0, 1), (1.0, 0, 1), (1.25, 0, 1), (1.5, 0, 2), (2.0, 0, 2), (2.5, 0, 2)]
+    assert decisions(IdlePolicy(idle_s=1.0), timeline) == [1.25, 2.5]
+
+
 def test_each_busy_period_gets_its_own_release():
-    timeline = [(0.0, 5), (1.0, 0), (2.0, 0), (3.0, 1), (4.0, 0), (4.5, 0), (5.0, 0), (6.0, 0)]
+    timeline = [(0.0, 5, 5), (1.0, 0, 5), (2.0, 0, 5), (3.0, 1, 6), (4.0, 0, 6), (4.5, 0, 6), (5.0, 0, 6), (6.0, 0, 6)]
     assert decisions(IdlePolicy(idle_s=1.0), timeline) == [2.0, 5.0]
 
 
