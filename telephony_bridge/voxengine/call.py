@@ -242,6 +242,15 @@ class Call:
         if self._playout is not None:
             self._playout.on_mark(outcome)
 
+    def release(self) -> None:
+        """After the call (the session's teardown): drop the handlers, which a scenario's closures
+        make a cycle through this Call, and the session's callbacks, so that reference counting
+        frees the finished call at once. The clock stops at the end of the call."""
+        self.listeners.clear()
+        self._on_hangup = None
+        ended_at_ms = self._clock_ms() if self._clock_ms is not None else 0.0
+        self._clock_ms = lambda: ended_at_ms
+
     def terminated(self, reason: str, duration_s: float) -> None:
         if self._state is CallState.TERMINATED:
             return

@@ -43,9 +43,12 @@ class VoxEngine:
         b.sendMediaTo(a)
 
     def release(self) -> None:
-        """After the call: forget the session (a reference cycle) and the handlers."""
+        """After the call: forget the session (reference cycles) and the handlers. The clients stay
+        listed (the call-flow kit reads them after the call) but no longer report to the session."""
         self._terminate = None
         self.listeners.clear()
+        for client in self.clients:
+            client.observer = None
 
     def terminate(self) -> None:
         """End this call's session: only Terminating and Terminated fire after this."""
