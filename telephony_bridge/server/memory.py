@@ -92,9 +92,9 @@ def _clear_traffic_caches() -> None:
     it makes every one new): those small objects, allocated at the peak, each pin a 1 MiB arena of
     CPython's allocator that would otherwise be returned (measured: 6 of 28 arenas after 100
     calls). Refilled at the next call's first parse, at the cost of one parse."""
-    clear = getattr(urllib.parse, "clear_cache", None)  # undocumented, present in 3.11 to 3.14
-    if callable(clear):
-        clear()
+    cache_clear = getattr(urllib.parse.urlsplit, "cache_clear", None)  # an lru_cache in 3.11 to 3.14
+    if callable(cache_clear):
+        cache_clear()
 
 
 def release_memory(malloc_trim: Callable[[int], int] | None) -> Release:
@@ -116,7 +116,11 @@ async def release_when_idle(calls: Callable[[], tuple[int, int]], idle_s: float 
     while True:
         await asyncio.sleep(min(POLL_S, idle_s))
         if policy.should_release(*calls(), loop.time()):
-            released = release_memory(malloc_trim)
+            try:
+                released = release_memory(malloc_trim)
+            except Exception:  # an optimisation: never let it end the loop, or the server
+                log.exception("idle memory release failed; trying again at the next idle period")
+                continue
             if released.rss_before is not None and released.rss_after is not None:
                 log.debug("idle: collected %d objects; RSS %.1f → %.1f MB%s", released.collected,
                           released.rss_before / 2**20, released.rss_after / 2**20,
