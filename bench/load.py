@@ -402,6 +402,21 @@ async def _await_loadgen(h: Harness, child: Child, out: Path, timeout_s: float) 
     return orjson.loads(out.read_bytes())
 
 
+def progress(message: str) -> None:
+    """Long runs say what they are doing, on stderr (stdout carries the table or the JSON)."""
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+async def _report_soak_progress(sampler: Sampler, soak_s: float, every_s: float = 30.0) -> None:
+    start = time.monotonic()
+    while True:
+        await asyncio.sleep(every_s)
+        s = sampler.samples
+        active = next((a for a in reversed(s.active) if a is not None), None)
+        rss = f"{s.rss_kb[-1] / 1024:.1f} MB" if s.rss_kb else "?"
+        progress(f"soak {time.monotonic() - start:.0f}/{soak_s:.0f} s: {active} calls in progress, RSS {rss}")
+
+
 async def wait_until_quiet(max_wait_s: float, threshold_pct: float = 15.0) -> float:
     """On a shared machine, wait (up to max_wait_s) for a second in which other processes use less
     than threshold_pct of one core; returns that share as last seen (our processes are all stopped here)."""
@@ -440,8 +455,14 @@ async def measure(h: Harness, cfg: argparse.Namespace, target: str, calls: int, 
         info, loadgen = await _run_loadgen(h, cfg, target, port, calls, duration=cfg.duration, ramp=cfg.ramp,
                                            soak_s=soak_s, tag=f"{target}-{calls}")
         sampler.harness_pids.append(loadgen.pid)
+        progress(f"{calls} calls through the {target}: " + (f"soaking for {soak_s:.0f} s" if soak_s else f"{cfg.duration:g} s of audio each"))
+        ticker = asyncio.create_task(_report_soak_progress(sampler, soak_s)) if soak_s else None
         budget = cfg.ramp + (soak_s or cfg.duration) + 60 + 0.2 * calls + (max(float(x) for x in cfg.call_seconds.split(":")) if soak_s else 0)
-        loadgen_result = await _await_loadgen(h, loadgen, info["out"], budget)
+        try:
+            loadgen_result = await _await_loadgen(h, loadgen, info["out"], budget)
+        finally:
+            if ticker is not None:
+                ticker.cancel()
         t_calls_end = time.monotonic()
         await asyncio.sleep(cfg.settle)
         await sampler.stop()
@@ -458,6 +479,9 @@ async def measure(h: Harness, cfg: argparse.Namespace, target: str, calls: int, 
                      t_calls_end=t_calls_end, rss_start_kb=rss_start)
     result["pids"] = {"engine": engine.pid, target: server.pid, "loadgen": loadgen.pid}
     result["harness"]["background_before_pct"] = background
+    up, down = result["uplink"]["latency_ms"]["p99"], result["downlink"]["latency_ms"]["p99"]
+    progress(f"{calls} calls through the {target}: done; {_f(result['cpu'].get('cpu_ms_per_call_s'))} ms CPU per "
+             f"call-second, p99 latency {_f(up)} ms up, {_f(down)} ms down")
     return result
 
 
