@@ -137,6 +137,7 @@ class CallSession:
         self.link: TwilioMediaLink | None = None
         self.vox: Any = None
         self._namespace: dict[str, Any] | None = None  # the scenario's globals for this call
+        self._openai: Any = None
         self.journal: CallJournal | None = None
         self.tasks: TaskOwner | None = None
         self.bad_frames = 0
@@ -336,9 +337,11 @@ class CallSession:
             return
         vox, openai = call_context(self.tasks, self.end, runtime.local_engine_url, runtime.settings.model_environ())
         openai.Beta.observer = self._observe_model
-        self.vox = vox
+        self.vox, self._openai = vox, openai
+        # Kept before it runs, so that it is cleared at teardown even when the top level raises.
+        self._namespace = scenario.namespace(vox, openai, scenario.logger(self.label))
         try:
-            self._namespace = scenario.run(vox, openai, scenario.logger(self.label))
+            scenario.execute(self._namespace)
         except Exception:
             log.exception("%s: scenario %s raised at its top level; ending this call", self.label, scenario.name)
             self.end("scenario error")
@@ -413,6 +416,9 @@ class CallSession:
         self.call = self.link = None
         if self.vox is not None:
             self.vox.release()
+        if self._openai is not None:
+            self._openai.Beta.observer = None
+            self._openai = None
         if self._namespace is not None:
             self._namespace.clear()
             self._namespace = None

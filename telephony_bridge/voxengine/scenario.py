@@ -56,8 +56,13 @@ class Scenario:
 
     def run(self, vox: Any, openai: Any, logger: Any) -> dict[str, Any]:
         namespace = self.namespace(vox, openai, logger)
-        exec(self.code, namespace)
+        self.execute(namespace)
         return namespace
+
+    def execute(self, namespace: dict[str, Any]) -> None:
+        """Run the scenario's top level in `namespace`. The caller owns the dict (and clears it
+        when the call is over: its functions' globals are that dict, a reference cycle)."""
+        exec(self.code, namespace)
 
 
 def _where(exc: BaseException, path: Path) -> str:
