@@ -68,6 +68,12 @@ FATAL_ERROR_CODES = frozenset({
 FATAL_ERROR_TYPES = frozenset({"authentication_error", "insufficient_quota", "permission_error"})
 
 
+# Caller audio is written through the connection's sans-I/O protocol (see accept_caller_audio):
+# `protocol` and `send_data()` of websockets' asyncio Connection (13.0 onwards). Neither is
+# documented API, so a release without them falls back to `await ws.send()`.
+DIRECT_WRITE = callable(getattr(ClientConnection, "send_data", None))
+
+
 class RealtimeConnectionError(ConnectionError):
     """The model WebSocket could not be opened. The message never contains the API key."""
 
@@ -474,6 +480,13 @@ class RealtimeAPIClient:
         self._stalled_since = None
         self.stats.caller_frames += 1
         audio = self._upsampler.process(ulaw_decode(ulaw)) if self._upsampler is not None else ulaw
+        message = wire.encode_input_audio_append(binascii.b2a_base64(audio, newline=False))
+        if not DIRECT_WRITE:
+            try:
+                await ws.send(message, text=True)
+            except ConnectionClosed:
+                pass  # the reader sees the close and reconnects
+            return
         # Written through the connection's sans-I/O protocol, not `await ws.send()`: send() costs
         # an async context manager, a drain and three coroutines per frame (a quarter of the
         # bridge's CPU above the relay floor at 100 calls, bench/README.md), and its one service
@@ -481,8 +494,15 @@ class RealtimeAPIClient:
         # do; the write-buffer check above replaces it. Frames stay whole: the protocol appends
         # a complete frame and the bridge never fragments, so this interleaves safely with the
         # writer task's send(). State is OPEN and the transport not closing (checked above).
-        ws.protocol.send_text(wire.encode_input_audio_append(binascii.b2a_base64(audio, newline=False)))
-        ws.send_data()
+        try:
+            ws.protocol.send_text(message)
+            ws.send_data()
+        except Exception:
+            # What send() would do on an internal error: give up the connection (the reader
+            # reconnects) rather than let the carrier's reader see an exception per frame.
+            log.exception("%s: writing caller audio to the model failed; dropping the connection", self.tasks.label)
+            self.stats.caller_audio_dropped_ms += len(ulaw) / 8
+            transport.abort()
 
     # --- I/O loops ------------------------------------------------------------------------
     async def _write_loop(self) -> None:

@@ -9,6 +9,7 @@ import logging
 
 import pytest
 
+from telephony_bridge.realtime import client as client_module
 from telephony_bridge.realtime.client import RealtimeConnectionError, create_realtime_api_client
 from telephony_bridge.realtime.events import MediaEvents, RealtimeAPIEvents, event_for_wire_type
 from telephony_bridge.tasks import TaskOwner
@@ -175,8 +176,10 @@ async def test_sync_async_and_raising_handlers(caplog):
         await tasks.aclose()
 
 
+@pytest.mark.parametrize("direct_write", [True, False], ids=["direct write", "websockets send()"])
 @pytest.mark.parametrize("codec, frame_bytes", [("pcm16", 960), ("g711_ulaw", 160)])
-async def test_caller_audio_becomes_input_audio_append(codec, frame_bytes):
+async def test_caller_audio_becomes_input_audio_append(codec, frame_bytes, direct_write, monkeypatch):
+    monkeypatch.setattr(client_module, "DIRECT_WRITE", direct_write)  # False: a websockets without send_data()
     async with ScriptedModel() as model:
         client, tasks = await make_client(model, codec=codec)
         frame = bytes(range(160))
@@ -213,6 +216,24 @@ async def test_caller_audio_never_waits_for_the_model_socket_to_drain():
         await model.wait_for(lambda: len(model.of_type("input_audio_buffer.append")) == 5)
         assert client.stats.caller_frames == 5 and client.stats.caller_audio_dropped_ms == 0
         await client.aclose()
+        await tasks.aclose()
+
+
+async def test_a_failing_audio_write_drops_the_model_connection_not_the_carrier(caplog):
+    async with ScriptedModel() as model:
+        client, tasks = await make_client(model, reconnect=False)
+
+        def broken() -> None:
+            raise RuntimeError("transport exploded")
+
+        client._ws.send_data = broken  # an internal error below the protocol
+        with caplog.at_level(logging.ERROR, logger="telephony_bridge.realtime"):
+            await client.accept_caller_audio(b"\xff" * 160)  # must not raise into the carrier reader
+        assert client.stats.caller_audio_dropped_ms == 20
+        assert "writing caller audio to the model failed" in caplog.text
+        await eventually(lambda: client.closed)  # the reader saw the connection go
+        await client.accept_caller_audio(b"\xff" * 160)  # and later frames are dropped quietly
+        assert client.stats.caller_audio_dropped_ms == 40
         await tasks.aclose()
 
 
