@@ -36,7 +36,7 @@ from telephony_bridge.carriers.twilio_webhook import (
     signature_is_valid,
     stream_url,
 )
-from telephony_bridge.server.memory import Release, release_when_idle
+from telephony_bridge.server.memory import Release, freeze_startup_heap, release_when_idle
 from telephony_bridge.server.metrics import BridgeMetrics, Exporter
 from telephony_bridge.server.session import TRANSPORT_ABORT_SCOPE_KEY, CallSession
 from telephony_bridge.server.settings import Settings
@@ -187,6 +187,8 @@ def create_app(settings: Settings, runtime: BridgeRuntime | None = None) -> Star
             await engine.start()
             runtime.local_engine_url = engine.url
             log.info("no OPENAI_API_KEY or REALTIME_URL: using the embedded local engine at %s (a simulator, not a language model)", engine.url)
+        if settings.gc_freeze:
+            log.debug("start-up heap frozen: %d objects out of the cyclic GC's reach", freeze_startup_heap())
         background = [asyncio.create_task(exporter.run_sampler(), name="metrics sampler")]
         if settings.idle_release_s > 0:
             background.append(asyncio.create_task(release_when_idle(

@@ -13,6 +13,10 @@ call concerned, with a log line naming it and a WebSocket close code with a reas
 - ``START_TIMEOUT_S`` (``start_timeout_s``, default 10): a media WebSocket that has not sent a valid
   ``start`` by then is not a call. Close 1008.
 
+``GC_FREEZE`` (``gc_freeze``; on for ``telephony-bridge serve``, ``GC_FREEZE=0`` turns it off; off
+for a ``Settings()`` built in code, such as a test's in-process server, whose process is not
+the bridge's alone): freeze the start-up heap so full garbage collections stay short under load.
+
 ``IDLE_RELEASE_S`` (``idle_release_s``, default 1; 0 turns it off): once no call has been in
 progress for this long, the process runs a full garbage collection and returns free pages to the
 OS (server/memory.py), so RSS comes back down after a busy period.
@@ -45,6 +49,7 @@ class Settings:
     media_stall_timeout_s: float = 10.0    # MEDIA_STALL_TIMEOUT_S
     start_timeout_s: float = 10.0          # START_TIMEOUT_S
     idle_release_s: float = 1.0            # IDLE_RELEASE_S: 0 = never give memory back when idle
+    gc_freeze: bool = False                # GC_FREEZE: on (1) by default from the environment
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -69,6 +74,7 @@ class Settings:
             media_stall_timeout_s=_positive(opt("MEDIA_STALL_TIMEOUT_S"), "MEDIA_STALL_TIMEOUT_S", 10.0),
             start_timeout_s=_positive(opt("START_TIMEOUT_S"), "START_TIMEOUT_S", 10.0),
             idle_release_s=_non_negative(opt("IDLE_RELEASE_S"), "IDLE_RELEASE_S", 1.0),
+            gc_freeze=_flag(opt("GC_FREEZE"), "GC_FREEZE", True),
         )
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
@@ -98,6 +104,16 @@ class Settings:
         if self.openai_api_key:
             env["OPENAI_API_KEY"] = self.openai_api_key
         return env
+
+
+def _flag(text: str | None, name: str, default: bool) -> bool:
+    if text is None:
+        return default
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{name} must be 1 or 0 (on or off), got {text!r}")
 
 
 def _seconds(text: str | None, name: str, default: float) -> float:

@@ -135,6 +135,7 @@ async def test_a_finished_call_is_freed_by_reference_counting_without_waiting_fo
         async with running_bridge(settings) as runtime:
             gc.collect()
             gc.disable()
+            gone: dict[str, weakref.ref] = {}
             try:
                 peer = await open_peer(ws_url(runtime))
                 await start_call(peer, probe, model="1")

@@ -174,6 +174,7 @@ async def test_memory_is_released_once_the_bridge_falls_idle(probe_settings, pro
         for _ in range(5):
             await peer.media()
         await probe.wait_for(lambda: probe.media_bytes[peer.call_sid] == 5 * 160)
+        await asyncio.sleep(0.3)  # six idle periods: a release now would be one during the call
         assert runtime.metrics.idle_memory_releases == 0  # never while a call is in progress
         await peer.stop()
         await peer.wait_closed()
@@ -181,6 +182,19 @@ async def test_memory_is_released_once_the_bridge_falls_idle(probe_settings, pro
         async with httpx.AsyncClient() as http:
             text = (await http.get(f"http://127.0.0.1:{runtime.settings.port}/metrics")).text
         assert "telephony_bridge_idle_memory_releases_total 1.0" in text
+
+
+async def test_the_server_freezes_its_startup_heap_only_when_told(probe_settings):
+    import gc
+
+    assert gc.get_freeze_count() == 0
+    try:
+        async with running_bridge(probe_settings):
+            assert gc.get_freeze_count() == 0  # Settings() in code: the test process is left alone
+        async with running_bridge(replace(probe_settings, gc_freeze=True)):
+            assert gc.get_freeze_count() > 1000
+    finally:
+        gc.unfreeze()
 
 
 async def test_hangup_closes_the_stream_and_ends_the_call_through_rest(signed_settings, probe, twilio_api):
