@@ -11,7 +11,7 @@ import pytest
 
 from telephony_bridge.realtime import client as client_module
 from telephony_bridge.realtime.client import RealtimeConnectionError, create_realtime_api_client
-from telephony_bridge.realtime.events import MediaEvents, RealtimeAPIEvents, event_for_wire_type
+from telephony_bridge.realtime.events import RealtimeAPIEvents, event_for_wire_type
 from telephony_bridge.tasks import TaskOwner
 from tests.conformance.oracle import known_types, validate_client_event
 from tests.integration.scripted_model import ScriptedModel, eventually

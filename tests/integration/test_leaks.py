@@ -141,7 +141,8 @@ async def test_a_finished_call_is_freed_by_reference_counting_without_waiting_fo
                 await start_call(peer, probe, model="1")
                 await probe.wait_for(lambda: "client" in probe.kinds(peer.call_sid))
                 client = next(d for k, d in probe.events[peer.call_sid] if k == "client")
-                await eventually(lambda: client.stats.model_audio_deltas > 2)  # the answer is playing
+                stats = client.stats  # not the client: the lambda must not keep it alive
+                await eventually(lambda: stats.model_audio_deltas > 2)  # the answer is playing
                 for _ in range(5):
                     await peer.media()
                 (session,) = runtime.sessions
