@@ -48,6 +48,7 @@ if __package__ in (None, ""):  # `python bench/engine.py`
 
 from bench.common import REALTIME_PATH, install_fast_loop, pack_times  # noqa: E402
 from telephony_bridge.audio.g711 import ulaw_encode  # noqa: E402
+from telephony_bridge.local_engine.server import json_response  # noqa: E402
 
 log = logging.getLogger("bench.engine")
 
@@ -137,14 +138,7 @@ class BenchEngine:
             return connection.respond(HTTPStatus.OK, "ok\n")
         if parts.path == "/stats":
             reset = parse_qs(parts.query).get("reset", ["0"])[0] == "1"
-            body = orjson.dumps(self.stats(reset))
-            response = connection.respond(HTTPStatus.OK, "")
-            response.body = body
-            del response.headers["Content-Type"]
-            del response.headers["Content-Length"]
-            response.headers["Content-Type"] = "application/json"
-            response.headers["Content-Length"] = str(len(body))
-            return response
+            return json_response(connection, HTTPStatus.OK, orjson.dumps(self.stats(reset)))
         return connection.respond(HTTPStatus.NOT_FOUND, "not found\n")
 
     async def _handle(self, ws: ServerConnection) -> None:

@@ -39,15 +39,22 @@ REQUIRE_KEY_ENV = "TELEPHONY_BRIDGE_ENGINE_REQUIRE_KEY"
 Synthesizer = Callable[[str, int, str, float], bytes]
 
 
-def _json_response(connection: ServerConnection, status: HTTPStatus, message: str, code: str) -> Response:
+def json_response(connection: ServerConnection, status: HTTPStatus, body: bytes) -> Response:
+    """An HTTP response with a JSON body, from websockets' process_request (which only builds
+    text/plain ones)."""
     response = connection.respond(status, "")
-    body = orjson.dumps({"error": {"message": message, "type": "invalid_request_error", "code": code, "param": None}})
     response.body = body
     del response.headers["Content-Type"]
     del response.headers["Content-Length"]
     response.headers["Content-Type"] = "application/json"
     response.headers["Content-Length"] = str(len(body))
     return response
+
+
+def _json_error(connection: ServerConnection, status: HTTPStatus, message: str, code: str) -> Response:
+    """An error shaped like the OpenAI API's, so clients report it as they would a real one."""
+    error = {"error": {"message": message, "type": "invalid_request_error", "code": code, "param": None}}
+    return json_response(connection, status, orjson.dumps(error))
 
 
 class LocalEngine:
@@ -139,14 +146,14 @@ class LocalEngine:
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         path = urlsplit(request.path).path.rstrip("/")
         if path != REALTIME_PATH:
-            return _json_response(connection, HTTPStatus.NOT_FOUND, f"Unknown path {path!r}; the realtime "
+            return _json_error(connection, HTTPStatus.NOT_FOUND, f"Unknown path {path!r}; the realtime "
                                   f"endpoint is {REALTIME_PATH}.", "not_found")
         if self.require_key is not None:
             authorization = request.headers.get("Authorization", "")
             scheme, _, key = authorization.partition(" ")
             if scheme.lower() != "bearer" or key.strip() != self.require_key:
                 # Never echo the key that was offered.
-                return _json_response(connection, HTTPStatus.UNAUTHORIZED, "Incorrect API key provided.",
+                return _json_error(connection, HTTPStatus.UNAUTHORIZED, "Incorrect API key provided.",
                                       "invalid_api_key")
         return None
 
