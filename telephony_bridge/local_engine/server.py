@@ -95,7 +95,7 @@ class LocalEngine:
         if self._server is not None:
             return self
         self._server = await serve(
-            self._handle,
+            self.serve_connection,
             self.host,
             self._requested_port,
             process_request=self._process_request,
@@ -159,7 +159,9 @@ class LocalEngine:
 
     # ------------------------------------------------------------------ one connection
 
-    async def _handle(self, websocket: ServerConnection) -> None:
+    async def serve_connection(self, websocket: ServerConnection) -> None:
+        """One model connection, for its whole life. A subclass may wrap it (the call-flow kit does,
+        to see connections open and close)."""
         request = websocket.request
         assert request is not None
         dialect = "beta" if "realtime=v1" in request.headers.get("OpenAI-Beta", "") else "ga"

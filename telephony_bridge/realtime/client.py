@@ -333,6 +333,18 @@ class RealtimeAPIClient:
     def closed(self) -> bool:
         return self._closed
 
+    @property
+    def local_address(self) -> tuple[str, int] | None:
+        """This end of the model connection (host, port), kept after it closes; None before it opens.
+        What the other end sees as the remote address: the call-flow kit matches connections by it."""
+        ws = self._ws
+        if ws is None:
+            return None
+        try:
+            return ws.local_address
+        except (OSError, AttributeError):  # a transport already torn down
+            return None
+
     async def aclose(self, reason: str = "closed by scenario") -> None:
         """Close for good. Idempotent, and always rids the call of the socket: 'reported closed
         to the scenario' and 'socket gone' are kept apart, so a reader that died first cannot

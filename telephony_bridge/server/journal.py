@@ -42,7 +42,7 @@ class CallJournal:
     def __init__(self, call_label: str, directory: Path | None) -> None:
         self.call_label = call_label
         self.entries: list[dict[str, Any]] = []
-        self._t0 = time.monotonic()
+        self.started_at = time.monotonic()  # entries' "t" count seconds from here
         self._directory = directory
         self._stream: IO[bytes] | None = None
         self.path: Path | None = None
@@ -55,7 +55,7 @@ class CallJournal:
         self._stream = open(self._directory / f"{call_id}.jsonl", "wb")
 
     def record(self, kind: str, **fields: Any) -> None:
-        entry = {"t": round(time.monotonic() - self._t0, 3), "event": kind, **fields}
+        entry = {"t": round(time.monotonic() - self.started_at, 3), "event": kind, **fields}
         self.entries.append(entry)
         if kind in _QUIET:
             if log.isEnabledFor(logging.DEBUG):

@@ -402,11 +402,11 @@ class _ObservedEngine(LocalEngine):
         self.model_connections: list[ModelConnection] = []
         self.changed = asyncio.Condition()
 
-    async def _handle(self, websocket: Any) -> None:
+    async def serve_connection(self, websocket: Any) -> None:
         record = ModelConnection(remote=_address(getattr(websocket, "remote_address", None)))
         self.model_connections.append(record)
         try:
-            await super()._handle(_RecordingSocket(websocket, record))
+            await super().serve_connection(_RecordingSocket(websocket, record))
         finally:
             record.closed = True
             async with self.changed:
@@ -714,13 +714,10 @@ class CallFlow:
         vox = getattr(session, "vox", None)
         addresses = []
         for client in getattr(vox, "clients", None) or ():
-            websocket = getattr(client, "_ws", None)  # the client's end of its model connection
-            if websocket is not None:
-                with contextlib.suppress(Exception):
-                    addresses.append(_address(websocket.local_address))
+            addresses.append(_address(client.local_address))
         self._ended[sid] = _EndedCall(
             entries=list(journal.entries) if journal is not None else [],
-            t0=getattr(journal, "_t0", None),
+            t0=journal.started_at if journal is not None else None,
             model_addresses=[a for a in addresses if a],
             journal_path=getattr(journal, "path", None),
         )
@@ -780,7 +777,7 @@ class CallFlow:
         journal = getattr(session, "journal", None)
         ended = self._ended.get(call_sid)
         entries = ended.entries if ended else list(journal.entries) if journal is not None else []
-        t0 = ended.t0 if ended else getattr(journal, "_t0", None)
+        t0 = ended.t0 if ended else journal.started_at if journal is not None else None
         events = [Event(float(e.get("t", 0.0)), str(e.get("event")), {k: v for k, v in e.items() if k not in ("t", "event")})
                   for e in entries if e.get("event") != "agent.transcript_delta"]
         rest = self._rest_requests(call_sid, t0)

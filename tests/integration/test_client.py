@@ -237,6 +237,16 @@ async def test_a_failing_audio_write_drops_the_model_connection_not_the_carrier(
         await tasks.aclose()
 
 
+async def test_local_address_is_the_model_connection_seen_from_the_model_and_outlives_it():
+    async with ScriptedModel() as model:
+        client, tasks = await make_client(model)
+        seen_by_model = tuple(model.connections[0].remote_address[:2])
+        assert tuple(client.local_address[:2]) == seen_by_model
+        await client.aclose()
+        assert tuple(client.local_address[:2]) == seen_by_model  # the call-flow kit reads it after the call
+        await tasks.aclose()
+
+
 async def test_trace_logs_no_audio_and_no_key(caplog):
     async with ScriptedModel() as model:
         with caplog.at_level(logging.INFO, logger="telephony_bridge.realtime"):
