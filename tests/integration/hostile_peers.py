@@ -27,6 +27,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.protocol import State
 
 from tests.integration.probe import Probe
+from tests.integration.scripted_model import until_changed
 from tests.integration.twilio_peer import TwilioPeer, sid
 
 FRAME = b"\xff" * 160
@@ -176,11 +177,7 @@ class ModelServer:
         return sum(1 for ws in self.connections if ws.state is not State.CLOSED)
 
     async def wait_for(self, predicate: Any, timeout: float = 10) -> None:
-        async def loop() -> None:
-            while not predicate():
-                self._changed.clear()
-                await self._changed.wait()
-        await asyncio.wait_for(loop(), timeout)
+        await until_changed(self._changed, predicate, timeout)
 
     async def audio(self, index: int, response_id: str, item_id: str, seconds: float, chunk_ms: int = 100) -> None:
         """Stream `seconds` of noise-like PCM16 24 kHz answer audio on connection `index` (noise, so

@@ -64,11 +64,7 @@ class ScriptedModel:
         await self.connections[-1].close(code, reason)
 
     async def wait_for(self, predicate: Any, timeout: float = 10) -> None:
-        async def loop() -> None:
-            while not predicate():
-                self._changed.clear()
-                await self._changed.wait()
-        await asyncio.wait_for(loop(), timeout)
+        await until_changed(self._changed, predicate, timeout)
 
     # --- conveniences for a GA response with audio ------------------------------------------
     async def response_started(self, response_id: str, item_id: str) -> None:
@@ -86,6 +82,16 @@ class ScriptedModel:
 
     async def response_done(self, response_id: str, status: str = "completed") -> None:
         await self.send({"type": "response.done", "response": {"id": response_id, "object": "realtime.response", "status": status, "output": []}})
+
+
+async def until_changed(changed: asyncio.Event, predicate: Any, timeout: float) -> None:
+    """Wait until `predicate()` holds, re-checking each time `changed` is set (a model server sets
+    it on every connection and event); fail after `timeout`."""
+    async def loop() -> None:
+        while not predicate():
+            changed.clear()
+            await changed.wait()
+    await asyncio.wait_for(loop(), timeout)
 
 
 async def eventually(predicate: Any, timeout: float = 5.0, interval: float = 0.005) -> None:
