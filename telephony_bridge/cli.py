@@ -15,10 +15,10 @@ from telephony_bridge.voxengine.scenario import ScenarioError
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
 
     from telephony_bridge.server.app import create_app, load_runtime
     from telephony_bridge.server.drain import DrainingServer, DrainingSupervisor
+    from telephony_bridge.server.http_limits import uvicorn_config
     from telephony_bridge.server.settings import Settings
 
     settings = Settings.from_environ(
@@ -30,10 +30,10 @@ def _serve(args: argparse.Namespace) -> int:
     except ScenarioError as exc:
         print(f"telephony-bridge: cannot start: {exc}", file=sys.stderr)
         return 2
-    common = dict(host=settings.host, port=settings.port, log_level="warning", ws_max_size=1 << 20,
+    common = dict(host=settings.host, port=settings.port, log_level="warning",
                   loop="uvloop" if _has_uvloop() else "asyncio", proxy_headers=False)  # PUBLIC_URL, never proxy headers
     if args.workers <= 1:
-        DrainingServer(uvicorn.Config(create_app(settings, runtime), **common), runtime).run()
+        DrainingServer(uvicorn_config(create_app(settings, runtime), settings, **common), runtime).run()
         return 0
     if args.reload:
         print("telephony-bridge: --reload works with one worker only", file=sys.stderr)
@@ -45,11 +45,14 @@ def _serve(args: argparse.Namespace) -> int:
                        "LOG_FORMAT": "json" if args.log_json else "text", "TELEPHONY_BRIDGE_VERBOSE": "1" if args.verbose else "0"})
     if settings.calls_dir is not None:
         os.environ["CALLS_DIR"] = str(settings.calls_dir)
+    # A call's webhook and its stream may reach different workers: they share the token secret.
+    os.environ.setdefault("STREAM_TOKEN_SECRET", settings.stream_token_secret.hex())
     metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(prefix="telephony-bridge-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir  # /metrics then sums every worker
     for stale in Path(metrics_dir).glob("*.db"):
         stale.unlink()
-    config = uvicorn.Config("telephony_bridge.server.factory:app_from_environ", factory=True, workers=args.workers, **common)
+    config = uvicorn_config("telephony_bridge.server.factory:app_from_environ", settings, factory=True, workers=args.workers,
+                            **common)
     DrainingSupervisor.on(config).run()
     return 0
 

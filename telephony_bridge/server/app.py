@@ -28,6 +28,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
+from telephony_bridge.carriers.twilio import is_sid
 from telephony_bridge.carriers.twilio_rest import TwilioRest
 from telephony_bridge.carriers.twilio_webhook import (
     connect_stream_twiml,
@@ -36,10 +37,19 @@ from telephony_bridge.carriers.twilio_webhook import (
     signature_is_valid,
     stream_url,
 )
-from telephony_bridge.server.memory import Release, freeze_startup_heap, release_when_idle
+from telephony_bridge.server.memory import (
+    Release,
+    freeze_startup_heap,
+    release_when_idle,
+)
 from telephony_bridge.server.metrics import BridgeMetrics, Exporter
 from telephony_bridge.server.session import TRANSPORT_ABORT_SCOPE_KEY, CallSession
 from telephony_bridge.server.settings import Settings
+from telephony_bridge.server.stream_tokens import (
+    TOKEN_PARAMETER,
+    StreamGrant,
+    StreamTokens,
+)
 from telephony_bridge.voxengine.routing import Router, load_routes
 from telephony_bridge.voxengine.scenario import Scenario, ScenarioError, load_scenarios
 
@@ -78,6 +88,13 @@ class BridgeRuntime:
     streams_opened: int = 0  # media WebSockets accepted so far; the last one's number is its connection id
     draining: bool = False
     scenario_version: int = 1  # bumped by each --reload
+    stream_tokens: StreamTokens = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.stream_tokens = StreamTokens(self.settings.stream_token_secret, self.settings.stream_token_ttl_s)
+
+    def at_capacity(self) -> bool:
+        return len(self.sessions) >= self.settings.max_calls
 
     def scenario_for(self, number: str) -> str | None:
         if self.router is not None:
@@ -141,8 +158,8 @@ def _reset(transport: Any) -> None:
     transport.abort()
 
 
-async def _read_webhook_form(request: Request) -> FormData | Response:
-    """The webhook's form, or the response refusing it (415, 413, 400) with the reason."""
+async def _read_webhook_form(request: Request, timeout_s: float) -> FormData | Response:
+    """The webhook's form, or the response refusing it (415, 413, 408, 400) with the reason."""
     content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if content_type != FORM_CONTENT_TYPE:
         return PlainTextResponse(f"a Twilio voice webhook is an {FORM_CONTENT_TYPE} form", status_code=415)
@@ -154,12 +171,16 @@ async def _read_webhook_form(request: Request) -> FormData | Response:
         return PlainTextResponse(f"request too large (over {MAX_WEBHOOK_BODY} bytes)", status_code=413)
     body = bytearray()
     try:
-        async for chunk in request.stream():  # chunked bodies have no Content-Length to refuse up front
-            body += chunk
-            if len(body) > MAX_WEBHOOK_BODY:
-                return PlainTextResponse(f"request too large (over {MAX_WEBHOOK_BODY} bytes)", status_code=413)
+        async with asyncio.timeout(timeout_s):  # a client trickling its body holds a connection
+            async for chunk in request.stream():  # chunked bodies have no Content-Length to refuse up front
+                body += chunk
+                if len(body) > MAX_WEBHOOK_BODY:
+                    return PlainTextResponse(f"request too large (over {MAX_WEBHOOK_BODY} bytes)", status_code=413)
     except ClientDisconnect:
         return PlainTextResponse("request body incomplete", status_code=400)
+    except TimeoutError:
+        return PlainTextResponse(f"request body not received within {timeout_s:g} s", status_code=408,
+                                 headers={"Connection": "close"})
     try:
         pairs = parse_qsl(body.decode("ascii"), keep_blank_values=True, encoding="utf-8", errors="strict",
                           max_num_fields=MAX_WEBHOOK_FIELDS)
@@ -214,7 +235,11 @@ def create_app(settings: Settings, runtime: BridgeRuntime | None = None) -> Star
         if runtime.draining:
             # 503 makes Twilio try the number's fallback URL: another instance takes the call.
             return PlainTextResponse("draining for shutdown", status_code=503, headers={"Retry-After": "5"})
-        form = await _read_webhook_form(request)
+        if runtime.at_capacity():
+            runtime.metrics.calls_over_capacity += 1
+            log.warning("webhook refused: %d calls in progress (MAX_CALLS)", len(runtime.sessions))
+            return PlainTextResponse("at capacity", status_code=503, headers={"Retry-After": "5"})
+        form = await _read_webhook_form(request, settings.http_body_timeout_s)
         if isinstance(form, Response):
             return form
         params = dict(form.items())  # the last value of a repeated field; the signature covers them all
@@ -225,15 +250,21 @@ def create_app(settings: Settings, runtime: BridgeRuntime | None = None) -> Star
         call_sid, number = params.get("CallSid"), params.get("To")
         if not call_sid or not number:
             return PlainTextResponse("a Twilio voice webhook needs CallSid and To", status_code=400)
+        if not is_sid(call_sid, "CA"):
+            return PlainTextResponse("CallSid is not a Twilio call id (CA + 32 hex digits)", status_code=400)
         scenario = runtime.scenario_for(number)
         if scenario is None:
             runtime.metrics.calls_rejected += 1
             log.info("call %s to %s matches no route: rejected", call_sid, number)
             return Response(reject_twiml(), media_type="text/xml")
-        twiml = connect_stream_twiml(
-            stream_url(settings.base_url),
-            {"scenario": scenario, "From": params.get("From", ""), "To": number, "CallSid": call_sid},
-        )
+        # The stream is bound to this answer: its start must carry this token (single use, short
+        # lived), and the scenario is read from it, never from the stream.
+        token = runtime.stream_tokens.issue(StreamGrant(call_id=call_sid, scenario=scenario,
+                                                        caller=params.get("From", ""), number=number))
+        try:
+            twiml = connect_stream_twiml(stream_url(settings.base_url), {TOKEN_PARAMETER: token})
+        except ValueError:  # From/To so long the parameter would exceed Twilio's limit
+            return PlainTextResponse("From or To too long", status_code=400)
         log.info("call %s from %s to %s → scenario %s", call_sid, params.get("From", "?"), number, scenario)
         return Response(twiml, media_type="text/xml")
 
@@ -252,6 +283,11 @@ def create_app(settings: Settings, runtime: BridgeRuntime | None = None) -> Star
         else:
             allowed = _is_loopback(websocket.client.host if websocket.client else None)
         await websocket.accept()
+        if allowed and runtime.at_capacity():
+            runtime.metrics.calls_over_capacity += 1
+            log.warning("media stream refused: %d calls in progress (MAX_CALLS)", len(runtime.sessions))
+            await websocket.close(1013, f"bridge at capacity ({settings.max_calls} calls); try again later")
+            return
         if not allowed:
             runtime.metrics.streams_forbidden += 1
             log.warning("media stream from %s rejected: missing or invalid signature", websocket.client.host if websocket.client else "?")

@@ -5,6 +5,7 @@ happens and written whole to `<call>.json` at the end. Never audio, never secret
 from __future__ import annotations
 
 import logging
+import re
 import time
 from pathlib import Path
 from typing import IO, Any
@@ -38,6 +39,26 @@ _QUIET = frozenset({"agent.transcript_delta", "agent.response_started", "agent.r
                     "agent.audio_started", "agent.audio_ended"})
 
 
+# A journal's file is named after its call id, which came from a peer: only a plain name is a
+# file name, and the result must still lie in the directory (see safe_child).
+_FILE_STEM = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
+
+
+class UnsafeFileName(ValueError):
+    pass
+
+
+def safe_child(directory: Path, stem: str, suffix: str) -> Path:
+    """`directory/stem+suffix`, or UnsafeFileName when `stem` is not a plain name (no separators,
+    no dots, no drive, nothing that could resolve outside `directory`)."""
+    if not isinstance(stem, str) or _FILE_STEM.fullmatch(stem) is None:
+        raise UnsafeFileName(f"not a safe file name: {stem!r:.80}")
+    path = directory / f"{stem}{suffix}"
+    if path.resolve().parent != directory.resolve():
+        raise UnsafeFileName(f"not a safe file name: {stem!r:.80}")
+    return path
+
+
 class CallJournal:
     def __init__(self, call_label: str, directory: Path | None) -> None:
         self.call_label = call_label
@@ -51,8 +72,9 @@ class CallJournal:
         if self._directory is None:
             return
         self._directory.mkdir(parents=True, exist_ok=True)
-        self.path = self._directory / f"{call_id}.json"
-        self._stream = open(self._directory / f"{call_id}.jsonl", "wb")
+        live = safe_child(self._directory, call_id, ".jsonl")  # raises before anything is written
+        self.path = safe_child(self._directory, call_id, ".json")
+        self._stream = open(live, "wb")
 
     def record(self, kind: str, **fields: Any) -> None:
         entry = {"t": round(time.monotonic() - self.started_at, 3), "event": kind, **fields}

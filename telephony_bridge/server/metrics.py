@@ -35,6 +35,9 @@ class BridgeMetrics:
     calls_rejected: int = 0
     webhooks_forbidden: int = 0
     streams_forbidden: int = 0
+    streams_unbound: int = 0  # a start without a valid, unused token from the webhook
+    calls_over_capacity: int = 0  # webhooks answered 503 and streams closed 1013 at MAX_CALLS
+    handler_events_dropped: int = 0  # events a slow async handler's full queue could not take
     frames_in: int = 0
     frames_out: int = 0
     frames_rejected: int = 0
@@ -81,7 +84,8 @@ def _outcome(reason: str) -> str:
     return "other"
 
 
-_COUNTED = ("calls_started", "calls_rejected", "webhooks_forbidden", "streams_forbidden", "frames_rejected",
+_COUNTED = ("calls_started", "calls_rejected", "webhooks_forbidden", "streams_forbidden", "streams_unbound",
+            "calls_over_capacity", "handler_events_dropped", "frames_rejected",
             "barge_ins", "truncations", "deletions", "model_reconnects", "idle_memory_releases")
 
 
@@ -97,6 +101,12 @@ class Exporter:
             "calls_rejected": Counter("telephony_bridge_calls_rejected", "Calls rejected by routing", registry=r),
             "webhooks_forbidden": Counter("telephony_bridge_webhooks_forbidden", "Webhooks refused for a bad signature", registry=r),
             "streams_forbidden": Counter("telephony_bridge_streams_forbidden", "Media streams refused for a bad signature", registry=r),
+            "streams_unbound": Counter("telephony_bridge_streams_unbound",
+                                       "Media streams refused: no valid, unused token from the answer", registry=r),
+            "calls_over_capacity": Counter("telephony_bridge_calls_over_capacity",
+                                           "Webhooks and streams refused at MAX_CALLS", registry=r),
+            "handler_events_dropped": Counter("telephony_bridge_handler_events_dropped",
+                                              "Events dropped because a slow handler's queue was full", registry=r),
             "frames_rejected": Counter("telephony_bridge_carrier_frames_rejected", "Malformed carrier frames logged and skipped", registry=r),
             "barge_ins": Counter("telephony_bridge_barge_ins", "Interruptions that cleared playback", registry=r),
             "truncations": Counter("telephony_bridge_truncations", "Assistant items truncated at what the caller heard", registry=r),

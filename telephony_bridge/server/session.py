@@ -42,6 +42,7 @@ from telephony_bridge.carriers.twilio import (
 )
 from telephony_bridge.server.journal import CallJournal
 from telephony_bridge.server.metrics import UPLINK_SAMPLE_EVERY, BridgeMetrics
+from telephony_bridge.server.stream_tokens import TOKEN_PARAMETER, StreamTokenError
 from telephony_bridge.tasks import TaskOwner
 from telephony_bridge.voxengine.call import Call
 from telephony_bridge.voxengine.context import call_context
@@ -52,8 +53,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("telephony_bridge.call")
 
-# Parameters the webhook puts in TwiML for the stream; the rest is the scenario's custom data.
-BRIDGE_PARAMETERS = frozenset({"scenario", "From", "To", "CallSid"})
+# The webhook's token, and names a stream must not pass off as the bridge's (they were parameters
+# once, and are taken from the token now); any other parameter is the scenario's custom data.
+BRIDGE_PARAMETERS = frozenset({TOKEN_PARAMETER, "scenario", "From", "To", "CallSid"})
 BAD_FRAMES_LOGGED = 10  # per call; after that only every 100th, so a flood cannot flood the log
 UNIT_FAILURES_LOGGED = 10  # the same for a media unit that raises on caller audio
 DTMF_JOURNALED = 200  # per call: a real caller presses a few dozen keys; beyond that, count only
@@ -305,25 +307,32 @@ class CallSession:
     async def _start(self, start: StreamStarted) -> None:
         runtime = self.runtime
         params = start.custom_parameters
-        call_sid = start.call_sid or params.get("CallSid", "")
+        call_sid = start.call_sid  # the codec checked its form; the token below binds it to an answer
+        try:
+            grant = runtime.stream_tokens.redeem(params.get(TOKEN_PARAMETER), call_sid)
+        except StreamTokenError as exc:
+            runtime.metrics.streams_unbound += 1
+            log.warning("%s: start for call %s refused: %s", self.label, call_sid, exc)
+            self.end(f"stream refused: {exc}", 1008)
+            return
         self.call_sid = call_sid
         self.label = f"call {call_sid}"
         assert self.tasks is not None
         self.tasks.label = self.label
         self.link = TwilioMediaLink(self.websocket, TwilioStreamSerializer(start.stream_sid),
                                     self.websocket.scope.get(TRANSPORT_ABORT_SCOPE_KEY), runtime.metrics)
-        scenario_name = params.get("scenario") or runtime.default_scenario
+        scenario_name = grant.scenario
         scenarios = runtime.scenarios  # the version in force when the call started (reload-safe)
         scenario = scenarios.get(scenario_name)
         self.journal = CallJournal(self.label, runtime.settings.calls_dir)
         self.journal.open(call_sid)
-        self.journal.record("call.started", call_sid=call_sid, caller=params.get("From"), number=params.get("To"),
+        self.journal.record("call.started", call_sid=call_sid, caller=grant.caller, number=grant.number,
                             scenario=scenario_name, pid=os.getpid())  # the worker, with --workers
         runtime.metrics.calls_started += 1
         self.call = Call(
             call_sid=call_sid,
-            caller_id=params.get("From", ""),
-            number=params.get("To", ""),
+            caller_id=grant.caller,
+            number=grant.number,
             custom_data={k: v for k, v in params.items() if k not in BRIDGE_PARAMETERS},
             link=self.link,
             tasks=self.tasks,

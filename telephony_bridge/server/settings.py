@@ -17,6 +17,22 @@ call concerned, with a log line naming it and a WebSocket close code with a reas
 for a ``Settings()`` built in code, such as a test's in-process server, whose process is not
 the bridge's alone): freeze the start-up heap so full garbage collections stay short under load.
 
+Limits of the process against floods and slow clients:
+
+- ``MAX_CALLS`` (``max_calls``, default 300): media streams in progress at once. The webhook answers
+  503 beyond it (Twilio then tries the number's fallback URL) and a stream beyond it is closed with
+  1013 "try again later"; both are counted.
+- ``HTTP_HEADER_TIMEOUT_S`` (default 10): a connection that has not sent a whole request head by then
+  is closed (slowloris). ``HTTP_BODY_TIMEOUT_S`` (default 10): the same for a webhook's body.
+- ``MAX_CONNECTIONS`` (default ``MAX_CALLS`` + 200): open HTTP and WebSocket connections; uvicorn
+  answers 503 beyond it.
+
+``STREAM_TOKEN_SECRET`` (``stream_token_secret``; default random per process, shared by ``serve
+--workers``): the key of the tokens that bind a media stream to the call the webhook answered
+(server/stream_tokens.py). Set the same value on every instance when the webhook and the stream
+of one call may reach different instances (several replicas behind one load balancer).
+``STREAM_TOKEN_TTL_S`` (default 30): how long after the answer the stream may start.
+
 ``IDLE_RELEASE_S`` (``idle_release_s``, default 1; 0 turns it off): once no call has been in
 progress for this long, the process runs a full garbage collection and returns free pages to the
 OS (server/memory.py), so RSS comes back down after a busy period.
@@ -50,6 +66,12 @@ class Settings:
     start_timeout_s: float = 10.0          # START_TIMEOUT_S
     idle_release_s: float = 1.0            # IDLE_RELEASE_S: 0 = never give memory back when idle
     gc_freeze: bool = False                # GC_FREEZE: on (1) by default from the environment
+    max_calls: int = 300                   # MAX_CALLS: media streams in progress at once
+    max_connections: int | None = None     # MAX_CONNECTIONS: default max_calls + 200
+    http_header_timeout_s: float = 10.0    # HTTP_HEADER_TIMEOUT_S: slowloris guard
+    http_body_timeout_s: float = 10.0      # HTTP_BODY_TIMEOUT_S
+    stream_token_secret: bytes = field(default_factory=lambda: os.urandom(32), repr=False)  # STREAM_TOKEN_SECRET
+    stream_token_ttl_s: float = 30.0       # STREAM_TOKEN_TTL_S
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -75,17 +97,36 @@ class Settings:
             start_timeout_s=_positive(opt("START_TIMEOUT_S"), "START_TIMEOUT_S", 10.0),
             idle_release_s=_non_negative(opt("IDLE_RELEASE_S"), "IDLE_RELEASE_S", 1.0),
             gc_freeze=_flag(opt("GC_FREEZE"), "GC_FREEZE", True),
+            max_calls=_count(opt("MAX_CALLS"), "MAX_CALLS", 300),
+            max_connections=_count(opt("MAX_CONNECTIONS"), "MAX_CONNECTIONS", 0) or None,
+            http_header_timeout_s=_positive(opt("HTTP_HEADER_TIMEOUT_S"), "HTTP_HEADER_TIMEOUT_S", 10.0),
+            http_body_timeout_s=_positive(opt("HTTP_BODY_TIMEOUT_S"), "HTTP_BODY_TIMEOUT_S", 10.0),
+            stream_token_secret=_secret(opt("STREAM_TOKEN_SECRET"), "STREAM_TOKEN_SECRET"),
+            stream_token_ttl_s=_positive(opt("STREAM_TOKEN_TTL_S"), "STREAM_TOKEN_TTL_S", 30.0),
         )
+        if values["stream_token_secret"] is None:
+            del values["stream_token_secret"]  # the default: a fresh random one
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
 
     def __post_init__(self) -> None:
-        for name in ("peer_stall_timeout_s", "media_stall_timeout_s", "start_timeout_s"):
+        for name in ("peer_stall_timeout_s", "media_stall_timeout_s", "start_timeout_s", "http_header_timeout_s",
+                     "http_body_timeout_s", "stream_token_ttl_s"):
             value = getattr(self, name)
             if not value > 0:
                 raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
         if not self.idle_release_s >= 0:
             raise ValueError(f"idle_release_s must be 0 (off) or a positive number of seconds, got {self.idle_release_s!r}")
+
+        if self.max_calls < 1:
+            raise ValueError(f"max_calls must be at least 1, got {self.max_calls!r}")
+        if len(self.stream_token_secret) < 16:
+            raise ValueError("stream_token_secret must be at least 16 bytes")
+
+    @property
+    def connection_limit(self) -> int:
+        """uvicorn's limit_concurrency: every call's stream plus room for webhooks, health and metrics."""
+        return self.max_connections or self.max_calls + 200
 
     @property
     def base_url(self) -> str:
@@ -114,6 +155,27 @@ def _flag(text: str | None, name: str, default: bool) -> bool:
     if text.lower() in ("0", "false", "no", "off"):
         return False
     raise ValueError(f"{name} must be 1 or 0 (on or off), got {text!r}")
+
+
+def _count(text: str | None, name: str, default: int) -> int:
+    if text is None:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number, got {text!r}") from None
+    if value < 0:
+        raise ValueError(f"{name} must not be negative, got {text!r}")
+    return value
+
+
+def _secret(text: str | None, name: str) -> bytes | None:
+    """None (a random secret) when unset; never echoed in an error."""
+    if text is None:
+        return None
+    if len(text.encode("utf-8")) < 16:
+        raise ValueError(f"{name} must be at least 16 characters long")
+    return text.encode("utf-8")
 
 
 def _seconds(text: str | None, name: str, default: float) -> float:

@@ -15,6 +15,7 @@ from dataclasses import replace
 import uvicorn
 
 from telephony_bridge.server.app import BridgeRuntime, create_app, load_runtime
+from telephony_bridge.server.http_limits import uvicorn_config
 from telephony_bridge.server.settings import Settings
 
 
@@ -35,7 +36,7 @@ async def running_bridge(settings: Settings, runtime: BridgeRuntime | None = Non
     runtime = runtime or load_runtime(settings)
     runtime.settings = settings
     app = create_app(settings, runtime)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", ws_max_size=1 << 20))
+    server = uvicorn.Server(uvicorn_config(app, settings, log_level="warning", lifespan="on"))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         while not server.started:

@@ -53,7 +53,7 @@ async def open_peer(url: str, *, rcvbuf: int | None = None, headers: dict[str, s
         await asyncio.get_running_loop().sock_connect(sock, (host, int(port)))
     ws = await connect(url, sock=sock, additional_headers=headers or {}, open_timeout=5,
                        compression=compression, max_queue=max_queue)
-    return TwilioPeer(ws, sid("CA"), sid("MZ"))
+    return TwilioPeer(ws, sid("CA"), sid("MZ"), url)
 
 
 async def start_call(peer: TwilioPeer, probe: Probe, **parameters: str) -> None:

@@ -11,6 +11,7 @@ import httpx
 import pytest
 from twilio.request_validator import RequestValidator
 
+from telephony_bridge.server.stream_tokens import TOKEN_PARAMETER, StreamGrant
 from telephony_bridge.testing.servers import running_bridge
 from tests.integration.scripted_model import eventually
 from tests.integration.twilio_peer import TwilioPeer, sid
@@ -36,7 +37,9 @@ async def test_unsigned_webhook_from_loopback_answers_connect_stream(probe_setti
         stream = ET.fromstring(response.text).find("./Connect/Stream")
         assert stream.get("url") == f"ws://127.0.0.1:{runtime.settings.port}/media-stream"
         params = {p.get("name"): p.get("value") for p in stream.findall("Parameter")}
-        assert params == {"scenario": "default", "From": "+15550199", "To": "+15550100", "CallSid": form["CallSid"]}
+        assert list(params) == [TOKEN_PARAMETER]  # the scenario and the numbers travel signed, in the token
+        grant = runtime.stream_tokens.redeem(params[TOKEN_PARAMETER], form["CallSid"])
+        assert grant == StreamGrant(call_id=form["CallSid"], scenario="default", caller="+15550199", number="+15550100")
         health = await http.get(f"{runtime.settings.base_url}/healthz")
         assert health.json() == {"status": "ok", "active_calls": 0}
 
@@ -68,7 +71,7 @@ async def test_media_stream_upgrade_needs_a_valid_signature(signed_settings, pro
         assert code == 1008 and "Signature" in reason
         signature = RequestValidator(signed_settings.twilio_auth_token).compute_signature(ws_url(runtime), {})
         peer = await TwilioPeer.open(ws_url(runtime), {"X-Twilio-Signature": signature})
-        await peer.start({"scenario": "default", "From": "+15550199", "To": "+15550100"})
+        await peer.start({"From": "+15550199", "To": "+15550100"}, auth_token=signed_settings.twilio_auth_token)
         await probe.wait_for(lambda: "connected" in probe.kinds(peer.call_sid))
         await peer.stop()
         await peer.wait_closed()
@@ -201,7 +204,7 @@ async def test_hangup_closes_the_stream_and_ends_the_call_through_rest(signed_se
     async with running_bridge(signed_settings) as runtime:
         signature = RequestValidator(signed_settings.twilio_auth_token).compute_signature(ws_url(runtime), {})
         peer = await TwilioPeer.open(ws_url(runtime), {"X-Twilio-Signature": signature})
-        await peer.start({"scenario": "default"})
+        await peer.start({}, auth_token=signed_settings.twilio_auth_token)
         await peer.dtmf("9")
         code, _ = await peer.wait_closed()
         assert code == 1000
@@ -217,7 +220,7 @@ async def test_transfer_posts_dial_twiml(signed_settings, probe, twilio_api):
     async with running_bridge(signed_settings) as runtime:
         signature = RequestValidator(signed_settings.twilio_auth_token).compute_signature(ws_url(runtime), {})
         peer = await TwilioPeer.open(ws_url(runtime), {"X-Twilio-Signature": signature})
-        await peer.start({"scenario": "default"})
+        await peer.start({}, auth_token=signed_settings.twilio_auth_token)
         await peer.dtmf("0")
         await probe.wait_for(lambda: "transfer_complete" in probe.kinds(peer.call_sid))
         twiml = ET.fromstring(twilio_api.requests[0]["form"]["Twiml"])
