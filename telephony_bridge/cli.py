@@ -8,10 +8,13 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from telephony_bridge.logs import configure_logging
-
 from telephony_bridge.voxengine.scenario import ScenarioError
+
+if TYPE_CHECKING:
+    from telephony_bridge.server.settings import Settings
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -30,8 +33,7 @@ def _serve(args: argparse.Namespace) -> int:
     except ScenarioError as exc:
         print(f"telephony-bridge: cannot start: {exc}", file=sys.stderr)
         return 2
-    common = dict(host=settings.host, port=settings.port, log_level="warning", ws_max_size=1 << 20,
-                  loop="uvloop" if _has_uvloop() else "asyncio", proxy_headers=False)  # PUBLIC_URL, never proxy headers
+    common = uvicorn_options(settings)
     if args.workers <= 1:
         DrainingServer(uvicorn.Config(create_app(settings, runtime), **common), runtime).run()
         return 0
@@ -54,9 +56,18 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _has_uvloop() -> bool:
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """What `serve` gives uvicorn, one worker or many. With the `fast` extra installed, the event
+    loop is uvloop and carrier webhooks are parsed by httptools (C) instead of h11 (pure Python)."""
+    return {"host": settings.host, "port": settings.port, "log_level": "warning", "ws_max_size": 1 << 20,
+            "loop": "uvloop" if _importable("uvloop") else "asyncio",
+            "http": "httptools" if _importable("httptools") else "h11",
+            "proxy_headers": False}  # PUBLIC_URL, never proxy headers
+
+
+def _importable(module: str) -> bool:
     try:
-        import uvloop  # noqa: F401
+        __import__(module)
     except ImportError:
         return False
     return True
