@@ -8,10 +8,13 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from telephony_bridge.logs import configure_logging
-
 from telephony_bridge.voxengine.scenario import ScenarioError
+
+if TYPE_CHECKING:
+    from telephony_bridge.server.settings import Settings
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -30,8 +33,7 @@ def _serve(args: argparse.Namespace) -> int:
     except ScenarioError as exc:
         print(f"telephony-bridge: cannot start: {exc}", file=sys.stderr)
         return 2
-    common = dict(host=settings.host, port=settings.port, log_level="warning",
-                  loop="uvloop" if _has_uvloop() else "asyncio", proxy_headers=False)  # PUBLIC_URL, never proxy headers
+    common = uvicorn_options(settings)
     if args.workers <= 1:
         DrainingServer(uvicorn_config(create_app(settings, runtime), settings, **common), runtime).run()
         return 0
@@ -57,9 +59,18 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _has_uvloop() -> bool:
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """What `serve` gives uvicorn beside `uvicorn_config`'s limits, one worker or many. With the
+    `fast` extra installed the event loop is uvloop, and the HTTP protocol (server/http_limits.py)
+    parses webhooks with httptools (C) instead of h11 (pure Python)."""
+    return {"host": settings.host, "port": settings.port, "log_level": "warning",
+            "loop": "uvloop" if _importable("uvloop") else "asyncio",
+            "proxy_headers": False}  # PUBLIC_URL, never proxy headers
+
+
+def _importable(module: str) -> bool:
     try:
-        import uvloop  # noqa: F401
+        __import__(module)
     except ImportError:
         return False
     return True

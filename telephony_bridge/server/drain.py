@@ -19,6 +19,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 import uvicorn
+from uvicorn.supervisors import multiprocess
 from uvicorn.supervisors.multiprocess import Multiprocess, Process
 
 if TYPE_CHECKING:
@@ -111,8 +112,9 @@ class _DrainingWorker(Process):
 
 class DrainingSupervisor(Multiprocess):
     """`--workers N`: uvicorn's supervisor, with workers that drain. On SIGTERM it signals every
-    worker and waits for each to finish its calls (DRAIN_TIMEOUT_S) before exiting. (A worker
-    restarted after a crash is uvicorn's plain one, on the supervisor's socket.)
+    worker and waits for each to finish its calls (DRAIN_TIMEOUT_S) before exiting. Every worker
+    drains and listens on its own socket: the first ones, one restarted after a crash, and those
+    SIGHUP (replace all) and SIGTTIN (one more) start.
 
     The supervisor's own socket is bound but never listens: it claims the port (a clash fails
     here, at start) without taking connections."""
@@ -121,8 +123,13 @@ class DrainingSupervisor(Multiprocess):
     def on(cls, config: uvicorn.Config) -> DrainingSupervisor:
         return cls(config, sockets=[reuse_port_socket(config.host, config.port, listen=False)])
 
-    def init_processes(self) -> None:
-        for _ in range(self.processes_num):
-            process = _DrainingWorker(self.config, self.sockets)
-            process.start()
-            self.processes.append(process)
+    def run(self) -> None:
+        # uvicorn has no hook for the worker class: its supervisor builds every worker (initial,
+        # restarted, added) by the module-level name `Process`. Rebinding it for as long as the
+        # supervisor runs covers every path without copying them; this process only supervises.
+        plain = multiprocess.Process
+        multiprocess.Process = _DrainingWorker
+        try:
+            super().run()
+        finally:
+            multiprocess.Process = plain

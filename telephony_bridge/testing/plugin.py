@@ -10,6 +10,9 @@ Fixtures:
 Marker: `@pytest.mark.call_flow(twilio=True, realtime_factor=4.0, call_timeout=30)`: options of that
 test's `CallFlow` (module-wide through `pytestmark`).
 
+pytest-asyncio, strict or auto mode alike, with no configuration: `call_flow` states its own event
+loop scope (the test's), and a coroutine test asking for it is an asyncio test without a marker.
+
 When a test using `call_flow` fails, the report gets one section per call placed: the call's
 timeline, phone and bridge side merged.
 
@@ -19,6 +22,8 @@ installed, so it imports nothing heavy until a test asks for `call_flow`.
 
 from __future__ import annotations
 
+import inspect
+import warnings
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -26,12 +31,13 @@ from typing import Any
 import pytest
 
 try:  # pytest-asyncio's fixture decorator works in its strict and auto modes alike
-    from pytest_asyncio import fixture as _async_fixture
+    from pytest_asyncio import fixture as _pytest_asyncio_fixture
 except ImportError:  # pragma: no cover - without pytest-asyncio, another async plugin must run it
-    _async_fixture = pytest.fixture
+    _pytest_asyncio_fixture = None
 
 SCENARIOS_INI = "telephony_bridge_scenarios"
 TIMEOUT_INI = "telephony_bridge_call_timeout"
+LOOP_SCOPE_INI = "asyncio_default_fixture_loop_scope"  # pytest-asyncio's
 
 _FLOW = pytest.StashKey[Any]()
 _TIMELINES_SHOWN = pytest.StashKey[bool]()
@@ -44,7 +50,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                   "(default: 30)", default="30")
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-asyncio's, which warns
 def pytest_configure(config: pytest.Config) -> None:
+    if _pytest_asyncio_fixture is not None and not config.getini(LOOP_SCOPE_INI):
+        # pytest-asyncio reminds projects that leave this option unset that the event loop of an
+        # async fixture without a `loop_scope` will change. `call_flow` states its own, so the
+        # reminder is not about it; a project whose only async fixture is `call_flow` would get
+        # it on every run just for installing the kit. Projects with async fixtures of their own
+        # should set the option (docs/testing-scenarios.md).
+        warnings.filterwarnings("ignore", message=f'The configuration option "{LOOP_SCOPE_INI}" is unset',
+                                category=pytest.PytestDeprecationWarning)
     config.addinivalue_line(
         "markers",
         "call_flow(twilio=False, realtime_factor=4.0, call_timeout=None): options of the call_flow fixture "
@@ -60,6 +75,29 @@ def call_flow_scenarios(pytestconfig: pytest.Config) -> Path:
         base = pytestconfig.inipath.parent if pytestconfig.inipath else pytestconfig.rootpath
         path = base / path
     return path
+
+
+def _async_fixture(function: Any) -> Any:
+    if _pytest_asyncio_fixture is None:  # pragma: no cover
+        return pytest.fixture(function)
+    return _pytest_asyncio_fixture(function, loop_scope="function")  # the test's own loop
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-asyncio decides which coroutines it runs
+def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: object) -> None:
+    """In strict mode pytest-asyncio runs only coroutine tests marked `asyncio`: mark those that
+    ask for `call_flow` (they cannot run otherwise), unless they or their module/class say how."""
+    if _pytest_asyncio_fixture is None or not inspect.iscoroutinefunction(obj):
+        return
+    try:
+        if "call_flow" not in inspect.signature(obj).parameters:
+            return
+    except (TypeError, ValueError):
+        return
+    if any(mark.name == "asyncio" for mark in getattr(obj, "pytestmark", ())):
+        return
+    if next(collector.iter_markers("asyncio"), None) is None:
+        pytest.mark.asyncio(obj)  # stores the mark on the function the item is built from
 
 
 @_async_fixture
