@@ -120,11 +120,11 @@ def build_parser() -> argparse.ArgumentParser:
         pass
 
     try:
-        from telephony_bridge.testing import simulator
+        from telephony_bridge.testing import call_cli
 
         call = commands.add_parser("call", help="place a simulated Twilio call to a bridge")
-        simulator.add_arguments(call)
-        call.set_defaults(run=lambda a: asyncio.run(simulator.run(a)))
+        call_cli.add_arguments(call)
+        call.set_defaults(run=lambda a: asyncio.run(call_cli.run(a)))
     except ImportError:
         pass
 
