@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import os
+import socket
 import sys
 import tempfile
 from pathlib import Path
@@ -18,9 +20,13 @@ if TYPE_CHECKING:
 
 
 def _serve(args: argparse.Namespace) -> int:
-
     from telephony_bridge.server.app import create_app, load_runtime
-    from telephony_bridge.server.drain import DrainingServer, DrainingSupervisor
+    from telephony_bridge.server.drain import (
+        DrainingServer,
+        DrainingSupervisor,
+        announce_listening,
+        reuse_port_socket,
+    )
     from telephony_bridge.server.http_limits import uvicorn_config
     from telephony_bridge.server.settings import Settings
 
@@ -28,18 +34,28 @@ def _serve(args: argparse.Namespace) -> int:
         host=args.host, port=args.port, scenarios_dir=Path(args.scenarios) if args.scenarios else None,
         calls_dir=Path(args.calls_dir) if args.calls_dir else None, reload=args.reload or None,
     )
+    if args.reload and args.workers > 1:
+        print("telephony-bridge: --reload works with one worker only", file=sys.stderr)
+        return 2
+    # Bind before anything else: a port in use is a clear error here, and with --port 0 the real
+    # port is known before the TwiML's stream URL (PUBLIC_URL's default) is derived from it.
+    try:
+        sock = _listening_socket(settings.host, settings.port) if args.workers <= 1 else \
+            reuse_port_socket(settings.host, settings.port, listen=False)
+    except OSError as exc:
+        print(f"telephony-bridge: cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    settings = dataclasses.replace(settings, port=sock.getsockname()[1])
     try:
         runtime = load_runtime(settings)  # fail here, with file and line, not in a worker
     except ScenarioError as exc:
+        sock.close()
         print(f"telephony-bridge: cannot start: {exc}", file=sys.stderr)
         return 2
     common = uvicorn_options(settings)
     if args.workers <= 1:
-        DrainingServer(uvicorn_config(create_app(settings, runtime), settings, **common), runtime).run()
+        DrainingServer(uvicorn_config(create_app(settings, runtime), settings, **common), runtime).run(sockets=[sock])
         return 0
-    if args.reload:
-        print("telephony-bridge: --reload works with one worker only", file=sys.stderr)
-        return 2
     from telephony_bridge.server.factory import HOST_ENV, PORT_ENV
 
     # Workers are fresh processes: they read their settings from the environment.
@@ -55,7 +71,8 @@ def _serve(args: argparse.Namespace) -> int:
         stale.unlink()
     config = uvicorn_config("telephony_bridge.server.factory:app_from_environ", settings, factory=True, workers=args.workers,
                             **common)
-    DrainingSupervisor.on(config).run()
+    announce_listening(settings, settings.port, args.workers)
+    DrainingSupervisor(config, sockets=[sock]).run()
     return 0
 
 
@@ -66,6 +83,19 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
     return {"host": settings.host, "port": settings.port, "log_level": "warning",
             "loop": "uvloop" if _importable("uvloop") else "asyncio",
             "proxy_headers": False}  # PUBLIC_URL, never proxy headers
+
+
+def _listening_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # IPPROTO_TCP: asyncio sets TCP_NODELAY
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # restart at once over TIME_WAIT, as uvicorn does
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 def _importable(module: str) -> bool:
@@ -102,11 +132,11 @@ def build_parser() -> argparse.ArgumentParser:
         pass
 
     try:
-        from telephony_bridge.testing import simulator
+        from telephony_bridge.testing import call_cli
 
         call = commands.add_parser("call", help="place a simulated Twilio call to a bridge")
-        simulator.add_arguments(call)
-        call.set_defaults(run=lambda a: asyncio.run(simulator.run(a)))
+        call_cli.add_arguments(call)
+        call.set_defaults(run=lambda a: asyncio.run(call_cli.run(a)))
     except ImportError:
         pass
 

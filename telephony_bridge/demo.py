@@ -19,11 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from telephony_bridge.local_engine.tts import synthesize
 from telephony_bridge.testing.processes import ServerProcess
-from telephony_bridge.testing.simulator import place_call
+from telephony_bridge.testing.simulator import TimelineEvent, place_call
+from telephony_bridge.testing.transcript import LiveTranscript, tail_journal
 
 CALLER_VOICE = "en-us+f3"
 SAMPLE_RATE = 8000
@@ -60,27 +59,32 @@ def _scenarios_dir() -> Path:
 
 
 class Printer:
-    """Turns journal entries and simulator events into a readable live transcript."""
+    """Turns journal entries and simulator events into a readable live transcript.
+
+    What each side said goes through :class:`LiveTranscript`: the agent's words from the journal,
+    printed once the caller has heard them, cut where the barge-in cut the audio (as the recording
+    is); the rest of the journal (barge-in, tools, hang-up) is printed as it comes."""
 
     def __init__(self) -> None:
         self.t0 = time.monotonic()
         self.seen_barge_in = False
         self.seen_tool_call = False
         self.hung_up = False
+        self.transcript = LiveTranscript(lambda _t_ms, who, text: self.line(who, text), with_journal=True)
 
     def line(self, who: str, text: str) -> None:
         print(f"[{time.monotonic() - self.t0:6.2f}s] {who:<7} {text}", flush=True)
 
+    def simulator_event(self, event: TimelineEvent) -> None:
+        self.transcript.simulator_event(event.kind, event.data)
+
     def journal(self, entry: dict[str, Any]) -> None:
         kind = entry["event"]
+        self.transcript.journal_entry(entry)
         if kind == "call.started":
             self.line("call", f"{entry['call_sid']} from {entry['caller']} to {entry['number']} -> scenario '{entry['scenario']}'")
-        elif kind == "agent.transcript":
-            self.line("agent", f"says: \"{entry['text']}\"")
         elif kind == "caller.speech_started":
             self.line("caller", "starts speaking")
-        elif kind == "caller.transcript":
-            self.line("caller", f"said: \"{entry['text']}\"")
         elif kind == "barge_in":
             self.seen_barge_in = True
             cuts = ", ".join(_describe_cut(c) for c in entry["truncations"]) or "nothing to truncate"
@@ -105,28 +109,13 @@ def _describe_cut(cut: dict[str, Any]) -> str:
     return f"{cut['item_id']} truncated at {cut['audio_end_ms'] / 1000:.2f} s (what the caller heard)"
 
 
-async def _tail(path: Path, printer: Printer, stop: asyncio.Event) -> None:
-    offset = 0
-    while True:
-        if path.exists():
-            with path.open("rb") as stream:
-                stream.seek(offset)
-                for raw in stream:
-                    if not raw.endswith(b"\n"):
-                        break
-                    offset += len(raw)
-                    printer.journal(orjson.loads(raw))
-        if stop.is_set():
-            return
-        await asyncio.sleep(0.05)  # a file tail: the journal has no push channel to the demo process
-
-
 @dataclass(slots=True)
 class DemoRun:
     exit_code: int
     call: Any  # the simulator's CallResult
     transcript_path: Path
     problems: list[str]
+    agent_lines: list[str]  # the agent's lines as printed: as heard, cut at a barge-in
 
 
 async def run_demo(out_dir: Path) -> DemoRun:
@@ -144,14 +133,16 @@ async def run_demo(out_dir: Path) -> DemoRun:
         audio = await asyncio.to_thread(caller_audio)
         call_sid = "CA" + os.urandom(16).hex()
         stop_tail = asyncio.Event()
-        tail = asyncio.create_task(_tail(calls_dir / f"{call_sid}.jsonl", printer, stop_tail))
-        result = await place_call(server.base_url, caller_audio=audio, duration_s=30, call_sid=call_sid)
+        tail = asyncio.create_task(tail_journal(calls_dir / f"{call_sid}.jsonl", printer.journal, stop_tail))
+        result = await place_call(server.base_url, caller_audio=audio, duration_s=30, call_sid=call_sid,
+                                  on_event=printer.simulator_event)
         transcript = calls_dir / f"{call_sid}.json"
         deadline = time.monotonic() + 10
         while not transcript.exists() and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         stop_tail.set()
         await tail
+        printer.transcript.finish()
     finally:
         await server.stop()
     log_path = server.log_path
@@ -178,7 +169,7 @@ async def run_demo(out_dir: Path) -> DemoRun:
         problems.append("the server wrote no JSON transcript")
     for problem in problems:
         print(f"demo: {problem}", file=sys.stderr)
-    return DemoRun(1 if problems else 0, result, transcript, problems)
+    return DemoRun(1 if problems else 0, result, transcript, problems, printer.transcript.agent_lines)
 
 
 def main(out_dir: str | os.PathLike[str] = "out/demo") -> int:

@@ -103,7 +103,8 @@ class LocalEngine:
             compression=None,
         )
         self._port = self._server.sockets[0].getsockname()[1]
-        log.info("local engine listening on %s", self.url)
+        # DEBUG: embedded in the bridge, an INFO line with this URL is taken for the bridge's address.
+        log.debug("local engine listening on %s", self.url)
         return self
 
     async def stop(self) -> None:

@@ -207,7 +207,8 @@ def create_app(settings: Settings, runtime: BridgeRuntime | None = None) -> Star
             engine = LocalEngine(script=_engine_script(settings))
             await engine.start()
             runtime.local_engine_url = engine.url
-            log.info("no OPENAI_API_KEY or REALTIME_URL: using the embedded local engine at %s (a simulator, not a language model)", engine.url)
+            log.info("no OPENAI_API_KEY or REALTIME_URL: the model is the embedded local engine (a simulator, not a "
+                     "language model; internal, at %s)", engine.url)
         if settings.gc_freeze:
             log.debug("start-up heap frozen: %d objects out of the cyclic GC's reach", freeze_startup_heap())
         background = [asyncio.create_task(exporter.run_sampler(), name="metrics sampler")]

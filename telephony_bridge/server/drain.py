@@ -22,18 +22,34 @@ import uvicorn
 from uvicorn.supervisors import multiprocess
 from uvicorn.supervisors.multiprocess import Multiprocess, Process
 
+from telephony_bridge.carriers.twilio_webhook import stream_url
+
 if TYPE_CHECKING:
     from telephony_bridge.server.app import BridgeRuntime
+    from telephony_bridge.server.settings import Settings
 
 log = logging.getLogger("telephony_bridge.server")
 
 SHUTDOWN_REASON = "server shutting down"
 
 
+def announce_listening(settings: Settings, port: int, workers: int = 1) -> None:
+    """The one line a newcomer needs: where the bridge listens and what to give Twilio."""
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    base = settings.base_url
+    processes = f" ({workers} workers)" if workers > 1 else ""
+    log.info("telephony_bridge listening on http://%s:%d%s — Twilio webhook: POST %s/incoming-call, media stream: %s",
+             host, port, processes, base, stream_url(base))
+    if settings.public_url is None:
+        log.info("PUBLIC_URL is not set: the TwiML points at this local address, enough for `telephony-bridge call`; "
+                 "for Twilio set it to the https URL Twilio reaches")
+
+
 class DrainingServer(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, runtime: BridgeRuntime | None = None) -> None:
         super().__init__(config)
         self._runtime = runtime  # a worker process finds it on the app it loaded
+        self._announce = runtime is not None  # with --workers the supervisor announces, once
         self._drain_task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -49,6 +65,9 @@ class DrainingServer(uvicorn.Server):
     async def startup(self, sockets: list | None = None) -> None:
         self._loop = asyncio.get_running_loop()
         await super().startup(sockets)
+        if self.started and self._announce:
+            port = self.servers[0].sockets[0].getsockname()[1]
+            announce_listening(self.runtime.settings, port)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self.runtime.draining or self._loop is None:
@@ -116,12 +135,9 @@ class DrainingSupervisor(Multiprocess):
     drains and listens on its own socket: the first ones, one restarted after a crash, and those
     SIGHUP (replace all) and SIGTTIN (one more) start.
 
-    The supervisor's own socket is bound but never listens: it claims the port (a clash fails
-    here, at start) without taking connections."""
-
-    @classmethod
-    def on(cls, config: uvicorn.Config) -> DrainingSupervisor:
-        return cls(config, sockets=[reuse_port_socket(config.host, config.port, listen=False)])
+    Its socket (``reuse_port_socket(host, port, listen=False)``) is bound but never listens: it
+    claims the port (a clash fails at start, and port 0 becomes a real port the workers share)
+    without taking connections."""
 
     def run(self) -> None:
         # uvicorn has no hook for the worker class: its supervisor builds every worker (initial,

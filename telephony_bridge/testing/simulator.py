@@ -23,23 +23,22 @@ webhook, the WebSocket handshake) have negative times.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import base64
 import binascii
 import inspect
 import ipaddress
-import json
 import logging
 import math
 import os
 import secrets
+import socket
 import urllib.error
 import urllib.parse
 import urllib.request
 import xml.etree.ElementTree as ET
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -48,9 +47,10 @@ from twilio.request_validator import RequestValidator
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
-from telephony_bridge.audio.g711 import ulaw_decode, ulaw_encode
 from telephony_bridge.audio import files as recording
+from telephony_bridge.audio.g711 import ulaw_decode, ulaw_encode
 from telephony_bridge.testing.playout import ClearRecord, PlayoutStats, SimulatedPlayout
+from telephony_bridge.testing.transcript import speech_spans
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,7 @@ ULAW_SILENCE_FRAME = b"\xff" * FRAME_BYTES
 DEFAULT_TAIL_S = 2.0  # silence sent after the caller's audio when no duration is given
 SILENCE_HANGUP_CAP_S = 60.0  # longest call after the caller's audio when waiting for silence
 BURST_GAP_MS = 250.0  # bridge media this far apart counts as two bursts in the timeline
+SPEECH_GAP_MS = 300.0  # the caller hearing nothing for this long: the agent's stretch of speech is over
 DTMF_DIGITS = frozenset("0123456789*#")
 WEBHOOK_PATH = "/incoming-call"
 TWILIO_WS_USER_AGENT = "Twilio.TmeWs/1.0"
@@ -77,6 +78,9 @@ class TimelineEvent(NamedTuple):
     t_ms: float  # since the stream started; negative before it
     kind: str
     detail: str
+    # The numbers behind the detail, for the kinds a program reads: agent_speech (start_ms, end_ms,
+    # heard_ms, unheard_ms, interrupted) and caller_speech (start_ms, end_ms).
+    data: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,13 +143,14 @@ class CallResult:
         recording.write_stereo_wav(path, self.caller_pcm16, self.heard_pcm16)
 
     def timeline_json(self) -> list[dict[str, Any]]:
-        return [{"t_ms": round(e.t_ms, 3), "kind": e.kind, "detail": e.detail} for e in self.timeline]
+        return [{"t_ms": round(e.t_ms, 3), "kind": e.kind, "detail": e.detail, **({"data": dict(e.data)} if e.data else {})}
+                for e in self.timeline]
 
     def summary(self) -> str:
         lines = [f"call {self.call_sid}"]
         if self.error:
             lines.append(f"  error: {self.error}")
-        if self.rejected:
+        if self.rejected and not self.error:
             lines.append("  rejected by the bridge's TwiML")
         if self.connected:
             stats = self.playout
@@ -153,8 +158,8 @@ class CallResult:
             flushed = len(self.marks_echoed) - echoed
             lines += [
                 f"  stream {self.stream_sid}, parameters {self.custom_parameters}",
-                f"  lasted {self.stream_duration_ms / 1000:.2f} s; caller sent {self.frames_sent} frames,"
-                f" {len(self.digits_sent)} DTMF digits",
+                (f"  lasted {self.stream_duration_ms / 1000:.2f} s; caller sent {self.frames_sent} frames,"
+                f" {len(self.digits_sent)} DTMF digits"),
                 f"  bridge sent {self.media_received} media messages ({self.media_received_ms:.0f} ms of audio)",
             ]
             if stats is not None:
@@ -312,6 +317,26 @@ def _post_form(url: str, params: dict[str, str], headers: dict[str, str], timeou
         return e.code, e.headers.get("Content-Type", "") if e.headers else "", e.read().decode("utf-8", "replace")
 
 
+_HTTP_HINTS = {
+    403: ": the bridge refused the signature (--auth-token must be its TWILIO_AUTH_TOKEN; without one it"
+         " takes loopback clients only)",
+    404: f": nothing answers {WEBHOOK_PATH} there (is --url the bridge's base URL?)",
+    405: f": {WEBHOOK_PATH} there does not take POST (is --url the bridge's base URL?)",
+    503: ": the bridge is draining for shutdown",
+}
+
+
+def _unreachable(base_url: str, reason: object) -> str:
+    """What a failed webhook POST means to a person, from the socket error under urllib's."""
+    if isinstance(reason, ConnectionRefusedError):
+        return f"no bridge answered at {base_url} (connection refused: is `telephony-bridge serve` running on that port?)"
+    if isinstance(reason, socket.gaierror):
+        return f"no bridge at {base_url}: unknown host ({reason.strerror})"
+    if isinstance(reason, TimeoutError | socket.timeout):
+        return f"no answer from {base_url} (timed out)"
+    return f"no bridge answered at {base_url} ({reason})"
+
+
 @dataclass(slots=True)
 class _Burst:
     """Media from the bridge with no pause of BURST_GAP_MS: one line at each end in the timeline."""
@@ -374,6 +399,9 @@ class _Call:
         self.end_ms = 0.0
         self.burst: _Burst | None = None  # the bridge's media burst in progress
         self.bursts = 0
+        self.speech_from_ms: float | None = None  # the agent's stretch of audio playing to the caller
+        self.speech_played_before = 0.0  # playout's played_ms when that stretch began
+        self.caller_spans = deque(speech_spans(ulaw_decode(caller_ulaw)))
 
     # -- clock and timeline ---------------------------------------------------------------------------
 
@@ -381,11 +409,11 @@ class _Call:
         assert self.origin is not None
         return max(0.0, (self.loop.time() - self.origin) * 1000)
 
-    def emit(self, kind: str, detail: str, t_ms: float | None = None) -> None:
+    def emit(self, kind: str, detail: str, t_ms: float | None = None, data: Mapping[str, Any] | None = None) -> None:
         if self.origin is None:
             self.early_events.append((self.loop.time(), kind, detail))
             return
-        self._record(TimelineEvent(self.now_ms() if t_ms is None else t_ms, kind, detail))
+        self._record(TimelineEvent(self.now_ms() if t_ms is None else t_ms, kind, detail, data))
 
     def _record(self, event: TimelineEvent) -> None:
         self.result.timeline.append(event)
@@ -462,14 +490,13 @@ class _Call:
                 _post_form, url, params, headers, self.connect_timeout_s
             )
         except (urllib.error.URLError, OSError) as e:
-            reason = getattr(e, "reason", e)
-            result.error = f"webhook unreachable: {reason}"
+            result.error = _unreachable(self.base_url, getattr(e, "reason", e))
             result.rejected = True
             self.emit("webhook", result.error)
             return None
         result.webhook_status, result.twiml = status, body
         if status != 200:
-            result.error = f"webhook answered HTTP {status}"
+            result.error = f"HTTP {status} from {url}" + _HTTP_HINTS.get(status, "")
             result.rejected = True
             self.emit("webhook", result.error)
             return None
@@ -508,14 +535,14 @@ class _Call:
         headers = {}
         if self.validator is not None:
             headers["X-Twilio-Signature"] = self.validator.compute_signature(answer.stream_url, {})
-        options: dict[str, Any] = dict(
-            additional_headers=headers,
-            user_agent_header=TWILIO_WS_USER_AGENT,
-            compression=None,
-            open_timeout=self.connect_timeout_s,
-            close_timeout=2,
-            max_size=2**22,
-        )
+        options: dict[str, Any] = {
+            "additional_headers": headers,
+            "user_agent_header": TWILIO_WS_USER_AGENT,
+            "compression": None,
+            "open_timeout": self.connect_timeout_s,
+            "close_timeout": 2,
+            "max_size": 2**22,
+        }
         if _PROXY_SUPPORTED and _is_loopback(url):
             options["proxy"] = None
         self.emit("connect", f"WebSocket {url}" + (" (signed)" if self.validator else ""))
@@ -523,8 +550,10 @@ class _Call:
             self.ws = ws = await connect(url, **options)
         except InvalidStatus as e:
             result.error = f"WebSocket upgrade refused: HTTP {e.response.status_code}"
+        except ConnectionRefusedError:
+            result.error = f"WebSocket connection to {url} refused: nothing listens there"
         except (InvalidHandshake, OSError, TimeoutError) as e:
-            result.error = f"WebSocket connection failed: {e!r}"
+            result.error = f"WebSocket connection to {url} failed: {e!r}"
         if result.error:
             self.emit("connect", result.error)
             return
@@ -599,6 +628,8 @@ class _Call:
         result.close_code, result.close_reason = ws.close_code, ws.close_reason
         self.emit("close", f"by {result.closed_by}, code {result.close_code} {result.close_reason or ''}".rstrip())
         self.end_burst()
+        unheard = self.playout.buffered_ms(self.end_ms)
+        self.end_agent_speech(min(self.end_ms, self.playout.busy_until_ms()), unheard_ms=unheard, interrupted=unheard > 0)
         heard = self.playout.heard(self.end_ms)
         result.heard_ulaw, result.playout = heard.ulaw, heard.stats
         result.caller_ulaw = bytes(self.caller_sent)
@@ -658,6 +689,10 @@ class _Call:
                 )
                 self.caller_sent += payload
                 result.frames_sent += 1
+                while self.caller_spans and self.caller_spans[0].end_ms <= due_ms + FRAME_MS:
+                    span = self.caller_spans.popleft()
+                    self.emit("caller_speech", f"caller speech {span.start_ms:.0f}-{span.end_ms:.0f} ms", span.end_ms,
+                              {"start_ms": span.start_ms, "end_ms": span.end_ms})
                 if k == 0:
                     audio = f"{audio_frames * FRAME_MS} ms of caller audio"
                     self.emit("caller_audio", f"first frame; {audio}, then silence")
@@ -729,6 +764,8 @@ class _Call:
                 return
             now = self.now_ms()
             starts_ms = max(now, self.playout.busy_until_ms())
+            if self.speech_from_ms is None:
+                self.speech_from_ms, self.speech_played_before = starts_ms, self.playout.stats(now).played_ms
             self.playout.enqueue_media(ulaw, now)
             self.on_media(now, len(ulaw), starts_ms)
         elif event == "mark":
@@ -751,6 +788,7 @@ class _Call:
             flushed = self.playout.clear(now)
             dropped = self.playout.clears[-1].dropped_ms
             self.emit("clear", f"dropped {dropped:.0f} ms of buffered audio, flushing {len(flushed)} mark(s)", now)
+            self.end_agent_speech(now, unheard_ms=dropped, interrupted=True)
             await self.echo(flushed, now, flushed=True)
             self.wake_ticker.set()
 
@@ -773,6 +811,21 @@ class _Call:
             detail = f"burst {b.number}: last message; {b.messages} messages, {b.audio_ms:.0f} ms of audio"
             detail += f", {b.marks} marks"
             self.emit("media", detail, b.last_ms)
+
+    def end_agent_speech(self, end_ms: float, *, unheard_ms: float, interrupted: bool) -> None:
+        """The agent's stretch of audio is over for the caller: played out, cleared, or hung up on."""
+        if self.speech_from_ms is None:
+            return
+        start_ms, self.speech_from_ms = self.speech_from_ms, None
+        heard_ms = self.playout.stats(max(end_ms, start_ms)).played_ms - self.speech_played_before
+        if heard_ms <= 0 and not unheard_ms:
+            return
+        detail = f"agent audio from {start_ms:.0f} ms: {heard_ms:.0f} ms heard"
+        if interrupted:
+            detail += f", interrupted ({unheard_ms:.0f} ms not heard)"
+        data = {"start_ms": start_ms, "end_ms": end_ms, "heard_ms": heard_ms, "unheard_ms": unheard_ms,
+                "interrupted": interrupted}
+        self.emit("agent_speech", detail, end_ms, data)
 
     async def echo_due_marks(self, now: float) -> None:
         await self.echo(self.playout.advance(now), now, flushed=False)
@@ -806,96 +859,14 @@ class _Call:
                     self.end_burst()
                 else:
                     deadlines.append(self.burst.last_ms + BURST_GAP_MS)
+            if self.speech_from_ms is not None:
+                quiet_from = self.playout.busy_until_ms()
+                if now - quiet_from >= SPEECH_GAP_MS:
+                    self.end_agent_speech(quiet_from, unheard_ms=0.0, interrupted=False)
+                else:
+                    deadlines.append(quiet_from + SPEECH_GAP_MS)
             timeout = max(0.0, (min(deadlines) - self.now_ms()) / 1000) if deadlines else None
             try:
                 await asyncio.wait_for(self.wake_ticker.wait(), timeout)
             except TimeoutError:
                 pass
-
-
-# -- command line: telephony-bridge call -----------------------------------------------------------
-
-
-def parse_digits(text: str) -> list[tuple[float, str]]:
-    """``"5.0:1,7.5:0"`` → ``[(5.0, "1"), (7.5, "0")]`` (seconds since the stream start)."""
-    out = []
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        when, sep, digit = item.partition(":")
-        try:
-            seconds = float(when)
-        except ValueError:
-            seconds = -1.0
-        if not sep or seconds < 0 or len(digit) != 1 or digit not in DTMF_DIGITS:
-            raise argparse.ArgumentTypeError(f"bad DTMF entry {item!r}: want SECONDS:DIGIT, digit one of 0-9 * #")
-        out.append((seconds, digit))
-    return out
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add = parser.add_argument
-    add("--url", default="http://127.0.0.1:8080", help="the bridge's base URL (default: %(default)s)")
-    add("--to", default="+15550100", help="called number (default: %(default)s)")
-    add("--from", dest="from_", default="+15550199", help="caller's number (default: %(default)s)")
-    add("--audio", metavar="WAV", help="what the caller says: any PCM WAV, converted to mono 8 kHz")
-    add("--digits", type=parse_digits, default=[], metavar="T:D,...",
-        help='DTMF, e.g. "5.0:1,7.5:0" (seconds since the stream start)')
-    add("--duration", type=float, metavar="SECONDS", help="stream length (default: audio length + 2 s)")
-    add("--hangup-after-silence", type=float, metavar="SECONDS",
-        help="after the caller's audio, hang up once nothing has played for this long")
-    add("--auth-token", help="Twilio auth token to sign with (default: $TWILIO_AUTH_TOKEN; unsigned when unset)")
-    add("--account-sid", help="AccountSid to send (default: $TWILIO_ACCOUNT_SID, or a random AC...)")
-    add("--stream-url", help="connect here instead of the TwiML's stream URL (the signature stays over the TwiML's)")
-    add("--heard-wav", metavar="PATH", help="write what the caller heard (mono PCM16 8 kHz)")
-    add("--stereo-wav", metavar="PATH", help="write caller (left) and agent as heard (right)")
-    add("--timeline-json", metavar="PATH", help="write the timeline as JSON")
-    add("--show-marks", action="store_true", help="log every mark received and echoed (default: counted per burst)")
-    add("--quiet", action="store_true", help="no live log, only the summary")
-
-
-def _print_event(event: TimelineEvent) -> None:
-    print(f"{event.t_ms / 1000:+9.3f}s  {event.kind:<12} {event.detail}", flush=True)
-
-
-def _print_event_but_played_marks(event: TimelineEvent) -> None:
-    # A bridge sends a mark per chunk: one line each would drown the log. Flushed ones matter.
-    if event.kind == "mark" or (event.kind == "mark_echo" and not event.detail.endswith("flushed")):
-        return
-    _print_event(event)
-
-
-async def run(args: argparse.Namespace) -> int:
-    """``telephony-bridge call``: 0 = call ran cleanly, 1 = error or protocol errors, 2 = rejected."""
-    token = args.auth_token if args.auth_token is not None else os.environ.get("TWILIO_AUTH_TOKEN")
-    account_sid = args.account_sid or os.environ.get("TWILIO_ACCOUNT_SID") or None
-    try:
-        result = await place_call(
-            args.url,
-            to=args.to,
-            from_=args.from_,
-            caller_audio=args.audio or b"",
-            digits=args.digits,
-            duration_s=args.duration,
-            hangup_after_silence_s=args.hangup_after_silence,
-            auth_token=token or None,
-            account_sid=account_sid,
-            stream_url_override=args.stream_url,
-            on_event=None if args.quiet else _print_event if args.show_marks else _print_event_but_played_marks,
-        )
-    except (ValueError, OSError) as e:  # bad arguments, unreadable WAV
-        print(f"error: {e}", flush=True)
-        return 1
-    print(result.summary(), flush=True)
-    if result.connected:
-        if args.heard_wav:
-            result.write_heard_wav(args.heard_wav)
-            print(f"heard audio written to {args.heard_wav}")
-        if args.stereo_wav:
-            result.write_stereo_wav(args.stereo_wav)
-            print(f"stereo recording written to {args.stereo_wav}")
-    if args.timeline_json:
-        with open(args.timeline_json, "w", encoding="utf-8") as out:
-            json.dump(result.timeline_json(), out, indent=1)
-        print(f"timeline written to {args.timeline_json}")
-    if result.error or result.protocol_errors:
-        return 1
-    return 2 if result.rejected else 0

@@ -5,6 +5,7 @@ the caller heard must show the greeting cut at the barge-in."""
 from __future__ import annotations
 
 import math
+import re
 
 import orjson
 import pytest
@@ -42,6 +43,18 @@ async def test_demo_call_barges_in_calls_a_tool_and_hangs_up_after_goodbye(tmp_p
     greeting_ms = speech_seconds("Hello! Thanks for calling Acme. I can tell you the time or end the call. How can I help?") * 1000
     assert heard_greeting_ms < greeting_ms - 2000  # really cut, seconds before its end
     assert clear.dropped_ms > 1000
+
+    # The transcript printed live shows the greeting as heard: cut where the recording is cut.
+    greeting = "Hello! Thanks for calling Acme. I can tell you the time or end the call. How can I help?"
+    first = run.agent_lines[0]
+    assert first.endswith("[interrupted: %.1f s not heard]" % (clear.dropped_ms / 1000)), first
+    said = first[1:first.index('"', 1)].removesuffix("—")
+    assert greeting.startswith(said) and len(said) < len(greeting)
+    heard_share = heard_greeting_ms / (heard_greeting_ms + clear.dropped_ms)
+    assert len(said) / len(greeting) == pytest.approx(heard_share, abs=0.05)
+    answer, goodbye = run.agent_lines[1:]
+    assert re.fullmatch(r'"It\'s \d\d:\d\d\. Is there anything else I can do for you\?"', answer), answer
+    assert goodbye == '"Thank you for calling Acme. Goodbye!"'
     # Nothing of the greeting plays after the clear: silence until the next answer.
     start = math.ceil(clear.at_ms * 8)  # the byte straddling the clear instant played before it
     after_clear = heard[start: start + 500 * 8]

@@ -30,7 +30,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from twilio.request_validator import RequestValidator
 
 from telephony_bridge.audio.g711 import ulaw_decode, ulaw_encode
-from telephony_bridge.testing import simulator
+from telephony_bridge.testing import call_cli
 from telephony_bridge.testing.simulator import connect_url_for, place_call
 
 pytestmark = pytest.mark.timeout(30)
@@ -447,7 +447,8 @@ async def test_signed_requests_pass_the_bridges_validator_and_a_wrong_token_is_r
     unsigned = await place_call(bridge.base_url, to="+15550106", duration_s=0.1)
     for result in (wrong, unsigned):
         assert result.rejected and not result.connected
-        assert result.webhook_status == 403 and result.error == "webhook answered HTTP 403"
+        assert result.webhook_status == 403
+        assert result.error.startswith(f"HTTP 403 from {bridge.base_url}/incoming-call: the bridge refused the signature")
     assert len(bridge.streams) == 1
 
 
@@ -487,14 +488,14 @@ async def test_cli_runs_a_call_from_a_wav_file_and_writes_the_outputs(start_brid
         w.setnchannels(2), w.setsampwidth(2), w.setframerate(44100)
         w.writeframes(np.repeat(samples, 2).tobytes())
     parser = argparse.ArgumentParser()
-    simulator.add_arguments(parser)
+    call_cli.add_arguments(parser)
     paths = {name: tmp_path / name for name in ("heard.wav", "stereo.wav", "timeline.json")}
     args = parser.parse_args([
         "--url", bridge.base_url, "--to", "+15550108", "--audio", str(audio), "--digits", "0.1:7",
         "--duration", "0.6", "--auth-token", "", "--heard-wav", str(paths["heard.wav"]),
         "--stereo-wav", str(paths["stereo.wav"]), "--timeline-json", str(paths["timeline.json"]), "--show-marks",
     ])
-    assert await simulator.run(args) == 0
+    assert await call_cli.run(args) == 0
     out = capsys.readouterr().out
     assert "mark_echo" in out and "caller heard 400 ms" in out and "dtmf" in out
     assert sum(line.split()[1:2] == ["media"] for line in out.splitlines()) == 2  # one burst, summarised
@@ -522,3 +523,37 @@ def test_stream_url_is_mapped_to_the_local_bridge_when_the_public_host_differs()
     assert connect_url_for(prefixed, "https://gw.local:8443") == "wss://gw.local:8443/p/media-stream"
     local = "ws://127.0.0.1:8080/media-stream"  # same host: used as it is
     assert connect_url_for(local, "http://127.0.0.1:8080/") == local
+
+
+async def test_nothing_listening_or_a_wrong_path_is_said_plainly_not_called_a_rejection(start_bridge):
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        nobody = f"http://127.0.0.1:{unused.getsockname()[1]}"
+    refused = await place_call(nobody, duration_s=0.1)
+    assert refused.error.startswith(f"no bridge answered at {nobody} (connection refused")
+    bridge = await start_bridge()
+    wrong_path = await place_call(bridge.base_url + "/nope", duration_s=0.1)
+    assert wrong_path.error.startswith(f"HTTP 404 from {bridge.base_url}/nope/incoming-call")
+    for result in (refused, wrong_path):
+        assert "rejected by the bridge's TwiML" not in result.summary()
+
+
+def cli_args(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    call_cli.add_arguments(parser)
+    return parser.parse_args(["--auth-token", "", "--calls-dir", "", *argv])
+
+
+async def test_cli_by_default_hangs_up_once_the_agent_has_finished_and_shows_the_conversation(start_bridge, capsys):
+    bridge = await start_bridge()
+    bridge.behaviours["+15550109"] = play_2s_then_clear_after_first_mark
+    assert await call_cli.run(cli_args("--url", bridge.base_url, "--to", "+15550109", "--hangup-after-silence", "0.5")) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    # The whole conversation, no per-mark noise: one line for the clear that flushed three marks.
+    assert [line.split()[1] for line in lines if line.split()[1:2] == ["clear"]] == ["clear"]
+    assert "flushing 3 mark(s)" in out and "mark_echo" not in out
+    agent = [line for line in lines if line.split()[1:2] == ["agent"]]
+    assert len(agent) == 2 and "[interrupted: 1.5 s not heard]" in agent[0] and "speaks for 0.1 s" in agent[1]
+    assert any("hangup" in line and "nothing played to the caller for 500 ms" in line for line in lines)
+    assert "closed by caller" in out
