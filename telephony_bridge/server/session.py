@@ -411,6 +411,7 @@ class CallSession:
             self.journal.close()
         await self.tasks.aclose()
         self.runtime.metrics.call_ended(reason)
+        self.runtime.metrics.handler_events_dropped += self._handler_events_dropped()
         if self.vox is not None:
             self.vox.listeners.clear()
         # Break the call's reference cycles now, so a finished call is freed at once by reference
@@ -431,6 +432,11 @@ class CallSession:
         if self._namespace is not None:
             self._namespace.clear()
             self._namespace = None
+
+    def _handler_events_dropped(self) -> int:
+        """Events the call's busy async handlers could not take (voxengine/listeners.py)."""
+        owners = [self.call, self.vox, *(self.vox.clients if self.vox is not None else ())]
+        return sum(owner.listeners.dropped for owner in owners if owner is not None)
 
     async def _close_clients(self) -> None:
         for client in list(self.vox.clients):

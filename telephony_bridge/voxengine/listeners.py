@@ -4,17 +4,28 @@ A handler may be a plain function or a coroutine function. Plain handlers run in
 registration order; coroutines are started as tasks owned by the call's session, so a slow
 handler (a tool doing HTTP) never stalls the audio path. A handler that raises is logged with
 the call id and the call goes on.
+
+Async handlers are bounded per handler and event, so a flood (10,000 DTMF digits against a slow
+`ToneReceived` handler) cannot start 10,000 tasks: up to `HANDLER_CONCURRENCY` invocations run
+at once, as they would interleave in VoxEngine's JavaScript; further events wait in a FIFO queue
+of `HANDLER_QUEUE` and start as running ones finish; an event arriving when that queue is full
+is dropped for that handler, logged (the first few, then every 100th) and counted (`dropped`).
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Callable, Coroutine
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine
 from enum import Enum
 from typing import Any, Protocol
 
 log = logging.getLogger("telephony_bridge.scenario")
+
+HANDLER_CONCURRENCY = 8  # invocations of one async handler for one event running at once
+HANDLER_QUEUE = 64  # events waiting for one of them; beyond that, dropped and counted
+_DROPS_LOGGED = 5
 
 Handler = Callable[[Any], Any]
 
@@ -56,6 +67,8 @@ class Listeners:
         self._spawner = spawner
         self._normalize = normalize
         self._handlers: dict[Any, list[Handler]] = {}
+        self._lanes: dict[tuple[Any, Handler], _Lane] = {}
+        self.dropped = 0  # events a full handler queue refused, over this object's life
 
     def add(self, event: Any, handler: Handler) -> None:
         if not callable(handler):
@@ -88,21 +101,55 @@ class Listeners:
             if inspect.isawaitable(result):
                 self._start(result, handler, event, on_error)
 
-    def _start(self, awaitable: Any, handler: Handler, event: Any, on_error: Callable[[], None] | None) -> None:
-        label = self._owner_label
+    def _start(self, awaitable: Awaitable[Any], handler: Handler, event: Any, on_error: Callable[[], None] | None) -> None:
+        lane = self._lanes.get((event, handler))
+        if lane is None:
+            lane = self._lanes[(event, handler)] = _Lane()
+        if lane.running < HANDLER_CONCURRENCY:
+            lane.running += 1
+            self._spawner.spawn(self._run(lane, awaitable, handler, event, on_error), name=f"handler {_name(handler)}")
+        elif len(lane.waiting) < HANDLER_QUEUE:
+            lane.waiting.append(awaitable)
+        else:
+            if inspect.iscoroutine(awaitable):
+                awaitable.close()  # never started: no "never awaited" warning
+            self.dropped += 1
+            if self.dropped <= _DROPS_LOGGED or self.dropped % 100 == 0:
+                log.warning("%s: %s is busy (%d running, %d waiting): %s event dropped (%d so far)", self._owner_label,
+                            _name(handler), lane.running, len(lane.waiting), _event_name(event), self.dropped)
 
-        async def guarded() -> None:
-            try:
-                await awaitable
-            except Exception:
-                log.exception("%s: handler %s for %s raised", label, _name(handler), _event_name(event))
-                if on_error is not None:
-                    on_error()
-
-        self._spawner.spawn(guarded(), name=f"handler {_name(handler)}")
+    async def _run(self, lane: _Lane, awaitable: Awaitable[Any], handler: Handler, event: Any,
+                   on_error: Callable[[], None] | None) -> None:
+        try:
+            while True:
+                try:
+                    await awaitable
+                except Exception:
+                    log.exception("%s: handler %s for %s raised", self._owner_label, _name(handler), _event_name(event))
+                    if on_error is not None:
+                        on_error()
+                if not lane.waiting:
+                    return
+                awaitable = lane.waiting.popleft()
+        finally:
+            lane.running -= 1
+            for waiting in lane.waiting if lane.running == 0 else ():
+                if inspect.iscoroutine(waiting):  # the call is ending (tasks cancelled): never to start
+                    waiting.close()
 
     def clear(self) -> None:
         self._handlers.clear()
+        self._lanes.clear()
+
+
+class _Lane:
+    """One async handler of one event: how many invocations run, and the events waiting."""
+
+    __slots__ = ("running", "waiting")
+
+    def __init__(self) -> None:
+        self.running = 0
+        self.waiting: deque[Awaitable[Any]] = deque()
 
 
 def _name(handler: Handler) -> str:
