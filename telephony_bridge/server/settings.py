@@ -13,6 +13,11 @@ call concerned, with a log line naming it and a WebSocket close code with a reas
 - ``START_TIMEOUT_S`` (``start_timeout_s``, default 10): a media WebSocket that has not sent a valid
   ``start`` by then is not a call. Close 1008.
 
+``ANSWER_STALL_TIMEOUT_S`` (``answer_stall_timeout_s``, default 1; 0 turns it off): a model that
+has sent nothing for this long in the middle of an answer, once the audio it sent has played out,
+is cut off and reconnected, and the new session is asked for the answer again
+(realtime/stall.py). A scenario's ``answerStallTimeoutS`` client parameter overrides it.
+
 ``GC_FREEZE`` (``gc_freeze``; on for ``telephony-bridge serve``, ``GC_FREEZE=0`` turns it off; off
 for a ``Settings()`` built in code, such as a test's in-process server, whose process is not
 the bridge's alone): freeze the start-up heap so full garbage collections stay short under load.
@@ -50,6 +55,7 @@ class Settings:
     start_timeout_s: float = 10.0          # START_TIMEOUT_S
     idle_release_s: float = 1.0            # IDLE_RELEASE_S: 0 = never give memory back when idle
     gc_freeze: bool = False                # GC_FREEZE: on (1) by default from the environment
+    answer_stall_timeout_s: float = 1.0    # ANSWER_STALL_TIMEOUT_S: 0 = no answer watchdog
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -75,6 +81,7 @@ class Settings:
             start_timeout_s=_positive(opt("START_TIMEOUT_S"), "START_TIMEOUT_S", 10.0),
             idle_release_s=_non_negative(opt("IDLE_RELEASE_S"), "IDLE_RELEASE_S", 1.0),
             gc_freeze=_flag(opt("GC_FREEZE"), "GC_FREEZE", True),
+            answer_stall_timeout_s=_non_negative(opt("ANSWER_STALL_TIMEOUT_S"), "ANSWER_STALL_TIMEOUT_S", 1.0),
         )
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
@@ -86,6 +93,8 @@ class Settings:
                 raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
         if not self.idle_release_s >= 0:
             raise ValueError(f"idle_release_s must be 0 (off) or a positive number of seconds, got {self.idle_release_s!r}")
+        if not self.answer_stall_timeout_s >= 0:
+            raise ValueError(f"answer_stall_timeout_s must be 0 (off) or a positive number of seconds, got {self.answer_stall_timeout_s!r}")
 
     @property
     def base_url(self) -> str:
@@ -98,7 +107,7 @@ class Settings:
 
     def model_environ(self) -> dict[str, str]:
         """What the realtime client factory reads, from these settings rather than os.environ."""
-        env = {}
+        env = {"ANSWER_STALL_TIMEOUT_S": repr(self.answer_stall_timeout_s)}
         if self.realtime_url:
             env["REALTIME_URL"] = self.realtime_url
         if self.openai_api_key:
