@@ -18,6 +18,11 @@ has sent nothing for this long in the middle of an answer, once the audio it sen
 is cut off and reconnected, and the new session is asked for the answer again
 (realtime/stall.py). A scenario's ``answerStallTimeoutS`` client parameter overrides it.
 
+``PREROLL_MS`` (``preroll_ms``, default 1000; 0 turns it off): how much of the caller's most
+recent audio a call keeps while no media unit takes it (the scenario has not yet answered or
+called ``sendMediaTo``), handed over when one does, so a scenario that connects late keeps the
+caller's first word.
+
 ``GC_FREEZE`` (``gc_freeze``; on for ``telephony-bridge serve``, ``GC_FREEZE=0`` turns it off; off
 for a ``Settings()`` built in code, such as a test's in-process server, whose process is not
 the bridge's alone): freeze the start-up heap so full garbage collections stay short under load.
@@ -56,6 +61,7 @@ class Settings:
     idle_release_s: float = 1.0            # IDLE_RELEASE_S: 0 = never give memory back when idle
     gc_freeze: bool = False                # GC_FREEZE: on (1) by default from the environment
     answer_stall_timeout_s: float = 1.0    # ANSWER_STALL_TIMEOUT_S: 0 = no answer watchdog
+    preroll_ms: int = 1000                 # PREROLL_MS: 0 = drop caller audio until a unit takes it
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -82,6 +88,7 @@ class Settings:
             idle_release_s=_non_negative(opt("IDLE_RELEASE_S"), "IDLE_RELEASE_S", 1.0),
             gc_freeze=_flag(opt("GC_FREEZE"), "GC_FREEZE", True),
             answer_stall_timeout_s=_non_negative(opt("ANSWER_STALL_TIMEOUT_S"), "ANSWER_STALL_TIMEOUT_S", 1.0),
+            preroll_ms=_milliseconds(opt("PREROLL_MS"), "PREROLL_MS", 1000),
         )
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
@@ -95,6 +102,8 @@ class Settings:
             raise ValueError(f"idle_release_s must be 0 (off) or a positive number of seconds, got {self.idle_release_s!r}")
         if not self.answer_stall_timeout_s >= 0:
             raise ValueError(f"answer_stall_timeout_s must be 0 (off) or a positive number of seconds, got {self.answer_stall_timeout_s!r}")
+        if not self.preroll_ms >= 0:
+            raise ValueError(f"preroll_ms must be 0 (off) or a positive number of milliseconds, got {self.preroll_ms!r}")
 
     @property
     def base_url(self) -> str:
@@ -145,4 +154,16 @@ def _non_negative(text: str | None, name: str, default: float) -> float:
     value = _seconds(text, name, default)
     if not value >= 0:
         raise ValueError(f"{name} must be 0 (off) or a positive number of seconds, got {text!r}")
+    return value
+
+
+def _milliseconds(text: str | None, name: str, default: int) -> int:
+    if text is None:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number of milliseconds, got {text!r}") from None
+    if value < 0:
+        raise ValueError(f"{name} must be 0 (off) or a positive number of milliseconds, got {text!r}")
     return value
