@@ -8,7 +8,10 @@ for `timeout_s`, and the audio received so far has played out (the caller hears 
 
 Waiting for the playout to run dry keeps a healthy model that sent its answer well ahead of the
 caller from being cut off; counting any event as a sign of life (transcript deltas, function-call
-arguments) keeps a response without audio from being taken for a stalled one.
+arguments) keeps a response without audio from being taken for a stalled one. Before an answer's
+first audio the allowance is longer (`first_audio_timeout_s`): how long a model takes to start
+speaking varies (a busy provider, the embedded engine synthesising under load), and cutting off a
+slow starter only makes it start again from nothing.
 
 Times are the caller's choice of monotonic seconds (the client uses the event loop's clock).
 """
@@ -18,13 +21,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 DEFAULT_ANSWER_STALL_TIMEOUT_S = 1.0
+DEFAULT_FIRST_AUDIO_TIMEOUT_S = 4.0
 
 
 @dataclass(slots=True)
 class AnswerStallPolicy:
     timeout_s: float = DEFAULT_ANSWER_STALL_TIMEOUT_S  # 0 (or less) turns the detection off
+    first_audio_timeout_s: float = DEFAULT_FIRST_AUDIO_TIMEOUT_S  # until the answer's audio starts
     answering: set[str] = field(default_factory=set)  # responses whose audio may still come
     last_heard_at: float = 0.0  # when the model last sent anything
+    audio_started: bool = False  # the answer in progress has sent audio
     playout_ends_at: float = 0.0  # when the audio received so far will have played out
 
     def heard(self, now: float) -> None:
@@ -33,12 +39,14 @@ class AnswerStallPolicy:
 
     def response_started(self, response_id: str, now: float) -> None:
         self.answering.add(response_id)
+        self.audio_started = False
         self.last_heard_at = now
         self.playout_ends_at = max(self.playout_ends_at, now)  # nothing buffered: audio is due at once
 
     def audio_received(self, now: float, duration_ms: float) -> None:
         # Played in real time from whichever is later: now, or the end of what is already queued.
         self.playout_ends_at = max(self.playout_ends_at, now) + duration_ms / 1000
+        self.audio_started = True
 
     def audio_finished(self, response_id: str) -> None:
         """The response's audio is complete (or cancelled): no more of it is due."""
@@ -47,6 +55,7 @@ class AnswerStallPolicy:
     def reset(self, now: float) -> None:
         """A new model session: nothing is in progress on it."""
         self.answering.clear()
+        self.audio_started = False
         self.last_heard_at = now
         self.playout_ends_at = now
 
@@ -55,7 +64,8 @@ class AnswerStallPolicy:
         answer is in progress (or the detection is off)."""
         if not self.answering or self.timeout_s <= 0:
             return None
-        return max(self.last_heard_at + self.timeout_s, self.playout_ends_at)
+        allowance = self.timeout_s if self.audio_started else max(self.timeout_s, self.first_audio_timeout_s)
+        return max(self.last_heard_at + allowance, self.playout_ends_at)
 
     def stalled(self, now: float) -> bool:
         deadline = self.deadline()

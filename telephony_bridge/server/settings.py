@@ -14,9 +14,9 @@ call concerned, with a log line naming it and a WebSocket close code with a reas
   ``start`` by then is not a call. Close 1008.
 
 ``ANSWER_STALL_TIMEOUT_S`` (``answer_stall_timeout_s``, default 1; 0 turns it off): a model that
-has sent nothing for this long in the middle of an answer, once the audio it sent has played out,
-is cut off and reconnected, and the new session is asked for the answer again
-(realtime/stall.py). A scenario's ``answerStallTimeoutS`` client parameter overrides it.
+has sent nothing for this long in the middle of an answer (longer before its first audio), once
+the audio it sent has played out, is cut off and reconnected, and the new session is asked for the
+answer again (realtime/stall.py). A scenario's ``answerStallTimeoutS`` client parameter overrides it.
 
 ``PREROLL_MS`` (``preroll_ms``, default 1000; 0 turns it off): how much of the caller's most
 recent audio a call keeps while no media unit takes it (the scenario has not yet answered or

@@ -10,17 +10,27 @@ def test_idle_model_is_never_stalled():
     assert not policy.stalled(100.0)  # silence between turns is not a stall
 
 
-def test_answer_without_any_audio_stalls_after_the_timeout():
-    policy = AnswerStallPolicy(1.0)
+def test_answer_that_never_starts_speaking_gets_the_longer_first_audio_allowance():
+    policy = AnswerStallPolicy(1.0, first_audio_timeout_s=4.0)
     policy.response_started("r1", 10.0)
-    assert not policy.stalled(10.9)
-    assert policy.stalled(11.0)
+    assert not policy.stalled(13.9)  # a slow start is not a stall
+    assert policy.stalled(14.0)
+
+
+def test_once_audio_flows_one_second_of_silence_after_the_playout_is_a_stall():
+    policy = AnswerStallPolicy(1.0, first_audio_timeout_s=4.0)
+    policy.response_started("r1", 0.0)
+    policy.heard(2.5)
+    policy.audio_received(2.5, 100)
+    assert not policy.stalled(3.4)
+    assert policy.stalled(3.5)
 
 
 def test_any_event_is_a_sign_of_life():
     policy = AnswerStallPolicy(1.0)
     policy.response_started("r1", 0.0)
-    for t in (0.5, 1.2, 1.9):  # transcript or function-call argument deltas, no audio
+    policy.audio_received(0.0, 100)
+    for t in (0.5, 1.2, 1.9):  # transcript deltas
         policy.heard(t)
     assert not policy.stalled(2.8)
     assert policy.stalled(2.9)
@@ -60,7 +70,7 @@ def test_finished_or_cancelled_audio_is_not_due():
     policy.response_started("r1", 0.0)
     policy.response_started("r2", 0.0)
     policy.audio_finished("r1")  # its audio is complete; response.done may come later
-    assert policy.stalled(5.0)  # r2 still owes audio
+    assert policy.stalled(10.0)  # r2 still owes audio
     policy.audio_finished("r2")  # cancelled at a barge-in
     assert policy.deadline() is None and not policy.stalled(5.0)
 
@@ -72,6 +82,7 @@ def test_reset_forgets_the_old_session():
     policy.reset(2.0)
     assert policy.deadline() is None
     policy.response_started("r2", 2.1)
+    policy.audio_received(2.1, 100)
     assert policy.deadline() == 3.1  # the old session's queued audio no longer counts
 
 
