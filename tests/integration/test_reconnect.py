@@ -11,6 +11,7 @@ import pytest
 from telephony_bridge.realtime.client import create_realtime_api_client
 from telephony_bridge.realtime.events import MediaEvents
 from telephony_bridge.tasks import TaskOwner
+from telephony_bridge.testing.fault_proxy import FaultProxy
 from tests.conformance.oracle import validate_client_event
 from tests.integration.scripted_model import ScriptedModel, eventually
 
@@ -126,8 +127,6 @@ async def test_model_silent_mid_answer_is_cut_off_and_asked_for_the_answer_again
 
 
 async def test_half_open_socket_mid_answer_is_noticed_without_pings():
-    from telephony_bridge.testing.fault_proxy import FaultProxy
-
     async with ScriptedModel() as model, FaultProxy(urlsplit(model.url).port) as proxy:
         tasks = TaskOwner("call CA-half-open")
         events: list[tuple[str, dict]] = []
