@@ -39,6 +39,7 @@ from telephony_bridge.realtime.events import (
     event_for_wire_type,
     normalize_event_name,
 )
+from telephony_bridge.realtime.stall import DEFAULT_ANSWER_STALL_TIMEOUT_S, AnswerStallPolicy
 from telephony_bridge.tasks import TaskOwner
 from telephony_bridge.voxengine.listeners import EventPayload, Handler, Listeners
 
@@ -189,6 +190,7 @@ class PlayoutChannel:
         # so a late cancel can never hit a newer answer; if the server already cancelled it (server
         # VAD), it says so with a benign error.
         for response_id in interruption.interrupted_response_ids:
+            client._answer_stall.audio_finished(response_id)  # its audio is no longer due
             client._send(wire.response_cancel(response_id=response_id))
         if truncate:
             for cut in interruption.truncations:
@@ -231,6 +233,7 @@ class RealtimeAPIClient:
         max_reconnect_attempts: int = 12,
         session_max_s: float | None = DEFAULT_SESSION_MAX_S,
         ping_interval_s: float | None = DEFAULT_PING_INTERVAL_S,
+        answer_stall_timeout_s: float = DEFAULT_ANSWER_STALL_TIMEOUT_S,
     ) -> None:
         if dialect not in ("ga", "beta"):
             raise ValueError(f"dialect must be 'ga' or 'beta', not {dialect!r}")
@@ -275,15 +278,21 @@ class RealtimeAPIClient:
         self._connected_at = 0.0
         self._recycling = False
         self._stalled_since: float | None = None
-        self._last_heard_at = 0.0  # when the model last sent anything: a dead link's true start
+        # A model silent mid-answer with its socket open: cut it off and reconnect (stall.py).
+        self._answer_stall = AnswerStallPolicy(answer_stall_timeout_s)
+        self._answering = asyncio.Event()  # wakes the answer watchdog
+        self._drop_reason: str | None = None  # why the bridge itself cut the connection
 
     # --- lifecycle ------------------------------------------------------------------------
     async def connect(self, timeout_s: float = 10.0) -> None:
         self._ws = await self._open(timeout_s)
         self._connected_at = asyncio.get_running_loop().time()
+        self._answer_stall.reset(self._connected_at)
         self._connected.set()
         self._own_tasks.append(self.tasks.spawn(self._run(), name=f"model reader {self._id}"))
         self._own_tasks.append(self.tasks.spawn(self._write_loop(), name=f"model writer {self._id}"))
+        if self._answer_stall.timeout_s > 0:
+            self._own_tasks.append(self.tasks.spawn(self._watch_answers(), name=f"answer watchdog {self._id}"))
         # The bridge owns the audio formats: set them before anything else (pitfall 10).
         self._send(wire.session_update({}, self.dialect, self.codec))
 
@@ -436,6 +445,7 @@ class RealtimeAPIClient:
         self._send(wire.response_create(response or {}, self.dialect, self.codec, eventId))
 
     def responseCancel(self, eventId: str | None = None) -> None:
+        self._answer_stall.answering.clear()  # a cancelled answer owes the caller no more audio
         self._send(wire.response_cancel(eventId))
 
     # --- media graph ----------------------------------------------------------------------
@@ -538,6 +548,8 @@ class RealtimeAPIClient:
             while True:
                 assert self._ws is not None
                 code, reason, clean = await self._read(self._ws)
+                if self._drop_reason is not None:
+                    code, reason, clean, self._drop_reason = 1006, self._drop_reason, False, None
                 if self._closed or not (self.reconnect or self._recycling):
                     break
                 if not await self._reconnect(code, reason):
@@ -558,8 +570,9 @@ class RealtimeAPIClient:
     async def _read(self, ws: ClientConnection) -> tuple[int, str, bool]:
         try:
             loop = asyncio.get_running_loop()
+            stall = self._answer_stall
             async for raw in ws:
-                self._last_heard_at = loop.time()
+                stall.last_heard_at = loop.time()
                 try:
                     event = orjson.loads(raw)
                 except orjson.JSONDecodeError:
@@ -576,9 +589,13 @@ class RealtimeAPIClient:
         loop = asyncio.get_running_loop()
         self._connected.clear()
         down_at = loop.time()
-        silent_ms = (down_at - self._last_heard_at) * 1000 if self._last_heard_at else 0.0
+        silent_ms = (down_at - self._answer_stall.last_heard_at) * 1000
         dropped_before = self.stats.caller_audio_dropped_ms
         recycled, self._recycling = self._recycling, False
+        # Cut off mid-answer: the new session must be asked for the answer again, or it waits
+        # for the caller to speak (pitfall 21). Not when the caller is talking: their turn comes.
+        resume = bool(self._answer_stall.answering) and not self._caller_speaking
+        self._answer_stall.reset(down_at)
         if not recycled:
             log.warning("%s: model WebSocket dropped (%s %s); reconnecting", self.tasks.label, code, reason)
         # Answers cut by the drop never finish: let the ledgers settle what was already sent.
@@ -601,21 +618,42 @@ class RealtimeAPIClient:
                 await ws.send(orjson.dumps(wire.session_update(self._session_config, self.dialect, self.codec)), text=True)
                 for item in replay:
                     await ws.send(orjson.dumps(wire.conversation_item_create(None, item, self.dialect)), text=True)
+                if resume:
+                    await ws.send(orjson.dumps(wire.response_create({}, self.dialect, self.codec)), text=True)
             except ConnectionClosed:
                 continue
             self._ws = ws
             self._connected_at = loop.time()
+            self._answer_stall.reset(self._connected_at)
             self._connected.set()
             self.stats.reconnects += 1
             downtime_ms = (loop.time() - down_at) * 1000
             log.info("%s: model WebSocket reopened after %.0f ms; %d item(s) replayed", self.tasks.label, downtime_ms, len(replay))
             self._emit_media(MediaEvents.WebSocketReconnected, attempt=attempt, downtimeMs=round(downtime_ms, 1),
-                             replayedItems=len(replay), recycled=recycled,
+                             replayedItems=len(replay), recycled=recycled, resumedAnswer=resume,
                              callerAudioLostMs=round(self.stats.caller_audio_dropped_ms - dropped_before, 1),
                              modelSilentBeforeMs=round(silent_ms, 1))
             return True
         log.error("%s: model WebSocket could not be reopened after %d attempt(s)", self.tasks.label, len(delays))
         return False
+
+    async def _watch_answers(self) -> None:
+        """Cut off a model whose answer stalled with its socket open; the reader then reconnects."""
+        loop = asyncio.get_running_loop()
+        stall = self._answer_stall
+        while True:
+            deadline = stall.deadline()
+            if deadline is not None and loop.time() < deadline:
+                await asyncio.sleep(deadline - loop.time())
+                continue
+            ws = self._ws
+            if deadline is not None and ws is not None and ws.transport is not None and not ws.transport.is_closing():
+                quiet_ms = (loop.time() - stall.last_heard_at) * 1000
+                log.warning("%s: the model went silent mid-answer (%.0f ms); reconnecting", self.tasks.label, quiet_ms)
+                self._drop_reason = f"model silent mid-answer for {quiet_ms:.0f} ms"
+                ws.transport.abort()
+            self._answering.clear()  # until the next answer starts (a reconnect resets the policy)
+            await self._answering.wait()
 
     def _maybe_recycle(self) -> None:
         """Before the provider's session cap, start a fresh session at a turn boundary."""
@@ -687,6 +725,7 @@ class RealtimeAPIClient:
         duration_ms = len(audio) * self._ms_per_byte
         self.stats.model_audio_deltas += 1
         self.stats.model_audio_ms += duration_ms
+        self._answer_stall.audio_received(self._answer_stall.last_heard_at, duration_ms)
         response_id, item_id = event.get("response_id", ""), event.get("item_id", "")
         content_index = event.get("content_index", 0)
         self.conversation.audio_received(item_id, duration_ms)
@@ -710,6 +749,8 @@ class RealtimeAPIClient:
         if member is RealtimeAPIEvents.ResponseCreated:
             rid = (event.get("response") or {}).get("id", "")
             self._responses_in_progress.add(rid)
+            self._answer_stall.response_started(rid, self._answer_stall.last_heard_at)
+            self._answering.set()
             for channel in self._channels.values():
                 channel.call.playback.response_started(rid)
         elif member is RealtimeAPIEvents.ResponseOutputItemAdded:
@@ -717,7 +758,10 @@ class RealtimeAPIClient:
             if item.get("type") == "message":
                 for channel in self._channels.values():
                     channel.call.playback.item_added(event.get("response_id", ""), item.get("id", ""))
+        elif member is RealtimeAPIEvents.ResponseAudioDone:
+            self._answer_stall.audio_finished(event.get("response_id", ""))
         elif member is RealtimeAPIEvents.ResponseDone:
+            self._answer_stall.audio_finished((event.get("response") or {}).get("id", ""))
             self._response_finished((event.get("response") or {}).get("id", ""))
             self._maybe_recycle()
         elif member is RealtimeAPIEvents.SessionCreated:
@@ -793,6 +837,8 @@ async def create_realtime_api_client(
         max_reconnect_attempts=int(parameters.get("maxReconnectAttempts", 12)),
         session_max_s=parameters.get("sessionMaxDurationS", DEFAULT_SESSION_MAX_S),
         ping_interval_s=parameters.get("pingIntervalS", DEFAULT_PING_INTERVAL_S),
+        answer_stall_timeout_s=float(parameters.get("answerStallTimeoutS",
+                                                    environ.get("ANSWER_STALL_TIMEOUT_S") or DEFAULT_ANSWER_STALL_TIMEOUT_S)),
     )
     await client.connect()
     return client

@@ -339,6 +339,7 @@ class CallSession:
             control=runtime.call_control(),
             clock_ms=self.now_ms,
             on_hangup=self._hangup_requested,
+            preroll_ms=runtime.settings.preroll_ms,
         )
         if scenario is None:
             log.error("%s: scenario %r not found; ending the call", self.label, scenario_name)

@@ -13,6 +13,16 @@ call concerned, with a log line naming it and a WebSocket close code with a reas
 - ``START_TIMEOUT_S`` (``start_timeout_s``, default 10): a media WebSocket that has not sent a valid
   ``start`` by then is not a call. Close 1008.
 
+``ANSWER_STALL_TIMEOUT_S`` (``answer_stall_timeout_s``, default 1; 0 turns it off): a model that
+has sent nothing for this long in the middle of an answer (longer before its first audio), once
+the audio it sent has played out, is cut off and reconnected, and the new session is asked for the
+answer again (realtime/stall.py). A scenario's ``answerStallTimeoutS`` client parameter overrides it.
+
+``PREROLL_MS`` (``preroll_ms``, default 1000; 0 turns it off): how much of the caller's most
+recent audio a call keeps while no media unit takes it (the scenario has not yet answered or
+called ``sendMediaTo``), handed over when one does, so a scenario that connects late keeps the
+caller's first word.
+
 ``GC_FREEZE`` (``gc_freeze``; on for ``telephony-bridge serve``, ``GC_FREEZE=0`` turns it off; off
 for a ``Settings()`` built in code, such as a test's in-process server, whose process is not
 the bridge's alone): freeze the start-up heap so full garbage collections stay short under load.
@@ -72,6 +82,8 @@ class Settings:
     http_body_timeout_s: float = 10.0      # HTTP_BODY_TIMEOUT_S
     stream_token_secret: bytes = field(default_factory=lambda: os.urandom(32), repr=False)  # STREAM_TOKEN_SECRET
     stream_token_ttl_s: float = 30.0       # STREAM_TOKEN_TTL_S
+    answer_stall_timeout_s: float = 1.0    # ANSWER_STALL_TIMEOUT_S: 0 = no answer watchdog
+    preroll_ms: int = 1000                 # PREROLL_MS: 0 = drop caller audio until a unit takes it
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -103,6 +115,8 @@ class Settings:
             http_body_timeout_s=_positive(opt("HTTP_BODY_TIMEOUT_S"), "HTTP_BODY_TIMEOUT_S", 10.0),
             stream_token_secret=_secret(opt("STREAM_TOKEN_SECRET"), "STREAM_TOKEN_SECRET"),
             stream_token_ttl_s=_positive(opt("STREAM_TOKEN_TTL_S"), "STREAM_TOKEN_TTL_S", 30.0),
+            answer_stall_timeout_s=_non_negative(opt("ANSWER_STALL_TIMEOUT_S"), "ANSWER_STALL_TIMEOUT_S", 1.0),
+            preroll_ms=_milliseconds(opt("PREROLL_MS"), "PREROLL_MS", 1000),
         )
         if values["stream_token_secret"] is None:
             del values["stream_token_secret"]  # the default: a fresh random one
@@ -117,7 +131,10 @@ class Settings:
                 raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
         if not self.idle_release_s >= 0:
             raise ValueError(f"idle_release_s must be 0 (off) or a positive number of seconds, got {self.idle_release_s!r}")
-
+        if not self.answer_stall_timeout_s >= 0:
+            raise ValueError(f"answer_stall_timeout_s must be 0 (off) or a positive number of seconds, got {self.answer_stall_timeout_s!r}")
+        if not self.preroll_ms >= 0:
+            raise ValueError(f"preroll_ms must be 0 (off) or a positive number of milliseconds, got {self.preroll_ms!r}")
         if self.max_calls < 1:
             raise ValueError(f"max_calls must be at least 1, got {self.max_calls!r}")
         if len(self.stream_token_secret) < 16:
@@ -139,7 +156,7 @@ class Settings:
 
     def model_environ(self) -> dict[str, str]:
         """What the realtime client factory reads, from these settings rather than os.environ."""
-        env = {}
+        env = {"ANSWER_STALL_TIMEOUT_S": repr(self.answer_stall_timeout_s)}
         if self.realtime_url:
             env["REALTIME_URL"] = self.realtime_url
         if self.openai_api_key:
@@ -198,4 +215,16 @@ def _non_negative(text: str | None, name: str, default: float) -> float:
     value = _seconds(text, name, default)
     if not value >= 0:
         raise ValueError(f"{name} must be 0 (off) or a positive number of seconds, got {text!r}")
+    return value
+
+
+def _milliseconds(text: str | None, name: str, default: int) -> int:
+    if text is None:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number of milliseconds, got {text!r}") from None
+    if value < 0:
+        raise ValueError(f"{name} must be 0 (off) or a positive number of milliseconds, got {text!r}")
     return value

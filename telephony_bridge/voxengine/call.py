@@ -9,9 +9,10 @@ arrives through a `PlayoutChannel` and what the caller heard of it is kept in th
 
 from __future__ import annotations
 
-import logging
 import asyncio
+import logging
 import os
+from collections import deque
 from collections.abc import Mapping
 from typing import Any, Protocol
 
@@ -21,11 +22,17 @@ from telephony_bridge.naming import with_snake_case_twins
 from telephony_bridge.realtime.playback import PlaybackLedger
 from telephony_bridge.tasks import TaskOwner
 from telephony_bridge.voxengine.events import CallEvents, CallState
-from telephony_bridge.voxengine.listeners import EventPayload, Handler, Listeners, enum_normalizer
+from telephony_bridge.voxengine.listeners import (
+    EventPayload,
+    Handler,
+    Listeners,
+    enum_normalizer,
+)
 
 log = logging.getLogger("telephony_bridge.call")
 
 PLAYBACK_CHUNK_BYTES = 8000  # one second of μ-law per media message
+DEFAULT_PREROLL_MS = 1000
 
 
 class CarrierLink(Protocol):
@@ -72,6 +79,7 @@ class Call:
         control: CallControl | None = None,
         clock_ms: Any = None,
         on_hangup: Any = None,
+        preroll_ms: int = DEFAULT_PREROLL_MS,
     ) -> None:
         self._call_sid = call_sid
         self._caller_id = caller_id
@@ -88,6 +96,13 @@ class Call:
         self._playback_seq = 0
         self._tones = False
         self._targets: list[MediaUnit] = []
+        # The carrier streams the caller from the first moment, while the scenario may still be
+        # opening its model: the last `preroll_ms` of audio nobody takes is kept (the frames
+        # themselves, no copies) and handed to the first unit that does, so the first word is
+        # not lost. Nothing is kept once a unit takes the audio.
+        self._preroll: deque[bytes] = deque()
+        self._preroll_bytes = 0
+        self._preroll_limit = max(0, int(preroll_ms)) * 8  # μ-law 8 kHz: 8 bytes a millisecond
         self._playout: PlayoutSource | None = None
         self.playback = PlaybackLedger()
         self.listeners = Listeners(f"call {call_sid}", tasks, enum_normalizer(CallEvents))
@@ -223,10 +238,33 @@ class Call:
 
     # --- inputs from the carrier (called by the session) ------------------------------------
     async def caller_audio(self, ulaw: bytes) -> None:
-        if self._state is not CallState.CONNECTED:
-            return
-        for unit in self._targets:
-            await unit.accept_caller_audio(ulaw)
+        if self._state is CallState.CONNECTED and self._targets:
+            if self._preroll_bytes:
+                await self._hand_over_preroll()
+            for unit in self._targets:
+                await unit.accept_caller_audio(ulaw)
+        elif self._preroll_limit and self._state is not CallState.TERMINATED:
+            self._keep_preroll(ulaw)
+
+    def _keep_preroll(self, ulaw: bytes) -> None:
+        limit = self._preroll_limit
+        if len(ulaw) >= limit:  # one chunk (a filled gap) as long as the whole pre-roll
+            self._preroll.clear()
+            self._preroll_bytes = 0
+            ulaw = ulaw[-limit:]
+        self._preroll.append(ulaw)
+        self._preroll_bytes += len(ulaw)
+        while self._preroll_bytes > limit:
+            self._preroll_bytes -= len(self._preroll.popleft())
+
+    async def _hand_over_preroll(self) -> None:
+        """The kept audio, oldest first and frame by frame as it came, before the current frame."""
+        frames = list(self._preroll)
+        self._preroll.clear()
+        self._preroll_bytes = 0
+        for frame in frames:
+            for unit in self._targets:
+                await unit.accept_caller_audio(frame)
 
     def tone(self, digit: str) -> None:
         if self._tones:
@@ -256,6 +294,8 @@ class Call:
             return
         self._state = CallState.TERMINATED
         self._targets.clear()
+        self._preroll.clear()
+        self._preroll_bytes = 0
         if self._playout is not None:
             self._playout.detach()
             self._playout = None

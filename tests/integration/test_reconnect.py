@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
 from telephony_bridge.realtime.client import create_realtime_api_client
 from telephony_bridge.realtime.events import MediaEvents
 from telephony_bridge.tasks import TaskOwner
+from telephony_bridge.testing.fault_proxy import FaultProxy
 from tests.conformance.oracle import validate_client_event
 from tests.integration.scripted_model import ScriptedModel, eventually
 
@@ -91,6 +93,76 @@ async def test_recycles_the_session_at_a_turn_boundary_before_the_cap():
         await eventually(lambda: any(name == "WebSocketReconnected" for name, _ in events))
         reconnected = next(fields for name, fields in events if name == "WebSocketReconnected")
         assert reconnected["recycled"] is True and reconnected["attempt"] == 1
+        await client.aclose()
+        await tasks.aclose()
+
+
+# --- a model that goes silent mid-answer with its socket open (pitfalls 20 and 21) -----------
+
+def reconnect_fields(events: list[tuple[str, dict]], name: str) -> dict:
+    return next(fields for event, fields in events if event == name)
+
+
+def asked_again_after_replay(model: ScriptedModel) -> bool:
+    kinds = [e["type"] for e in model.received if e["_connection"] == 1]
+    return kinds[0] == "session.update" and "response.create" in kinds and all(
+        kind != "conversation.item.create" for kind in kinds[kinds.index("response.create"):])
+
+
+async def test_model_silent_mid_answer_is_cut_off_and_asked_for_the_answer_again():
+    async with ScriptedModel() as model:
+        client, tasks, events = await make_client(model)
+        await conversation_so_far(model)
+        await model.response_started("resp_2", "a2")
+        await model.audio("resp_2", "a2", 200)
+        # ... and nothing more. The socket stays open and answers pings: only the answer tells.
+        await model.wait_for(lambda: len(model.connections) == 2 and model.of_type("response.create", 1))
+        assert asked_again_after_replay(model)
+        await eventually(lambda: any(name == "WebSocketReconnected" for name, _ in events))
+        assert "silent mid-answer" in reconnect_fields(events, "WebSocketReconnecting")["reason"]
+        assert reconnect_fields(events, "WebSocketReconnected")["resumedAnswer"] is True
+        assert client.stats.reconnects == 1 and not client.closed
+        await client.aclose()
+        await tasks.aclose()
+
+
+async def test_half_open_socket_mid_answer_is_noticed_without_pings():
+    async with ScriptedModel() as model, FaultProxy(urlsplit(model.url).port) as proxy:
+        tasks = TaskOwner("call CA-half-open")
+        events: list[tuple[str, dict]] = []
+        client = await create_realtime_api_client({"url": proxy.url(), "apiKey": "k", "pingIntervalS": None}, tasks=tasks, environ={})
+        for member in (MediaEvents.WebSocketReconnecting, MediaEvents.WebSocketReconnected):
+            client.addEventListener(member, lambda e: events.append((e.name, dict(e))))
+        await model.connected()
+        await model.response_started("resp_1", "a1")
+        await model.audio("resp_1", "a1", 100)
+        await eventually(lambda: client.stats.model_audio_deltas == 1)
+        proxy.make_half_open()  # no pings either: without the answer watchdog nothing would notice
+        await model.wait_for(lambda: len(model.connections) == 2 and model.of_type("response.create", 1))
+        assert asked_again_after_replay(model)
+        await eventually(lambda: any(name == "WebSocketReconnected" for name, _ in events))
+        assert [name for name, _ in events] == ["WebSocketReconnecting", "WebSocketReconnected"]
+        await client.aclose()
+        await tasks.aclose()
+
+
+@pytest.mark.parametrize("caller_speaking", [False, True])
+async def test_drop_mid_answer_asks_again_unless_the_caller_has_the_floor(caller_speaking):
+    async with ScriptedModel() as model:
+        client, tasks, events = await make_client(model)
+        await model.response_started("resp_1", "a1")
+        await model.audio("resp_1", "a1", 100)
+        if caller_speaking:  # a barge-in: the caller's turn comes when they stop (server VAD)
+            await model.send({"type": "input_audio_buffer.speech_started", "audio_start_ms": 0, "item_id": "u2"})
+        await model.send({"type": "rate_limits.updated", "rate_limits": []})
+        await eventually(lambda: client.stats.model_audio_deltas == 1 and client._caller_speaking is caller_speaking)
+        await model.drop(1011, "internal error")
+        await model.wait_for(lambda: len(model.connections) == 2)
+        await eventually(lambda: any(name == "WebSocketReconnected" for name, _ in events))
+        assert reconnect_fields(events, "WebSocketReconnected")["resumedAnswer"] is not caller_speaking
+        client.conversationItemRetrieve("marker")  # the writer's next message: everything before it has arrived
+        await model.wait_for(lambda: model.of_type("conversation.item.retrieve", 1))
+        assert bool(model.of_type("response.create", 1)) is not caller_speaking
         await client.aclose()
         await tasks.aclose()
 
