@@ -5,8 +5,8 @@ ends the call: Disconnected fires, the scenario's Terminating/Terminated fire, e
 scenario opened is closed, every task is cancelled and awaited. Nothing of a finished call stays.
 
 A broken or hostile carrier costs only its own call, and never an unbounded amount of anything:
-- A frame the codec refuses (or a binary frame: Twilio sends JSON text) is logged with the call id
-  and counted, and the call goes on. A frame the WebSocket layer refuses (over uvicorn's ws_max_size,
+- A frame the carrier's codec refuses is logged with the call id and counted, and the call goes
+  on. A frame the WebSocket layer refuses (over uvicorn's ws_max_size,
   invalid UTF-8) fails the connection there; the call ends saying so.
 - Inbound floods are bounded by uvicorn, which stops reading a connection after each message until
   the application has taken it; nothing here queues caller frames. DTMF kept in the call journal is
@@ -28,21 +28,21 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
+from telephony_bridge.audio.formats import ULAW_8K, AudioFormat
 from telephony_bridge.audio.gaps import GapFiller
-from telephony_bridge.carriers.errors import CarrierProtocolError
-from telephony_bridge.carriers.twilio import (
+from telephony_bridge.carriers.base import (
+    STREAM_TOKEN_PARAMETER,
+    CallStarted,
+    Carrier,
+    CarrierCodec,
     DtmfReceived,
-    MarkReceived,
-    MediaReceived,
-    StreamConnected,
-    StreamStarted,
-    StreamStopped,
-    TwilioStreamParser,
-    TwilioStreamSerializer,
+    MarkEchoed,
+    StreamEnded,
 )
+from telephony_bridge.carriers.errors import CarrierProtocolError
 from telephony_bridge.server.journal import CallJournal
 from telephony_bridge.server.metrics import UPLINK_SAMPLE_EVERY, BridgeMetrics
-from telephony_bridge.server.stream_tokens import TOKEN_PARAMETER, StreamTokenError
+from telephony_bridge.server.stream_tokens import StreamTokenError
 from telephony_bridge.tasks import TaskOwner
 from telephony_bridge.voxengine.call import Call
 from telephony_bridge.voxengine.context import call_context
@@ -53,9 +53,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("telephony_bridge.call")
 
-# The webhook's token, and names a stream must not pass off as the bridge's (they were parameters
-# once, and are taken from the token now); any other parameter is the scenario's custom data.
-BRIDGE_PARAMETERS = frozenset({TOKEN_PARAMETER, "scenario", "From", "To", "CallSid"})
+# Names a stream must not pass off as the bridge's (they were parameters once, and are taken from
+# the answer's token now); any other parameter is the scenario's custom data.
+BRIDGE_PARAMETERS = frozenset({STREAM_TOKEN_PARAMETER, "scenario", "From", "To", "CallSid"})
 BAD_FRAMES_LOGGED = 10  # per call; after that only every 100th, so a flood cannot flood the log
 UNIT_FAILURES_LOGGED = 10  # the same for a media unit that raises on caller audio
 DTMF_JOURNALED = 200  # per call: a real caller presses a few dozen keys; beyond that, count only
@@ -66,8 +66,9 @@ HANGUP_CLOSE_CODES = frozenset({1000, 1001, 1005, 1006})
 TRANSPORT_ABORT_SCOPE_KEY = "telephony_bridge.abort_transport"
 
 
-class TwilioMediaLink:
-    """The Twilio side of one call, as the Call sees it.
+class MediaLink:
+    """The carrier side of one call, as the Call sees it: audio, marks and clears written through
+    the carrier's codec (text or binary frames, as it says).
 
     uvicorn's send waits while the socket's write buffer is over its high-water mark, so a carrier
     that stops reading would block whoever plays into the call (the model's reader) for as long as
@@ -77,32 +78,37 @@ class TwilioMediaLink:
     ending the call, and an exception here would only surface in the model's reader.
     """
 
-    def __init__(self, websocket: WebSocket, serializer: TwilioStreamSerializer, abort: Callable[[], None] | None = None,
-                 metrics: BridgeMetrics | None = None) -> None:
+    def __init__(self, websocket: WebSocket, codec: CarrierCodec, carrier: Carrier, audio_format: AudioFormat,
+                 abort: Callable[[], None] | None = None, metrics: BridgeMetrics | None = None) -> None:
         self._websocket = websocket
-        self._serializer = serializer
+        self._codec = codec
+        self.capabilities = carrier.capabilities
+        self.audio_format = audio_format  # what the stream carries, both ways
         self._abort = abort
         self._metrics = metrics or BridgeMetrics()
         self.sends_waiting = 0
         self.sends_done = 0
         self.gone = False
 
-    async def send_media(self, ulaw: bytes) -> None:
+    async def send_media(self, audio: bytes) -> None:
         self._metrics.frames_out += 1
-        await self._send(self._serializer.media(ulaw))
+        await self._send(self._codec.audio(audio))
 
     async def send_mark(self, name: str) -> None:
-        await self._send(self._serializer.mark(name))
+        await self._send(self._codec.mark(name))
 
     async def send_clear(self) -> None:
-        await self._send(self._serializer.clear())
+        await self._send(self._codec.clear())
 
-    async def _send(self, text: str) -> None:
+    async def _send(self, frame: str | bytes) -> None:
         if self.gone:
             return
         self.sends_waiting += 1
         try:
-            await self._websocket.send_text(text)
+            if type(frame) is str:
+                await self._websocket.send_text(frame)
+            else:
+                await self._websocket.send_bytes(frame)
         except (WebSocketDisconnect, RuntimeError, OSError):
             self.gone = True  # closed under us: the carrier reader sees the disconnect and ends the call
         finally:
@@ -128,15 +134,16 @@ class TwilioMediaLink:
 
 
 class CallSession:
-    def __init__(self, websocket: WebSocket, runtime: BridgeRuntime, connection_id: int) -> None:
+    def __init__(self, websocket: WebSocket, runtime: BridgeRuntime, connection_id: int, carrier: Carrier) -> None:
         self.websocket = websocket
         self.runtime = runtime
+        self.carrier = carrier
         self.label = f"stream {connection_id}"
-        self.parser = TwilioStreamParser()
-        self.gaps = GapFiller()
+        self.codec = carrier.new_codec()
+        self.gaps = GapFiller()  # replaced at the start, in the stream's format
         self.call: Call | None = None
         self.call_sid: str | None = None  # kept after teardown, when `call` is released
-        self.link: TwilioMediaLink | None = None
+        self.link: MediaLink | None = None
         self.vox: Any = None
         self._namespace: dict[str, Any] | None = None  # the scenario's globals for this call
         self._openai: Any = None
@@ -178,24 +185,25 @@ class CallSession:
     async def _read_carrier(self) -> None:
         websocket = self.websocket
         metrics, loop = self.runtime.metrics, self._loop
+        codec = self.codec
+        audio_event = codec.audio_event
         try:
             while True:
                 message = await websocket.receive()
                 if message["type"] == "websocket.disconnect":
                     self._carrier_closed(message.get("code", 1005), message.get("reason") or "")
                     break
-                text = message.get("text")
-                if text is None:
-                    data = message.get("bytes")
-                    if data is not None:
-                        self._bad_frame(f"binary frame of {len(data)} bytes; Twilio sends JSON text frames")
-                    continue
+                frame = message.get("text")
+                if frame is None:
+                    frame = message.get("bytes")
+                    if frame is None:
+                        continue
                 try:
-                    event = self.parser.parse(text)
+                    event = codec.parse(frame)
                 except CarrierProtocolError as exc:
                     self._bad_frame(exc.reason)
                     continue
-                if type(event) is MediaReceived:  # 50 a second: inline, one coroutine fewer per frame
+                if type(event) is audio_event:  # 50 a second: inline, one coroutine fewer per frame
                     self.frames_in += 1
                     metrics.frames_in += 1
                     call = self.call
@@ -204,14 +212,16 @@ class CallSession:
                     self._forwarding = True
                     sampled = self.frames_in % UPLINK_SAMPLE_EVERY == 0
                     started = loop.time() if sampled else 0.0
+                    timestamp_ms = event.timestamp_ms
+                    audio = event.payload if timestamp_ms is None else self.gaps.fill(timestamp_ms, event.payload)
                     try:
-                        await call.caller_audio(self.gaps.fill(event.timestamp_ms, event.payload))
+                        await call.caller_audio(audio)
                     except Exception as exc:
                         self._unit_failed(exc)
                     if sampled:  # what the bridge adds between the carrier's frame and the model's append
                         metrics.uplink_latency_s.append(loop.time() - started)
                     self._forwarding = False
-                elif await self._handle(event):
+                elif event is not None and await self._handle(event):
                     break
         except WebSocketDisconnect as exc:
             self._carrier_closed(exc.code, exc.reason or "")
@@ -238,8 +248,8 @@ class CallSession:
             log.warning("%s: bad carrier frame #%d ignored: %s", self.label, self.bad_frames, reason)
 
     async def _handle(self, event: Any) -> bool:
-        """Apply one carrier event; True when the stream has stopped."""
-        if isinstance(event, MarkReceived):
+        """Apply one carrier event; True when the stream has ended."""
+        if isinstance(event, MarkEchoed):
             if self.call is not None:
                 self.call.mark(event.name)
         elif isinstance(event, DtmfReceived):
@@ -248,13 +258,11 @@ class CallSession:
                 if self.journal and self.dtmf_in <= DTMF_JOURNALED:
                     self.journal.record("caller.dtmf", digit=event.digit)
                 self.call.tone(event.digit)
-        elif isinstance(event, StreamStarted):
+        elif isinstance(event, CallStarted):
             await self._start(event)
-        elif isinstance(event, StreamStopped):
-            self._end_reason = "caller hung up"
+        elif isinstance(event, StreamEnded):
+            self._end_reason = event.reason
             return True
-        elif isinstance(event, StreamConnected):
-            pass
         return False
 
     def _unit_failed(self, exc: Exception) -> None:
@@ -282,7 +290,7 @@ class CallSession:
             now = loop.time()
             link = self.link
             if link is None:
-                if not self.parser.started and now - started_at >= settings.start_timeout_s:
+                if not self.codec.started and now - started_at >= settings.start_timeout_s:
                     reason = f"no start message within {settings.start_timeout_s:g} s"
                     log.warning("%s: %s; closing the stream", self.label, reason)
                     self.end(reason, 1008)
@@ -304,12 +312,13 @@ class CallSession:
                 return
 
     # --- call start -----------------------------------------------------------------------
-    async def _start(self, start: StreamStarted) -> None:
+    async def _start(self, start: CallStarted) -> None:
         runtime = self.runtime
         params = start.custom_parameters
-        call_sid = start.call_sid  # the codec checked its form; the token below binds it to an answer
+        call_sid = start.call_id  # the codec checked its form; the token below binds it to an answer
+        token = start.token or self.websocket.query_params.get(STREAM_TOKEN_PARAMETER)
         try:
-            grant = runtime.stream_tokens.redeem(params.get(TOKEN_PARAMETER), call_sid)
+            grant = runtime.stream_tokens.redeem(token, call_sid)
         except StreamTokenError as exc:
             runtime.metrics.streams_unbound += 1
             log.warning("%s: start for call %s refused: %s", self.label, call_sid, exc)
@@ -319,8 +328,9 @@ class CallSession:
         self.label = f"call {call_sid}"
         assert self.tasks is not None
         self.tasks.label = self.label
-        self.link = TwilioMediaLink(self.websocket, TwilioStreamSerializer(start.stream_sid),
-                                    self.websocket.scope.get(TRANSPORT_ABORT_SCOPE_KEY), runtime.metrics)
+        self.gaps = GapFiller(audio_format=start.audio_format)
+        self.link = MediaLink(self.websocket, self.codec, self.carrier, start.audio_format,
+                              self.websocket.scope.get(TRANSPORT_ABORT_SCOPE_KEY), runtime.metrics)
         scenario_name = grant.scenario
         scenarios = runtime.scenarios  # the version in force when the call started (reload-safe)
         scenario = scenarios.get(scenario_name)
@@ -336,7 +346,7 @@ class CallSession:
             custom_data={k: v for k, v in params.items() if k not in BRIDGE_PARAMETERS},
             link=self.link,
             tasks=self.tasks,
-            control=runtime.call_control(),
+            control=self.carrier.call_control(),
             clock_ms=self.now_ms,
             on_hangup=self._hangup_requested,
             preroll_ms=runtime.settings.preroll_ms,
@@ -367,7 +377,7 @@ class CallSession:
             destination=self.call.number(),
             customData=self.call.customData(),
             headers={},
-            scheme="twilio",
+            scheme=self.carrier.name,
         )
 
     def _observe_model(self, client: Any, member: Any, event: Any) -> None:
@@ -448,7 +458,7 @@ class CallSession:
             return
         self._link_closed = True
         abort = self.websocket.scope.get(TRANSPORT_ABORT_SCOPE_KEY)
-        link = self.link or TwilioMediaLink(self.websocket, TwilioStreamSerializer("-"), abort)  # never started
+        link = self.link or MediaLink(self.websocket, self.codec, self.carrier, ULAW_8K, abort)  # never started
         wait_s = self.runtime.settings.peer_stall_timeout_s
         if not await link.close(self._close_code, _close_reason(reason), wait_s):
             log.warning("%s: the carrier did not take the close frame within %g s; connection dropped", self.label, wait_s)

@@ -82,6 +82,9 @@ class Settings:
     http_body_timeout_s: float = 10.0      # HTTP_BODY_TIMEOUT_S
     stream_token_secret: bytes = field(default_factory=lambda: os.urandom(32), repr=False)  # STREAM_TOKEN_SECRET
     stream_token_ttl_s: float = 30.0       # STREAM_TOKEN_TTL_S
+    # The environment the settings were read from: each carrier reads its own names from it
+    # (carriers/*: TWILIO_*, …) through carrier_config().
+    environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
     answer_stall_timeout_s: float = 1.0    # ANSWER_STALL_TIMEOUT_S: 0 = no answer watchdog
     preroll_ms: int = 1000                 # PREROLL_MS: 0 = drop caller audio until a unit takes it
 
@@ -115,6 +118,7 @@ class Settings:
             http_body_timeout_s=_positive(opt("HTTP_BODY_TIMEOUT_S"), "HTTP_BODY_TIMEOUT_S", 10.0),
             stream_token_secret=_secret(opt("STREAM_TOKEN_SECRET"), "STREAM_TOKEN_SECRET"),
             stream_token_ttl_s=_positive(opt("STREAM_TOKEN_TTL_S"), "STREAM_TOKEN_TTL_S", 30.0),
+            environ=dict(env),
             answer_stall_timeout_s=_non_negative(opt("ANSWER_STALL_TIMEOUT_S"), "ANSWER_STALL_TIMEOUT_S", 1.0),
             preroll_ms=_milliseconds(opt("PREROLL_MS"), "PREROLL_MS", 1000),
         )
@@ -149,6 +153,18 @@ class Settings:
     def base_url(self) -> str:
         """Where carriers reach us: PUBLIC_URL, never a proxy header we cannot trust."""
         return self.public_url or f"http://{self.host}:{self.port}"
+
+    def carrier_config(self) -> dict[str, str]:
+        """What the carriers read their secrets and endpoints from: the environment, with the
+        Twilio fields of these settings (which code and tests may set directly) in force."""
+        config = dict(self.environ)
+        for name, value in (("TWILIO_AUTH_TOKEN", self.twilio_auth_token), ("TWILIO_ACCOUNT_SID", self.twilio_account_sid),
+                            ("TWILIO_API_BASE_URL", self.twilio_api_base_url)):
+            if value:
+                config[name] = value
+            else:
+                config.pop(name, None)
+        return config
 
     @property
     def uses_local_engine(self) -> bool:

@@ -29,9 +29,11 @@ from typing import Final
 
 import orjson
 
+from telephony_bridge.carriers.base import STREAM_TOKEN_PARAMETER
+
 __all__ = ["TOKEN_PARAMETER", "StreamGrant", "StreamTokenError", "StreamTokenProblem", "StreamTokens"]
 
-TOKEN_PARAMETER: Final = "bridge_token"  # the custom parameter the token travels in
+TOKEN_PARAMETER: Final = STREAM_TOKEN_PARAMETER  # where a stream carries it back (carriers/base.py)
 _VERSION: Final = "v1"
 _MAX_TOKEN_CHARS: Final = 1024  # refuse anything longer before decoding it
 

@@ -232,7 +232,7 @@ def open_fds() -> int:
 
 
 LEAK_TYPES = ("Call", "CallSession", "TaskOwner", "RealtimeAPIClient", "PlayoutChannel", "VoxEngine",
-              "CallJournal", "TwilioMediaLink", "PlaybackLedger", "WebSocketsSansIOProtocol")
+              "CallJournal", "MediaLink", "PlaybackLedger", "WebSocketsSansIOProtocol")
 
 
 def live_objects(names: tuple[str, ...] = LEAK_TYPES) -> Counter[str]:

@@ -51,7 +51,8 @@ async def test_demo_call_barges_in_calls_a_tool_and_hangs_up_after_goodbye(tmp_p
     said = first[1:first.index('"', 1)].removesuffix("—")
     assert greeting.startswith(said) and len(said) < len(greeting)
     heard_share = heard_greeting_ms / (heard_greeting_ms + clear.dropped_ms)
-    assert len(said) / len(greeting) == pytest.approx(heard_share, abs=0.05)
+    # An estimate by characters (see testing/transcript.py): to a word or two, on a loaded machine too.
+    assert len(said) / len(greeting) == pytest.approx(heard_share, abs=0.15)
     answer, goodbye = run.agent_lines[1:]
     assert re.fullmatch(r'"It\'s \d\d:\d\d\. Is there anything else I can do for you\?"', answer), answer
     assert goodbye == '"Thank you for calling Acme. Goodbye!"'

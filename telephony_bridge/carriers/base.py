@@ -1,0 +1,235 @@
+"""The carrier seam: what every way a call reaches the bridge is, to the rest of the bridge.
+
+A carrier (Twilio, Telnyx, Vonage, … a SIP trunk, AudioSocket, a browser) is:
+
+- a **codec**, sans-I/O, one per media stream: text or bytes in, carrier-neutral events out
+  (`parse`); audio, marks and clears in, text or bytes out;
+- an **answer endpoint**: the request the carrier makes when a call arrives (a webhook), read into
+  an `AnswerRequest` and checked, and the document that answers it with a media stream;
+- **authentication** of that request and of the stream's upgrade, failing closed when the
+  carrier's secret is configured;
+- **call control** where the carrier has an API (hang-up, transfer; dial later);
+- a **capability record**: audio formats, whether it echoes marks and can clear queued audio,
+  DTMF, control, and how much audio the far end buffers (for carriers without marks, what was
+  heard is known by clock);
+- a **simulator profile** in `testing/`.
+
+Nothing above `carriers/` names a carrier: the server drives any `Carrier` in the registry
+(`carriers/registry.py`), and adding one is new files plus one registry line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Final, NamedTuple, Protocol
+
+from telephony_bridge.audio.formats import AudioFormat
+
+__all__ = [
+    "STREAM_TOKEN_PARAMETER",
+    "AnswerRefused",
+    "AnswerRequest",
+    "AudioReceived",
+    "CallControl",
+    "CallStarted",
+    "Capabilities",
+    "Carrier",
+    "CarrierCodec",
+    "CarrierEvent",
+    "DtmfReceived",
+    "HttpAnswer",
+    "HttpRequest",
+    "MarkEchoed",
+    "StreamEnded",
+]
+
+
+# The bridge binds each stream to the answer that opened it with a token (server/stream_tokens.py);
+# carriers whose stream has custom parameters carry it back in this one, the others in the stream
+# URL's query under the same name.
+STREAM_TOKEN_PARAMETER: Final = "bridge_token"
+
+
+# --- carrier-neutral events -----------------------------------------------------------------------
+
+class AudioReceived(NamedTuple):
+    """A caller frame in the stream's audio format. A NamedTuple: one is built per 20 ms frame.
+
+    A codec may return its own NamedTuple type with at least these two fields (and name it in
+    `CarrierCodec.audio_event`), so the hot path never copies a frame into a second object."""
+
+    payload: bytes
+    timestamp_ms: int | None = None  # the carrier's media clock, when it has one (gap filling)
+
+
+@dataclass(frozen=True, slots=True)
+class CallStarted:
+    """The stream's first meaningful message: which call it carries and in what format."""
+
+    call_id: str
+    stream_id: str
+    audio_format: AudioFormat
+    # Parameters the answer document gave the stream (the bridge's token among them). Read-only.
+    custom_parameters: Mapping[str, str] = field(default_factory=dict, hash=False)
+    caller: str = ""  # for carriers whose stream itself says (AudioSocket, SIP); else the answer's
+    number: str = ""
+    token: str | None = None  # the bridge's stream token, when the stream's start carried it
+
+
+@dataclass(frozen=True, slots=True)
+class DtmfReceived:
+    digit: str
+
+
+@dataclass(frozen=True, slots=True)
+class MarkEchoed:
+    """The carrier played (or cleared) everything sent before the mark of this name."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEnded:
+    """The carrier ended the stream (the caller hung up, or the call moved elsewhere)."""
+
+    reason: str = "caller hung up"
+
+
+CarrierEvent = AudioReceived | CallStarted | DtmfReceived | MarkEchoed | StreamEnded
+
+
+class CarrierCodec(Protocol):
+    """One media stream's protocol, sans-I/O. `parse` raises `CarrierProtocolError` for a
+    message the bridge cannot use and leaves its state as it was (the caller logs, counts, goes
+    on); it returns None for a message that carries nothing for the bridge (a keep-alive)."""
+
+    audio_event: type  # the NamedTuple type `parse` returns for audio (AudioReceived or its own)
+
+    @property
+    def started(self) -> bool: ...
+
+    def parse(self, message: str | bytes) -> Any: ...
+
+    def audio(self, payload: bytes) -> str | bytes: ...
+
+    def mark(self, name: str) -> str | bytes: ...
+
+    def clear(self) -> str | bytes: ...
+
+
+# --- capabilities and control ---------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    audio_formats: tuple[AudioFormat, ...]  # what the stream can carry; the first is the default
+    marks: bool  # echoes a mark once the audio before it has played
+    clear: bool  # can drop audio queued at the far end
+    dtmf_in: bool = True
+    dtmf_out: bool = False
+    hangup: bool = False  # through a control API
+    transfer: bool = False
+    # Without marks, what the caller heard is known by clock: audio sent minus what the far end
+    # buffers before playing. The bound on a truncation's error is this lead's uncertainty.
+    playout_lead_ms: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not self.audio_formats:
+            raise ValueError("a carrier carries at least one audio format")
+
+
+class CallControl(Protocol):
+    """Out-of-band control of a call through the carrier's API."""
+
+    async def hangup(self, call_id: str) -> None: ...
+
+    async def transfer(self, call_id: str, to: str, caller_id: str | None) -> None: ...
+
+
+# --- the answer endpoint, as data -----------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class HttpRequest:
+    """What the server read of a carrier's answer request (bounded and decoded by the server)."""
+
+    method: str
+    url: str  # as the carrier requested it, rebuilt from PUBLIC_URL (never from proxy headers)
+    headers: Mapping[str, str]  # lower-case names
+    form: Mapping[str, str] = field(default_factory=dict)  # a urlencoded body, or the query of a GET
+    form_lists: Mapping[str, list[str]] = field(default_factory=dict)  # every value of each field
+    client_host: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerRequest:
+    """A call the carrier asks the bridge to answer."""
+
+    call_id: str
+    caller: str
+    number: str  # the dialed number, routed to a scenario
+
+
+@dataclass(frozen=True, slots=True)
+class HttpAnswer:
+    body: str
+    media_type: str
+    status: int = 200
+
+
+class AnswerRefused(Exception):
+    """The answer request is unusable (bad fields) or not the carrier's (bad signature)."""
+
+    def __init__(self, status: int, reason: str, *, forbidden: bool = False) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+        self.forbidden = forbidden  # an authentication failure: counted and logged as such
+
+
+class Carrier:
+    """A carrier's answer endpoint, authentication, control and codec factory.
+
+    Subclasses set the class attributes and implement the methods; one instance per server, made
+    from the configuration (`config`: the environment, whose names each carrier documents).
+    """
+
+    name: ClassVar[str]
+    # URL prefixes this carrier answers on: "/{prefix}/incoming-call" and "/{prefix}/media-stream".
+    prefixes: ClassVar[tuple[str, ...]]
+    answer_methods: ClassVar[tuple[str, ...]] = ("POST",)
+    capabilities: ClassVar[Capabilities]
+    signature_header: ClassVar[str] = "signature"  # named in refusals and logs
+    secret_names: ClassVar[tuple[str, ...]] = ()  # the configuration that secures it, for the start-up warning
+
+    def __init__(self, config: Mapping[str, str]) -> None:
+        self.config = config
+
+    @property
+    def secured(self) -> bool:
+        """Whether the carrier's secret is configured (then every request must prove itself;
+        without it the server serves loopback clients only)."""
+        raise NotImplementedError
+
+    def new_codec(self) -> CarrierCodec:
+        raise NotImplementedError
+
+    def read_answer(self, request: HttpRequest) -> AnswerRequest:
+        """The call to answer, or AnswerRefused. Checks the request's signature when secured."""
+        raise NotImplementedError
+
+    def answer_document(self, stream_url: str, token: str) -> HttpAnswer:
+        """Answer with a bidirectional media stream to `stream_url`, handing `token` back to the
+        bridge in the stream's start (a custom parameter or the URL, as the carrier allows)."""
+        raise NotImplementedError
+
+    def reject_document(self) -> HttpAnswer:
+        """Refuse the call (no route): before it is answered, so nobody is charged."""
+        raise NotImplementedError
+
+    def stream_allowed(self, url: str, headers: Mapping[str, str]) -> bool:
+        """Whether a secured carrier signed this stream upgrade (`url` as it was requested)."""
+        raise NotImplementedError
+
+    def call_control(self) -> CallControl | None:
+        """Hang-up and transfer through the carrier's API, when configured."""
+        return None

@@ -1,0 +1,12 @@
+"""The carriers the bridge answers for. Adding one: its files under carriers/, and a line here."""
+
+from __future__ import annotations
+
+from telephony_bridge.carriers.base import Carrier
+from telephony_bridge.carriers.twilio_carrier import TwilioCarrier
+
+__all__ = ["CARRIERS"]
+
+CARRIERS: tuple[type[Carrier], ...] = (
+    TwilioCarrier,
+)

@@ -1,0 +1,178 @@
+"""Twilio as a carrier in the seam: its codec, answer endpoint, signatures and REST control.
+
+The pieces live beside this module (`twilio` the media-stream codec, `twilio_webhook` TwiML and
+signatures, `twilio_rest` the REST API); this one puts them behind `carriers.base`.
+
+Configuration (the environment): ``TWILIO_AUTH_TOKEN`` checks ``X-Twilio-Signature`` on the
+webhook and on the stream upgrade; with ``TWILIO_ACCOUNT_SID`` it enables REST hang-up and
+transfer. ``TWILIO_API_BASE_URL`` points REST calls at a stand-in (tests).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from telephony_bridge.audio.formats import ULAW_8K
+from telephony_bridge.carriers.base import (
+    STREAM_TOKEN_PARAMETER,
+    AnswerRefused,
+    AnswerRequest,
+    CallStarted,
+    Capabilities,
+    Carrier,
+    DtmfReceived,
+    HttpAnswer,
+    HttpRequest,
+    MarkEchoed,
+    StreamEnded,
+)
+from telephony_bridge.carriers.errors import CarrierProtocolError
+from telephony_bridge.carriers.twilio import (
+    DtmfReceived as TwilioDtmf,
+)
+from telephony_bridge.carriers.twilio import (
+    MarkReceived,
+    MediaReceived,
+    StreamConnected,
+    StreamStarted,
+    StreamStopped,
+    TwilioStreamParser,
+    TwilioStreamSerializer,
+    is_sid,
+)
+from telephony_bridge.carriers.twilio_rest import TwilioRest
+from telephony_bridge.carriers.twilio_webhook import (
+    connect_stream_twiml,
+    dial_twiml,
+    reject_twiml,
+    signature_is_valid,
+)
+
+__all__ = ["TwilioCallControl", "TwilioCarrier", "TwilioCodec"]
+
+
+class _FormFields(dict[str, str]):
+    """Last value per field, with every value for the signature (RequestValidator reads getall)."""
+
+    def __init__(self, lists: Mapping[str, list[str]]) -> None:
+        super().__init__({name: values[-1] for name, values in lists.items() if values})
+        self._lists = lists
+
+    def getall(self, name: str) -> list[str]:
+        return list(self._lists.get(name, ()))
+
+
+class TwilioCodec:
+    """Twilio's media-stream protocol behind the seam's codec interface."""
+
+    audio_event = MediaReceived  # the parser's own frame type: the hot path is never re-wrapped
+
+    __slots__ = ("_parser", "_serializer")
+
+    def __init__(self) -> None:
+        self._parser = TwilioStreamParser()
+        self._serializer: TwilioStreamSerializer | None = None
+
+    @property
+    def started(self) -> bool:
+        return self._parser.started
+
+    def parse(self, message: str | bytes) -> object:
+        if type(message) is not str:
+            # Twilio sends JSON text frames only; a binary frame is a broken or hostile peer.
+            raise CarrierProtocolError(f"twilio: binary frame of {len(message)} bytes; Twilio sends JSON text frames")
+        event = self._parser.parse(message)
+        if type(event) is MediaReceived:  # 50 a second
+            return event
+        if isinstance(event, MarkReceived):
+            return MarkEchoed(event.name)
+        if isinstance(event, TwilioDtmf):
+            return DtmfReceived(event.digit)
+        if isinstance(event, StreamStarted):
+            self._serializer = TwilioStreamSerializer(event.stream_sid)
+            # Twilio drops a stream URL's query string: the token comes back as a <Parameter>.
+            parameters = dict(event.custom_parameters)
+            token = parameters.pop(STREAM_TOKEN_PARAMETER, None)
+            return CallStarted(call_id=event.call_sid, stream_id=event.stream_sid, audio_format=ULAW_8K,
+                               custom_parameters=parameters, token=token)
+        if isinstance(event, StreamStopped):
+            return StreamEnded("caller hung up")
+        assert isinstance(event, StreamConnected)
+        return None
+
+    def _started(self) -> TwilioStreamSerializer:
+        if self._serializer is None:
+            raise RuntimeError("nothing can be sent before the stream's start")
+        return self._serializer
+
+    def audio(self, payload: bytes) -> str:
+        return self._started().media(payload)
+
+    def mark(self, name: str) -> str:
+        return self._started().mark(name)
+
+    def clear(self) -> str:
+        return self._started().clear()
+
+
+class TwilioCallControl:
+    """Hang-up and transfer through Twilio's REST API."""
+
+    def __init__(self, rest: TwilioRest) -> None:
+        self._rest = rest
+
+    async def hangup(self, call_id: str) -> None:
+        await self._rest.hangup(call_id)
+
+    async def transfer(self, call_id: str, to: str, caller_id: str | None) -> None:
+        await self._rest.update_twiml(call_id, dial_twiml(to, caller_id))
+
+
+class TwilioCarrier(Carrier):
+    name = "twilio"
+    prefixes = ("", "/twilio")  # /incoming-call predates the other carriers and stays
+    signature_header = "X-Twilio-Signature"
+    secret_names = ("TWILIO_AUTH_TOKEN",)
+    capabilities = Capabilities(audio_formats=(ULAW_8K,), marks=True, clear=True, dtmf_in=True, dtmf_out=False,
+                                hangup=True, transfer=True)
+
+    @property
+    def _auth_token(self) -> str | None:
+        return self.config.get("TWILIO_AUTH_TOKEN") or None
+
+    @property
+    def secured(self) -> bool:
+        return self._auth_token is not None
+
+    def new_codec(self) -> TwilioCodec:
+        return TwilioCodec()
+
+    def read_answer(self, request: HttpRequest) -> AnswerRequest:
+        token = self._auth_token
+        if token is not None:
+            fields = _FormFields(request.form_lists)
+            if not signature_is_valid(token, request.url, fields, request.headers.get("x-twilio-signature")):
+                raise AnswerRefused(403, "forbidden", forbidden=True)
+        call_sid, number = request.form.get("CallSid"), request.form.get("To")
+        if not call_sid or not number:
+            raise AnswerRefused(400, "a Twilio voice webhook needs CallSid and To")
+        if not is_sid(call_sid, "CA"):
+            raise AnswerRefused(400, "CallSid is not a Twilio call id (CA + 32 hex digits)")
+        return AnswerRequest(call_id=call_sid, caller=request.form.get("From", ""), number=number)
+
+    def answer_document(self, stream_url: str, token: str) -> HttpAnswer:
+        return HttpAnswer(connect_stream_twiml(stream_url, {STREAM_TOKEN_PARAMETER: token}), "text/xml")
+
+    def reject_document(self) -> HttpAnswer:
+        return HttpAnswer(reject_twiml(), "text/xml")
+
+    def stream_allowed(self, url: str, headers: Mapping[str, str]) -> bool:
+        # Over the URL as requested (Twilio signs what it connects to; our TwiML gives it no query).
+        token = self._auth_token
+        return token is not None and signature_is_valid(token, url, {}, headers.get("x-twilio-signature"))
+
+    def call_control(self) -> TwilioCallControl | None:
+        sid, token = self.config.get("TWILIO_ACCOUNT_SID"), self._auth_token
+        if not (sid and token):
+            return None
+        return TwilioCallControl(TwilioRest(sid, token, base_url=self.config.get("TWILIO_API_BASE_URL") or None))
