@@ -11,11 +11,7 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
-import socket
-import struct
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -25,33 +21,29 @@ from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
-from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from telephony_bridge.carriers.twilio import is_sid
-from telephony_bridge.carriers.twilio_rest import TwilioRest
 from telephony_bridge.carriers.twilio_webhook import (
     connect_stream_twiml,
-    dial_twiml,
     reject_twiml,
     signature_is_valid,
     stream_url,
 )
+from telephony_bridge.server.asgi import ExposeTransportAbort
 from telephony_bridge.server.memory import (
     Release,
     freeze_startup_heap,
     release_when_idle,
 )
-from telephony_bridge.server.metrics import BridgeMetrics, Exporter
-from telephony_bridge.server.session import TRANSPORT_ABORT_SCOPE_KEY, CallSession
+from telephony_bridge.server.metrics import Exporter
+from telephony_bridge.server.runtime import BridgeRuntime, load_runtime
+from telephony_bridge.server.session import CallSession
 from telephony_bridge.server.settings import Settings
 from telephony_bridge.server.stream_tokens import (
     TOKEN_PARAMETER,
     StreamGrant,
-    StreamTokens,
 )
-from telephony_bridge.voxengine.routing import Router, load_routes
-from telephony_bridge.voxengine.scenario import Scenario, ScenarioError, load_scenarios
 
 log = logging.getLogger("telephony_bridge.server")
 
@@ -63,99 +55,11 @@ MAX_WEBHOOK_FIELDS = 200
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 
 
-class TwilioCallControl:
-    """Hang-up and transfer through Twilio's REST API."""
-
-    def __init__(self, rest: TwilioRest) -> None:
-        self._rest = rest
-
-    async def hangup(self, call_sid: str) -> None:
-        await self._rest.hangup(call_sid)
-
-    async def transfer(self, call_sid: str, to: str, caller_id: str | None) -> None:
-        await self._rest.update_twiml(call_sid, dial_twiml(to, caller_id))
-
-
-@dataclass
-class BridgeRuntime:
-    settings: Settings
-    scenarios: dict[str, Scenario]
-    router: Router | None
-    default_scenario: str = "default"
-    local_engine_url: str | None = None
-    metrics: BridgeMetrics = field(default_factory=BridgeMetrics)
-    sessions: set[CallSession] = field(default_factory=set)
-    streams_opened: int = 0  # media WebSockets accepted so far; the last one's number is its connection id
-    draining: bool = False
-    scenario_version: int = 1  # bumped by each --reload
-    stream_tokens: StreamTokens = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.stream_tokens = StreamTokens(self.settings.stream_token_secret, self.settings.stream_token_ttl_s)
-
-    def at_capacity(self) -> bool:
-        return len(self.sessions) >= self.settings.max_calls
-
-    def scenario_for(self, number: str) -> str | None:
-        if self.router is not None:
-            return self.router.scenario_for(number)
-        return self.default_scenario if self.default_scenario in self.scenarios else None
-
-    def call_control(self) -> TwilioCallControl | None:
-        s = self.settings
-        if not (s.twilio_account_sid and s.twilio_auth_token):
-            return None
-        return TwilioCallControl(TwilioRest(s.twilio_account_sid, s.twilio_auth_token, base_url=s.twilio_api_base_url))
-
-
-def load_runtime(settings: Settings) -> BridgeRuntime:
-    """Load scenarios and routes, failing with file, line and reason — at start-up, never mid-call."""
-    scenarios = load_scenarios(settings.scenarios_dir)
-    routes_file = Path(settings.scenarios_dir) / "routes.toml"
-    router = load_routes(routes_file, scenarios.keys()) if routes_file.exists() else None
-    if router is None and "default" not in scenarios:
-        raise ScenarioError(f"{settings.scenarios_dir}: no routes.toml and no default.py scenario")
-    return BridgeRuntime(settings=settings, scenarios=scenarios, router=router)
-
-
 def _is_loopback(host: str | None) -> bool:
     try:
         return host is not None and ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-class _ExposeTransportAbort:
-    """ASGI middleware: lets a media-stream session drop a carrier connection that stopped reading.
-
-    Such a connection's write buffer can never drain, so neither a close frame nor a graceful
-    transport close ever completes, and the socket would stay open for as long as the peer keeps
-    the TCP connection. ASGI has no "abort"; uvicorn's per-connection protocol object, the owner of
-    the `send` callable it hands the application, holds the asyncio transport. It is looked up once
-    per WebSocket, here, outside Starlette's wrappers of `send`. Under another server (or uvicorn
-    at trace log level, which wraps `send`) there is no abort, and the socket is left to the server.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "websocket":
-            transport = getattr(getattr(send, "__self__", None), "transport", None)
-            if callable(getattr(transport, "abort", None)):
-                scope[TRANSPORT_ABORT_SCOPE_KEY] = lambda: _reset(transport)
-        await self.app(scope, receive, send)
-
-
-def _reset(transport: Any) -> None:
-    """Drop a connection at once. With linger 0, close() resets it and frees the unsent data;
-    otherwise the kernel would keep trying to deliver up to a whole send buffer (MiBs) to a peer
-    that does not read, long after the call ended."""
-    sock = transport.get_extra_info("socket")
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    transport.abort()
 
 
 async def _read_webhook_form(request: Request, timeout_s: float) -> FormData | Response:
@@ -327,7 +231,7 @@ def create_app(settings: Settings, runtime: BridgeRuntime | None = None) -> Star
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
         ],
-        middleware=[Middleware(_ExposeTransportAbort)],
+        middleware=[Middleware(ExposeTransportAbort)],
         lifespan=lifespan,
     )
     app.state.runtime = runtime
