@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from telephony_bridge.server.app import create_app, load_runtime
+    from telephony_bridge.server.app import create_app
     from telephony_bridge.server.drain import (
         DrainingServer,
         DrainingSupervisor,
@@ -28,6 +28,7 @@ def _serve(args: argparse.Namespace) -> int:
         reuse_port_socket,
     )
     from telephony_bridge.server.http_limits import uvicorn_config
+    from telephony_bridge.server.runtime import load_runtime
     from telephony_bridge.server.settings import Settings
 
     settings = Settings.from_environ(

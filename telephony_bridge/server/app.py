@@ -10,11 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
-import struct
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
@@ -22,96 +18,26 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
 
-from telephony_bridge.carriers.base import Carrier
-from telephony_bridge.carriers.registry import CARRIERS
+from telephony_bridge.server.asgi import ExposeTransportAbort
 from telephony_bridge.server.carrier_routes import carrier_routes
 from telephony_bridge.server.memory import (
     Release,
     freeze_startup_heap,
     release_when_idle,
 )
-from telephony_bridge.server.metrics import BridgeMetrics, Exporter
-from telephony_bridge.server.session import TRANSPORT_ABORT_SCOPE_KEY, CallSession
+from telephony_bridge.server.metrics import Exporter
+from telephony_bridge.server.runtime import BridgeRuntime, load_runtime
 from telephony_bridge.server.settings import Settings
-from telephony_bridge.server.stream_tokens import (
-    StreamTokens,
-)
-from telephony_bridge.voxengine.routing import Router, load_routes
-from telephony_bridge.voxengine.scenario import Scenario, ScenarioError, load_scenarios
 
 log = logging.getLogger("telephony_bridge.server")
 
-@dataclass
-class BridgeRuntime:
-    settings: Settings
-    scenarios: dict[str, Scenario]
-    router: Router | None
-    default_scenario: str = "default"
-    local_engine_url: str | None = None
-    metrics: BridgeMetrics = field(default_factory=BridgeMetrics)
-    sessions: set[CallSession] = field(default_factory=set)
-    streams_opened: int = 0  # media WebSockets accepted so far; the last one's number is its connection id
-    draining: bool = False
-    scenario_version: int = 1  # bumped by each --reload
-    stream_tokens: StreamTokens = field(init=False)
-    carrier_types: tuple[type[Carrier], ...] = CARRIERS  # what create_app answers for
-    carriers: list[Carrier] = field(default_factory=list)  # made by create_app from carrier_types
-
-    def __post_init__(self) -> None:
-        self.stream_tokens = StreamTokens(self.settings.stream_token_secret, self.settings.stream_token_ttl_s)
-
-    def at_capacity(self) -> bool:
-        return len(self.sessions) >= self.settings.max_calls
-
-    def scenario_for(self, number: str) -> str | None:
-        if self.router is not None:
-            return self.router.scenario_for(number)
-        return self.default_scenario if self.default_scenario in self.scenarios else None
-
-
-def load_runtime(settings: Settings) -> BridgeRuntime:
-    """Load scenarios and routes, failing with file, line and reason — at start-up, never mid-call."""
-    scenarios = load_scenarios(settings.scenarios_dir)
-    routes_file = Path(settings.scenarios_dir) / "routes.toml"
-    router = load_routes(routes_file, scenarios.keys()) if routes_file.exists() else None
-    if router is None and "default" not in scenarios:
-        raise ScenarioError(f"{settings.scenarios_dir}: no routes.toml and no default.py scenario")
-    return BridgeRuntime(settings=settings, scenarios=scenarios, router=router)
-
-
-class _ExposeTransportAbort:
-    """ASGI middleware: lets a media-stream session drop a carrier connection that stopped reading.
-
-    Such a connection's write buffer can never drain, so neither a close frame nor a graceful
-    transport close ever completes, and the socket would stay open for as long as the peer keeps
-    the TCP connection. ASGI has no "abort"; uvicorn's per-connection protocol object, the owner of
-    the `send` callable it hands the application, holds the asyncio transport. It is looked up once
-    per WebSocket, here, outside Starlette's wrappers of `send`. Under another server (or uvicorn
-    at trace log level, which wraps `send`) there is no abort, and the socket is left to the server.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "websocket":
-            transport = getattr(getattr(send, "__self__", None), "transport", None)
-            if callable(getattr(transport, "abort", None)):
-                scope[TRANSPORT_ABORT_SCOPE_KEY] = lambda: _reset(transport)
-        await self.app(scope, receive, send)
-
-
-def _reset(transport: Any) -> None:
-    """Drop a connection at once. With linger 0, close() resets it and frees the unsent data;
-    otherwise the kernel would keep trying to deliver up to a whole send buffer (MiBs) to a peer
-    that does not read, long after the call ended."""
-    sock = transport.get_extra_info("socket")
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    transport.abort()
+# Twilio's voice webhook is a urlencoded form of a few dozen fields, a few KiB. The body is read
+# here, against these limits, rather than by Starlette's form parser (which accepts multipart and
+# file uploads, buffers up to 1 MiB per field, and replaces invalid UTF-8 without a word).
+MAX_WEBHOOK_BODY = 64 * 1024
+MAX_WEBHOOK_FIELDS = 200
+FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 
 
 def create_app(settings: Settings, runtime: BridgeRuntime | None = None) -> Starlette:
@@ -180,7 +106,7 @@ def create_app(settings: Settings, runtime: BridgeRuntime | None = None) -> Star
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
         ],
-        middleware=[Middleware(_ExposeTransportAbort)],
+        middleware=[Middleware(ExposeTransportAbort)],
         lifespan=lifespan,
     )
     app.state.runtime = runtime

@@ -16,7 +16,7 @@ import asyncio
 import ipaddress
 import logging
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from starlette.requests import ClientDisconnect, Request
@@ -25,11 +25,9 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from telephony_bridge.carriers.base import AnswerRefused, Carrier, HttpRequest
+from telephony_bridge.server.runtime import BridgeRuntime
 from telephony_bridge.server.session import CallSession
 from telephony_bridge.server.stream_tokens import StreamGrant
-
-if TYPE_CHECKING:
-    from telephony_bridge.server.app import BridgeRuntime
 
 log = logging.getLogger("telephony_bridge.server")
 

@@ -25,7 +25,7 @@ from uvicorn.supervisors.multiprocess import Multiprocess, Process
 from telephony_bridge.carriers.twilio_webhook import stream_url
 
 if TYPE_CHECKING:
-    from telephony_bridge.server.app import BridgeRuntime
+    from telephony_bridge.server.runtime import BridgeRuntime
     from telephony_bridge.server.settings import Settings
 
 log = logging.getLogger("telephony_bridge.server")

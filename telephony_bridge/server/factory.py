@@ -12,7 +12,8 @@ import os
 from starlette.applications import Starlette
 
 from telephony_bridge.logs import configure_logging
-from telephony_bridge.server.app import create_app, load_runtime
+from telephony_bridge.server.app import create_app
+from telephony_bridge.server.runtime import load_runtime
 from telephony_bridge.server.settings import Settings
 
 HOST_ENV, PORT_ENV = "TELEPHONY_BRIDGE_HOST", "TELEPHONY_BRIDGE_PORT"

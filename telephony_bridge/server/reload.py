@@ -1,8 +1,9 @@
 """`serve --reload`: pick up edited scenarios and routes without restarting, for development.
 
 The scenarios directory is polled (its files' sizes and mtimes) once a second; a change reloads
-every scenario and routes.toml with the same checks as start-up. A broken edit is logged with file,
-line and reason and the previous version stays in force. Calls in progress keep the version they
+every scenario and routes.toml through start-up's own loader, with the same checks (a set that
+routes no call, without routes.toml and default.py, is refused too). A broken edit is logged with
+file, line and reason and the previous version stays in force. Calls in progress keep the version they
 started with: a session takes its scenario from the runtime once, when its stream starts.
 """
 
@@ -11,13 +12,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from telephony_bridge.voxengine.routing import load_routes
-from telephony_bridge.voxengine.scenario import ScenarioError, load_scenarios
-
-if TYPE_CHECKING:
-    from telephony_bridge.server.app import BridgeRuntime
+from telephony_bridge.server.runtime import BridgeRuntime, load_scenario_set
+from telephony_bridge.voxengine.scenario import ScenarioError
 
 log = logging.getLogger("telephony_bridge.server")
 
@@ -32,12 +29,10 @@ def snapshot(directory: Path) -> dict[str, tuple[int, int]]:
 
 
 def reload_runtime(runtime: BridgeRuntime) -> bool:
-    """Load scenarios and routes afresh; swap them in only if all of it loads."""
-    directory = Path(runtime.settings.scenarios_dir)
+    """Load scenarios and routes afresh, through the start-up loader and its checks; swap them in
+    only if all of it loads."""
     try:
-        scenarios = load_scenarios(directory)
-        routes_file = directory / "routes.toml"
-        router = load_routes(routes_file, scenarios.keys()) if routes_file.exists() else None
+        scenarios, router = load_scenario_set(runtime.settings.scenarios_dir)
     except ScenarioError as exc:
         log.error("reload failed, keeping the previous scenarios: %s", exc)
         return False

@@ -40,6 +40,7 @@ from telephony_bridge.carriers.base import (
     StreamEnded,
 )
 from telephony_bridge.carriers.errors import CarrierProtocolError
+from telephony_bridge.server.asgi import TRANSPORT_ABORT_SCOPE_KEY
 from telephony_bridge.server.journal import CallJournal
 from telephony_bridge.server.metrics import UPLINK_SAMPLE_EVERY, BridgeMetrics
 from telephony_bridge.server.stream_tokens import StreamTokenError
@@ -49,7 +50,7 @@ from telephony_bridge.voxengine.context import call_context
 from telephony_bridge.voxengine.events import AppEvents
 
 if TYPE_CHECKING:
-    from telephony_bridge.server.app import BridgeRuntime
+    from telephony_bridge.server.runtime import BridgeRuntime
 
 log = logging.getLogger("telephony_bridge.call")
 
@@ -62,8 +63,6 @@ DTMF_JOURNALED = 200  # per call: a real caller presses a few dozen keys; beyond
 # How a carrier's own close reads to the scenario: these are hang-ups (1005/1006: the TCP
 # connection went without a close frame); any other code is the connection failing.
 HANGUP_CLOSE_CODES = frozenset({1000, 1001, 1005, 1006})
-# Where app.py's _ExposeTransportAbort leaves a way to reset the carrier's TCP connection.
-TRANSPORT_ABORT_SCOPE_KEY = "telephony_bridge.abort_transport"
 
 
 class MediaLink:

@@ -543,7 +543,7 @@ class CallFlow:
 
     # -- lifecycle --------------------------------------------------------------------------------
     async def __aenter__(self) -> CallFlow:
-        from telephony_bridge.server.app import load_runtime
+        from telephony_bridge.server.runtime import load_runtime
         from telephony_bridge.server.settings import Settings
         from telephony_bridge.testing.servers import running_bridge
 

@@ -14,8 +14,9 @@ from dataclasses import replace
 
 import uvicorn
 
-from telephony_bridge.server.app import BridgeRuntime, create_app, load_runtime
+from telephony_bridge.server.app import create_app
 from telephony_bridge.server.http_limits import uvicorn_config
+from telephony_bridge.server.runtime import BridgeRuntime, load_runtime
 from telephony_bridge.server.settings import Settings
 
 

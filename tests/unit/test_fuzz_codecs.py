@@ -10,7 +10,8 @@ it never flakes; together they take a few seconds.
 - Twilio parser (`carriers/twilio.py`): arbitrary sequences of valid, foreign and garbage frames on
   one parser: nothing but CarrierProtocolError escapes, and a refused frame changes no state.
 - The client's dispatch path (`RealtimeAPIClient._dispatch`, no socket): whatever the model sends,
-  the reader must survive it.
+  the reader must survive it; since `_dispatch` swallows every exception, the malformed-event
+  counter is what shows a well-typed event never breaks its handling and a broken one is counted.
 """
 
 from __future__ import annotations
@@ -369,9 +370,10 @@ class _Link:
     async def close(self, code: int, reason: str) -> None: ...
 
 
-async def _dispatch_all(events: list[Any], dialect: str) -> RealtimeAPIClient:
+async def _dispatch_all(events: list[Any], dialect: str, counts: list[int] | None = None) -> RealtimeAPIClient:
     """A client with no socket, playing into a real Call and its ledger; every event through the
-    dispatch path, as the reader would after `orjson.loads`."""
+    dispatch path, as the reader would after `orjson.loads`. `counts` gets the client's
+    malformed-event count after each event."""
     tasks = TaskOwner("call CA-fuzz")
     client = RealtimeAPIClient(url="ws://127.0.0.1:9/unused", api_key=None, model="m", dialect=dialect, codec="pcm16",
                                tasks=tasks, reconnect=False)
@@ -381,6 +383,8 @@ async def _dispatch_all(events: list[Any], dialect: str) -> RealtimeAPIClient:
     try:
         for event in events:
             await client._dispatch(event)
+            if counts is not None:
+                counts.append(client.stats.malformed_events)
     finally:
         await tasks.aclose()
     return client
@@ -412,7 +416,10 @@ def _well_typed_server_events(dialect: str) -> Any:
 @given(data=st.data(), dialect=st.sampled_from(DIALECTS))
 def test_well_typed_server_event_sequences_never_break_the_dispatch_path(data, dialect):
     events = data.draw(st.lists(_well_typed_server_events(dialect), max_size=25))
-    asyncio.run(_dispatch_all(events, dialect))
+    client = asyncio.run(_dispatch_all(events, dialect))
+    # `_dispatch` swallows what breaks an event's handling and counts it: a well-typed event that
+    # broke its handling would pass silently without this.
+    assert client.stats.malformed_events == 0
 
 
 # What a broken or hostile model endpoint can send: any JSON value, an audio delta of an odd number of
@@ -430,7 +437,20 @@ _hostile_server_events = st.one_of(
 )
 
 
+# Always malformed, whatever came before: each must be counted once (a counter that never moves
+# would make the test above vacuous).
+_BROKEN_EVENTS = ([1, 2], "response.done", None, {"type": "response.created", "response": "not an object"})
+
+
 @fuzz
 @given(events=st.lists(_hostile_server_events, min_size=1, max_size=10), dialect=st.sampled_from(DIALECTS))
 def test_any_json_from_the_model_never_breaks_the_dispatch_path(events, dialect):
-    asyncio.run(_dispatch_all(events, dialect))
+    counts: list[int] = []
+    client = asyncio.run(_dispatch_all([*events, *_BROKEN_EVENTS], dialect, counts))
+    steps = [after - before for before, after in zip([0, *counts], counts, strict=False)]
+    assert all(step in (0, 1) for step in steps)  # one event, at most one count
+    for event, step in zip(events, steps, strict=False):
+        if not isinstance(event, dict):
+            assert step == 1  # a JSON value that is not an object is always malformed
+    assert steps[len(events):] == [1] * len(_BROKEN_EVENTS)
+    assert client.stats.malformed_events == sum(steps)
