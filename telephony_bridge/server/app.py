@@ -13,7 +13,7 @@ import ipaddress
 import logging
 import socket
 import struct
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,6 +85,11 @@ class BridgeRuntime:
     local_engine_url: str | None = None
     metrics: BridgeMetrics = field(default_factory=BridgeMetrics)
     sessions: set[CallSession] = field(default_factory=set)
+    # Called in the task that runs the session: start before it runs (its call id is not known yet;
+    # context variables set here reach every task of the call), end after its teardown (journal
+    # complete, clients closed, `call_sid` still set). A hook that raises is logged, never the call's end.
+    on_session_start: list[Callable[[CallSession], None]] = field(default_factory=list)
+    on_session_end: list[Callable[[CallSession], None]] = field(default_factory=list)
     streams_opened: int = 0  # media WebSockets accepted so far; the last one's number is its connection id
     draining: bool = False
     scenario_version: int = 1  # bumped by each --reload
@@ -116,6 +121,14 @@ def load_runtime(settings: Settings) -> BridgeRuntime:
     if router is None and "default" not in scenarios:
         raise ScenarioError(f"{settings.scenarios_dir}: no routes.toml and no default.py scenario")
     return BridgeRuntime(settings=settings, scenarios=scenarios, router=router)
+
+
+def _notify(hooks: list[Callable[[CallSession], None]], session: CallSession) -> None:
+    for hook in list(hooks):
+        try:
+            hook(session)
+        except Exception:
+            log.exception("%s: session hook %r failed", session.label, hook)
 
 
 def _is_loopback(host: str | None) -> bool:
@@ -298,11 +311,13 @@ def create_app(settings: Settings, runtime: BridgeRuntime | None = None) -> Star
         session = CallSession(websocket, runtime, runtime.streams_opened)
         runtime.sessions.add(session)
         runtime.metrics.active_calls = len(runtime.sessions)
+        _notify(runtime.on_session_start, session)
         try:
             await session.run()
         finally:
             runtime.sessions.discard(session)
             runtime.metrics.active_calls = len(runtime.sessions)
+            _notify(runtime.on_session_end, session)
 
     async def metrics(request: Request) -> Response:
         """Prometheus exposition (all workers' sums with --workers)."""

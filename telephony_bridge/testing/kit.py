@@ -24,12 +24,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import math
 import re
 import secrets
 import threading
 import time
+import weakref
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -436,31 +438,18 @@ class _EndedCall:
     journal_path: Path | None
 
 
-class _SessionWatch(set):
-    """The runtime's set of live call sessions, telling the kit when one is added and when it is gone
-    (after its teardown: the journal is complete, every client closed)."""
-
-    def __init__(self, flow: CallFlow) -> None:
-        super().__init__()
-        self._flow = flow
-
-    def add(self, session: Any) -> None:
-        super().add(session)
-        self._flow._session_added(session)
-
-    def discard(self, session: Any) -> None:
-        super().discard(session)
-        self._flow._session_ended(session)
-
-
 def _session_sid(session: Any) -> str | None:
     return getattr(session, "call_sid", None)  # still set after teardown released the Call
 
 
-class _CallLogHandler(logging.Handler):
-    """Bridge log records of each call: everything a scenario logs, warnings and errors of the rest."""
+# The session whose task is running: set by the runtime's session-start hook in the task that runs
+# the session, so every task the call starts (and every thread it hands work to) inherits it.
+_current_session: contextvars.ContextVar[Any] = contextvars.ContextVar("kit_current_session", default=None)
 
-    _CALL = re.compile(r"\bcall (CA[0-9A-Za-z]+)")
+
+class _CallLogHandler(logging.Handler):
+    """Bridge log records of each call: everything a scenario logs, warnings and errors of the rest.
+    A record belongs to the call whose session's context it was logged in."""
 
     def __init__(self, flow: CallFlow) -> None:
         super().__init__(logging.INFO)
@@ -471,10 +460,11 @@ class _CallLogHandler(logging.Handler):
             from_scenario = record.name.startswith("telephony_bridge.scenario.")
             if record.levelno < logging.WARNING and not from_scenario:
                 return  # the journal's own lines, the engine's chatter
-            message = record.getMessage()
-            sid = self._sid_of(message)
+            session = _current_session.get()
+            sid = _session_sid(session) if session is not None and self._flow._owns(session) else None
             if sid is None:
                 return
+            message = record.getMessage()
             if from_scenario:
                 message = message.removeprefix(f"call {sid}: ")  # the report is per call already
             traceback = None
@@ -485,21 +475,6 @@ class _CallLogHandler(logging.Handler):
             self._flow._logged(sid, LogLine(time.monotonic(), record.levelname, record.name, message, traceback))
         except Exception:  # a logging handler must never raise into the code that logs
             self.handleError(record)
-
-    def _sid_of(self, message: str) -> str | None:
-        match = self._CALL.search(message)
-        if match:
-            return match.group(1)
-        try:
-            task = asyncio.current_task()
-        except RuntimeError:
-            return None
-        name = task.get_name() if task is not None else ""
-        match = self._CALL.match(name)
-        if match:
-            return match.group(1)
-        session = self._flow._session_tasks.get(task) or self._flow._streams.get(name.split(":", 1)[0])
-        return _session_sid(session) if session is not None else None
 
 
 # ------------------------------------------------------------------------------------- CallFlow
@@ -532,8 +507,8 @@ class CallFlow:
         self._account_sid = "AC" + secrets.token_hex(16)
         self._auth_token = secrets.token_hex(16)
         self._stack = contextlib.AsyncExitStack()
-        self._streams: dict[str, Any] = {}  # "stream 3" -> its session, until the call has an id
-        self._session_tasks: dict[Any, Any] = {}  # the task running a session -> the session
+        # Sessions this flow's bridge ran, while anything still holds them (a process may run several flows).
+        self._sessions: weakref.WeakSet[Any] = weakref.WeakSet()
         self._ended: dict[str, _EndedCall] = {}
         self._ended_signal: dict[str, asyncio.Event] = {}
         self._logs: dict[str, list[LogLine]] = {}
@@ -565,7 +540,8 @@ class CallFlow:
                 twilio_api_base_url=self.twilio.url if self.twilio else None,
             )
             runtime = load_runtime(settings)
-            runtime.sessions = _SessionWatch(self)
+            runtime.on_session_start.append(self._session_added)
+            runtime.on_session_end.append(self._session_ended)
             self.runtime = await stack.enter_async_context(running_bridge(settings, runtime))
         except BaseException:
             await stack.aclose()
@@ -692,21 +668,17 @@ class CallFlow:
             lambda: all(c.closed for c in self.engine.model_connections if c.remote in addresses), MODEL_CLOSE_WAIT_S)
         return ended
 
-    # -- bridge notifications (from _SessionWatch and the log handler) ----------------------------
+    # -- bridge notifications (the runtime's session hooks and the log handler) ------------------
     def _session_added(self, session: Any) -> None:
-        # Called from the task that runs the session (the media WebSocket's handler): log records
-        # from that task, or from tasks named after the stream, belong to this call.
-        self._streams[session.label] = session
-        with contextlib.suppress(RuntimeError):
-            self._session_tasks[asyncio.current_task()] = session
+        # Called in the task that runs the session, before it runs: log records from that task and
+        # every task it starts belong to this call.
+        self._sessions.add(session)
+        _current_session.set(session)
+
+    def _owns(self, session: Any) -> bool:
+        return session in self._sessions
 
     def _session_ended(self, session: Any) -> None:
-        for label, known in list(self._streams.items()):
-            if known is session:
-                del self._streams[label]
-        for task, known in list(self._session_tasks.items()):
-            if known is session:
-                del self._session_tasks[task]
         sid = _session_sid(session)
         if sid is None:
             return
