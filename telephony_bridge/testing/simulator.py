@@ -49,8 +49,10 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 
 from telephony_bridge.audio import files as recording
 from telephony_bridge.audio.g711 import ulaw_decode, ulaw_encode
+from telephony_bridge.testing import twilio_messages as messages
 from telephony_bridge.testing.playout import ClearRecord, PlayoutStats, SimulatedPlayout
 from telephony_bridge.testing.transcript import speech_spans
+from telephony_bridge.testing.twilio_messages import TwimlAnswer, read_twiml
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +64,9 @@ SILENCE_HANGUP_CAP_S = 60.0  # longest call after the caller's audio when waitin
 BURST_GAP_MS = 250.0  # bridge media this far apart counts as two bursts in the timeline
 SPEECH_GAP_MS = 300.0  # the caller hearing nothing for this long: the agent's stretch of speech is over
 DTMF_DIGITS = frozenset("0123456789*#")
-WEBHOOK_PATH = "/incoming-call"
-TWILIO_WS_USER_AGENT = "Twilio.TmeWs/1.0"
-TWILIO_HTTP_USER_AGENT = "TwilioProxy/1.1"
+WEBHOOK_PATH = messages.WEBHOOK_PATH
+TWILIO_WS_USER_AGENT = messages.WS_USER_AGENT
+TWILIO_HTTP_USER_AGENT = messages.HTTP_USER_AGENT
 PARAMETER_LIMIT = 500  # Twilio: name + value of a <Parameter> under 500 characters
 
 _PROXY_SUPPORTED = "proxy" in inspect.signature(connect.__init__).parameters
@@ -248,41 +250,6 @@ async def place_call(
 # -- TwiML and URLs -----------------------------------------------------------------------------------
 
 
-@dataclass(slots=True)
-class _TwimlAnswer:
-    stream_url: str | None = None
-    parameters: dict[str, str] = field(default_factory=dict)
-    note: str = ""
-
-
-def _read_twiml(text: str) -> _TwimlAnswer:
-    """What Twilio would do with the answer: the first of Connect/Reject/Hangup/Dial decides."""
-    root = ET.fromstring(text)
-    if root.tag != "Response":
-        raise ValueError(f"root element is <{root.tag}>, not <Response>")
-    skipped = []
-    for verb in root:
-        if verb.tag == "Connect":
-            stream = verb.find("Stream")
-            if stream is None:
-                return _TwimlAnswer(note="<Connect> without <Stream>")
-            url = stream.get("url")
-            if not url:
-                raise ValueError("<Stream> has no url attribute")
-            params = {}
-            for p in stream.findall("Parameter"):
-                name, value = p.get("name"), p.get("value")
-                if name is None or value is None:
-                    raise ValueError("<Parameter> needs a name and a value")
-                params[name] = value
-            note = f"connect stream {url}" + (f" (after {', '.join(skipped)})" if skipped else "")
-            return _TwimlAnswer(stream_url=url, parameters=params, note=note)
-        if verb.tag in ("Reject", "Hangup", "Dial", "Redirect", "Start"):
-            return _TwimlAnswer(note=f"<{verb.tag}>" + (f" after {', '.join(skipped)}" if skipped else ""))
-        skipped.append(f"<{verb.tag}>")  # Say, Play, Pause...: they would play, then TwiML goes on
-    return _TwimlAnswer(note="no <Connect><Stream>" + (f" ({', '.join(skipped)})" if skipped else ""))
-
-
 def connect_url_for(twiml_stream_url: str, base_url: str) -> str:
     """Where to connect for a TwiML stream URL: its path on ``base_url``'s host when the hosts differ."""
     stream = urllib.parse.urlsplit(twiml_stream_url)
@@ -463,20 +430,10 @@ class _Call:
                 await asyncio.gather(*self.callback_tasks, return_exceptions=True)
         return self.result
 
-    async def webhook(self) -> _TwimlAnswer | None:
+    async def webhook(self) -> TwimlAnswer | None:
         result = self.result
         url = self.base_url + WEBHOOK_PATH
-        params = {
-            "AccountSid": result.account_sid,
-            "ApiVersion": "2010-04-01",
-            "CallSid": result.call_sid,
-            "CallStatus": "ringing",
-            "Called": self.to,
-            "Caller": self.from_,
-            "Direction": "inbound",
-            "From": self.from_,
-            "To": self.to,
-        }
+        params = messages.webhook_form(account_sid=result.account_sid, call_sid=result.call_sid, from_=self.from_, to=self.to)
         headers = {
             "Content-Type": "application/x-www-form-urlencoded",
             "User-Agent": TWILIO_HTTP_USER_AGENT,
@@ -503,7 +460,7 @@ class _Call:
         if content_type.split(";")[0].strip().lower() not in ("text/xml", "application/xml"):
             self.protocol_error(f"webhook answered Content-Type {content_type!r}, not text/xml")
         try:
-            answer = _read_twiml(body)
+            answer = read_twiml(body)
         except (ET.ParseError, ValueError) as e:
             result.error = f"unusable TwiML: {e}"
             result.rejected = True
@@ -517,7 +474,7 @@ class _Call:
         result.stream_url, result.custom_parameters = answer.stream_url, answer.parameters
         return answer
 
-    def check_stream_twiml(self, answer: _TwimlAnswer) -> None:
+    def check_stream_twiml(self, answer: TwimlAnswer) -> None:
         parts = urllib.parse.urlsplit(answer.stream_url or "")
         if parts.scheme != "wss":
             self.warn(f"stream url {answer.stream_url!r} is not wss://: Twilio only connects to wss")
@@ -527,7 +484,7 @@ class _Call:
             if len(name) + len(value) >= PARAMETER_LIMIT:
                 self.protocol_error(f"<Parameter name={name!r}> is {len(name) + len(value)} characters: limit is 500")
 
-    async def stream(self, answer: _TwimlAnswer) -> None:
+    async def stream(self, answer: TwimlAnswer) -> None:
         assert answer.stream_url is not None
         result = self.result
         url = self.stream_url_override or connect_url_for(answer.stream_url, self.base_url)
@@ -566,23 +523,12 @@ class _Call:
         result = self.result
         result.stream_sid = stream_sid = _sid("MZ")
         try:
-            await self.send({"event": "connected", "protocol": "Call", "version": "1.0.0"}, numbered=False)
+            await self.send(messages.connected())
             self.set_origin(self.loop.time())
             self.emit("connected", "sent")
-            await self.send(
-                {
-                    "event": "start",
-                    "start": {
-                        "accountSid": result.account_sid,
-                        "streamSid": stream_sid,
-                        "callSid": result.call_sid,
-                        "tracks": ["inbound"],
-                        "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
-                        "customParameters": result.custom_parameters,
-                    },
-                    "streamSid": stream_sid,
-                }
-            )
+            await self.send(lambda seq: messages.start(seq=seq, stream_sid=stream_sid, account_sid=result.account_sid,
+                                                       call_sid=result.call_sid,
+                                                       custom_parameters=result.custom_parameters))
             self.emit("start", f"stream {stream_sid}, parameters {result.custom_parameters}")
         except ConnectionClosed:
             pass  # the receiver reports how it closed
@@ -610,8 +556,8 @@ class _Call:
         await self.echo_due_marks(now)
         result = self.result
         try:
-            stop = {"accountSid": result.account_sid, "callSid": result.call_sid}
-            await self.send({"event": "stop", "stop": stop, "streamSid": result.stream_sid})
+            await self.send(lambda seq: messages.stop(seq=seq, stream_sid=result.stream_sid,
+                                                      account_sid=result.account_sid, call_sid=result.call_sid))
             self.emit("stop", "sent")
             assert self.ws is not None
             await self.ws.close(1000)
@@ -639,13 +585,14 @@ class _Call:
 
     # -- sending --------------------------------------------------------------------------------------
 
-    async def send(self, message: dict[str, Any], numbered: bool = True) -> None:
+    async def send(self, message: str | Callable[[int], str]) -> None:
+        """Send a message: text as is, or built with the next sequence number."""
         assert self.ws is not None
         async with self.send_lock:  # sequence numbers in the order the messages go out
-            if numbered:
+            if callable(message):
                 self.sequence += 1
-                message["sequenceNumber"] = str(self.sequence)
-            await self.ws.send(orjson.dumps(message).decode())
+                message = message(self.sequence)
+            await self.ws.send(message)
 
     async def sleep_until_ms(self, t_ms: float) -> None:
         assert self.origin is not None
@@ -675,18 +622,8 @@ class _Call:
                     payload = self.caller_audio[k * FRAME_BYTES : (k + 1) * FRAME_BYTES].ljust(FRAME_BYTES, b"\xff")
                 else:
                     payload = ULAW_SILENCE_FRAME
-                await self.send(
-                    {
-                        "event": "media",
-                        "media": {
-                            "track": "inbound",
-                            "chunk": str(k + 1),
-                            "timestamp": str(due_ms),
-                            "payload": base64.b64encode(payload).decode("ascii"),
-                        },
-                        "streamSid": result.stream_sid,
-                    }
-                )
+                await self.send(lambda seq, k=k, payload=payload, due_ms=due_ms: messages.media(
+                    seq=seq, stream_sid=result.stream_sid, chunk=k + 1, timestamp_ms=due_ms, payload=payload))
                 self.caller_sent += payload
                 result.frames_sent += 1
                 while self.caller_spans and self.caller_spans[0].end_ms <= due_ms + FRAME_MS:
@@ -707,8 +644,7 @@ class _Call:
 
     async def send_digit(self, t: float, digit: str) -> None:
         await self.sleep_until_ms(t * 1000)
-        dtmf = {"track": "inbound_track", "digit": digit}
-        await self.send({"event": "dtmf", "streamSid": self.result.stream_sid, "dtmf": dtmf})
+        await self.send(lambda seq: messages.dtmf(seq=seq, stream_sid=self.result.stream_sid, digit=digit))
         self.result.digits_sent.append((self.now_ms(), digit))
         self.emit("dtmf", f"digit {digit} (due at {t * 1000:.0f} ms)")
 
@@ -838,7 +774,7 @@ class _Call:
             self.emit("mark_echo", f"{name} {'flushed' if flushed else 'played'}", now)
         for name in names:
             try:
-                await self.send({"event": "mark", "streamSid": self.result.stream_sid, "mark": {"name": name}})
+                await self.send(lambda seq, name=name: messages.mark(seq=seq, stream_sid=self.result.stream_sid, name=name))
             except ConnectionClosed:
                 return
 
