@@ -27,23 +27,26 @@ import contextlib
 import contextvars
 import logging
 import math
-import re
 import secrets
-import threading
 import time
 import weakref
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
 
 import numpy as np
 import orjson
 
-from telephony_bridge.local_engine import LocalEngine, Script, ToolCall, Turn, synthesize_async
+from telephony_bridge.local_engine import (
+    LocalEngine,
+    Script,
+    ToolCall,
+    Turn,
+    synthesize_async,
+)
+from telephony_bridge.testing.fake_twilio_api import RestRequest, TwilioApiStandIn
 from telephony_bridge.testing.simulator import CallResult, TimelineEvent, place_call
 
 __all__ = [
@@ -127,16 +130,6 @@ class Event:
 
     def get(self, key: str, default: Any = None) -> Any:
         return self.data.get(key, default)
-
-
-@dataclass(frozen=True, slots=True)
-class RestRequest:
-    """A request to the Twilio REST stand-in (in a report, `t` is seconds since the stream started)."""
-
-    call_sid: str | None
-    path: str
-    form: Mapping[str, str]
-    t: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,51 +294,6 @@ def _describe_cut(cut: Mapping[str, Any]) -> str:
 
 
 # ------------------------------------------------------------------------------------- Twilio REST
-
-
-class TwilioApiStandIn:
-    """A local HTTP server standing in for api.twilio.com: answers every call update with 200 and
-    records it. Set `status` to make the next updates fail (e.g. 404 for a call that has ended)."""
-
-    def __init__(self) -> None:
-        self.requests: list[RestRequest] = []
-        self.status = 200
-        stand_in = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
-                body = self.rfile.read(int(self.headers.get("content-length") or 0)).decode()
-                form = {key: values[0] for key, values in parse_qs(body).items()}
-                match = re.search(r"/Calls/([A-Za-z0-9]+)\.json", self.path)
-                stand_in.requests.append(RestRequest(match.group(1) if match else None, self.path, form, time.monotonic()))
-                sid = match.group(1) if match else "CA" + "0" * 32
-                if stand_in.status == 200:
-                    payload = orjson.dumps({"sid": sid, "status": "in-progress"})
-                else:
-                    payload = orjson.dumps({"code": 20404, "message": "stand-in refused the request", "status": stand_in.status})
-                self.send_response(stand_in.status)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, name="twilio-stand-in", daemon=True)
-
-    def start(self) -> TwilioApiStandIn:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def requests_for(self, call_sid: str) -> list[RestRequest]:
-        return [request for request in self.requests if request.call_sid == call_sid]
 
 
 def _transfers(requests: Iterable[RestRequest]) -> list[Transfer]:
