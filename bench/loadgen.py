@@ -48,6 +48,7 @@ if __package__ in (None, ""):  # `python bench/loadgen.py`
 
 from bench.common import FRAME_S, ULAW_FRAME_BYTES, install_fast_loop, pack_ints, pack_times  # noqa: E402
 from telephony_bridge.audio.g711 import ulaw_encode  # noqa: E402
+from telephony_bridge.testing import twilio_messages as messages  # noqa: E402
 
 BUCKETS = 20  # 1 ms apart within the 20 ms frame period
 FIRST_AUDIO_TIMEOUT_S = 15.0
@@ -89,12 +90,10 @@ async def post_form(url: str, params: dict[str, str], timeout_s: float = 10.0) -
 
 
 def parse_twiml(twiml: str) -> tuple[str, dict[str, str]]:
-    root = ET.fromstring(twiml)
-    stream = root.find("./Connect/Stream")
-    if stream is None or not stream.get("url"):
+    answer = messages.read_twiml(twiml)
+    if answer.stream_url is None:
         raise ValueError(f"no <Connect><Stream url> in TwiML: {twiml[:200]}")
-    params = {p.get("name", ""): p.get("value", "") for p in stream.findall("Parameter")}
-    return stream.get("url", ""), params
+    return answer.stream_url, answer.parameters
 
 
 class SimCall:
@@ -190,13 +189,11 @@ class Pacer:
                 pending = call.pending_marks
                 while pending and (pending[0][0] <= t or self.echo_marks == "immediate"):
                     _, name = pending.popleft()
-                    await ws.send(f'{{"event":"mark","sequenceNumber":"{call.next_seq()}","streamSid":"{sid}","mark":{{"name":"{name}"}}}}')
+                    await ws.send(messages.mark(seq=call.next_seq(), stream_sid=sid, name=name))
                     call.marks_echoed += 1
             k = call.k
-            message = (
-                f'{{"event":"media","sequenceNumber":"{call.next_seq()}","streamSid":"{sid}","media":{{"track":"inbound",'
-                f'"chunk":"{k + 1}","timestamp":"{k * 20}","payload":"{self.frames[k % len(self.frames)]}"}}}}'
-            )
+            message = messages.media(seq=call.next_seq(), stream_sid=sid, chunk=k + 1, timestamp_ms=k * 20,
+                                     payload=self.frames[k % len(self.frames)])
             call.sched_t.append(due)
             call.send_t.append(time.monotonic())
             await ws.send(message)
@@ -252,10 +249,8 @@ async def run_call(call: SimCall, args: argparse.Namespace, pacer: Pacer) -> Non
         if args.stream_url:
             stream_url, params = args.stream_url, {"scenario": "default", "From": "+15550199", "To": "+15550100", "CallSid": call.sid}
         else:
-            status, twiml = await post_form(args.url.rstrip("/") + "/incoming-call", {
-                "AccountSid": call.account, "ApiVersion": "2010-04-01", "CallSid": call.sid, "CallStatus": "ringing",
-                "Called": "+15550100", "Caller": "+15550199", "Direction": "inbound", "From": "+15550199", "To": "+15550100",
-            })
+            status, twiml = await post_form(args.url.rstrip("/") + messages.WEBHOOK_PATH, messages.webhook_form(
+                account_sid=call.account, call_sid=call.sid, from_="+15550199", to="+15550100"))
             if status != 200:
                 raise RuntimeError(f"webhook answered HTTP {status}: {twiml[:200]}")
             stream_url, params = parse_twiml(twiml)
@@ -267,12 +262,9 @@ async def run_call(call: SimCall, args: argparse.Namespace, pacer: Pacer) -> Non
     ws = call.ws
     receiver = asyncio.create_task(receive(call, args.echo_marks))
     try:
-        await ws.send(orjson.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}).decode())
-        await ws.send(orjson.dumps({
-            "event": "start", "sequenceNumber": call.next_seq(), "streamSid": call.stream_sid,
-            "start": {"accountSid": call.account, "streamSid": call.stream_sid, "callSid": call.sid, "tracks": ["inbound"],
-                      "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}, "customParameters": params},
-        }).decode())
+        await ws.send(messages.connected())
+        await ws.send(messages.start(seq=call.next_seq(), stream_sid=call.stream_sid, account_sid=call.account,
+                                     call_sid=call.sid, custom_parameters=params))
         call.t_start = now()
         try:
             await asyncio.wait_for(call.first_media.wait(), FIRST_AUDIO_TIMEOUT_S)
@@ -287,8 +279,8 @@ async def run_call(call: SimCall, args: argparse.Namespace, pacer: Pacer) -> Non
         await call.done.wait()
         call.t_stop = now()
         try:
-            await ws.send(orjson.dumps({"event": "stop", "sequenceNumber": call.next_seq(), "streamSid": call.stream_sid,
-                                        "stop": {"accountSid": call.account, "callSid": call.sid}}).decode())
+            await ws.send(messages.stop(seq=call.next_seq(), stream_sid=call.stream_sid, account_sid=call.account,
+                                        call_sid=call.sid))
         except ConnectionClosed:
             pass
         # Twilio hangs up after `stop`; give the bridge a moment to close first, as it does.

@@ -11,9 +11,10 @@ alike, with the same checks for both.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from telephony_bridge.carriers.base import Carrier
 from telephony_bridge.carriers.registry import CARRIERS
@@ -41,6 +42,11 @@ class BridgeRuntime:
     local_engine_url: str | None = None
     metrics: BridgeMetrics = field(default_factory=BridgeMetrics)
     sessions: set[LiveCall] = field(default_factory=set)
+    # Called in the task that runs the session: start before it runs (its call id is not known yet;
+    # context variables set here reach every task of the call), end after its teardown (journal
+    # complete, clients closed, `call_sid` still set). A hook that raises is logged, never the call's end.
+    on_session_start: list[Callable[[Any], None]] = field(default_factory=list)
+    on_session_end: list[Callable[[Any], None]] = field(default_factory=list)
     streams_opened: int = 0  # media WebSockets accepted so far; the last one's number is its connection id
     draining: bool = False
     scenario_version: int = 1  # bumped by each --reload

@@ -26,23 +26,38 @@ import asyncio
 import contextlib
 import logging
 import math
-import re
 import secrets
-import threading
-import time
-import xml.etree.ElementTree as ET
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
 
 import numpy as np
-import orjson
 
-from telephony_bridge.local_engine import LocalEngine, Script, ToolCall, Turn, synthesize_async
+from telephony_bridge.local_engine import Script, ToolCall, Turn, synthesize_async
+from telephony_bridge.testing.fake_twilio_api import RestRequest, TwilioApiStandIn
+from telephony_bridge.testing.log_capture import (
+    CallLogHandler,
+    current_session,
+    session_sid,
+)
+from telephony_bridge.testing.recorder import ObservedEngine, socket_address
+from telephony_bridge.testing.report import (
+    CallReport,
+    Event,
+    Line,
+    LogLine,
+    ModelConnection,
+    ToolCallRecord,
+    Transfer,
+    journal_events,
+    tool_calls_of,
+    transcript_of,
+    transfers_of,
+)
 from telephony_bridge.testing.simulator import CallResult, TimelineEvent, place_call
+from telephony_bridge.testing.timeline import render_timeline
 
 __all__ = [
     "CALLER_VOICE",
@@ -75,431 +90,12 @@ class CallFlowError(AssertionError):
     """A call the bridge did not let go of in time; the message holds the call's timeline so far."""
 
 
-# ------------------------------------------------------------------------------------- the report
-
-
-class Line(str):
-    """One line of the conversation; compares and prints as its text.
-
-    `speaker` is "agent" or "caller". An agent line that a barge-in cut off has `cut=True` and
-    `heard_s`, the seconds of it the caller heard before playback stopped (0 when the bridge
-    deleted it unheard). Its text is what the model had said by then, which runs ahead of what the
-    caller heard: models send audio faster than real time. Caller lines are the model's input
-    transcription (with the local engine: the turn's `hears`, else "[speech 1.2 s]").
-    """
-
-    speaker: str
-    cut: bool
-    heard_s: float | None
-    t: float
-    item_id: str | None
-
-    def __new__(cls, text: str, speaker: str, t: float, *, cut: bool = False, heard_s: float | None = None,
-                item_id: str | None = None) -> Line:
-        line = super().__new__(cls, text)
-        line.speaker, line.t, line.cut, line.heard_s, line.item_id = speaker, t, cut, heard_s, item_id
-        return line
-
-
-@dataclass(frozen=True, slots=True)
-class ToolCallRecord:
-    """A function call the model made, and what the scenario answered (None: no answer)."""
-
-    name: str
-    arguments: Any  # parsed JSON (a dict), or the raw string if it was not JSON
-    call_id: str | None
-    output: Any = None  # parsed JSON if the output was JSON, else the string
-    t: float = 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class Event:
-    """One entry of the call journal: `kind` ("call.started", "barge_in", ...) and its fields."""
-
-    t: float  # seconds since the call's media stream started
-    kind: str
-    data: Mapping[str, Any]
-
-    def __getitem__(self, key: str) -> Any:
-        return self.data[key]
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.data.get(key, default)
-
-
-@dataclass(frozen=True, slots=True)
-class RestRequest:
-    """A request to the Twilio REST stand-in (in a report, `t` is seconds since the stream started)."""
-
-    call_sid: str | None
-    path: str
-    form: Mapping[str, str]
-    t: float = 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class Transfer:
-    """A transfer as Twilio saw it: the call's TwiML replaced by a <Dial>."""
-
-    to: str | None
-    caller_id: str | None
-    twiml: str
-
-
-@dataclass(frozen=True, slots=True)
-class LogLine:
-    t: float
-    level: str
-    logger: str
-    message: str
-    traceback: str | None = None
-
-
-@dataclass(slots=True)
-class ModelConnection:
-    """One WebSocket the local engine accepted, with the client events it received (no audio)."""
-
-    remote: tuple[Any, ...] | None
-    received: list[dict[str, Any]] = field(default_factory=list)
-    closed: bool = False
-
-
-@dataclass(eq=False)
-class CallReport:
-    """What happened on one simulated call. See the module docstring and docs/testing-scenarios.md."""
-
-    call_sid: str
-    to: str
-    from_: str
-    scenario: str | None
-    rejected: bool
-    transcript: list[Line]
-    tool_calls: list[ToolCallRecord]
-    events: list[Event]
-    hung_up: bool  # the scenario hung up (call.hangup())
-    end_reason: str | None  # why the call ended: "caller hung up", "hangup by scenario", ...
-    unheard_ms: float  # agent audio still queued at the phone when the call ended: never heard
-    transfers: list[Transfer]
-    rest_requests: list[RestRequest]
-    log: list[LogLine]
-    model_inputs: list[dict[str, Any]]  # client events the model received, audio appends left out
-    model_connections: int  # model WebSockets this call's scenario opened
-    caller: CallResult  # the phone simulator's view: heard audio, clears, marks, its own timeline
-    journal_path: Path | None = None
-
-    # -- convenient views -----------------------------------------------------------------------
-    @property
-    def agent_lines(self) -> list[Line]:
-        return [line for line in self.transcript if line.speaker == "agent"]
-
-    @property
-    def caller_lines(self) -> list[Line]:
-        return [line for line in self.transcript if line.speaker == "caller"]
-
-    @property
-    def kinds(self) -> list[str]:
-        """The journal's event kinds in order: "call.started", "agent.response_started", ..."""
-        return [event.kind for event in self.events]
-
-    @property
-    def barge_ins(self) -> list[Event]:
-        return [event for event in self.events if event.kind == "barge_in"]
-
-    @property
-    def errors(self) -> list[str]:
-        """Errors the bridge logged for this call: a scenario handler that raised, a failed task..."""
-        return [line.message for line in self.log if line.level in ("ERROR", "CRITICAL")]
-
-    @property
-    def messages_to_model(self) -> list[str]:
-        """Texts of the message items the scenario added to the conversation (conversationItemCreate)."""
-        texts = []
-        for event in self.model_inputs:
-            item = event.get("item") or {}
-            if event.get("type") == "conversation.item.create" and item.get("type", "message") == "message":
-                texts += [part.get("text", "") for part in item.get("content") or [] if isinstance(part, dict) and "text" in part]
-        return texts
-
-    def timeline(self) -> str:
-        return render_timeline(self.call_sid, self.to, self.from_, self.caller.timeline, self.events,
-                               self.transcript, self.log, self.rest_requests, self._headline())
-
-    def _headline(self) -> str:
-        if self.rejected:
-            return "rejected" + (f" ({self.caller.error})" if self.caller.error else " (no route)")
-        parts = [f"scenario {self.scenario}", f"ended: {self.end_reason or '?'}"]
-        if self.caller.stream_duration_ms:
-            parts.append(f"after {self.caller.stream_duration_ms / 1000:.2f} s")
-        return ", ".join(parts)
-
-    def __repr__(self) -> str:
-        return (f"<CallReport {self.call_sid} {self.from_} -> {self.to} scenario={self.scenario} "
-                f"rejected={self.rejected} hung_up={self.hung_up} lines={len(self.transcript)} "
-                f"tool_calls={[c.name for c in self.tool_calls]} errors={len(self.errors)}>")
-
-    def __str__(self) -> str:
-        return self.timeline()
-
-
-# ------------------------------------------------------------------------------------- the timeline
-
-
-# One line per mark would drown the conversation: "media" bursts and "clear" lines summarise them.
-_PHONE_KINDS_HIDDEN = {"mark", "mark_echo"}
-
-
-def render_timeline(call_sid: str, to: str, from_: str, phone: Sequence[TimelineEvent], events: Sequence[Event],
-                    transcript: Sequence[Line], log_lines: Sequence[LogLine], rest: Sequence[RestRequest],
-                    headline: str) -> str:
-    """One call as text, phone and bridge side merged on one clock (seconds since the stream start)."""
-    cut = {line.item_id: line for line in transcript if line.cut and line.item_id}
-    rows: list[tuple[float, int, int, str, str]] = []  # (t, source, order in source, side, text)
-    for order, entry in enumerate(phone):
-        if entry.kind in _PHONE_KINDS_HIDDEN or (entry.kind == "warning" and "is not wss://" in entry.detail):
-            continue  # (the kit's bridge necessarily runs on ws://127.0.0.1)
-        rows.append((entry.t_ms / 1000, 0, order, "phone", f"{entry.kind:<13} {entry.detail}"))
-    for order, event in enumerate(events):
-        rows.append((event.t, 1, order, *_describe_event(event, cut)))
-    for order, line in enumerate(log_lines):
-        text = f"{line.level:<8} {line.logger}: {line.message}"
-        if line.traceback:
-            text += "\n" + "\n".join("                         " + row for row in line.traceback.rstrip().splitlines())
-        rows.append((line.t, 2, order, "log", text))
-    for order, request in enumerate(rest):
-        rows.append((request.t, 3, order, "twilio", f"{'REST':<13} POST {request.path} {dict(request.form)}"))
-    rows.sort(key=lambda row: row[:3])  # on a tie (same ms), what the bridge recorded before what it caused
-    out = [f"call {call_sid} {from_} -> {to}: {headline}"]
-    out += [f"  {t:+8.3f}s  {side:<7} {text}" for t, _, _, side, text in rows]
-    return "\n".join(out)
-
-
-def _describe_event(event: Event, cut: Mapping[str, Line]) -> tuple[str, str]:
-    d = event.data
-    if event.kind == "agent.transcript":
-        line = cut.get(d.get("item_id"))
-        note = f"   [cut by barge-in: heard {line.heard_s or 0:.2f} s]" if line is not None else ""
-        return "agent", f'says "{d.get("text")}"{note}'
-    if event.kind == "caller.transcript":
-        return "caller", f'said "{d.get("text")}"'
-    if event.kind == "agent.tool_call":
-        return "agent", f"calls {d.get('name')}({d.get('arguments')})  [{d.get('call_id')}]"
-    if event.kind == "agent.tool_result":
-        return "bridge", f"tool result [{d.get('call_id')}]: {d.get('output')}"
-    if event.kind == "barge_in":
-        cuts = ", ".join(_describe_cut(c) for c in d.get("truncations") or []) or "nothing to truncate"
-        return "bridge", f"BARGE-IN: playback cleared; {cuts}"
-    fields = " ".join(f"{k}={v!r}" for k, v in d.items() if v is not None)
-    return "bridge", f"{event.kind:<13} {fields}".rstrip()
-
-
-def _describe_cut(cut: Mapping[str, Any]) -> str:
-    if cut.get("deleted"):
-        return f"{cut.get('item_id')} deleted (nothing of it was heard)"
-    return f"{cut.get('item_id')} truncated at {(cut.get('audio_end_ms') or 0) / 1000:.2f} s (what the caller heard)"
-
-
-# ------------------------------------------------------------------------------------- Twilio REST
-
-
-class TwilioApiStandIn:
-    """A local HTTP server standing in for api.twilio.com: answers every call update with 200 and
-    records it. Set `status` to make the next updates fail (e.g. 404 for a call that has ended)."""
-
-    def __init__(self) -> None:
-        self.requests: list[RestRequest] = []
-        self.status = 200
-        stand_in = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
-                body = self.rfile.read(int(self.headers.get("content-length") or 0)).decode()
-                form = {key: values[0] for key, values in parse_qs(body).items()}
-                match = re.search(r"/Calls/([A-Za-z0-9]+)\.json", self.path)
-                stand_in.requests.append(RestRequest(match.group(1) if match else None, self.path, form, time.monotonic()))
-                sid = match.group(1) if match else "CA" + "0" * 32
-                if stand_in.status == 200:
-                    payload = orjson.dumps({"sid": sid, "status": "in-progress"})
-                else:
-                    payload = orjson.dumps({"code": 20404, "message": "stand-in refused the request", "status": stand_in.status})
-                self.send_response(stand_in.status)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, name="twilio-stand-in", daemon=True)
-
-    def start(self) -> TwilioApiStandIn:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def requests_for(self, call_sid: str) -> list[RestRequest]:
-        return [request for request in self.requests if request.call_sid == call_sid]
-
-
-def _transfers(requests: Iterable[RestRequest]) -> list[Transfer]:
-    transfers = []
-    for request in requests:
-        twiml = request.form.get("Twiml")
-        if not twiml:
-            continue
-        try:
-            dial = ET.fromstring(twiml).find("Dial")
-        except ET.ParseError:
-            dial = None
-        if dial is None:
-            continue
-        number = dial.find("Number")
-        to = (number.text if number is not None else dial.text) or None
-        transfers.append(Transfer(to=to.strip() if to else None, caller_id=dial.get("callerId"), twiml=twiml))
-    return transfers
-
-
-# ------------------------------------------------------------------------------------- the model
-
-
-_AUDIO_APPEND = "input_audio_buffer.append"
-
-
-class _RecordingSocket:
-    """The engine's side of one model WebSocket, recording the client events it receives."""
-
-    def __init__(self, websocket: Any, record: ModelConnection) -> None:
-        self._websocket = websocket
-        self._record = record
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._websocket, name)
-
-    def __aiter__(self) -> Any:
-        return self._messages()
-
-    async def _messages(self) -> Any:
-        async for message in self._websocket:
-            needle = _AUDIO_APPEND if isinstance(message, str) else _AUDIO_APPEND.encode()
-            if needle not in message[:64]:  # the type leads every append the bridge sends
-                with contextlib.suppress(orjson.JSONDecodeError):
-                    event = orjson.loads(message)
-                    if isinstance(event, dict):
-                        self._record.received.append(event)
-            yield message
-
-
-class _ObservedEngine(LocalEngine):
-    """The local engine, telling the kit when model connections open and close."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.model_connections: list[ModelConnection] = []
-        self.changed = asyncio.Condition()
-
-    async def serve_connection(self, websocket: Any) -> None:
-        record = ModelConnection(remote=_address(getattr(websocket, "remote_address", None)))
-        self.model_connections.append(record)
-        try:
-            await super().serve_connection(_RecordingSocket(websocket, record))
-        finally:
-            record.closed = True
-            async with self.changed:
-                self.changed.notify_all()
-
-    async def wait_until(self, predicate: Any, timeout: float) -> bool:
-        async with self.changed:
-            try:
-                await asyncio.wait_for(self.changed.wait_for(predicate), timeout)
-            except TimeoutError:
-                return bool(predicate())
-        return True
-
-
-def _address(value: Any) -> tuple[Any, ...] | None:
-    return tuple(value[:2]) if value else None
-
-
-# ------------------------------------------------------------------------------------- the bridge side
-
-
 @dataclass(slots=True)
 class _EndedCall:
     entries: list[dict[str, Any]]
     t0: float | None
     model_addresses: list[tuple[Any, ...]]
     journal_path: Path | None
-
-
-class _SessionWatch(set):
-    """The runtime's set of live call sessions, telling the kit when one is added and when it is gone
-    (after its teardown: the journal is complete, every client closed)."""
-
-    def __init__(self, flow: CallFlow) -> None:
-        super().__init__()
-        self._flow = flow
-
-    def add(self, session: Any) -> None:
-        super().add(session)
-        self._flow._session_added(session)
-
-    def discard(self, session: Any) -> None:
-        super().discard(session)
-        self._flow._session_ended(session)
-
-
-def _session_sid(session: Any) -> str | None:
-    return getattr(session, "call_sid", None)  # still set after teardown released the Call
-
-
-class _CallLogHandler(logging.Handler):
-    """Bridge log records of each call: everything a scenario logs, warnings and errors of the rest."""
-
-    _CALL = re.compile(r"\bcall (CA[0-9A-Za-z]+)")
-
-    def __init__(self, flow: CallFlow) -> None:
-        super().__init__(logging.INFO)
-        self._flow = flow
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            from_scenario = record.name.startswith("telephony_bridge.scenario.")
-            if record.levelno < logging.WARNING and not from_scenario:
-                return  # the journal's own lines, the engine's chatter
-            message = record.getMessage()
-            sid = self._sid_of(message)
-            if sid is None:
-                return
-            if from_scenario:
-                message = message.removeprefix(f"call {sid}: ")  # the report is per call already
-            traceback = None
-            if record.exc_info and record.exc_info[1] is not None:
-                exc = record.exc_info[1]
-                message = f"{message} — {type(exc).__name__}: {exc}"
-                traceback = logging.Formatter().formatException(record.exc_info)
-            self._flow._logged(sid, LogLine(time.monotonic(), record.levelname, record.name, message, traceback))
-        except Exception:  # a logging handler must never raise into the code that logs
-            self.handleError(record)
-
-    def _sid_of(self, message: str) -> str | None:
-        match = self._CALL.search(message)
-        if match:
-            return match.group(1)
-        try:
-            task = asyncio.current_task()
-        except RuntimeError:
-            return None
-        name = task.get_name() if task is not None else ""
-        match = self._CALL.match(name)
-        if match:
-            return match.group(1)
-        session = self._flow._session_tasks.get(task) or self._flow._streams.get(name.split(":", 1)[0])
-        return _session_sid(session) if session is not None else None
 
 
 # ------------------------------------------------------------------------------------- CallFlow
@@ -526,19 +122,19 @@ class CallFlow:
         self.calls_dir = Path(calls_dir) if calls_dir is not None else None
         self.call_timeout = call_timeout
         self.reports: list[CallReport] = []
-        self.engine = _ObservedEngine(realtime_factor=realtime_factor)
+        self.engine = ObservedEngine(realtime_factor=realtime_factor)
         self.twilio: TwilioApiStandIn | None = TwilioApiStandIn() if twilio else None
         self.runtime: Any = None
         self._account_sid = "AC" + secrets.token_hex(16)
         self._auth_token = secrets.token_hex(16)
         self._stack = contextlib.AsyncExitStack()
-        self._streams: dict[str, Any] = {}  # "stream 3" -> its session, until the call has an id
-        self._session_tasks: dict[Any, Any] = {}  # the task running a session -> the session
+        # Sessions this flow's bridge ran, while anything still holds them (a process may run several flows).
+        self._sessions: weakref.WeakSet[Any] = weakref.WeakSet()
         self._ended: dict[str, _EndedCall] = {}
         self._ended_signal: dict[str, asyncio.Event] = {}
         self._logs: dict[str, list[LogLine]] = {}
         self._in_flight: dict[str, tuple[str, str, list[TimelineEvent]]] = {}
-        self._log_handler = _CallLogHandler(self)
+        self._log_handler = CallLogHandler(self._owns, self._logged)
         self._rendered: list[Script] = []
 
     # -- lifecycle --------------------------------------------------------------------------------
@@ -565,7 +161,8 @@ class CallFlow:
                 twilio_api_base_url=self.twilio.url if self.twilio else None,
             )
             runtime = load_runtime(settings)
-            runtime.sessions = _SessionWatch(self)
+            runtime.on_session_start.append(self._session_added)
+            runtime.on_session_end.append(self._session_ended)
             self.runtime = await stack.enter_async_context(running_bridge(settings, runtime))
         except BaseException:
             await stack.aclose()
@@ -692,29 +289,25 @@ class CallFlow:
             lambda: all(c.closed for c in self.engine.model_connections if c.remote in addresses), MODEL_CLOSE_WAIT_S)
         return ended
 
-    # -- bridge notifications (from _SessionWatch and the log handler) ----------------------------
+    # -- bridge notifications (the runtime's session hooks and the log handler) ------------------
     def _session_added(self, session: Any) -> None:
-        # Called from the task that runs the session (the media WebSocket's handler): log records
-        # from that task, or from tasks named after the stream, belong to this call.
-        self._streams[session.label] = session
-        with contextlib.suppress(RuntimeError):
-            self._session_tasks[asyncio.current_task()] = session
+        # Called in the task that runs the session, before it runs: log records from that task and
+        # every task it starts belong to this call.
+        self._sessions.add(session)
+        current_session.set(session)
+
+    def _owns(self, session: Any) -> bool:
+        return session in self._sessions
 
     def _session_ended(self, session: Any) -> None:
-        for label, known in list(self._streams.items()):
-            if known is session:
-                del self._streams[label]
-        for task, known in list(self._session_tasks.items()):
-            if known is session:
-                del self._session_tasks[task]
-        sid = _session_sid(session)
+        sid = session_sid(session)
         if sid is None:
             return
         journal = getattr(session, "journal", None)
         vox = getattr(session, "vox", None)
         addresses = []
         for client in getattr(vox, "clients", None) or ():
-            addresses.append(_address(client.local_address))
+            addresses.append(socket_address(client.local_address))
         self._ended[sid] = _EndedCall(
             entries=list(journal.entries) if journal is not None else [],
             t0=journal.started_at if journal is not None else None,
@@ -729,8 +322,7 @@ class CallFlow:
     # -- building reports -------------------------------------------------------------------------
     def _report(self, call_sid: str, to: str, from_: str, result: CallResult, ended: _EndedCall | None) -> CallReport:
         entries = ended.entries if ended is not None else []
-        events = [Event(float(e.get("t", 0.0)), str(e.get("event")), {k: v for k, v in e.items() if k not in ("t", "event")})
-                  for e in entries if e.get("event") != "agent.transcript_delta"]
+        events = journal_events(entries)
         started = next((e for e in events if e.kind == "call.started"), None)
         finished = next((e for e in events if e.kind == "call.ended"), None)
         rest = self._rest_requests(call_sid, ended.t0 if ended else None)
@@ -741,13 +333,13 @@ class CallFlow:
             from_=from_,
             scenario=started.get("scenario") if started else None,
             rejected=result.rejected,
-            transcript=_transcript(events),
-            tool_calls=_tool_calls(events),
+            transcript=transcript_of(events),
+            tool_calls=tool_calls_of(events),
             events=events,
             hung_up=any(e.kind == "call.hangup" for e in events),
             end_reason=finished.get("reason") if finished else None,
             unheard_ms=result.playout.pending_ms if result.playout is not None else 0.0,
-            transfers=_transfers(rest),
+            transfers=transfers_of(rest),
             rest_requests=rest,
             log=self._log_lines(call_sid, ended.t0 if ended else None),
             model_inputs=[event for connection in model for event in connection.received],
@@ -773,15 +365,14 @@ class CallFlow:
     def _in_flight_timeline(self, call_sid: str) -> str:
         """The timeline of a call that has not finished: the phone's events and the live journal."""
         to, from_, phone = self._in_flight.get(call_sid, ("?", "?", []))
-        session = next((s for s in list(self.runtime.sessions) if _session_sid(s) == call_sid), None) if self.runtime else None
+        session = next((s for s in list(self.runtime.sessions) if session_sid(s) == call_sid), None) if self.runtime else None
         journal = getattr(session, "journal", None)
         ended = self._ended.get(call_sid)
         entries = ended.entries if ended else list(journal.entries) if journal is not None else []
         t0 = ended.t0 if ended else journal.started_at if journal is not None else None
-        events = [Event(float(e.get("t", 0.0)), str(e.get("event")), {k: v for k, v in e.items() if k not in ("t", "event")})
-                  for e in entries if e.get("event") != "agent.transcript_delta"]
+        events = journal_events(entries)
         rest = self._rest_requests(call_sid, t0)
-        return render_timeline(call_sid, to, from_, sorted(phone, key=lambda e: e.t_ms), events, _transcript(events),
+        return render_timeline(call_sid, to, from_, sorted(phone, key=lambda e: e.t_ms), events, transcript_of(events),
                                self._log_lines(call_sid, t0), rest, "still in progress")
 
     def timelines(self) -> list[tuple[str, str]]:
@@ -790,41 +381,6 @@ class CallFlow:
         for call_sid, (to, _, _) in list(self._in_flight.items()):
             out.append((f"call to {to} (unfinished)", self._in_flight_timeline(call_sid)))
         return out
-
-
-def _transcript(events: Sequence[Event]) -> list[Line]:
-    heard: dict[str, float] = {}
-    for event in events:
-        if event.kind == "barge_in":
-            for cut in event.get("truncations") or []:
-                heard[cut.get("item_id")] = 0.0 if cut.get("deleted") else (cut.get("audio_end_ms") or 0) / 1000
-    lines = []
-    for event in events:
-        if event.kind == "agent.transcript":
-            item_id = event.get("item_id")
-            lines.append(Line(event.get("text") or "", "agent", event.t, cut=item_id in heard,
-                              heard_s=heard.get(item_id), item_id=item_id))
-        elif event.kind == "caller.transcript":
-            lines.append(Line(event.get("text") or "", "caller", event.t))
-    return lines
-
-
-def _tool_calls(events: Sequence[Event]) -> list[ToolCallRecord]:
-    outputs = {e.get("call_id"): e.get("output") for e in events if e.kind == "agent.tool_result"}
-    return [
-        ToolCallRecord(name=e.get("name"), arguments=_json_or_text(e.get("arguments")), call_id=e.get("call_id"),
-                       output=_json_or_text(outputs.get(e.get("call_id"))), t=e.t)
-        for e in events if e.kind == "agent.tool_call"
-    ]
-
-
-def _json_or_text(value: Any) -> Any:
-    if not isinstance(value, (str, bytes)):
-        return value
-    try:
-        return orjson.loads(value)
-    except orjson.JSONDecodeError:
-        return value
 
 
 async def _caller_audio(caller_says: Sequence[tuple[float, str]], audio: bytes | str | Path | None,

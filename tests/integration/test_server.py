@@ -211,8 +211,8 @@ async def test_hangup_closes_the_stream_and_ends_the_call_through_rest(signed_se
         await probe.wait_for(lambda: "terminated" in probe.kinds(peer.call_sid))
         await probe.wait_for(lambda: bool(twilio_api.requests), timeout=5)
         request = twilio_api.requests[0]
-        assert request["path"] == f"/2010-04-01/Accounts/{signed_settings.twilio_account_sid}/Calls/{peer.call_sid}.json"
-        assert request["form"] == {"Status": "completed"}
+        assert request.path == f"/2010-04-01/Accounts/{signed_settings.twilio_account_sid}/Calls/{peer.call_sid}.json"
+        assert request.form == {"Status": "completed"}
         assert signed_settings.twilio_auth_token not in str(probe.events)
 
 
@@ -223,7 +223,7 @@ async def test_transfer_posts_dial_twiml(signed_settings, probe, twilio_api):
         await peer.start({}, auth_token=signed_settings.twilio_auth_token)
         await peer.dtmf("0")
         await probe.wait_for(lambda: "transfer_complete" in probe.kinds(peer.call_sid))
-        twiml = ET.fromstring(twilio_api.requests[0]["form"]["Twiml"])
+        twiml = ET.fromstring(twilio_api.requests[0].form["Twiml"])
         assert twiml.find("./Dial/Number").text == "+15550123456"
         await peer.stop()
         await peer.wait_closed()

@@ -6,10 +6,7 @@ token), since the bridge only takes a stream bound to a call its webhook answere
 
 from __future__ import annotations
 
-import base64
 import itertools
-import os
-import xml.etree.ElementTree as ET
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -19,10 +16,8 @@ from twilio.request_validator import RequestValidator
 from websockets.asyncio.client import ClientConnection, connect
 
 from telephony_bridge.server.stream_tokens import TOKEN_PARAMETER
-
-
-def sid(prefix: str) -> str:
-    return prefix + os.urandom(16).hex()
+from telephony_bridge.testing import twilio_messages as messages
+from telephony_bridge.testing.twilio_messages import new_sid as sid
 
 
 class TwilioPeer:
@@ -45,18 +40,17 @@ class TwilioPeer:
         stream, and return the stream parameters the TwiML names (the token among them)."""
         parts = urlsplit(self.url)
         base = f"{'https' if parts.scheme == 'wss' else 'http'}://{parts.netloc}"
-        path = parts.path.removesuffix("/media-stream") + "/incoming-call"
-        form = {"CallSid": self.call_sid, "AccountSid": sid("AC"), "From": caller, "To": to,
-                "CallStatus": "ringing", "Direction": "inbound", "ApiVersion": "2010-04-01"}
+        path = parts.path.removesuffix("/media-stream") + messages.WEBHOOK_PATH
+        form = messages.webhook_form(account_sid=sid("AC"), call_sid=self.call_sid, from_=caller, to=to)
         headers = {}
         if auth_token:
             headers["X-Twilio-Signature"] = RequestValidator(auth_token).compute_signature(base + path, form)
         async with httpx.AsyncClient(timeout=5) as http:
             response = await http.post(base + path, data=form, headers=headers)
         response.raise_for_status()
-        stream = ET.fromstring(response.text).find("./Connect/Stream")
-        assert stream is not None, f"the webhook answered no stream: {response.text}"
-        return {p.get("name", ""): p.get("value", "") for p in stream.findall("Parameter")}
+        answer = messages.read_twiml(response.text)
+        assert answer.stream_url is not None, f"the webhook answered no stream: {response.text}"
+        return answer.parameters
 
     async def send(self, message: Any) -> None:
         await self.ws.send(message if isinstance(message, (str, bytes)) else orjson.dumps(message).decode())
@@ -67,32 +61,24 @@ class TwilioPeer:
         if TOKEN_PARAMETER not in parameters:
             answered = await self.answer(parameters.get("To", "+15550100"), parameters.get("From", "+15550199"), auth_token)
             parameters = {**answered, **parameters}
-        await self.send({"event": "connected", "protocol": "Call", "version": "1.0.0"})
-        await self.send({
-            "event": "start", "sequenceNumber": str(next(self._seq)), "streamSid": self.stream_sid,
-            "start": {"accountSid": sid("AC"), "streamSid": self.stream_sid, "callSid": self.call_sid,
-                      "tracks": ["inbound"], "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
-                      "customParameters": {"CallSid": self.call_sid, **parameters}},
-        })
+        await self.send(messages.connected())
+        await self.send(messages.start(seq=next(self._seq), stream_sid=self.stream_sid, account_sid=sid("AC"),
+                                       call_sid=self.call_sid, custom_parameters={"CallSid": self.call_sid, **parameters}))
 
     async def media(self, payload: bytes = b"\xff" * 160) -> None:
-        await self.send({
-            "event": "media", "sequenceNumber": str(next(self._seq)), "streamSid": self.stream_sid,
-            "media": {"track": "inbound", "chunk": str(next(self._chunk)), "timestamp": str(self.timestamp_ms),
-                      "payload": base64.b64encode(payload).decode()},
-        })
+        await self.send(messages.media(seq=next(self._seq), stream_sid=self.stream_sid, chunk=next(self._chunk),
+                                       timestamp_ms=self.timestamp_ms, payload=payload))
         self.timestamp_ms += len(payload) // 8
 
     async def dtmf(self, digit: str) -> None:
-        await self.send({"event": "dtmf", "sequenceNumber": str(next(self._seq)), "streamSid": self.stream_sid,
-                         "dtmf": {"track": "inbound_track", "digit": digit}})
+        await self.send(messages.dtmf(seq=next(self._seq), stream_sid=self.stream_sid, digit=digit))
 
     async def mark(self, name: str) -> None:
-        await self.send({"event": "mark", "sequenceNumber": str(next(self._seq)), "streamSid": self.stream_sid, "mark": {"name": name}})
+        await self.send(messages.mark(seq=next(self._seq), stream_sid=self.stream_sid, name=name))
 
     async def stop(self) -> None:
-        await self.send({"event": "stop", "sequenceNumber": str(next(self._seq)), "streamSid": self.stream_sid,
-                         "stop": {"accountSid": sid("AC"), "callSid": self.call_sid}})
+        await self.send(messages.stop(seq=next(self._seq), stream_sid=self.stream_sid, account_sid=sid("AC"),
+                                      call_sid=self.call_sid))
 
     async def wait_closed(self, timeout: float = 10.0) -> tuple[int | None, str | None]:
         import asyncio

@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import socket
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
 
 import pytest
 
 from telephony_bridge.carriers.twilio_rest import TwilioRest, TwilioRestError
 from telephony_bridge.carriers.twilio_webhook import dial_twiml
+from telephony_bridge.testing.fake_twilio_api import RestRequest, TwilioApiStandIn
 
 ACCOUNT_SID = "AC3f9a2c0e5b7d41e8a6c2f0b9d1e4a7c3"
 AUTH_TOKEN = "9b1e5c7d3a2f4e6081b3d5f7a9c2e4d6"
@@ -25,57 +22,13 @@ BASIC = base64.b64encode(f"{ACCOUNT_SID}:{AUTH_TOKEN}".encode()).decode()
 STEP_TIMEOUT_S = 5.0
 
 
-@dataclass
-class Recorded:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: str
-
-
-@dataclass
-class FakeTwilio:
-    base_url: str
-    requests: list[Recorded] = field(default_factory=list)
-    # (status, JSON body) to answer with; the default mimics a call resource.
-    answer: tuple[int, dict] = (
-        200,
-        {"sid": CALL_SID, "account_sid": ACCOUNT_SID, "status": "completed", "direction": "inbound"},
-    )
-
-
 @pytest.fixture
-def fake_twilio() -> Iterator[FakeTwilio]:
-    state = FakeTwilio(base_url="")
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-            length = int(self.headers.get("Content-Length", "0"))
-            body = self.rfile.read(length).decode()
-            state.requests.append(Recorded("POST", self.path, dict(self.headers.items()), body))
-            status, payload = state.answer
-            data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args: object) -> None:
-            pass  # keep test output quiet
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.timeout = STEP_TIMEOUT_S
+def fake_twilio() -> Iterator[TwilioApiStandIn]:
+    # (status, JSON body) to answer with; the default mimics a call resource.
     # A short poll interval keeps shutdown() (and so each test) fast.
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    state.base_url = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
-        yield state
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(STEP_TIMEOUT_S)
+    with TwilioApiStandIn(poll_interval=0.02) as stand_in:
+        stand_in.answer = (200, {"sid": CALL_SID, "account_sid": ACCOUNT_SID, "status": "completed", "direction": "inbound"})
+        yield stand_in
 
 
 def rest(base_url: str, timeout_s: float = STEP_TIMEOUT_S) -> TwilioRest:
@@ -89,21 +42,21 @@ def assert_no_secret(error: BaseException) -> None:
     assert error.__cause__ is None and error.__context__ is None
 
 
-def assert_common_request(recorded: Recorded) -> None:
+def assert_common_request(recorded: RestRequest) -> None:
     assert recorded.method == "POST"
     assert recorded.path == CALL_PATH
     assert recorded.headers["Authorization"] == f"Basic {BASIC}"
     assert recorded.headers["Content-Type"] == "application/x-www-form-urlencoded"
 
 
-async def test_hangup_posts_status_completed(fake_twilio: FakeTwilio) -> None:
+async def test_hangup_posts_status_completed(fake_twilio: TwilioApiStandIn) -> None:
     await asyncio.wait_for(rest(fake_twilio.base_url).hangup(CALL_SID), STEP_TIMEOUT_S)
     (recorded,) = fake_twilio.requests
     assert_common_request(recorded)
     assert parse_qs(recorded.body, strict_parsing=True) == {"Status": ["completed"]}
 
 
-async def test_update_twiml_posts_twiml(fake_twilio: FakeTwilio) -> None:
+async def test_update_twiml_posts_twiml(fake_twilio: TwilioApiStandIn) -> None:
     twiml = dial_twiml("+14155550100", caller_id="+18005551212")
     await asyncio.wait_for(rest(fake_twilio.base_url).update_twiml(CALL_SID, twiml), STEP_TIMEOUT_S)
     (recorded,) = fake_twilio.requests
@@ -111,7 +64,7 @@ async def test_update_twiml_posts_twiml(fake_twilio: FakeTwilio) -> None:
     assert parse_qs(recorded.body, strict_parsing=True) == {"Twiml": [twiml]}
 
 
-async def test_base_url_with_trailing_slash(fake_twilio: FakeTwilio) -> None:
+async def test_base_url_with_trailing_slash(fake_twilio: TwilioApiStandIn) -> None:
     await asyncio.wait_for(rest(fake_twilio.base_url + "/").hangup(CALL_SID), STEP_TIMEOUT_S)
     assert fake_twilio.requests[0].path == CALL_PATH
 
@@ -124,7 +77,7 @@ async def test_base_url_with_trailing_slash(fake_twilio: FakeTwilio) -> None:
     ],
 )
 async def test_error_answer_raises_without_the_token(
-    fake_twilio: FakeTwilio, status: int, code: int, message: str
+    fake_twilio: TwilioApiStandIn, status: int, code: int, message: str
 ) -> None:
     fake_twilio.answer = (
         status,
@@ -138,7 +91,7 @@ async def test_error_answer_raises_without_the_token(
     assert_no_secret(info.value)
 
 
-async def test_server_echoing_the_credentials_is_scrubbed(fake_twilio: FakeTwilio) -> None:
+async def test_server_echoing_the_credentials_is_scrubbed(fake_twilio: TwilioApiStandIn) -> None:
     fake_twilio.answer = (400, {"code": 21220, "message": f"bad request from {AUTH_TOKEN} / Basic {BASIC}"})
     with pytest.raises(TwilioRestError) as info:
         await asyncio.wait_for(rest(fake_twilio.base_url).update_twiml(CALL_SID, "<Response/>"), STEP_TIMEOUT_S)
@@ -146,7 +99,7 @@ async def test_server_echoing_the_credentials_is_scrubbed(fake_twilio: FakeTwili
     assert_no_secret(info.value)
 
 
-async def test_problem_details_error(fake_twilio: FakeTwilio) -> None:
+async def test_problem_details_error(fake_twilio: TwilioApiStandIn) -> None:
     fake_twilio.answer = (
         422,
         {"type": "https://www.twilio.com/docs/errors/21220", "title": "Invalid call state", "status": 422,
@@ -181,7 +134,7 @@ async def test_unanswered_request_times_out() -> None:
 
 
 @pytest.mark.parametrize("call_sid", ["", "CA../../Accounts", "CA1?Status=x", "CA 1"])
-async def test_malformed_call_sid_is_refused_before_any_request(fake_twilio: FakeTwilio, call_sid: str) -> None:
+async def test_malformed_call_sid_is_refused_before_any_request(fake_twilio: TwilioApiStandIn, call_sid: str) -> None:
     with pytest.raises(ValueError):
         await rest(fake_twilio.base_url).hangup(call_sid)
     assert fake_twilio.requests == []
