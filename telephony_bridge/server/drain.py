@@ -23,6 +23,7 @@ from uvicorn.supervisors import multiprocess
 from uvicorn.supervisors.multiprocess import Multiprocess, Process
 
 from telephony_bridge.carriers.twilio_webhook import stream_url
+from telephony_bridge.lifecycle import CallEnd
 
 if TYPE_CHECKING:
     from telephony_bridge.server.runtime import BridgeRuntime
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("telephony_bridge.server")
 
-SHUTDOWN_REASON = "server shutting down"
+SHUTDOWN_REASON = CallEnd.SHUTDOWN.text
 
 
 def announce_listening(settings: Settings, port: int, workers: int = 1) -> None:
@@ -92,7 +93,7 @@ class DrainingServer(uvicorn.Server):
         if runtime.sessions:
             log.warning("drain timeout: ending %d call(s) still in progress", len(runtime.sessions))
             for session in list(runtime.sessions):
-                session.end(SHUTDOWN_REASON, code=1001)
+                session.end(CallEnd.SHUTDOWN)
             end_by = time.monotonic() + 5
             while runtime.sessions and time.monotonic() < end_by:
                 await asyncio.sleep(0.05)

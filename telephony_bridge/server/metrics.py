@@ -25,6 +25,7 @@ from prometheus_client import (
     multiprocess,
 )
 
+from telephony_bridge.lifecycle import CallEnd
 from telephony_bridge.realtime.events import MediaEvents
 
 UPLINK_SAMPLE_EVERY = 50  # caller frames: one latency sample a second per call
@@ -58,9 +59,9 @@ class BridgeMetrics:
     uplink_latency_s: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))
     downlink_latency_s: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))
 
-    def call_ended(self, reason: str) -> None:
+    def call_ended(self, kind: CallEnd) -> None:
         self.calls_ended += 1
-        outcome = _outcome(reason)
+        outcome = kind.metric_label
         self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
 
     def model_event(self, client: Any, member: Any, event: Any) -> None:
@@ -76,19 +77,6 @@ class BridgeMetrics:
             self.downlink_latency_s.append(event["seconds"])
         elif member is MediaEvents.WebSocketReconnected:
             self.model_reconnects += 1
-
-
-def _outcome(reason: str) -> str:
-    """A small fixed set of label values (Prometheus labels must not be unbounded)."""
-    if reason == "caller hung up":
-        return "caller_hangup"
-    if reason.startswith("hangup by scenario") or reason == "terminated by scenario":
-        return "scenario_hangup"
-    if reason == "server shutting down":
-        return "shutdown"
-    if "scenario" in reason:
-        return "scenario_error"
-    return "other"
 
 
 _COUNTED = ("calls_started", "calls_rejected", "webhooks_forbidden", "streams_forbidden", "streams_unbound",

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from telephony_bridge.carriers.base import Carrier
 from telephony_bridge.carriers.registry import CARRIERS
+from telephony_bridge.lifecycle import CallEnd
 from telephony_bridge.server.metrics import BridgeMetrics
 from telephony_bridge.server.settings import Settings
 from telephony_bridge.server.stream_tokens import StreamTokens
@@ -30,7 +31,7 @@ DEFAULT_SCENARIO = "default"
 class LiveCall(Protocol):
     """A call in progress, as the runtime sees it (a `server.session.CallSession`)."""
 
-    def end(self, reason: str, code: int = 1000) -> None: ...
+    def end(self, kind: CallEnd, detail: str | None = None, code: int | None = None) -> None: ...
 
 
 @dataclass

@@ -40,6 +40,7 @@ from telephony_bridge.carriers.base import (
     StreamEnded,
 )
 from telephony_bridge.carriers.errors import CarrierProtocolError
+from telephony_bridge.lifecycle import CallEnd, EndReason
 from telephony_bridge.server.asgi import TRANSPORT_ABORT_SCOPE_KEY
 from telephony_bridge.server.journal import CallJournal
 from telephony_bridge.server.metrics import UPLINK_SAMPLE_EVERY, BridgeMetrics
@@ -156,18 +157,19 @@ class CallSession:
         self._carrier_stalled = False
         self._link_closed = False
         self._ended = asyncio.Event()
-        self._end_reason = "caller hung up"
-        self._close_code = 1000
+        self._end = EndReason(CallEnd.CALLER_HUNG_UP)
+        self._close_code = CallEnd.CALLER_HUNG_UP.close_code
         self._started_at = time.monotonic()
         self._loop = asyncio.get_running_loop()
 
     def now_ms(self) -> float:
         return self._loop.time() * 1000
 
-    def end(self, reason: str, code: int = 1000) -> None:
+    def end(self, kind: CallEnd, detail: str | None = None, code: int | None = None) -> None:
+        """End the call (once): why, in a sentence when there is more to say than the kind."""
         if not self._ended.is_set():
-            self._end_reason = reason
-            self._close_code = code
+            self._end = EndReason(kind, detail)
+            self._close_code = kind.close_code if code is None else code
             self._ended.set()
 
     async def run(self) -> None:
@@ -228,17 +230,17 @@ class CallSession:
             # A bug below the reader (say, the journal's disk full at start): the call must not
             # linger without a reader, and must not be reported as a hang-up.
             log.exception("%s: carrier reader failed; ending the call", self.label)
-            self._end_reason, self._close_code = "internal error", 1011
+            self._end = EndReason(CallEnd.INTERNAL_ERROR)
         finally:
-            self.end(self._end_reason, self._close_code)
+            self.end(self._end.kind, self._end.detail)
 
     def _carrier_closed(self, code: int, reason: str) -> None:
         if code in HANGUP_CLOSE_CODES:
             return  # "caller hung up"
         # The WebSocket layer failed the connection (a frame over ws_max_size: 1009, invalid UTF-8:
         # 1007, …). Nothing can be sent back any more; say why the call ended.
-        self._end_reason = f"carrier connection failed ({f'{code} {reason}'.strip()})"
-        log.warning("%s: %s; ending the call", self.label, self._end_reason)
+        self._end = EndReason(CallEnd.CARRIER_FAILED, f"carrier connection failed ({f'{code} {reason}'.strip()})")
+        log.warning("%s: %s; ending the call", self.label, self._end)
 
     def _bad_frame(self, reason: str) -> None:
         self.bad_frames += 1
@@ -260,7 +262,7 @@ class CallSession:
         elif isinstance(event, CallStarted):
             await self._start(event)
         elif isinstance(event, StreamEnded):
-            self._end_reason = event.reason
+            self._end = EndReason(CallEnd.CALLER_HUNG_UP, event.reason if event.reason != CallEnd.CALLER_HUNG_UP.text else None)
             return True
         return False
 
@@ -292,7 +294,7 @@ class CallSession:
                 if not self.codec.started and now - started_at >= settings.start_timeout_s:
                     reason = f"no start message within {settings.start_timeout_s:g} s"
                     log.warning("%s: %s; closing the stream", self.label, reason)
-                    self.end(reason, 1008)
+                    self.end(CallEnd.NO_START, reason)
                     return
                 continue
             if link.sends_waiting == 0 or link.sends_done != link_done:
@@ -301,13 +303,13 @@ class CallSession:
                 log.warning("%s: the carrier has not read for %g s (%d send(s) waiting); ending the call",
                             self.label, peer_timeout, link.sends_waiting)
                 self._carrier_stalled = True
-                self.end(f"carrier stopped reading for {peer_timeout:g} s", 1011)
+                self.end(CallEnd.CARRIER_STALLED, f"carrier stopped reading for {peer_timeout:g} s")
                 return
             if not self._forwarding or self.frames_in != frames_seen:
                 frames_seen, frames_moved_at = self.frames_in, now
             elif now - frames_moved_at >= media_timeout:
                 log.warning("%s: a media unit has not taken caller audio for %g s; ending the call", self.label, media_timeout)
-                self.end(f"caller audio stalled: a media unit took no audio for {media_timeout:g} s", 1011)
+                self.end(CallEnd.MEDIA_STALLED, f"caller audio stalled: a media unit took no audio for {media_timeout:g} s")
                 return
 
     # --- call start -----------------------------------------------------------------------
@@ -321,7 +323,7 @@ class CallSession:
         except StreamTokenError as exc:
             runtime.metrics.streams_unbound += 1
             log.warning("%s: start for call %s refused: %s", self.label, call_sid, exc)
-            self.end(f"stream refused: {exc}", 1008)
+            self.end(CallEnd.STREAM_REFUSED, f"stream refused: {exc}")
             return
         self.call_sid = call_sid
         self.label = f"call {call_sid}"
@@ -352,7 +354,7 @@ class CallSession:
         )
         if scenario is None:
             log.error("%s: scenario %r not found; ending the call", self.label, scenario_name)
-            self.end("no scenario")
+            self.end(CallEnd.NO_SCENARIO)
             return
         vox, openai = call_context(self.tasks, self.end, runtime.local_engine_url, runtime.settings.model_environ())
         openai.Beta.observer = self._observe_model
@@ -363,14 +365,14 @@ class CallSession:
             scenario.execute(self._namespace)
         except Exception:
             log.exception("%s: scenario %s raised at its top level; ending this call", self.label, scenario.name)
-            self.end("scenario error")
+            self.end(CallEnd.SCENARIO_ERROR)
             return
         vox.emit(AppEvents.Started)
         vox.emit(
             AppEvents.CallAlerting,
             # The scenario's entry point: if it fails, the scenario cannot serve this caller, so the
             # call ends (cleanly, Terminated fires) instead of leaving the caller in silence.
-            on_error=lambda: self.end("scenario error"),
+            on_error=lambda: self.end(CallEnd.SCENARIO_ERROR),
             call=self.call,
             callerid=self.call.callerid(),
             destination=self.call.number(),
@@ -385,15 +387,16 @@ class CallSession:
         self.journal.model_event(client, member, event)
         self.runtime.metrics.model_event(client, member, event)
 
-    def _hangup_requested(self, reason: str) -> None:
+    def _hangup_requested(self, kind: CallEnd) -> None:
         if self.journal:
-            self.journal.record("call.hangup", reason=reason)
-        self.end(reason)
+            self.journal.record("call.hangup", reason=kind.text)
+        self.end(kind)
 
     # --- teardown -------------------------------------------------------------------------
     async def _teardown(self) -> None:
         duration = time.monotonic() - self._started_at
-        reason = self._end_reason
+        end = self._end
+        reason = end.text
         if self._carrier_stalled:
             # First: the model's reader may be blocked sending to this carrier, and closing the
             # model cleanly needs that reader. Dropping the link releases it.
@@ -416,11 +419,11 @@ class CallSession:
             await self._close_clients()
         await self._close_link(reason)
         if self.journal is not None:
-            self.journal.record("call.ended", reason=reason, duration_s=round(duration, 3), frames_in=self.frames_in,
+            self.journal.record("call.ended", reason=reason, end=end.kind.journal_name, duration_s=round(duration, 3), frames_in=self.frames_in,
                                 bad_frames=self.bad_frames, dtmf=self.dtmf_in)
             self.journal.close()
         await self.tasks.aclose()
-        self.runtime.metrics.call_ended(reason)
+        self.runtime.metrics.call_ended(end.kind)
         self.runtime.metrics.handler_events_dropped += self._handler_events_dropped()
         if self.vox is not None:
             self.vox.listeners.clear()

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from telephony_bridge.audio.files import read_wav_as_pcm16_8k_mono
 from telephony_bridge.audio.g711 import ulaw_encode
+from telephony_bridge.lifecycle import CallEnd
 from telephony_bridge.naming import with_snake_case_twins
 from telephony_bridge.realtime.playback import PlaybackLedger
 from telephony_bridge.tasks import TaskOwner
@@ -154,7 +155,7 @@ class Call:
             # The session's teardown waits for this one (bounded): the phone call must really end.
             self.rest_hangup = self.tasks.spawn(self._control.hangup(self._call_sid), name="REST hangup")
         if self._on_hangup is not None:
-            self._on_hangup("hangup by scenario")
+            self._on_hangup(CallEnd.SCENARIO_HANGUP)
 
     def handleTones(self, enable: bool = True) -> None:
         self._tones = bool(enable)

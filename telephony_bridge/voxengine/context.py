@@ -10,19 +10,28 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from telephony_bridge.lifecycle import CallEnd
 from telephony_bridge.naming import with_snake_case_twins
-from telephony_bridge.realtime.client import RealtimeAPIClient, create_realtime_api_client
+from telephony_bridge.realtime.client import (
+    RealtimeAPIClient,
+    create_realtime_api_client,
+)
 from telephony_bridge.realtime.events import MediaEvents, RealtimeAPIEvents
 from telephony_bridge.tasks import TaskOwner
 from telephony_bridge.voxengine.events import AppEvents
-from telephony_bridge.voxengine.listeners import EventPayload, Handler, Listeners, enum_normalizer
+from telephony_bridge.voxengine.listeners import (
+    EventPayload,
+    Handler,
+    Listeners,
+    enum_normalizer,
+)
 
 
 @with_snake_case_twins
 class VoxEngine:
     """The `VoxEngine` global of one call's scenario."""
 
-    def __init__(self, tasks: TaskOwner, terminate: Callable[[str], None] | None = None) -> None:
+    def __init__(self, tasks: TaskOwner, terminate: Callable[[CallEnd], None] | None = None) -> None:
         self._tasks = tasks
         self._terminate = terminate
         self.listeners = Listeners(tasks.label, tasks, enum_normalizer(AppEvents))
@@ -53,7 +62,7 @@ class VoxEngine:
     def terminate(self) -> None:
         """End this call's session: only Terminating and Terminated fire after this."""
         if self._terminate is not None:
-            self._terminate("terminated by scenario")
+            self._terminate(CallEnd.SCENARIO_TERMINATED)
 
 
 class _Beta:
@@ -88,7 +97,7 @@ class OpenAINamespace:
 
 def call_context(
     tasks: TaskOwner,
-    terminate: Callable[[str], None],
+    terminate: Callable[[CallEnd], None],
     local_engine_url: str | None,
     environ: Mapping[str, str] | None = None,
 ) -> tuple[VoxEngine, OpenAINamespace]:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import uvicorn
 
+from telephony_bridge.lifecycle import CallEnd
 from telephony_bridge.server import drain as drain_module
 from telephony_bridge.server.drain import SHUTDOWN_REASON, DrainingServer
 from telephony_bridge.server.runtime import BridgeRuntime
@@ -23,11 +24,11 @@ class FakeSession:
 
     def __init__(self, runtime: BridgeRuntime, stuck: bool = False) -> None:
         self.runtime, self.stuck = runtime, stuck
-        self.ended: list[tuple[str, int]] = []
+        self.ended: list[tuple[str, int]] = []  # (reason, close code)
         runtime.sessions.add(self)
 
-    def end(self, reason: str, code: int = 1000) -> None:
-        self.ended.append((reason, code))
+    def end(self, kind: CallEnd, detail: str | None = None, code: int | None = None) -> None:
+        self.ended.append((detail or kind.text, kind.close_code if code is None else code))
         if not self.stuck:
             self.runtime.sessions.discard(self)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from telephony_bridge.lifecycle import CallEnd
 from telephony_bridge.realtime.events import MediaEvents
 from telephony_bridge.server.metrics import BridgeMetrics, Exporter
 
@@ -23,23 +24,28 @@ def exporter(monkeypatch) -> Exporter:
     return Exporter(BridgeMetrics())
 
 
-@pytest.mark.parametrize("reason, outcome", [
-    ("caller hung up", "caller_hangup"),
-    ("hangup by scenario", "scenario_hangup"),
-    ("hangup by scenario: done", "scenario_hangup"),
-    ("terminated by scenario", "scenario_hangup"),
-    ("server shutting down", "shutdown"),
-    ("scenario raised ValueError", "scenario_error"),
-    ("model connection failed", "other"),
-    ("", "other"),
-    ("Caller hung up", "other"),  # exact reasons only: labels stay a small fixed set
+@pytest.mark.parametrize("kind, outcome", [
+    (CallEnd.CALLER_HUNG_UP, "caller_hangup"),
+    (CallEnd.SCENARIO_HANGUP, "scenario_hangup"),
+    (CallEnd.SCENARIO_TERMINATED, "scenario_hangup"),
+    (CallEnd.SHUTDOWN, "shutdown"),
+    (CallEnd.SCENARIO_ERROR, "scenario_error"),
+    (CallEnd.NO_SCENARIO, "scenario_error"),
+    (CallEnd.CARRIER_FAILED, "carrier_failed"),
+    (CallEnd.MEDIA_STALLED, "stalled"),
 ])
-def test_call_ended_counts_each_reason_under_one_fixed_outcome(reason, outcome):
+def test_call_ended_counts_each_kind_under_one_fixed_outcome(kind, outcome):
     metrics = BridgeMetrics()
-    metrics.call_ended(reason)
-    metrics.call_ended(reason)
+    metrics.call_ended(kind)
+    metrics.call_ended(kind)
     assert metrics.calls_ended == 2
     assert metrics.outcomes == {outcome: 2}
+
+
+def test_outcome_labels_are_a_small_fixed_set():
+    # Prometheus labels must not be unbounded: one per kind at most, and fewer than the kinds.
+    labels = {kind.metric_label for kind in CallEnd}
+    assert len(labels) < len(CallEnd) and all(label.isidentifier() for label in labels)
 
 
 def test_model_events_count_barge_ins_truncations_deletions_reconnects_and_latency():
@@ -57,9 +63,9 @@ def test_render_exports_the_counters_frames_outcomes_and_active_calls(exporter):
     m = exporter.metrics
     m.calls_started, m.calls_rejected, m.frames_rejected = 3, 1, 7
     m.frames_in, m.frames_out, m.active_calls = 500, 450, 2
-    m.call_ended("caller hung up")
-    m.call_ended("server shutting down")
-    m.call_ended("caller hung up")
+    m.call_ended(CallEnd.CALLER_HUNG_UP)
+    m.call_ended(CallEnd.SHUTDOWN)
+    m.call_ended(CallEnd.CALLER_HUNG_UP)
 
     s = samples(exporter)
 
@@ -83,7 +89,7 @@ def test_each_fold_adds_only_what_the_ints_gained_since_the_last(exporter):
 
     m.calls_started += 3
     m.frames_in += 50
-    m.call_ended("caller hung up")
+    m.call_ended(CallEnd.CALLER_HUNG_UP)
     m.active_calls = 0
     s = samples(exporter)
     assert s[("telephony_bridge_calls_started_total", ())] == 5
