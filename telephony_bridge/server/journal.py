@@ -14,6 +14,13 @@ import orjson
 
 from telephony_bridge.realtime.events import MediaEvents as M
 from telephony_bridge.realtime.events import RealtimeAPIEvents as E
+from telephony_bridge.realtime.observer import (
+    ClientEventSent,
+    Interrupted,
+    MediaEvent,
+    ObserverEvent,
+    ServerEvent,
+)
 
 log = logging.getLogger("telephony_bridge.call")
 
@@ -88,15 +95,23 @@ class CallJournal:
             self._stream.write(orjson.dumps(entry) + b"\n")
             self._stream.flush()
 
-    def model_event(self, client: Any, member: Any, event: dict[str, Any]) -> None:
-        """Observer of a RealtimeAPIClient: server events, client events and interruptions."""
-        if member == "client":
+    def model_event(self, client: Any, observed: ObserverEvent) -> None:
+        """Observer of a RealtimeAPIClient: server events, media events, client events and interruptions."""
+        if isinstance(observed, ClientEventSent):
+            event = observed.event
             if event.get("type") == "conversation.item.create" and (event.get("item") or {}).get("type") == "function_call_output":
                 item = event["item"]
                 self.record("agent.tool_result", call_id=item.get("call_id"), output=item.get("output"))
             return
-        if member == "interrupt":
-            self.record("barge_in", **event)
+        if isinstance(observed, Interrupted):
+            self.record("barge_in", truncations=[
+                {"item_id": c.item_id, "audio_end_ms": c.audio_end_ms, "deleted": c.deleted} for c in observed.truncations])
+            return
+        if isinstance(observed, ServerEvent):
+            member, event = observed.member, observed.data
+        elif isinstance(observed, MediaEvent):
+            member, event = observed.member, observed.fields
+        else:
             return
         kind = _MODEL_EVENTS.get(member)
         if kind is None:

@@ -27,6 +27,12 @@ from prometheus_client import (
 
 from telephony_bridge.lifecycle import CallEnd
 from telephony_bridge.realtime.events import MediaEvents
+from telephony_bridge.realtime.observer import (
+    DownlinkLatency,
+    Interrupted,
+    MediaEvent,
+    ObserverEvent,
+)
 
 UPLINK_SAMPLE_EVERY = 50  # caller frames: one latency sample a second per call
 DOWNLINK_SAMPLE_EVERY = 10  # model deltas
@@ -64,18 +70,18 @@ class BridgeMetrics:
         outcome = kind.metric_label
         self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
 
-    def model_event(self, client: Any, member: Any, event: Any) -> None:
+    def model_event(self, client: Any, observed: ObserverEvent) -> None:
         """Observer of the call's RealtimeAPIClients (beside the call journal)."""
-        if member == "interrupt":
+        if isinstance(observed, Interrupted):
             self.barge_ins += 1
-            for cut in event.get("truncations", ()):
-                if cut["deleted"]:
+            for cut in observed.truncations:
+                if cut.deleted:
                     self.deletions += 1
                 else:
                     self.truncations += 1
-        elif member == "downlink_latency":
-            self.downlink_latency_s.append(event["seconds"])
-        elif member is MediaEvents.WebSocketReconnected:
+        elif isinstance(observed, DownlinkLatency):
+            self.downlink_latency_s.append(observed.seconds)
+        elif isinstance(observed, MediaEvent) and observed.member is MediaEvents.WebSocketReconnected:
             self.model_reconnects += 1
 
 

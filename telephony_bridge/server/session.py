@@ -381,11 +381,11 @@ class CallSession:
             scheme=self.carrier.name,
         )
 
-    def _observe_model(self, client: Any, member: Any, event: Any) -> None:
-        """The call's clients report here: the journal and the process metrics both listen."""
+    def _observe_model(self, client: Any, observed: Any) -> None:
+        """The call's clients report here (realtime/observer.py): the journal and the process metrics both listen."""
         assert self.journal is not None
-        self.journal.model_event(client, member, event)
-        self.runtime.metrics.model_event(client, member, event)
+        self.journal.model_event(client, observed)
+        self.runtime.metrics.model_event(client, observed)
 
     def _hangup_requested(self, kind: CallEnd) -> None:
         if self.journal:

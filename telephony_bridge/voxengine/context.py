@@ -12,11 +12,8 @@ from typing import Any
 
 from telephony_bridge.lifecycle import CallEnd
 from telephony_bridge.naming import with_snake_case_twins
-from telephony_bridge.realtime.client import (
-    RealtimeAPIClient,
-    create_realtime_api_client,
-)
 from telephony_bridge.realtime.events import MediaEvents, RealtimeAPIEvents
+from telephony_bridge.realtime.observer import Observer
 from telephony_bridge.tasks import TaskOwner
 from telephony_bridge.voxengine.events import AppEvents
 from telephony_bridge.voxengine.listeners import (
@@ -24,6 +21,10 @@ from telephony_bridge.voxengine.listeners import (
     Handler,
     Listeners,
     enum_normalizer,
+)
+from telephony_bridge.voxengine.realtime_client import (
+    RealtimeAPIClient,
+    create_realtime_api_client,
 )
 
 
@@ -74,7 +75,7 @@ class _Beta:
         self._vox = vox
         self._local_engine_url = local_engine_url
         self._environ = environ
-        self.observer: Callable[[Any, Any, dict[str, Any]], None] | None = None  # the call journal
+        self.observer: Observer | None = None  # the call journal and metrics
 
     async def createRealtimeAPIClient(self, parameters: Mapping[str, Any] | None = None) -> RealtimeAPIClient:
         client = await create_realtime_api_client(

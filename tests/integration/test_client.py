@@ -9,10 +9,11 @@ import logging
 
 import pytest
 
-from telephony_bridge.realtime import client as client_module
-from telephony_bridge.realtime.client import RealtimeConnectionError, create_realtime_api_client
+from telephony_bridge.realtime import uplink as uplink_module
+from telephony_bridge.realtime.connection import RealtimeConnectionError
 from telephony_bridge.realtime.events import RealtimeAPIEvents, event_for_wire_type
 from telephony_bridge.tasks import TaskOwner
+from telephony_bridge.voxengine.realtime_client import create_realtime_api_client
 from tests.conformance.oracle import known_types, validate_client_event
 from tests.integration.scripted_model import ScriptedModel, eventually
 
@@ -179,7 +180,7 @@ async def test_sync_async_and_raising_handlers(caplog):
 @pytest.mark.parametrize("direct_write", [True, False], ids=["direct write", "websockets send()"])
 @pytest.mark.parametrize("codec, frame_bytes", [("pcm16", 960), ("g711_ulaw", 160)])
 async def test_caller_audio_becomes_input_audio_append(codec, frame_bytes, direct_write, monkeypatch):
-    monkeypatch.setattr(client_module, "DIRECT_WRITE", direct_write)  # False: a websockets without send_data()
+    monkeypatch.setattr(uplink_module, "DIRECT_WRITE", direct_write)  # False: a websockets without send_data()
     async with ScriptedModel() as model:
         client, tasks = await make_client(model, codec=codec)
         frame = bytes(range(160))
@@ -195,6 +196,42 @@ async def test_caller_audio_becomes_input_audio_append(codec, frame_bytes, direc
             assert all(len(a) == frame_bytes for a in appends[1:])
         for event in model.received:
             validate_client_event({k: v for k, v in event.items() if k != "_connection"}, "ga")
+        await client.aclose()
+        await tasks.aclose()
+
+
+@pytest.mark.parametrize("direct_write", [True, False], ids=["direct write", "websockets send()"])
+async def test_each_uplink_write_path_is_the_one_taken(direct_write, monkeypatch):
+    """The direct-write shortcut and the `await ws.send()` fallback, each on its own: the other is
+    never touched, and the model gets every frame either way."""
+    monkeypatch.setattr(uplink_module, "DIRECT_WRITE", direct_write)
+    async with ScriptedModel() as model:
+        client, tasks = await make_client(model, codec="g711_ulaw")
+        await model.wait_for(lambda: bool(model.of_type("session.update")))  # the writer task is idle now
+        connection = client._ws
+        used = {"send_data": 0, "send": 0}  # send_data() outside send(): the shortcut
+        in_send = False
+        real_send_data, real_send = connection.send_data, connection.send
+
+        def counting_send_data() -> None:
+            used["send_data"] += not in_send
+            real_send_data()
+
+        async def counting_send(message, text=None):
+            nonlocal in_send
+            used["send"] += 1
+            in_send = True
+            try:
+                await real_send(message, text=text)
+            finally:
+                in_send = False
+
+        connection.send_data, connection.send = counting_send_data, counting_send
+        for _ in range(3):
+            await client.accept_caller_audio(b"\x7f" * 160)
+        await model.wait_for(lambda: len(model.of_type("input_audio_buffer.append")) == 3)
+        assert used == ({"send_data": 3, "send": 0} if direct_write else {"send_data": 0, "send": 3})
+        assert client.stats.caller_frames == 3 and client.stats.caller_audio_dropped_ms == 0
         await client.aclose()
         await tasks.aclose()
 

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from telephony_bridge.realtime.client import create_realtime_api_client
+from telephony_bridge.voxengine.realtime_client import create_realtime_api_client
 from telephony_bridge.realtime.events import MediaEvents
 from telephony_bridge.tasks import TaskOwner
 from telephony_bridge.testing.fault_proxy import FaultProxy

@@ -39,7 +39,7 @@ from telephony_bridge.carriers.twilio import (
     TwilioStreamParser,
 )
 from telephony_bridge.realtime import dialect as wire
-from telephony_bridge.realtime.client import RealtimeAPIClient
+from telephony_bridge.voxengine.realtime_client import RealtimeAPIClient
 from telephony_bridge.realtime.events import AUDIO_DELTA_TYPE
 from telephony_bridge.tasks import TaskOwner
 from telephony_bridge.voxengine.call import Call

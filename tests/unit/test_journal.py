@@ -9,6 +9,13 @@ import pytest
 
 from telephony_bridge.realtime.events import MediaEvents as M
 from telephony_bridge.realtime.events import RealtimeAPIEvents as E
+from telephony_bridge.realtime.observer import (
+    ClientEventSent,
+    Interrupted,
+    MediaEvent,
+    ServerEvent,
+    Truncation,
+)
 from telephony_bridge.server.journal import CallJournal, UnsafeFileName, safe_child
 
 CALL = "CA" + "0" * 32
@@ -44,27 +51,27 @@ def events_of(journal: CallJournal) -> list[dict]:
 ])
 def test_each_model_event_becomes_one_entry_with_only_its_meaningful_fields(member, event, expected):
     journal = CallJournal("call X", None)
-    journal.model_event(None, member, event)
+    journal.model_event(None, MediaEvent(member, event) if isinstance(member, M) else ServerEvent(member, event))
     assert events_of(journal) == [expected]
 
 
 def test_unlisted_events_and_other_client_events_are_not_journaled():
     journal = CallJournal("call X", None)
-    journal.model_event(None, E.SessionCreated, {"session": {"id": "s"}})
-    journal.model_event(None, E.ResponseAudioDelta, {"delta": "AAAA"})  # audio never enters the journal
-    journal.model_event(None, "client", {"type": "input_audio_buffer.append", "audio": "AAAA"})
-    journal.model_event(None, "client", {"type": "conversation.item.create", "item": {"type": "message"}})
+    journal.model_event(None, ServerEvent(E.SessionCreated, {"session": {"id": "s"}}))
+    journal.model_event(None, ServerEvent(E.ResponseAudioDelta, {"delta": "AAAA"}))  # audio never enters the journal
+    journal.model_event(None, ClientEventSent({"type": "input_audio_buffer.append", "audio": "AAAA"}))
+    journal.model_event(None, ClientEventSent({"type": "conversation.item.create", "item": {"type": "message"}}))
     assert journal.entries == []
 
 
 def test_a_tool_result_the_scenario_sends_and_a_barge_in_are_journaled():
     journal = CallJournal("call X", None)
-    journal.model_event(None, "client", {"type": "conversation.item.create",
-                                         "item": {"type": "function_call_output", "call_id": "call_9", "output": "shipped"}})
-    journal.model_event(None, "interrupt", {"heard_ms": 840, "truncations": []})
+    journal.model_event(None, ClientEventSent({"type": "conversation.item.create",
+                                               "item": {"type": "function_call_output", "call_id": "call_9", "output": "shipped"}}))
+    journal.model_event(None, Interrupted((Truncation("item_1", 840, False),)))
     assert events_of(journal) == [
         {"event": "agent.tool_result", "call_id": "call_9", "output": "shipped"},
-        {"event": "barge_in", "heard_ms": 840, "truncations": []},
+        {"event": "barge_in", "truncations": [{"item_id": "item_1", "audio_end_ms": 840, "deleted": False}]},
     ]
 
 

@@ -7,6 +7,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from telephony_bridge.lifecycle import CallEnd
 from telephony_bridge.realtime.events import MediaEvents
+from telephony_bridge.realtime.observer import (
+    DownlinkLatency,
+    Interrupted,
+    MediaEvent,
+    Truncation,
+)
 from telephony_bridge.server.metrics import BridgeMetrics, Exporter
 
 
@@ -50,11 +56,11 @@ def test_outcome_labels_are_a_small_fixed_set():
 
 def test_model_events_count_barge_ins_truncations_deletions_reconnects_and_latency():
     metrics = BridgeMetrics()
-    metrics.model_event(None, "interrupt", {"truncations": [{"deleted": False}, {"deleted": True}, {"deleted": False}]})
-    metrics.model_event(None, "interrupt", {})  # nothing to cut: still a barge-in
-    metrics.model_event(None, "downlink_latency", {"seconds": 0.003})
-    metrics.model_event(None, MediaEvents.WebSocketReconnected, {"attempt": 1})
-    metrics.model_event(None, MediaEvents.WebSocketReconnecting, {"attempt": 1})  # only completed reconnects count
+    metrics.model_event(None, Interrupted((Truncation("a", 100, False), Truncation("b", 0, True), Truncation("c", 50, False))))
+    metrics.model_event(None, Interrupted())  # nothing to cut: still a barge-in
+    metrics.model_event(None, DownlinkLatency(0.003))
+    metrics.model_event(None, MediaEvent(MediaEvents.WebSocketReconnected, {"attempt": 1}))
+    metrics.model_event(None, MediaEvent(MediaEvents.WebSocketReconnecting, {"attempt": 1}))  # only completed reconnects count
     assert (metrics.barge_ins, metrics.truncations, metrics.deletions, metrics.model_reconnects) == (2, 2, 1, 1)
     assert list(metrics.downlink_latency_s) == [0.003]
 

@@ -4,7 +4,7 @@ import logging
 import pytest
 
 from telephony_bridge.naming import CAMEL_CASE_METHODS, snake_case, with_snake_case_twins
-from telephony_bridge.realtime.client import RealtimeAPIClient
+from telephony_bridge.voxengine.realtime_client import RealtimeAPIClient
 from telephony_bridge.tasks import TaskOwner
 from telephony_bridge.voxengine.call import Call
 from telephony_bridge.voxengine.context import VoxEngine

@@ -1,0 +1,520 @@
+"""ModelConnection: one realtime model session over a WebSocket, kept alive for the call.
+
+It opens the socket (auth headers, timeouts, keepalive pings), runs a reader and a writer task,
+reconnects with backoff and replays the call so far into a fresh session (session config,
+conversation mirror, and a `response.create` when an answer was cut off), recycles the session
+before the provider's cap, cuts off a model whose answer stalled (stall.py), and applies the
+error policy. It knows nothing of calls, listeners or playout: what it learns it tells one
+consumer through `ConnectionEvents`, typed, in wire order. Caller audio goes through its `uplink`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import binascii
+import logging
+import os
+import traceback
+from collections.abc import Mapping
+from typing import Any, Literal
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import orjson
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import (
+    ConnectionClosed,
+    InvalidHandshake,
+    InvalidStatus,
+    InvalidURI,
+)
+from websockets.protocol import State
+
+from telephony_bridge.realtime import dialect as wire
+from telephony_bridge.realtime.connection_events import (
+    NO_CONSUMER,
+    ConnectionEvents,
+    Reconnected,
+)
+from telephony_bridge.realtime.conversation import ConversationMirror
+from telephony_bridge.realtime.events import (
+    AUDIO_DELTA_TYPE,
+    RealtimeAPIEvents,
+    event_for_wire_type,
+)
+from telephony_bridge.realtime.stall import (
+    DEFAULT_ANSWER_STALL_TIMEOUT_S,
+    AnswerStallPolicy,
+)
+from telephony_bridge.realtime.stats import ClientStatistics
+from telephony_bridge.realtime.uplink import MAX_BUFFERED_AUDIO_BYTES, Uplink
+from telephony_bridge.tasks import TaskOwner
+
+log = logging.getLogger("telephony_bridge.realtime")
+
+Dialect = Literal["ga", "beta"]
+Codec = Literal["pcm16", "g711_ulaw"]
+
+# OpenAI caps a Realtime session at 60 minutes; recycle at a turn boundary well before that.
+DEFAULT_SESSION_MAX_S = 55 * 60
+DEFAULT_PING_INTERVAL_S = 5.0
+# A caller is on the line: retry fast and often rather than back off exponentially for long. The
+# first dozen attempts cover ~12 s; `maxReconnectAttempts` picks how many are used.
+RECONNECT_BACKOFF_S = (0.0, 0.2, 0.3, 0.5, 0.5, 1.0, 1.0, 1.0, 1.0, 2.0, 2.0, 2.0, 3.0, 5.0, 5.0, 5.0)
+
+# Errors after which the session is unusable. Everything else (nothing to cancel, truncate
+# rejected, a response already active, …) is delivered to the consumer and the call goes on.
+FATAL_ERROR_CODES = frozenset({
+    "invalid_api_key", "insufficient_quota", "session_expired", "invalid_session",
+    "session_not_found", "account_deactivated", "billing_hard_limit_reached",
+})
+FATAL_ERROR_TYPES = frozenset({"authentication_error", "insufficient_quota", "permission_error"})
+
+
+class RealtimeConnectionError(ConnectionError):
+    """The model WebSocket could not be opened. The message never contains the API key."""
+
+
+def redact(text: str, secret: str | None) -> str:
+    if secret:
+        text = text.replace(secret, "***")
+    return text
+
+
+def with_model(url: str, model: str) -> str:
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    query.setdefault("model", model)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), ""))
+
+
+class ModelConnection:
+    def __init__(
+        self,
+        *,
+        url: str,
+        api_key: str | None,
+        dialect: Dialect,
+        codec: Codec,
+        tasks: TaskOwner,
+        events: ConnectionEvents,
+        name: str,
+        trace: bool = False,
+        reconnect: bool = True,
+        max_reconnect_attempts: int = 12,
+        session_max_s: float | None = DEFAULT_SESSION_MAX_S,
+        ping_interval_s: float | None = DEFAULT_PING_INTERVAL_S,
+        answer_stall_timeout_s: float = DEFAULT_ANSWER_STALL_TIMEOUT_S,
+    ) -> None:
+        self.url = url
+        self.dialect: Dialect = dialect
+        self.codec: Codec = codec
+        self.tasks = tasks
+        self.name = name
+        self.trace = trace
+        self.reconnect = reconnect
+        self.max_reconnect_attempts = max_reconnect_attempts
+        self.session_max_s = session_max_s
+        self.ping_interval_s = ping_interval_s
+        self.stats = ClientStatistics()
+        self.uplink = Uplink(codec, self.stats, tasks.label)
+        self.session: dict[str, Any] = {}
+        self.session_id: str | None = None
+        self.session_config: dict[str, Any] = {}  # replayed as one session.update after a reconnect
+        self.conversation = ConversationMirror()
+        self.caller_speaking = False
+        self._api_key = api_key
+        self._events = events
+        self._ms_per_byte = 1 / 48 if codec == "pcm16" else 1 / 8  # model audio: PCM16 24 kHz or μ-law 8 kHz
+        self._audio_delta_type = AUDIO_DELTA_TYPE[dialect]
+        self._ws: ClientConnection | None = None
+        self._outbox: asyncio.Queue[bytes] = asyncio.Queue(maxsize=1000)
+        self._closed = False
+        self._close_reported = False
+        self._own_tasks: list[asyncio.Task[Any]] = []
+        self._responses_in_progress: set[str] = set()
+        self._connected = asyncio.Event()
+        self._connected_at = 0.0
+        self._recycling = False
+        # A model silent mid-answer with its socket open: cut it off and reconnect (stall.py).
+        self._answer_stall = AnswerStallPolicy(answer_stall_timeout_s)
+        self._answering = asyncio.Event()  # wakes the answer watchdog
+        self._drop_reason: str | None = None  # why the bridge itself cut the connection
+
+    # --- lifecycle ------------------------------------------------------------------------
+    async def connect(self, timeout_s: float = 10.0) -> None:
+        self._ws = await self._open(timeout_s)
+        self._connected_at = asyncio.get_running_loop().time()
+        self._answer_stall.reset(self._connected_at)
+        self._ready(self._ws)
+        self._own_tasks.append(self.tasks.spawn(self._run(), name=f"model reader {self.name}"))
+        self._own_tasks.append(self.tasks.spawn(self._write_loop(), name=f"model writer {self.name}"))
+        if self._answer_stall.timeout_s > 0:
+            self._own_tasks.append(self.tasks.spawn(self._watch_answers(), name=f"answer watchdog {self.name}"))
+
+    def _ready(self, ws: ClientConnection) -> None:
+        self._connected.set()
+        self.uplink.ws = ws
+
+    def _down(self) -> None:
+        self._connected.clear()
+        self.uplink.ws = None
+
+    async def _open(self, timeout_s: float) -> ClientConnection:
+        headers = {}
+        if self._api_key:
+            headers["Authorization"] = f"Bearer {self._api_key}"
+        if self.dialect == "beta":
+            headers["OpenAI-Beta"] = "realtime=v1"
+        try:
+            return await connect(
+                self.url,
+                additional_headers=headers,
+                open_timeout=timeout_s,
+                max_size=16 * 1024 * 1024,
+                compression=None,  # audio is incompressible; deflate costs CPU per frame
+                # A half-open socket (a NAT or proxy silently gone) shows only as unanswered pings:
+                # the library default (20 s + 20 s) would leave a caller in silence for 40 s.
+                ping_interval=self.ping_interval_s,
+                ping_timeout=self.ping_interval_s,
+                # After a failed ping the library still waits this long for a closing handshake
+                # that cannot cross a half-open socket (default 10 s): the caller is waiting.
+                close_timeout=1.0,
+                # Our own bound (MAX_BUFFERED_AUDIO_BYTES) decides when to drop audio; the
+                # library's must sit above it so that send() never waits on drain.
+                write_limit=4 * MAX_BUFFERED_AUDIO_BYTES,
+            )
+        except InvalidStatus as exc:
+            status = exc.response.status_code
+            hint = " (authentication failed: check the API key)" if status in (401, 403) else ""
+            raise RealtimeConnectionError(f"model endpoint {self.safe_url()} refused the connection: HTTP {status}{hint}") from None
+        except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
+            raise RealtimeConnectionError(
+                f"cannot connect to model endpoint {self.safe_url()}: {redact(str(exc), self._api_key) or type(exc).__name__}"
+            ) from None
+
+    def safe_url(self) -> str:
+        return redact(self.url, self._api_key)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def ws(self) -> ClientConnection | None:
+        """The current socket (kept after the close, for its addresses)."""
+        return self._ws
+
+    async def aclose(self, reason: str) -> None:
+        """Close for good. Idempotent, and always rids the call of the socket: 'reported closed'
+        and 'socket gone' are kept apart, so a reader that died first cannot leave the model
+        connection open."""
+        if not self._closed:
+            self._closed = True
+            self.uplink.ws = None
+            self._events.on_closing()
+        ws = self._ws
+        if ws is not None and ws.state is not State.CLOSED:
+            try:
+                await asyncio.wait_for(ws.close(1000, reason[:120]), 2.0)
+            except (TimeoutError, ConnectionClosed, OSError):
+                pass
+            if ws.state is not State.CLOSED and ws.transport is not None:
+                ws.transport.abort()  # the closing handshake stalled: drop the connection
+        self._report_close(1000, reason, True)
+        current = asyncio.current_task()
+        for task in self._own_tasks:
+            if task is not current:
+                task.cancel()
+        # A cancelled task's traceback holds its frame, which holds this connection: let them go.
+        self._own_tasks = [task for task in self._own_tasks if task is current]
+
+    def _report_close(self, code: int, reason: str, was_clean: bool) -> None:
+        if not self._close_reported:
+            self._close_reported = True
+            events, self._events = self._events, NO_CONSUMER
+            # The consumer holds this connection: forgetting it after the last report leaves no
+            # cycle, so a finished call is freed by reference counting, without waiting for the gc.
+            events.on_closed(code, reason, was_clean)
+
+    # --- client events (fire and forget, in order) ----------------------------------------
+    def send(self, event: Mapping[str, Any]) -> None:
+        """Queue a control event; the writer sends it once the model can take it (after a reconnect too)."""
+        if self.trace:
+            log.info("%s → %s", self.tasks.label, trace_line(event))
+        try:
+            self._outbox.put_nowait(orjson.dumps(event))
+        except asyncio.QueueFull:
+            raise RuntimeError("too many model messages queued; is the model connection stalled?") from None
+
+    def update_session(self, session: Mapping[str, Any]) -> None:
+        self.session_config.update(session)
+
+    def response_cancelled(self, response_id: str | None = None) -> None:
+        """The scenario (or a barge-in) cancelled an answer: it owes the caller no more audio."""
+        if response_id is None:
+            self._answer_stall.answering.clear()
+        else:
+            self._answer_stall.audio_finished(response_id)
+
+    # --- I/O loops ------------------------------------------------------------------------
+    async def _write_loop(self) -> None:
+        while True:
+            message = await self._outbox.get()
+            while True:
+                await self._connected.wait()
+                ws = self._ws
+                assert ws is not None
+                try:
+                    await ws.send(message, text=True)
+                    break
+                except ConnectionClosed:
+                    if self._ws is ws:  # not yet replaced: wait for the reconnect, then resend
+                        self._connected.clear()
+
+    async def _run(self) -> None:
+        """Read the model's events; on a drop, reconnect and replay; report the final close once."""
+        code, reason, clean = 1006, "connection lost", False
+        try:
+            while True:
+                assert self._ws is not None
+                code, reason, clean = await self._read(self._ws)
+                if self._drop_reason is not None:
+                    code, reason, clean, self._drop_reason = 1006, self._drop_reason, False, None
+                if self._closed or not (self.reconnect or self._recycling):
+                    break
+                if not await self._reconnect(code, reason):
+                    break
+        except Exception:
+            log.exception("%s: model reader failed; dropping the model connection", self.tasks.label)
+            code, reason, clean = 1011, "model reader failed", False
+            if self._ws is not None and self._ws.transport is not None:
+                self._ws.transport.abort()
+        finally:
+            if not self._closed:
+                self._closed = True
+                self.uplink.ws = None
+                log.info("%s: model WebSocket closed (%s %s)", self.tasks.label, code, reason)
+                self._events.on_closing()
+                self._report_close(code, reason, clean)
+
+    async def _read(self, ws: ClientConnection) -> tuple[int, str, bool]:
+        try:
+            loop = asyncio.get_running_loop()
+            stall = self._answer_stall
+            async for raw in ws:
+                stall.last_heard_at = loop.time()
+                try:
+                    event = orjson.loads(raw)
+                except orjson.JSONDecodeError:
+                    log.warning("%s: model sent a frame that is not JSON; ignored", self.tasks.label)
+                    continue
+                await self.dispatch(event)
+        except ConnectionClosed as exc:
+            received = exc.rcvd
+            return (received.code, received.reason, False) if received else (1006, "connection lost", False)
+        return ws.close_code or 1000, ws.close_reason or "", True
+
+    async def _reconnect(self, code: int, reason: str) -> bool:
+        """Open a new model session and replay the call so far into it; False when giving up."""
+        loop = asyncio.get_running_loop()
+        self._down()
+        down_at = loop.time()
+        silent_ms = (down_at - self._answer_stall.last_heard_at) * 1000
+        dropped_before = self.stats.caller_audio_dropped_ms
+        recycled, self._recycling = self._recycling, False
+        # Cut off mid-answer: the new session must be asked for the answer again, or it waits
+        # for the caller to speak (pitfall 21). Not when the caller is talking: their turn comes.
+        resume = bool(self._answer_stall.answering) and not self.caller_speaking
+        self._answer_stall.reset(down_at)
+        if not recycled:
+            log.warning("%s: model WebSocket dropped (%s %s); reconnecting", self.tasks.label, code, reason)
+        # Answers cut by the drop never finish: let the consumer settle what was already played.
+        for response_id in list(self._responses_in_progress):
+            self._response_finished(response_id)
+        delays = (0.0,) if recycled else RECONNECT_BACKOFF_S[: self.max_reconnect_attempts]
+        for attempt, delay in enumerate(delays, start=1):
+            self._events.on_reconnecting(attempt, code, reason)
+            await asyncio.sleep(delay)
+            if self._closed:
+                return False
+            try:
+                ws = await self._open(timeout_s=5.0)
+            except RealtimeConnectionError as exc:
+                log.warning("%s: reconnect attempt %d failed: %s", self.tasks.label, attempt, exc)
+                continue
+            replay = self.conversation.replay_items()
+            self.conversation = ConversationMirror(self.conversation.max_items)  # refilled by the new session's echoes
+            try:
+                await ws.send(orjson.dumps(wire.session_update(self.session_config, self.dialect, self.codec)), text=True)
+                for item in replay:
+                    await ws.send(orjson.dumps(wire.conversation_item_create(None, item, self.dialect)), text=True)
+                if resume:
+                    await ws.send(orjson.dumps(wire.response_create({}, self.dialect, self.codec)), text=True)
+            except ConnectionClosed:
+                continue
+            self._ws = ws
+            self._connected_at = loop.time()
+            self._answer_stall.reset(self._connected_at)
+            self._ready(ws)
+            self.stats.reconnects += 1
+            downtime_ms = (loop.time() - down_at) * 1000
+            log.info("%s: model WebSocket reopened after %.0f ms; %d item(s) replayed", self.tasks.label, downtime_ms, len(replay))
+            self._events.on_reconnected(Reconnected(
+                attempt=attempt, downtime_ms=round(downtime_ms, 1), replayed_items=len(replay), recycled=recycled,
+                resumed_answer=resume, caller_audio_lost_ms=round(self.stats.caller_audio_dropped_ms - dropped_before, 1),
+                model_silent_before_ms=round(silent_ms, 1)))
+            return True
+        log.error("%s: model WebSocket could not be reopened after %d attempt(s)", self.tasks.label, len(delays))
+        return False
+
+    async def _watch_answers(self) -> None:
+        """Cut off a model whose answer stalled with its socket open; the reader then reconnects."""
+        loop = asyncio.get_running_loop()
+        stall = self._answer_stall
+        while True:
+            deadline = stall.deadline()
+            if deadline is not None and loop.time() < deadline:
+                await asyncio.sleep(deadline - loop.time())
+                continue
+            ws = self._ws
+            if deadline is not None and ws is not None and ws.transport is not None and not ws.transport.is_closing():
+                quiet_ms = (loop.time() - stall.last_heard_at) * 1000
+                log.warning("%s: the model went silent mid-answer (%.0f ms); reconnecting", self.tasks.label, quiet_ms)
+                self._drop_reason = f"model silent mid-answer for {quiet_ms:.0f} ms"
+                ws.transport.abort()
+            self._answering.clear()  # until the next answer starts (a reconnect resets the policy)
+            await self._answering.wait()
+
+    def _maybe_recycle(self) -> None:
+        """Before the provider's session cap, start a fresh session at a turn boundary."""
+        if self.session_max_s is None or self._recycling or self._closed:
+            return
+        age = asyncio.get_running_loop().time() - self._connected_at
+        if age < self.session_max_s or self._responses_in_progress or self.caller_speaking:
+            return
+        self._recycling = True
+        log.info("%s: recycling the model session after %.0f s, at a turn boundary", self.tasks.label, age)
+        ws = self._ws
+        if ws is not None:
+            self.tasks.spawn(ws.close(1000, "recycling before the session limit"), name="recycle model session")
+
+    # --- server events --------------------------------------------------------------------
+    async def dispatch(self, event: Any) -> None:
+        """Untrusted input from the model enters here: a malformed event is logged and skipped,
+        never allowed to kill the reader (and with it the call's model audio)."""
+        if not isinstance(event, dict):
+            self._malformed(f"a JSON {type(event).__name__}, not an object")
+            return
+        try:
+            await self._dispatch_event(event)
+        except (asyncio.CancelledError, ConnectionClosed):
+            raise
+        except Exception as exc:
+            # The place, as text: a logged exc_info would pin the frames (and the call) in any log
+            # handler that keeps records.
+            where = traceback.extract_tb(exc.__traceback__)[-1]
+            self._malformed(f"{event.get('type')!r} event broke its handling ({type(exc).__name__}: {exc}, "
+                            f"at {os.path.basename(where.filename)}:{where.lineno})")
+
+    def _malformed(self, what: str) -> None:
+        self.stats.malformed_events += 1
+        count = self.stats.malformed_events
+        if count <= 10 or count % 100 == 0:
+            log.warning("%s: malformed model event #%d ignored: %s", self.tasks.label, count, what)
+
+    async def _dispatch_event(self, event: dict[str, Any]) -> None:
+        kind = event.get("type")
+        if kind == self._audio_delta_type:  # the hot path: model audio to the consumer
+            audio = self._decode_audio(event)
+            if audio is not None:
+                await self._events.on_audio_delta(event.get("response_id", ""), event.get("item_id", ""),
+                                                  event.get("content_index", 0), audio, len(audio) * self._ms_per_byte, event)
+            return
+        if self.trace:
+            log.info("%s ← %s", self.tasks.label, trace_line(event))
+        member = event_for_wire_type(kind, self.dialect) if isinstance(kind, str) else RealtimeAPIEvents.Unknown
+        if member is RealtimeAPIEvents.ResponseAudioDone:
+            await self._events.on_audio_done(event.get("response_id", ""))
+        self._bookkeep(member, event)
+        if member is RealtimeAPIEvents.ResponseFunctionCallArgumentsDone and "name" not in event:
+            # The beta wire leaves the name out; scenarios written for GA read data["name"].
+            item = self.conversation.items.get(event.get("item_id", ""))
+            if item is not None and item.name:
+                event["name"] = item.name
+        self._events.on_server_event(member, event)
+        if member is RealtimeAPIEvents.Error:
+            self._apply_error_policy(event)
+
+    def _decode_audio(self, event: dict[str, Any]) -> bytes | None:
+        """An audio delta's bytes, counted and told to the stall policy and the mirror; None if unusable."""
+        try:
+            audio = binascii.a2b_base64(event["delta"])
+        except (KeyError, TypeError, binascii.Error):
+            log.warning("%s: audio delta without valid base64; ignored", self.tasks.label)
+            return None
+        if self.codec == "pcm16" and len(audio) % 2:
+            audio = audio[:-1]  # half a sample cannot be played; keep the stream's alignment
+        duration_ms = len(audio) * self._ms_per_byte
+        self.stats.model_audio_deltas += 1
+        self.stats.model_audio_ms += duration_ms
+        self._answer_stall.audio_received(self._answer_stall.last_heard_at, duration_ms)
+        self.conversation.audio_received(event.get("item_id", ""), duration_ms)
+        return audio
+
+    def _bookkeep(self, member: RealtimeAPIEvents, event: dict[str, Any]) -> None:
+        """Keep the consumer told of response and item lifecycles (needed before any audio), and
+        the conversation mirror current for a replay."""
+        self.conversation.apply(event)
+        if member is RealtimeAPIEvents.InputAudioBufferSpeechStarted:
+            self.caller_speaking = True
+        elif member is RealtimeAPIEvents.InputAudioBufferSpeechStopped:
+            self.caller_speaking = False
+        if member is RealtimeAPIEvents.ResponseCreated:
+            rid = (event.get("response") or {}).get("id", "")
+            self._responses_in_progress.add(rid)
+            self._answer_stall.response_started(rid, self._answer_stall.last_heard_at)
+            self._answering.set()
+            self._events.on_response_started(rid)
+        elif member is RealtimeAPIEvents.ResponseOutputItemAdded:
+            item = event.get("item") or {}
+            if item.get("type") == "message":
+                self._events.on_item_added(event.get("response_id", ""), item.get("id", ""))
+        elif member is RealtimeAPIEvents.ResponseAudioDone:
+            self._answer_stall.audio_finished(event.get("response_id", ""))
+        elif member is RealtimeAPIEvents.ResponseDone:
+            self._answer_stall.audio_finished((event.get("response") or {}).get("id", ""))
+            self._response_finished((event.get("response") or {}).get("id", ""))
+            self._maybe_recycle()
+        elif member is RealtimeAPIEvents.SessionCreated:
+            self.session_id = (event.get("session") or {}).get("id")
+            self.session = event.get("session") or {}
+        elif member is RealtimeAPIEvents.SessionUpdated:
+            self.session = event.get("session") or {}
+
+    def _response_finished(self, response_id: str) -> None:
+        self._responses_in_progress.discard(response_id)
+        self._events.on_response_finished(response_id)
+
+    def _apply_error_policy(self, event: dict[str, Any]) -> None:
+        self.stats.errors += 1
+        error = event.get("error") or {}
+        code, kind = error.get("code"), error.get("type")
+        message = redact(str(error.get("message", "")), self._api_key)
+        if code in FATAL_ERROR_CODES or kind in FATAL_ERROR_TYPES:
+            log.error("%s: fatal model error %s/%s: %s — closing the model connection", self.tasks.label, kind, code, message)
+            self.tasks.spawn(self.aclose(f"fatal model error: {code or kind}"), name="close after fatal error")
+        else:
+            log.info("%s: model error (call goes on) %s/%s: %s", self.tasks.label, kind, code, message)
+
+
+_AUDIO_FIELDS = ("audio", "delta")
+
+
+def trace_line(event: Mapping[str, Any]) -> str:
+    """One line per event with audio elided: traces must never carry audio (or secrets)."""
+    kind = str(event.get("type", ""))
+    carries_audio = kind == "input_audio_buffer.append" or kind.endswith("audio.delta")
+    shown = {key: (f"<{len(value)} base64 chars>" if carries_audio and key in _AUDIO_FIELDS and isinstance(value, str) else value)
+             for key, value in event.items()}
+    text = orjson.dumps(shown, default=str).decode()
+    return text if len(text) <= 400 else text[:400] + "…"

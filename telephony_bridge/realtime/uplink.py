@@ -1,0 +1,104 @@
+"""The caller-audio hot path: one caller frame (μ-law 8 kHz) into the model's input buffer.
+
+Per 20 ms frame: μ-law → PCM16 8k → 24k (pcm16 sessions; g711_ulaw passes through) → base64 → one
+`input_audio_buffer.append` frame written to the model socket. No logging, no allocation of filters
+(the resampler lives for the stream), no await.
+
+Never blocks the carrier on the model: when the model is not taking audio (reconnecting, closing,
+or its socket backed up past MAX_BUFFERED_AUDIO_BYTES) the frame is dropped and counted, and a
+model that stays backed up for MODEL_STALL_TIMEOUT_S is cut off so that the connection's reader
+reconnects.
+
+The model connection (connection.py) tells the uplink which socket is current: `ws` is set when a
+session is open and ready for audio, and None while reconnecting and after the close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import binascii
+import logging
+
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State
+
+from telephony_bridge.audio.g711 import ulaw_decode
+from telephony_bridge.audio.resample import Resampler
+from telephony_bridge.realtime import dialect as wire
+from telephony_bridge.realtime.stats import ClientStatistics
+
+log = logging.getLogger("telephony_bridge.realtime")
+
+MAX_BUFFERED_AUDIO_BYTES = 256 * 1024  # ~2 s of PCM16 24 kHz as base64 JSON
+MODEL_STALL_TIMEOUT_S = 5.0
+
+# Caller audio is written through the connection's sans-I/O protocol (see Uplink.accept_caller_audio):
+# `protocol` and `send_data()` of websockets' asyncio Connection (13.0 onwards). Neither is
+# documented API, so a release without them falls back to `await ws.send()`. Read per frame, so a
+# test can take either way.
+DIRECT_WRITE = callable(getattr(ClientConnection, "send_data", None))
+
+
+class Uplink:
+    """Caller audio to one model client, across its reconnects."""
+
+    __slots__ = ("_stalled_since", "_upsampler", "label", "stats", "ws")
+
+    def __init__(self, codec: str, stats: ClientStatistics, label: str) -> None:
+        self.label = label
+        self.stats = stats
+        self.ws: ClientConnection | None = None  # set by the connection when the model can take audio
+        self._stalled_since: float | None = None
+        self._upsampler = Resampler(8000, 24000) if codec == "pcm16" else None
+
+    async def accept_caller_audio(self, ulaw: bytes) -> None:
+        """A caller frame for the model's input buffer. Never raises into the carrier's reader."""
+        ws = self.ws
+        if ws is None or ws.state is not State.OPEN:
+            self.stats.caller_audio_dropped_ms += len(ulaw) / 8  # nowhere to go
+            return
+        transport = ws.transport
+        if transport.is_closing():
+            self.stats.caller_audio_dropped_ms += len(ulaw) / 8  # aborted: the reader reconnects
+            return
+        if transport.get_write_buffer_size() > MAX_BUFFERED_AUDIO_BYTES:
+            self._backed_up(len(ulaw), transport)
+            return
+        self._stalled_since = None
+        self.stats.caller_frames += 1
+        audio = self._upsampler.process(ulaw_decode(ulaw)) if self._upsampler is not None else ulaw
+        message = wire.encode_input_audio_append(binascii.b2a_base64(audio, newline=False))
+        if not DIRECT_WRITE:
+            try:
+                await ws.send(message, text=True)
+            except ConnectionClosed:
+                pass  # the reader sees the close and reconnects
+            return
+        # Written through the connection's sans-I/O protocol, not `await ws.send()`: send() costs
+        # an async context manager, a drain and three coroutines per frame (a quarter of the
+        # bridge's CPU above the relay floor at 100 calls, bench/README.md), and its one service
+        # here, waiting while the socket is backed up, is the one thing the carrier must never
+        # do; the write-buffer check above replaces it. Frames stay whole: the protocol appends
+        # a complete frame and the bridge never fragments, so this interleaves safely with the
+        # writer task's send(). State is OPEN and the transport not closing (checked above).
+        try:
+            ws.protocol.send_text(message)
+            ws.send_data()
+        except Exception:
+            # What send() would do on an internal error: give up the connection (the reader
+            # reconnects) rather than let the carrier's reader see an exception per frame.
+            log.exception("%s: writing caller audio to the model failed; dropping the connection", self.label)
+            self.stats.caller_audio_dropped_ms += len(ulaw) / 8
+            transport.abort()
+
+    def _backed_up(self, frame_bytes: int, transport: asyncio.WriteTransport) -> None:
+        """The model is not reading: drop the frame; past MODEL_STALL_TIMEOUT_S, cut the model off."""
+        self.stats.caller_audio_dropped_ms += frame_bytes / 8
+        now = asyncio.get_running_loop().time()
+        if self._stalled_since is None:
+            self._stalled_since = now
+        elif now - self._stalled_since > MODEL_STALL_TIMEOUT_S:
+            log.warning("%s: the model has not read audio for %.0f s; dropping its connection", self.label, now - self._stalled_since)
+            self._stalled_since = None
+            transport.abort()

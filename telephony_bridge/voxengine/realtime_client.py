@@ -1,0 +1,344 @@
+"""RealtimeAPIClient: Voximplant's `OpenAI.Beta.RealtimeAPIClient` surface over one ModelConnection.
+
+The model connection (realtime/connection.py) owns the socket, reconnects and replays; the uplink
+(realtime/uplink.py) carries caller audio; this front turns what the connection reports into
+scenario events (`addEventListener`), observer events (realtime/observer.py) and playout into the
+calls it was sent to (`PlayoutChannel`s).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from telephony_bridge.naming import with_snake_case_twins
+from telephony_bridge.realtime import dialect as wire
+from telephony_bridge.realtime.connection import (
+    DEFAULT_PING_INTERVAL_S,
+    DEFAULT_SESSION_MAX_S,
+    Codec,
+    Dialect,
+    ModelConnection,
+    with_model,
+)
+from telephony_bridge.realtime.connection_events import Reconnected
+from telephony_bridge.realtime.conversation import ConversationMirror
+from telephony_bridge.realtime.events import (
+    MediaEvents,
+    RealtimeAPIEvents,
+    normalize_event_name,
+)
+from telephony_bridge.realtime.observer import (
+    ClientEventSent,
+    DownlinkLatency,
+    MediaEvent,
+    Observer,
+    ServerEvent,
+)
+from telephony_bridge.realtime.stall import DEFAULT_ANSWER_STALL_TIMEOUT_S
+from telephony_bridge.tasks import TaskOwner
+from telephony_bridge.voxengine.listeners import EventPayload, Handler, Listeners
+from telephony_bridge.voxengine.playout_channel import PlayoutChannel
+
+log = logging.getLogger("telephony_bridge.realtime")
+
+OPENAI_REALTIME_URL = "wss://api.openai.com/v1/realtime"
+DEFAULT_MODEL = "gpt-realtime"  # OpenAI's current GA realtime model (Voximplant's beta default is retired)
+DOWNLINK_SAMPLE_EVERY = 10  # model deltas between two latency samples
+
+
+@with_snake_case_twins
+class RealtimeAPIClient:
+    """Voximplant's OpenAI.Beta.RealtimeAPIClient. Create with `OpenAI.Beta.createRealtimeAPIClient`."""
+
+    _ids = itertools.count(1)
+
+    def __init__(
+        self,
+        *,
+        url: str,
+        api_key: str | None,
+        model: str,
+        dialect: Dialect,
+        codec: Codec,
+        tasks: TaskOwner,
+        on_websocket_close: Callable[[Any], Any] | None = None,
+        trace: bool = False,
+        reconnect: bool = True,
+        max_reconnect_attempts: int = 12,
+        session_max_s: float | None = DEFAULT_SESSION_MAX_S,
+        ping_interval_s: float | None = DEFAULT_PING_INTERVAL_S,
+        answer_stall_timeout_s: float = DEFAULT_ANSWER_STALL_TIMEOUT_S,
+    ) -> None:
+        if dialect not in ("ga", "beta"):
+            raise ValueError(f"dialect must be 'ga' or 'beta', not {dialect!r}")
+        if codec not in ("pcm16", "g711_ulaw"):
+            raise ValueError(f"codec must be 'pcm16' or 'g711_ulaw', not {codec!r}")
+        self.url = with_model(url, model)
+        self.model = model
+        self.dialect: Dialect = dialect
+        self.codec: Codec = codec
+        self.tasks = tasks
+        self._id = f"rtc_{next(self._ids)}_{os.urandom(4).hex()}"
+        self._connection = ModelConnection(
+            url=self.url, api_key=api_key, dialect=dialect, codec=codec, tasks=tasks, events=self, name=self._id,
+            trace=trace, reconnect=reconnect, max_reconnect_attempts=max_reconnect_attempts,
+            session_max_s=session_max_s, ping_interval_s=ping_interval_s, answer_stall_timeout_s=answer_stall_timeout_s,
+        )
+        self.stats = self._connection.stats
+        # The caller-audio hot path, bound straight to the uplink: no extra coroutine per frame.
+        self.accept_caller_audio = self._connection.uplink.accept_caller_audio
+        self._on_websocket_close = on_websocket_close
+        self._channels: dict[int, PlayoutChannel] = {}
+        self.listeners = Listeners(f"{tasks.label} client {self._id}", tasks, normalize_event_name)
+        # Told of every server event (not audio), every control event sent and every interruption,
+        # as typed events (realtime/observer.py): the call journal listens here without being a
+        # scenario listener.
+        self.observer: Observer | None = None
+
+    # --- lifecycle ------------------------------------------------------------------------
+    async def connect(self, timeout_s: float = 10.0) -> None:
+        await self._connection.connect(timeout_s)
+        # The bridge owns the audio formats: set them before anything else (pitfall 10).
+        self._send(wire.session_update({}, self.dialect, self.codec))
+
+    def id(self) -> str:
+        return self._id
+
+    def webSocketId(self) -> str | None:
+        return self._connection.session_id
+
+    @property
+    def closed(self) -> bool:
+        return self._connection.closed
+
+    @property
+    def session(self) -> dict[str, Any]:
+        return self._connection.session
+
+    @property
+    def conversation(self) -> ConversationMirror:
+        return self._connection.conversation
+
+    @property
+    def trace(self) -> bool:
+        return self._connection.trace
+
+    @property
+    def _ws(self) -> Any:
+        """The model socket (tests reach for it; kept after the close)."""
+        return self._connection.ws
+
+    @property
+    def _caller_speaking(self) -> bool:
+        return self._connection.caller_speaking
+
+    async def _dispatch(self, event: Any) -> None:
+        """A server event as the reader would hand it over (the fuzz tests drive this)."""
+        await self._connection.dispatch(event)
+
+    @property
+    def local_address(self) -> tuple[str, int] | None:
+        """This end of the model connection (host, port), kept after it closes; None before it opens.
+        What the other end sees as the remote address: the call-flow kit matches connections by it."""
+        ws = self._connection.ws
+        if ws is None:
+            return None
+        try:
+            return ws.local_address
+        except (OSError, AttributeError):  # a transport already torn down
+            return None
+
+    async def aclose(self, reason: str = "closed by scenario") -> None:
+        """Close for good. Idempotent; onWebSocketClose is called once."""
+        await self._connection.aclose(reason)
+
+    def close(self) -> None:
+        """Close the model WebSocket (Voximplant's close(): fire and forget)."""
+        if not self.closed:
+            self.tasks.spawn(self.aclose(), name=f"close {self._id}")
+
+    # --- listeners ------------------------------------------------------------------------
+    def addEventListener(self, event: Any, handler: Handler) -> None:
+        self.listeners.add(event, handler)
+
+    def removeEventListener(self, event: Any, handler: Handler | None = None) -> None:
+        self.listeners.remove(event, handler)
+
+    def _emit(self, member: Any, data: Mapping[str, Any]) -> None:
+        self.listeners.emit(member, EventPayload(client=self, name=member.name, data=data))
+
+    def _emit_media(self, member: MediaEvents, **fields: Any) -> None:
+        if self.observer is not None:
+            self.observer(self, MediaEvent(member, {k: v for k, v in fields.items() if k != "call"}))
+        self.listeners.emit(member, EventPayload(client=self, name=member.name, **fields))
+
+    # --- client events (fire and forget, in order, like VoxEngine) ------------------------
+    def _send(self, event: Mapping[str, Any]) -> None:
+        if self._connection.closed:
+            log.warning("%s: %s after close ignored", self.tasks.label, event.get("type"))
+            return
+        if self.observer is not None:
+            self.observer(self, ClientEventSent(event))
+        self._connection.send(event)
+
+    def _cancel_response(self, response_id: str) -> None:
+        """A barge-in cancels the answer by name: its audio is no longer due."""
+        self._connection.response_cancelled(response_id)
+        self._send(wire.response_cancel(response_id=response_id))
+
+    def sessionUpdate(self, session: Mapping[str, Any], eventId: str | None = None) -> None:
+        self._connection.update_session(session)  # replayed as one session.update after a reconnect
+        self._send(wire.session_update(session, self.dialect, self.codec, eventId))
+
+    def conversationItemCreate(self, previousItemId: str | None, item: Mapping[str, Any], eventId: str | None = None) -> None:
+        self._send(wire.conversation_item_create(previousItemId, item, self.dialect, eventId))
+
+    def conversationItemDelete(self, itemId: str, eventId: str | None = None) -> None:
+        self._send(wire.conversation_item_delete(itemId, eventId))
+
+    def conversationItemTruncate(self, itemId: str, contentIndex: int, audioEndMs: int, eventId: str | None = None) -> None:
+        self._send(wire.conversation_item_truncate(itemId, contentIndex, audioEndMs, eventId))
+
+    def conversationItemRetrieve(self, itemId: str, eventId: str | None = None) -> None:
+        self._send(wire.conversation_item_retrieve(itemId, eventId))
+
+    def responseCreate(self, response: Mapping[str, Any] | None = None, eventId: str | None = None) -> None:
+        self._send(wire.response_create(response or {}, self.dialect, self.codec, eventId))
+
+    def responseCancel(self, eventId: str | None = None) -> None:
+        self._connection.response_cancelled()  # a cancelled answer owes the caller no more audio
+        self._send(wire.response_cancel(eventId))
+
+    # --- media graph ----------------------------------------------------------------------
+    def sendMediaTo(self, unit: Any, parameters: Mapping[str, Any] | None = None) -> None:
+        """Play the model's audio into `unit` (a Call)."""
+        if not hasattr(unit, "attach_playout") or not hasattr(unit, "playback"):
+            raise TypeError(f"{unit!r} cannot play model audio")
+        channel = PlayoutChannel(self, unit, parameters or {})
+        unit.attach_playout(channel)
+        self._channels[id(unit)] = channel
+
+    def stopMediaTo(self, unit: Any) -> None:
+        channel = self._channels.get(id(unit))
+        if channel is not None:
+            channel.detach()
+
+    def clearMediaBuffer(self, parameters: Mapping[str, Any] | None = None) -> None:
+        """Barge-in: stop playback at once and truncate the conversation at what the caller heard.
+
+        Does nothing (and fires nothing) when nothing is playing. `{"truncate": False}` skips the
+        truncation; `{"tag": …}` limits it to the channels sent with that tag."""
+        parameters = parameters or {}
+        truncate = parameters.get("truncate", True) is not False
+        tag = parameters.get("tag")
+        for channel in list(self._channels.values()):
+            if tag is None or channel.tag == tag:
+                channel.interrupt(truncate)
+
+    # --- what the model connection reports (realtime.connection.ConnectionEvents) ---------
+    async def on_audio_delta(self, response_id: str, item_id: str, content_index: int, audio: bytes,
+                             duration_ms: float, event: dict[str, Any]) -> None:
+        observer = self.observer
+        sampled = observer is not None and self.stats.model_audio_deltas % DOWNLINK_SAMPLE_EVERY == 0
+        started = asyncio.get_running_loop().time() if sampled else 0.0
+        for channel in list(self._channels.values()):
+            await channel.play(response_id, item_id, content_index, audio, duration_ms)
+        if sampled and self._channels and observer is not None:
+            # what the bridge adds between the model's delta and the carrier's media
+            observer(self, DownlinkLatency(asyncio.get_running_loop().time() - started))
+        if self.listeners.has(RealtimeAPIEvents.ResponseAudioDelta):
+            self._emit(RealtimeAPIEvents.ResponseAudioDelta, event)
+
+    async def on_audio_done(self, response_id: str) -> None:
+        for channel in list(self._channels.values()):
+            await channel.finish_audio(response_id)
+
+    def on_response_started(self, response_id: str) -> None:
+        for channel in self._channels.values():
+            channel.call.playback.response_started(response_id)
+
+    def on_item_added(self, response_id: str, item_id: str) -> None:
+        for channel in self._channels.values():
+            channel.call.playback.item_added(response_id, item_id)
+
+    def on_response_finished(self, response_id: str) -> None:
+        for channel in list(self._channels.values()):
+            ended = channel.call.playback.response_finished(response_id)
+            if ended is not None:
+                channel.media_ended(ended)
+
+    def on_server_event(self, member: RealtimeAPIEvents, event: dict[str, Any]) -> None:
+        if self.observer is not None:
+            self.observer(self, ServerEvent(member, event))
+        self._emit(member, event)
+
+    def on_reconnecting(self, attempt: int, code: int, reason: str) -> None:
+        self._emit_media(MediaEvents.WebSocketReconnecting, attempt=attempt, code=code, reason=reason)
+
+    def on_reconnected(self, reconnected: Reconnected) -> None:
+        r = reconnected
+        self._emit_media(MediaEvents.WebSocketReconnected, attempt=r.attempt, downtimeMs=r.downtime_ms,
+                         replayedItems=r.replayed_items, recycled=r.recycled, resumedAnswer=r.resumed_answer,
+                         callerAudioLostMs=r.caller_audio_lost_ms, modelSilentBeforeMs=r.model_silent_before_ms)
+
+    def on_closing(self) -> None:
+        for channel in list(self._channels.values()):
+            channel.detach()
+
+    def on_closed(self, code: int, reason: str, was_clean: bool) -> None:
+        if self._on_websocket_close is None:
+            return
+        event = EventPayload(client=self, code=code, reason=reason, wasClean=was_clean)
+        try:
+            result = self._on_websocket_close(event)
+            if asyncio.iscoroutine(result):
+                self.tasks.spawn(result, name="onWebSocketClose")
+        except Exception:
+            log.exception("%s: onWebSocketClose raised", self.tasks.label)
+
+
+def resolve_realtime_url(explicit: str | None, environ: Mapping[str, str], local_engine_url: str | None) -> str:
+    """`url` param > REALTIME_URL > the embedded local engine when OPENAI_API_KEY is unset > OpenAI."""
+    if explicit:
+        return explicit
+    if environ.get("REALTIME_URL"):
+        return environ["REALTIME_URL"]
+    if not environ.get("OPENAI_API_KEY") and local_engine_url:
+        return local_engine_url
+    return OPENAI_REALTIME_URL
+
+
+async def create_realtime_api_client(
+    parameters: Mapping[str, Any],
+    *,
+    tasks: TaskOwner,
+    environ: Mapping[str, str] | None = None,
+    local_engine_url: str | None = None,
+) -> RealtimeAPIClient:
+    """Voximplant's `OpenAI.Beta.createRealtimeAPIClient(parameters)`; connects before returning."""
+    environ = os.environ if environ is None else environ
+    parameters = dict(parameters or {})
+    api_key = parameters.get("apiKey") or environ.get("OPENAI_API_KEY")
+    client = RealtimeAPIClient(
+        url=resolve_realtime_url(parameters.get("url"), environ, local_engine_url),
+        api_key=api_key,
+        model=parameters.get("model") or DEFAULT_MODEL,
+        dialect=parameters.get("dialect", "ga"),
+        codec=parameters.get("codec", "pcm16"),
+        tasks=tasks,
+        on_websocket_close=parameters.get("onWebSocketClose"),
+        trace=bool(parameters.get("trace", False)),
+        reconnect=bool(parameters.get("reconnect", True)),
+        max_reconnect_attempts=int(parameters.get("maxReconnectAttempts", 12)),
+        session_max_s=parameters.get("sessionMaxDurationS", DEFAULT_SESSION_MAX_S),
+        ping_interval_s=parameters.get("pingIntervalS", DEFAULT_PING_INTERVAL_S),
+        answer_stall_timeout_s=float(parameters.get("answerStallTimeoutS",
+                                                    environ.get("ANSWER_STALL_TIMEOUT_S") or DEFAULT_ANSWER_STALL_TIMEOUT_S)),
+    )
+    await client.connect()
+    return client
