@@ -148,7 +148,8 @@ class Resampler:
                 if self._upsampling
                 else self._filter.branch_len * factor - 1
             )
-        self._buffer = np.zeros(self._history_len + _MAX_BLOCK_SAMPLES)
+        # Only the integer filter uses it (the rational core has its own): 38 KB per stream.
+        self._buffer = np.zeros(self._history_len + _MAX_BLOCK_SAMPLES if self._filter else 0)
         self._pending_drop = 0
         self._skip = 0
         self.reset()
