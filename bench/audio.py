@@ -3,11 +3,15 @@
     python bench/audio.py            # table
     python bench/audio.py --json     # machine-readable
 
-A frame is 20 ms: 160 μ-law bytes at 8 kHz, or 960 bytes of PCM16 at 24 kHz. Each figure is the
+A frame is 20 ms: 160 μ-law bytes at 8 kHz, 640 or 960 bytes of PCM16 at 16 or 24 kHz. Each figure is the
 median over repeats of the mean µs per frame across one run of consecutive frames, with state
 carried across frames exactly as a call would carry it. audioop's ``ratecv`` is cheaper but is no
 real alternative (no anti-alias/anti-image filter, see shared/reference/audio.md): it is here as
 the floor of what resampling can cost.
+
+A second table prices ``audio/convert.py``: each ``Converter`` path against the same steps called
+directly (what the plan adds per frame: the median of paired differences over alternating short
+runs), and the pass-through plan on its own.
 """
 
 from __future__ import annotations
@@ -27,8 +31,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from telephony_bridge.audio.g711 import ulaw_decode, ulaw_encode  # noqa: E402
-from telephony_bridge.audio.resample import Resampler  # noqa: E402
+from telephony_bridge.audio.convert import converter
+from telephony_bridge.audio.formats import L16_16K, L16_24K, ULAW_8K, AudioFormat
+from telephony_bridge.audio.g711 import ulaw_decode, ulaw_encode
+from telephony_bridge.audio.resample import Resampler
 
 try:
     with warnings.catch_warnings():
@@ -79,6 +85,31 @@ def ours_down() -> Callable[[bytes], bytes]:
     return lambda frame: ulaw_encode(resampler.process(frame))
 
 
+def ours_resample(from_rate: int, to_rate: int) -> Callable[[], Callable[[bytes], bytes]]:
+    def make() -> Callable[[bytes], bytes]:
+        return Resampler(from_rate, to_rate).process
+
+    return make
+
+
+def audioop_resample(from_rate: int, to_rate: int) -> Callable[[], Callable[[bytes], bytes]]:
+    def make() -> Callable[[bytes], bytes]:
+        state = None
+
+        def step(frame: bytes) -> bytes:
+            nonlocal state
+            out, state = audioop.ratecv(frame, 2, 1, from_rate, to_rate, state)
+            return out
+
+        return step
+
+    return make
+
+
+def via_converter(src: AudioFormat, dst: AudioFormat) -> Callable[[], Callable[[bytes], bytes]]:
+    return lambda: converter(src, dst).process
+
+
 def audioop_up() -> Callable[[bytes], bytes]:
     state = None
 
@@ -123,12 +154,17 @@ def machine() -> dict[str, object]:
 def run(frames: int, repeats: int) -> dict[str, object]:
     seconds = frames * FRAME_MS / 1000
     ulaw_frames = split_frames(ulaw_encode(speech_like(8000, seconds).tobytes()), 160)
+    pcm16k_frames = split_frames(speech_like(16000, seconds, seed=3).tobytes(), 640)
     pcm24_frames = split_frames(speech_like(24000, seconds, seed=2).tobytes(), 960)
     rows = []
     for name, ours, ref, frames_in in (
         ("decode+upsample (ulaw 160 B -> PCM16 24k 960 B)", ours_up, audioop_up, ulaw_frames),
         ("downsample+encode (PCM16 24k 960 B -> ulaw 160 B)", ours_down, audioop_down,
          pcm24_frames),
+        ("resample 16k -> 24k (PCM16 640 B -> 960 B)", ours_resample(16000, 24000),
+         audioop_resample(16000, 24000), pcm16k_frames),
+        ("resample 24k -> 16k (PCM16 960 B -> 640 B)", ours_resample(24000, 16000),
+         audioop_resample(24000, 16000), pcm24_frames),
     ):
         ours_us = time_per_frame(ours, frames_in, repeats)
         ref_us = time_per_frame(ref, frames_in, repeats) if audioop is not None else None
@@ -140,12 +176,42 @@ def run(frames: int, repeats: int) -> dict[str, object]:
                 "ratio_ours_to_audioop": None if ref_us is None else round(ours_us / ref_us, 2),
             }
         )
+    converter_rows = []
+    for src, dst, direct, frames_in in (
+        (ULAW_8K, L16_24K, ours_up, ulaw_frames),
+        (L16_24K, ULAW_8K, ours_down, pcm24_frames),
+        (L16_16K, L16_24K, ours_resample(16000, 24000), pcm16k_frames),
+        (L16_24K, L16_16K, ours_resample(24000, 16000), pcm24_frames),
+        (ULAW_8K, ULAW_8K, lambda: lambda frame: frame, ulaw_frames),
+    ):
+        # The plan's own cost is well under a µs, far below the run-to-run noise of the DSP on a
+        # shared box: so direct and converter are timed in alternation over short runs, and the
+        # overhead is the median of the paired differences, which a neighbour's load cancels from.
+        short = frames_in[: max(1, len(frames_in) // 5)]
+        pairs = [
+            (time_per_frame(direct, short, 1), time_per_frame(via_converter(src, dst), short, 1))
+            for _ in range(5 * repeats)
+        ]
+        direct_us = statistics.median(pair[0] for pair in pairs)
+        converter_us = statistics.median(pair[1] for pair in pairs)
+        overhead_us = statistics.median(pair[1] - pair[0] for pair in pairs)
+        converter_rows.append(
+            {
+                "path": f"{src} -> {dst}",
+                "steps": list(converter(src, dst).steps),
+                "direct_us_per_frame": round(direct_us, 2),
+                "converter_us_per_frame": round(converter_us, 2),
+                "overhead_us_per_frame": round(overhead_us, 2),
+            }
+        )
     return {
         "machine": machine(),
         "frames_per_repeat": frames,
         "repeats": repeats,
         "resampler_delay_ms": Resampler(8000, 24000).delay_ms,
+        "resampler_delay_ms_16k_24k": Resampler(16000, 24000).delay_ms,
         "results": rows,
+        "converter": converter_rows,
     }
 
 
@@ -155,7 +221,8 @@ def print_table(report: dict[str, object]) -> None:
     print(f"python {m['python']}  numpy {m['numpy']}  ({m['platform']})")
     print(
         f"median of {report['repeats']} repeats x {report['frames_per_repeat']} frames of 20 ms; "
-        f"resampler delay {report['resampler_delay_ms']} ms each way\n"
+        f"resampler delay {report['resampler_delay_ms']} ms (8k<->24k), "
+        f"{report['resampler_delay_ms_16k_24k']} ms (16k<->24k) each way\n"
     )
     header = f"{'path':<52} {'ours µs':>8} {'audioop µs':>11} {'ratio':>6}"
     print(header)
@@ -166,6 +233,15 @@ def print_table(report: dict[str, object]) -> None:
         ref_text = "n/a" if ref is None else f"{ref:.2f}"
         ratio_text = "n/a" if ratio is None else f"{ratio:.2f}"
         print(f"{row['path']:<52} {row['ours_us_per_frame']:>8.2f} {ref_text:>11} {ratio_text:>6}")
+    header = f"\n{'converter path':<24} {'steps':<28} {'direct µs':>10} {'conv µs':>8} {'+µs':>6}"
+    print(header)
+    print("-" * (len(header) - 1))
+    for row in report["converter"]:
+        steps = " + ".join(row["steps"]) or "pass-through"
+        print(
+            f"{row['path']:<24} {steps:<28} {row['direct_us_per_frame']:>10.2f} "
+            f"{row['converter_us_per_frame']:>8.2f} {row['overhead_us_per_frame']:>6.2f}"
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> None:

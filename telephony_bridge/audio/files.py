@@ -146,8 +146,9 @@ def _samples(payload: bytes, tag: int, width: int, bits: int) -> np.ndarray:
 def _resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
     """Band-limited (Kaiser-windowed sinc) resampling between any two rates.
 
-    Any ratio, so 44.1 kHz works too (the hot path's ``Resampler`` takes integer ratios only); the
-    cut-off sits just under the lower rate's Nyquist frequency, so nothing folds back."""
+    Any ratio, so 44.1 kHz works too (the hot path's ``Resampler`` takes integer ratios and small
+    fractions such as 3:2 only); the cut-off sits just under the lower rate's Nyquist frequency,
+    so nothing folds back."""
     if from_rate == to_rate or samples.size == 0:
         return samples
     step = from_rate / to_rate  # input samples per output sample

@@ -1,4 +1,4 @@
-"""Streaming integer-ratio resampler for PCM16 (8 kHz <-> 24 kHz on the hot path).
+"""Streaming resampler for PCM16 (8 kHz <-> 24 kHz, 8k <-> 16k, 16k <-> 24k on the hot path).
 
 Why a polyphase FIR of our own (numbers in shared/reference/audio.md):
 - ``audioop.ratecv`` has no anti-image / anti-alias filter (24k -> 8k folds 5 kHz onto 3 kHz);
@@ -7,7 +7,9 @@ Why a polyphase FIR of our own (numbers in shared/reference/audio.md):
 
 So: one linear-phase Kaiser-windowed sinc per integer factor, designed once and cached, run as a
 polyphase filter whose history (and, when decimating, phase) is carried across calls. Output is
-bit-identical however the input is chunked, down to one sample at a time.
+bit-identical however the input is chunked, down to one sample at a time. Ratios that are not
+integers (16k <-> 24k is 3:2) go to the polyphase core in ``resample_rational.py``, which follows
+the same conventions; this module's integer path is unchanged by it.
 
 Timing convention: output sample ``t`` (at the output rate) corresponds to input time ``t``; the
 filter's group delay is compensated in the indexing, not left in the signal. The delay is still
@@ -29,6 +31,8 @@ import operator
 from dataclasses import dataclass
 
 import numpy as np
+
+from .resample_rational import MAX_RATIO_TERM, RationalResampler, reduced_ratio
 
 __all__ = ["Resampler"]
 
@@ -93,7 +97,8 @@ def _to_pcm16(signal: np.ndarray) -> bytes:
 
 
 class Resampler:
-    """Streaming PCM16 resampler between two rates whose ratio is an integer (up or down).
+    """Streaming PCM16 resampler between two rates whose ratio is an integer (up or down), or a
+    small fraction (reduced terms up to ``MAX_RATIO_TERM``: 3:2 and 2:3 for 16k <-> 24k).
 
     One instance per audio stream, kept for the life of the stream: never resample frames with
     fresh instances (edge artefacts at every frame). ``from_rate == to_rate`` is a pass-through.
@@ -101,14 +106,15 @@ class Resampler:
     """
 
     __slots__ = (
+        "_buffer",
+        "_filter",
+        "_history_len",
+        "_pending_drop",
+        "_rational",
+        "_skip",
+        "_upsampling",
         "from_rate",
         "to_rate",
-        "_filter",
-        "_upsampling",
-        "_history_len",
-        "_buffer",
-        "_pending_drop",
-        "_skip",
     )
 
     def __init__(self, from_rate: int, to_rate: int) -> None:
@@ -116,14 +122,20 @@ class Resampler:
             if isinstance(rate, bool) or not hasattr(rate, "__index__") or rate <= 0:
                 raise ValueError(f"{name} must be a positive integer in Hz, got {rate!r}")
         from_rate, to_rate = operator.index(from_rate), operator.index(to_rate)
+        self._rational: RationalResampler | None = None
         if to_rate % from_rate == 0:
             factor, self._upsampling = to_rate // from_rate, True
         elif from_rate % to_rate == 0:
             factor, self._upsampling = from_rate // to_rate, False
+        elif max(reduced_ratio(from_rate, to_rate)) <= MAX_RATIO_TERM:
+            # `_filter` stays None: every method checks it first, so the integer path pays
+            # nothing for this branch.
+            factor, self._upsampling = 1, to_rate > from_rate
+            self._rational = RationalResampler(from_rate, to_rate)
         else:
             raise ValueError(
-                f"unsupported resampling {from_rate} -> {to_rate} Hz: "
-                "only integer ratios (up or down) are supported"
+                f"unsupported resampling {from_rate} -> {to_rate} Hz: only integer ratios and "
+                f"fractions with terms up to {MAX_RATIO_TERM} (e.g. 3:2) are supported"
             )
         self.from_rate = from_rate
         self.to_rate = to_rate
@@ -136,7 +148,8 @@ class Resampler:
                 if self._upsampling
                 else self._filter.branch_len * factor - 1
             )
-        self._buffer = np.zeros(self._history_len + _MAX_BLOCK_SAMPLES)
+        # Only the integer filter uses it (the rational core has its own): 38 KB per stream.
+        self._buffer = np.zeros(self._history_len + _MAX_BLOCK_SAMPLES if self._filter else 0)
         self._pending_drop = 0
         self._skip = 0
         self.reset()
@@ -145,12 +158,15 @@ class Resampler:
     def delay_ms(self) -> float:
         """Algorithmic delay: the filter's group delay, (taps - 1) / 2 high-rate samples, in ms."""
         if self._filter is None:
-            return 0.0
+            return 0.0 if self._rational is None else self._rational.delay_ms
         high_rate = max(self.from_rate, self.to_rate)
         return self._filter.delay * 1000.0 / high_rate
 
     def reset(self) -> None:
         """Forget the stream: silent history, and the group delay to be held back again."""
+        if self._filter is None and self._rational is not None:
+            self._rational.reset()
+            return
         self._buffer[: self._history_len] = 0.0
         delay = self._filter.delay if self._filter is not None else 0
         # Up: the first `delay` outputs belong to times before the stream started; drop them.
@@ -166,6 +182,8 @@ class Resampler:
                 f"PCM16 input must have an even number of bytes (2 per sample), got {len(pcm16)}"
             )
         if self._filter is None:
+            if self._rational is not None:
+                return self._rational.process(np.frombuffer(pcm16, dtype=_PCM16))
             return bytes(pcm16)
         samples = np.frombuffer(pcm16, dtype=_PCM16)
         step = self._upsample_block if self._upsampling else self._downsample_block
@@ -179,9 +197,10 @@ class Resampler:
     def flush(self) -> bytes:
         """End the stream: return the output still held back (completed with silence), then
         reset so the instance can start a new stream. Total output of a stream of ``n`` input
-        samples is ``n * factor`` (up) or ``ceil(n / factor)`` (down)."""
+        samples is ``n * factor`` (up) or ``ceil(n / factor)`` (down); ``ceil(n * to / from)``
+        for a fractional ratio."""
         if self._filter is None:
-            return b""
+            return b"" if self._rational is None else self._rational.flush()
         spec = self._filter
         silence = spec.delay // spec.factor if self._upsampling else spec.delay
         tail = self.process(bytes(2 * silence))
