@@ -1,8 +1,9 @@
-"""The caller-audio hot path: one caller frame (μ-law 8 kHz) into the model's input buffer.
+"""The caller-audio hot path: one caller frame, in the carrier's format, into the model's input buffer.
 
-Per 20 ms frame: μ-law → PCM16 8k → 24k (pcm16 sessions; g711_ulaw passes through) → base64 → one
-`input_audio_buffer.append` frame written to the model socket. No logging, no allocation of filters
-(the resampler lives for the stream), no await.
+Per 20 ms frame: the carrier's format → the model's (one Converter for the stream, with the fewest
+steps: μ-law 8k → PCM16 24k for a pcm16 session; nothing at all for μ-law into g711_ulaw; L16 16k
+→ 24k for a wideband carrier) → base64 → one `input_audio_buffer.append` frame written to the
+model socket. No logging, no allocation of filters (the resampler lives for the stream), no await.
 
 Never blocks the carrier on the model: when the model is not taking audio (reconnecting, closing,
 or its socket backed up past MAX_BUFFERED_AUDIO_BYTES) the frame is dropped and counted, and a
@@ -23,8 +24,8 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
-from telephony_bridge.audio.g711 import ulaw_decode
-from telephony_bridge.audio.resample import Resampler
+from telephony_bridge.audio.convert import converter
+from telephony_bridge.audio.formats import L16_24K, ULAW_8K, AudioFormat
 from telephony_bridge.realtime import dialect as wire
 from telephony_bridge.realtime.stats import ClientStatistics
 
@@ -43,31 +44,37 @@ DIRECT_WRITE = callable(getattr(ClientConnection, "send_data", None))
 class Uplink:
     """Caller audio to one model client, across its reconnects."""
 
-    __slots__ = ("_stalled_since", "_upsampler", "label", "stats", "ws")
+    __slots__ = ("_bytes_per_ms", "_convert", "_stalled_since", "label", "model_format", "stats", "ws")
 
     def __init__(self, codec: str, stats: ClientStatistics, label: str) -> None:
         self.label = label
         self.stats = stats
         self.ws: ClientConnection | None = None  # set by the connection when the model can take audio
         self._stalled_since: float | None = None
-        self._upsampler = Resampler(8000, 24000) if codec == "pcm16" else None
+        self.model_format = L16_24K if codec == "pcm16" else ULAW_8K
+        self.set_input_format(ULAW_8K)
 
-    async def accept_caller_audio(self, ulaw: bytes) -> None:
+    def set_input_format(self, audio_format: AudioFormat) -> None:
+        """The format caller frames arrive in (the carrier's): a new stream, new filter state."""
+        self._convert = converter(audio_format, self.model_format).process
+        self._bytes_per_ms = audio_format.bytes_per_ms
+
+    async def accept_caller_audio(self, frame: bytes) -> None:
         """A caller frame for the model's input buffer. Never raises into the carrier's reader."""
         ws = self.ws
         if ws is None or ws.state is not State.OPEN:
-            self.stats.caller_audio_dropped_ms += len(ulaw) / 8  # nowhere to go
+            self.stats.caller_audio_dropped_ms += len(frame) / self._bytes_per_ms  # nowhere to go
             return
         transport = ws.transport
         if transport.is_closing():
-            self.stats.caller_audio_dropped_ms += len(ulaw) / 8  # aborted: the reader reconnects
+            self.stats.caller_audio_dropped_ms += len(frame) / self._bytes_per_ms  # aborted: the reader reconnects
             return
         if transport.get_write_buffer_size() > MAX_BUFFERED_AUDIO_BYTES:
-            self._backed_up(len(ulaw), transport)
+            self._backed_up(len(frame), transport)
             return
         self._stalled_since = None
         self.stats.caller_frames += 1
-        audio = self._upsampler.process(ulaw_decode(ulaw)) if self._upsampler is not None else ulaw
+        audio = self._convert(frame)
         message = wire.encode_input_audio_append(binascii.b2a_base64(audio, newline=False))
         if not DIRECT_WRITE:
             try:
@@ -89,12 +96,12 @@ class Uplink:
             # What send() would do on an internal error: give up the connection (the reader
             # reconnects) rather than let the carrier's reader see an exception per frame.
             log.exception("%s: writing caller audio to the model failed; dropping the connection", self.label)
-            self.stats.caller_audio_dropped_ms += len(ulaw) / 8
+            self.stats.caller_audio_dropped_ms += len(frame) / self._bytes_per_ms
             transport.abort()
 
     def _backed_up(self, frame_bytes: int, transport: asyncio.WriteTransport) -> None:
         """The model is not reading: drop the frame; past MODEL_STALL_TIMEOUT_S, cut the model off."""
-        self.stats.caller_audio_dropped_ms += frame_bytes / 8
+        self.stats.caller_audio_dropped_ms += frame_bytes / self._bytes_per_ms
         now = asyncio.get_running_loop().time()
         if self._stalled_since is None:
             self._stalled_since = now

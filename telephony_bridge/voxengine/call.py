@@ -1,10 +1,10 @@
 """The VoxEngine `Call`: one phone call as a scenario sees it.
 
 The Call knows nothing of WebSockets: it talks to the carrier through a `CarrierLink` (send media,
-marks, clear; close) and to the carrier's REST API through an optional `CallControl`. Caller audio
-arrives as μ-law 8 kHz frames and goes to every media unit the call sends media to; model audio
-arrives through a `PlayoutChannel` and what the caller heard of it is kept in the call's
-`PlaybackLedger` (one ledger per call: the caller has one ear).
+marks, clear) and to the carrier's API through an optional `CallControl`. Caller audio arrives in
+the carrier's format and goes to every media unit the call sends media to (each is told the
+format once); everything played to the caller, model answers and prompts, goes through the call's
+one `Playout`, which keeps what the caller heard (one ledger per call: the caller has one ear).
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from telephony_bridge.audio.files import read_wav_as_pcm16_8k_mono
-from telephony_bridge.audio.g711 import ulaw_encode
+from telephony_bridge.audio.formats import L16_8K
+from telephony_bridge.carriers.base import CallControl
 from telephony_bridge.lifecycle import CallEnd
 from telephony_bridge.naming import with_snake_case_twins
-from telephony_bridge.realtime.playback import PlaybackLedger
 from telephony_bridge.tasks import TaskOwner
 from telephony_bridge.voxengine.events import CallEvents, CallState
 from telephony_bridge.voxengine.listeners import (
@@ -29,33 +29,19 @@ from telephony_bridge.voxengine.listeners import (
     Listeners,
     enum_normalizer,
 )
+from telephony_bridge.voxengine.playout import CarrierLink, Playout
 
 log = logging.getLogger("telephony_bridge.call")
 
-PLAYBACK_CHUNK_BYTES = 8000  # one second of μ-law per media message
 DEFAULT_PREROLL_MS = 1000
 
 
-class CarrierLink(Protocol):
-    """The carrier side of one call: a media stream we can write to."""
-
-    async def send_media(self, ulaw: bytes) -> None: ...
-    async def send_mark(self, name: str) -> None: ...
-    async def send_clear(self) -> None: ...
-    async def close(self, code: int, reason: str) -> None: ...
-
-
-class CallControl(Protocol):
-    """Out-of-band control of the call through the carrier's REST API."""
-
-    async def hangup(self, call_sid: str) -> None: ...
-    async def transfer(self, call_sid: str, to: str, caller_id: str | None) -> None: ...
-
-
 class MediaUnit(Protocol):
-    """Anything a call can send the caller's audio to (a RealtimeAPIClient, a recorder, another call)."""
+    """Anything a call can send the caller's audio to (a RealtimeAPIClient, a recorder, another
+    call): frames in the carrier's format. A unit with `set_caller_format(audio_format)` is told
+    that format when media starts flowing to it; one without gets it as it comes."""
 
-    async def accept_caller_audio(self, ulaw: bytes) -> None: ...
+    async def accept_caller_audio(self, frame: bytes) -> None: ...
 
 
 class PlayoutSource(Protocol):
@@ -103,9 +89,12 @@ class Call:
         # not lost. Nothing is kept once a unit takes the audio.
         self._preroll: deque[bytes] = deque()
         self._preroll_bytes = 0
-        self._preroll_limit = max(0, int(preroll_ms)) * 8  # μ-law 8 kHz: 8 bytes a millisecond
+        self._preroll_limit = max(0, int(preroll_ms)) * link.audio_format.bytes_per_ms
         self._playout: PlayoutSource | None = None
-        self.playback = PlaybackLedger()
+        # Everything played to the caller goes through here; marks it confirms by clock (for a
+        # carrier without mark echo) come back through mark(), as a carrier's echo would.
+        self.playout = Playout(link, tasks, self.now_ms, on_mark=self.mark)
+        self.playback = self.playout.ledger
         self.listeners = Listeners(f"call {call_sid}", tasks, enum_normalizer(CallEvents))
 
     # --- identity -------------------------------------------------------------------------
@@ -193,14 +182,11 @@ class Call:
             log.warning("call %s: cannot play %s: %s", self._call_sid, url, exc)
             self.emit(CallEvents.PlaybackFinished, url=str(url), error=str(exc))
             return
-        ulaw = ulaw_encode(pcm)
         self._playback_seq += 1
         mark = f"pb{self._playback_seq}"  # never a ledger mark (those are g<generation>.<n>)
         self._playback = (mark, str(url))
-        self.emit(CallEvents.PlaybackStarted, url=str(url), duration=len(ulaw) / 8000)
-        for start in range(0, len(ulaw), PLAYBACK_CHUNK_BYTES):
-            await self.link.send_media(ulaw[start:start + PLAYBACK_CHUNK_BYTES])
-        await self.link.send_mark(mark)
+        self.emit(CallEvents.PlaybackStarted, url=str(url), duration=len(pcm) / 16000)
+        await self.playout.play_prompt(pcm, L16_8K, mark)
 
     def stopPlayback(self) -> None:
         if self._playback is None:
@@ -210,7 +196,7 @@ class Call:
         # A clear also flushes model audio queued behind the prompt; through the model's channel
         # the ledger learns of it (its echoed marks are then 'flushed', not 'played').
         if self._playout is None or not self._playout.interrupt(True):
-            self.tasks.spawn(self.link.send_clear(), name="stop playback")
+            self.playout.stop_prompt()
         self.emit(CallEvents.PlaybackFinished, url=url, stopped=True)
 
     # --- media graph ----------------------------------------------------------------------
@@ -218,6 +204,9 @@ class Call:
         if not callable(getattr(unit, "accept_caller_audio", None)):
             raise TypeError(f"{unit!r} cannot receive call audio")
         if unit not in self._targets:
+            set_format = getattr(unit, "set_caller_format", None)
+            if callable(set_format):
+                set_format(self.link.audio_format)
             self._targets.append(unit)
 
     def stopMediaTo(self, unit: MediaUnit) -> None:
@@ -277,7 +266,7 @@ class Call:
             self._playback = None
             self.emit(CallEvents.PlaybackFinished, url=url)
             return
-        outcome = self.playback.mark_echoed(name, self._clock_ms())
+        outcome = self.playout.mark_echoed(name)
         if self._playout is not None:
             self._playout.on_mark(outcome)
 
@@ -297,6 +286,7 @@ class Call:
         self._targets.clear()
         self._preroll.clear()
         self._preroll_bytes = 0
+        self.playout.close()
         if self._playout is not None:
             self._playout.detach()
             self._playout = None

@@ -92,6 +92,7 @@ class RealtimeAPIClient:
         self.stats = self._connection.stats
         # The caller-audio hot path, bound straight to the uplink: no extra coroutine per frame.
         self.accept_caller_audio = self._connection.uplink.accept_caller_audio
+        self.set_caller_format = self._connection.uplink.set_input_format  # told by Call.sendMediaTo
         self._on_websocket_close = on_websocket_close
         self._channels: dict[int, PlayoutChannel] = {}
         self.listeners = Listeners(f"{tasks.label} client {self._id}", tasks, normalize_event_name)
@@ -217,7 +218,7 @@ class RealtimeAPIClient:
     # --- media graph ----------------------------------------------------------------------
     def sendMediaTo(self, unit: Any, parameters: Mapping[str, Any] | None = None) -> None:
         """Play the model's audio into `unit` (a Call)."""
-        if not hasattr(unit, "attach_playout") or not hasattr(unit, "playback"):
+        if not hasattr(unit, "attach_playout") or not hasattr(unit, "playout"):
             raise TypeError(f"{unit!r} cannot play model audio")
         channel = PlayoutChannel(self, unit, parameters or {})
         unit.attach_playout(channel)

@@ -2,6 +2,7 @@
 
 from telephony_bridge.tasks import TaskOwner
 from telephony_bridge.voxengine.call import Call
+from tests.fake_link import FakeLink
 
 
 class Unit:
@@ -14,7 +15,7 @@ class Unit:
 
 def make_call(**kwargs) -> Call:
     return Call(call_sid="CA-preroll", caller_id="+15550100", number="+15550101", custom_data={},
-                link=None, tasks=TaskOwner("call CA-preroll"), clock_ms=lambda: 0.0, **kwargs)
+                link=FakeLink(), tasks=TaskOwner("call CA-preroll"), clock_ms=lambda: 0.0, **kwargs)
 
 
 def frame(n: int) -> bytes:

@@ -39,11 +39,12 @@ from telephony_bridge.carriers.twilio import (
     TwilioStreamParser,
 )
 from telephony_bridge.realtime import dialect as wire
-from telephony_bridge.voxengine.realtime_client import RealtimeAPIClient
 from telephony_bridge.realtime.events import AUDIO_DELTA_TYPE
 from telephony_bridge.tasks import TaskOwner
 from telephony_bridge.voxengine.call import Call
+from telephony_bridge.voxengine.realtime_client import RealtimeAPIClient
 from tests.conformance.oracle import known_types, validate_client_event
+from tests.fake_link import FakeLink
 
 DIALECTS = ("ga", "beta")
 CODECS = wire.CODECS
@@ -361,13 +362,7 @@ def test_the_size_limit_counts_utf8_bytes_not_characters(offset, char, as_bytes)
 
 # ------------------------------------------------------------------------------ the client's dispatch path
 
-class _Link:
-    """A carrier link that takes everything (what the playout channel sends is not the point here)."""
-
-    async def send_media(self, ulaw: bytes) -> None: ...
-    async def send_mark(self, name: str) -> None: ...
-    async def send_clear(self) -> None: ...
-    async def close(self, code: int, reason: str) -> None: ...
+_Link = FakeLink  # takes everything (what the playout channel sends is not the point here)
 
 
 async def _dispatch_all(events: list[Any], dialect: str, counts: list[int] | None = None) -> RealtimeAPIClient:
