@@ -260,13 +260,14 @@ class Call:
         if self._tones:
             self.emit(CallEvents.ToneReceived, tone=digit)
 
-    def mark(self, name: str) -> None:
+    def mark(self, name: str, at_ms: float | None = None) -> None:
+        """The carrier echoed mark `name` (or the playout confirmed it by clock, `at_ms`)."""
         if self._playback is not None and name == self._playback[0]:
             url = self._playback[1]
             self._playback = None
             self.emit(CallEvents.PlaybackFinished, url=url)
             return
-        outcome = self.playout.mark_echoed(name)
+        outcome = self.playout.mark_echoed(name, at_ms)
         if self._playout is not None:
             self._playout.on_mark(outcome)
 

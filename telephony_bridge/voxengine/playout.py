@@ -48,7 +48,7 @@ class CarrierLink(Protocol):
     async def send_clear(self) -> None: ...
 
 
-def _ignore_mark(name: str) -> None:
+def _ignore_mark(name: str, at_ms: float) -> None:
     pass
 
 
@@ -59,12 +59,12 @@ class Confirmation(Enum):
 
 class Playout:
     def __init__(self, link: CarrierLink, tasks: TaskOwner, clock_ms: Callable[[], float],
-                 on_mark: Callable[[str], None], lead_ms: float | None = None) -> None:
+                 on_mark: Callable[[str, float], None], lead_ms: float | None = None) -> None:
         self.ledger = PlaybackLedger()
         self._link = link
         self._tasks = tasks
         self._clock_ms = clock_ms
-        self._on_mark = on_mark  # a confirmed mark, as if the carrier had echoed it
+        self._on_mark = on_mark  # (name, when it played): a confirmed mark, as if the carrier had echoed it
         capabilities = link.capabilities
         self.confirmation = Confirmation.MARKS if capabilities.marks else Confirmation.CLOCK
         self.lead_ms = capabilities.playout_lead_ms if lead_ms is None else lead_ms
@@ -146,13 +146,21 @@ class Playout:
             self._clearing = self._tasks.spawn(self._link.send_clear(), name="stop playback")
 
     # --- carrier echoes and barge-in ------------------------------------------------------------
-    def mark_echoed(self, name: str) -> MarkOutcome:
-        return self.ledger.mark_echoed(name, self._clock_ms())
+    def mark_echoed(self, name: str, at_ms: float | None = None) -> MarkOutcome:
+        return self.ledger.mark_echoed(name, self._clock_ms() if at_ms is None else at_ms)
 
     def interrupt(self) -> Interruption | None:
         """Stop playback at once and say what to truncate; None (and nothing done) when nothing
         was playing. Synchronous: see PlayoutChannel.interrupt."""
-        interruption = self.ledger.interrupt(self._clock_ms())
+        now = self._clock_ms()
+        if self.confirmation is Confirmation.CLOCK and not self._can_clear:
+            # What the carrier already has will play to its end, whatever the bridge does: the
+            # caller hears everything written so far, so that is where the truncation goes.
+            now = self._queue[0][2] + self.lead_ms if self._queue else max(now, self._play_end_ms)
+            while self._confirmations and self._confirmations[0][0] <= now:
+                played_at, name = self._confirmations.popleft()
+                self._on_mark(name, played_at)
+        interruption = self.ledger.interrupt(now)
         if interruption is None:
             return None
         self._drop_queue()
@@ -206,7 +214,8 @@ class Playout:
         while True:
             now = self._clock_ms()
             while confirmations and confirmations[0][0] <= now:
-                self._on_mark(confirmations.popleft()[1])
+                played_at, name = confirmations.popleft()
+                self._on_mark(name, played_at)
             if queue:
                 head = queue[0]
                 if head[2] <= now + 1.0:  # due (a millisecond early is on time)
