@@ -82,6 +82,7 @@ class Settings:
     http_body_timeout_s: float = 10.0      # HTTP_BODY_TIMEOUT_S
     stream_token_secret: bytes = field(default_factory=lambda: os.urandom(32), repr=False)  # STREAM_TOKEN_SECRET
     stream_token_ttl_s: float = 30.0       # STREAM_TOKEN_TTL_S
+    api_keys: tuple[str, ...] = field(default=(), repr=False)  # API_KEYS: bearer keys of the management API
     # The environment the settings were read from: each carrier reads its own names from it
     # (carriers/*: TWILIO_*, …) through carrier_config().
     environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
@@ -118,6 +119,7 @@ class Settings:
             http_body_timeout_s=_positive(opt("HTTP_BODY_TIMEOUT_S"), "HTTP_BODY_TIMEOUT_S", 10.0),
             stream_token_secret=_secret(opt("STREAM_TOKEN_SECRET"), "STREAM_TOKEN_SECRET"),
             stream_token_ttl_s=_positive(opt("STREAM_TOKEN_TTL_S"), "STREAM_TOKEN_TTL_S", 30.0),
+            api_keys=tuple(key.strip() for key in (opt("API_KEYS") or "").split(",") if key.strip()) or None,
             environ=dict(env),
             answer_stall_timeout_s=_non_negative(opt("ANSWER_STALL_TIMEOUT_S"), "ANSWER_STALL_TIMEOUT_S", 1.0),
             preroll_ms=_milliseconds(opt("PREROLL_MS"), "PREROLL_MS", 1000),
