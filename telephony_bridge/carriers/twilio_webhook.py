@@ -16,15 +16,12 @@ from twilio.twiml.voice_response import Connect, Dial, VoiceResponse
 
 __all__ = [
     "MAX_PARAMETER_CHARS",
-    "MEDIA_STREAM_PATH",
     "connect_stream_twiml",
     "dial_twiml",
     "reject_twiml",
     "signature_is_valid",
-    "stream_url",
 ]
 
-MEDIA_STREAM_PATH: Final = "/media-stream"
 
 # Twilio: "the combined length of the name and value of each <Parameter> must be under 500
 # characters". A longer one is silently dropped or fails the call, so refuse it when building.
@@ -132,20 +129,3 @@ def dial_twiml(number: str, caller_id: str | None = None) -> str:
     response = VoiceResponse()
     response.append(dial)
     return str(response)
-
-
-def stream_url(public_url: str) -> str:
-    """The media-stream WebSocket URL for a public base URL.
-
-    ``https://host[/prefix]`` becomes ``wss://host[/prefix]/media-stream`` (``http`` → ``ws``, for
-    local tests). A query or fragment in the base URL is a configuration error: Twilio would drop
-    it from the stream URL, so it is refused rather than silently lost.
-    """
-    parts = urlsplit(public_url.strip())
-    scheme = {"https": "wss", "http": "ws", "wss": "wss", "ws": "ws"}.get(parts.scheme.lower())
-    if scheme is None or not parts.netloc:
-        raise ValueError(f"public url must be an http(s) URL with a host, got {public_url!r}")
-    if parts.query or parts.fragment:
-        raise ValueError(f"public url must not carry a query string or fragment: {public_url!r}")
-    path = parts.path.rstrip("/") + MEDIA_STREAM_PATH
-    return urlunsplit((scheme, parts.netloc, path, "", ""))

@@ -22,8 +22,8 @@ import uvicorn
 from uvicorn.supervisors import multiprocess
 from uvicorn.supervisors.multiprocess import Multiprocess, Process
 
-from telephony_bridge.carriers.twilio_webhook import stream_url
 from telephony_bridge.lifecycle import CallEnd
+from telephony_bridge.server.carrier_routes import stream_url
 
 if TYPE_CHECKING:
     from telephony_bridge.server.runtime import BridgeRuntime

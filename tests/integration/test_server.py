@@ -237,3 +237,19 @@ async def test_transfer_without_credentials_fails_cleanly(probe_settings, probe)
         await probe.wait_for(lambda: "transfer_failed" in probe.kinds(peer.call_sid))
         await peer.stop()
         await peer.wait_closed()
+
+
+async def test_the_twilio_prefix_answers_with_its_own_stream_url_and_carries_the_call(probe_settings, probe):
+    """/twilio/incoming-call beside /incoming-call (the carrier seam's per-carrier paths)."""
+    async with running_bridge(probe_settings) as runtime, httpx.AsyncClient() as http:
+        form = webhook_form()
+        response = await http.post(f"{runtime.settings.base_url}/twilio/incoming-call", data=form)
+        stream = ET.fromstring(response.text).find("./Connect/Stream")
+        assert stream.get("url") == f"ws://127.0.0.1:{runtime.settings.port}/twilio/media-stream"
+        token = {p.get("name"): p.get("value") for p in stream.findall("Parameter")}[TOKEN_PARAMETER]
+        peer = await TwilioPeer.open(stream.get("url"))
+        peer.call_sid = form["CallSid"]
+        await peer.start({TOKEN_PARAMETER: token})
+        await probe.wait_for(lambda: "connected" in probe.kinds(peer.call_sid))
+        await peer.stop()
+        assert (await peer.wait_closed())[0] == 1000

@@ -13,8 +13,8 @@ from telephony_bridge.carriers.twilio_webhook import (
     dial_twiml,
     reject_twiml,
     signature_is_valid,
-    stream_url,
 )
+from telephony_bridge.server.carrier_routes import stream_url
 
 # The published test vector (carriers.md, and Twilio's own docs).
 TOKEN = "12345"
