@@ -34,13 +34,11 @@ from telephony_bridge.testing.simulator_result import (
     MarkEcho,
     TimelineEvent,
 )
+from telephony_bridge.testing.simulator_caller import FRAME_BYTES, FRAME_MS, ULAW_SILENCE_FRAME
 from telephony_bridge.testing.simulator_stream import (
     BURST_GAP_MS,
-    FRAME_BYTES,
-    FRAME_MS,
     SPEECH_GAP_MS,
     TWILIO_WS_USER_AGENT,
-    ULAW_SILENCE_FRAME,
     EventCallback,
     SimulatedCall,
     new_sid,
