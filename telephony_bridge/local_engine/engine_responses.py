@@ -6,7 +6,8 @@ from __future__ import annotations
 import base64
 import logging
 import math
-from typing import Any, Generator
+from collections.abc import Generator
+from typing import Any
 
 from .config import (
     BYTES_PER_MS,

@@ -31,7 +31,7 @@ from .script import Script, ScriptError
 from .session import MAX_MESSAGE_BYTES, EngineSession, SpeechRequest
 from .tts import synthesize as espeak_synthesize
 
-__all__ = ["LocalEngine", "add_arguments", "run", "main", "REALTIME_PATH", "REQUIRE_KEY_ENV"]
+__all__ = ["REALTIME_PATH", "REQUIRE_KEY_ENV", "LocalEngine", "add_arguments", "main", "run"]
 
 log = logging.getLogger(__name__)
 

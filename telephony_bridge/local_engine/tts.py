@@ -23,7 +23,7 @@ import numpy as np
 if TYPE_CHECKING:
     from functools import _CacheInfo  # lru_cache's statistics tuple; public only as `cache_info()`'s result
 
-__all__ = ["synthesize", "synthesize_async", "cache_info", "SpeechError", "ESPEAK_RATE", "DEFAULT_WORDS_PER_MINUTE"]
+__all__ = ["DEFAULT_WORDS_PER_MINUTE", "ESPEAK_RATE", "SpeechError", "cache_info", "synthesize", "synthesize_async"]
 
 ESPEAK_RATE = 22050
 DEFAULT_WORDS_PER_MINUTE = 175

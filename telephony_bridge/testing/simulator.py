@@ -29,12 +29,12 @@ from collections.abc import Sequence
 
 from telephony_bridge.audio import files as recording
 from telephony_bridge.audio.g711 import ulaw_encode
+from telephony_bridge.testing.simulator_caller import FRAME_BYTES, FRAME_MS, ULAW_SILENCE_FRAME
 from telephony_bridge.testing.simulator_result import (
     CallResult,
     MarkEcho,
     TimelineEvent,
 )
-from telephony_bridge.testing.simulator_caller import FRAME_BYTES, FRAME_MS, ULAW_SILENCE_FRAME
 from telephony_bridge.testing.simulator_stream import (
     BURST_GAP_MS,
     SPEECH_GAP_MS,
