@@ -129,6 +129,7 @@ async def run_demo(out_dir: Path) -> DemoRun:
     print("(The local engine simulates a model for development and testing; it is not a language model.)\n")
     try:
         await server.start()
+        assert server.process is not None  # start() returned: the process runs
         printer.line("server", f"listening on {server.base_url} (pid {server.process.pid}, log {server.log_path})")
         audio = await asyncio.to_thread(caller_audio)
         call_sid = "CA" + os.urandom(16).hex()
@@ -150,7 +151,8 @@ async def run_demo(out_dir: Path) -> DemoRun:
     result.write_heard_wav(heard)
     result.write_stereo_wav(stereo)
     print()
-    print(f"Caller heard {result.playout.played_ms / 1000:.1f} s of agent audio; "
+    heard_ms = result.playout.played_ms if result.playout is not None else 0  # None: the call never connected
+    print(f"Caller heard {heard_ms / 1000:.1f} s of agent audio; "
           f"{len(result.clears)} barge-in clear(s) from the bridge.")
     print(f"Recording (stereo, left caller / right agent as heard): {stereo}")
     print(f"What the caller heard (mono):                           {heard}")

@@ -13,6 +13,7 @@ import os
 import shutil
 import struct
 import wave
+from types import ModuleType
 from typing import Union
 
 import numpy as np
@@ -188,7 +189,7 @@ def _decode_with_ffmpeg(path: str) -> bytes:
     return segment.set_sample_width(SAMPLE_WIDTH).set_channels(1).set_frame_rate(SAMPLE_RATE).raw_data
 
 
-def _pydub():
+def _pydub() -> ModuleType:
     import warnings
 
     # pydub warns at import when ffmpeg is missing; audioop (which pydub uses for rate conversion)

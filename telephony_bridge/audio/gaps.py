@@ -26,7 +26,7 @@ class GapFiller:
     (duplicates, reordering) pass through untouched and do not move the expected time back.
     """
 
-    __slots__ = ("_frame_units", "_max_fill_samples", "_sample_rate", "_expected_units", "_silence", "_sample_bytes")
+    __slots__ = ("_expected_units", "_frame_units", "_max_fill_samples", "_sample_bytes", "_sample_rate", "_silence")
 
     def __init__(
         self, frame_ms: int = 20, sample_rate: int | None = None, max_fill_ms: int = 2000,

@@ -99,12 +99,27 @@ class StreamEnded:
 CarrierEvent = AudioReceived | CallStarted | DtmfReceived | MarkEchoed | StreamEnded
 
 
+class AudioFrame(Protocol):
+    """What the hot path reads of a caller frame: `AudioReceived`'s fields, which a codec's own
+    frame type has too (read-only: frames are NamedTuples)."""
+
+    @property
+    def payload(self) -> bytes: ...
+
+    @property
+    def timestamp_ms(self) -> int | None: ...
+
+
 class CarrierCodec(Protocol):
     """One media stream's protocol, sans-I/O. `parse` raises `CarrierProtocolError` for a
     message the bridge cannot use and leaves its state as it was (the caller logs, counts, goes
     on); it returns None for a message that carries nothing for the bridge (a keep-alive)."""
 
-    audio_event: type  # the NamedTuple type `parse` returns for audio (AudioReceived or its own)
+    @property
+    def audio_event(self) -> type[AudioFrame]:
+        """The NamedTuple type `parse` returns for audio (AudioReceived or its own); a class
+        attribute in codecs. Read-only here, so a codec may name its own frame type."""
+        ...
 
     @property
     def started(self) -> bool: ...

@@ -161,7 +161,7 @@ class TwilioStreamParser:
     and leaves the parser's state untouched, so the caller can log, count and go on.
     """
 
-    __slots__ = ("_stream_sid", "_stopped")
+    __slots__ = ("_stopped", "_stream_sid")
 
     def __init__(self) -> None:
         self._stream_sid: str | None = None
@@ -372,7 +372,7 @@ class TwilioStreamParser:
 class TwilioStreamSerializer:
     """Builds the frames the bridge sends on one Twilio media stream."""
 
-    __slots__ = ("stream_sid", "_media_prefix", "_clear")
+    __slots__ = ("_clear", "_media_prefix", "stream_sid")
 
     def __init__(self, stream_sid: str) -> None:
         if not isinstance(stream_sid, str) or not stream_sid:

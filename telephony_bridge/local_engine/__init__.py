@@ -8,5 +8,14 @@ from .server import LocalEngine
 from .session import EngineSession, SpeechRequest
 from .tts import synthesize, synthesize_async
 
-__all__ = ["LocalEngine", "EngineSession", "SpeechRequest", "Script", "ScriptError", "Turn", "ToolCall",
-           "synthesize", "synthesize_async"]
+__all__ = [
+           "EngineSession",
+           "LocalEngine",
+           "Script",
+           "ScriptError",
+           "SpeechRequest",
+           "ToolCall",
+           "Turn",
+           "synthesize",
+           "synthesize_async",
+]

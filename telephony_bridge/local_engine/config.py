@@ -15,8 +15,17 @@ from typing import Any, Literal
 
 Dialect = Literal["ga", "beta"]
 
-__all__ = ["ClientError", "Settings", "default_session", "merge_session_update", "settings_of",
-           "validate_response_params", "BETA_MODELS", "BYTES_PER_MS", "SAMPLE_RATE"]
+__all__ = [
+    "BETA_MODELS",
+    "BYTES_PER_MS",
+    "SAMPLE_RATE",
+    "ClientError",
+    "Settings",
+    "default_session",
+    "merge_session_update",
+    "settings_of",
+    "validate_response_params",
+]
 
 # The beta SDK types `session.model` as a closed list; other names are left out of beta sessions.
 BETA_MODELS = frozenset({

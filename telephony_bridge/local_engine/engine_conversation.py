@@ -10,6 +10,7 @@ from .config import (
     BYTES_PER_MS,
     ClientError,
 )
+from .engine_base import EngineBase
 from .engine_state import (
     _ROLE_CONTENT,
     _WIRE_TO_KIND,
@@ -18,7 +19,7 @@ from .engine_state import (
 )
 
 
-class ConversationStore:
+class ConversationStore(EngineBase):
     """One part of `EngineSession` (session.py), working on the session's state."""
 
     # ------------------------------------------------------------------ conversation
@@ -169,14 +170,8 @@ class ConversationStore:
     def _on_conversation_item_truncate(self, event: dict) -> None:
         self._check_event_keys(event, {"item_id", "content_index", "audio_end_ms"})
         item_id = event.get("item_id")
-        content_index = event.get("content_index")
-        audio_end_ms = event.get("audio_end_ms")
-        for name, value in (("content_index", content_index), ("audio_end_ms", audio_end_ms)):
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise ClientError(f"Missing required parameter: '{name}' (an integer).", "missing_required_parameter",
-                                  name)
-            if value < 0:
-                raise ClientError(f"Invalid '{name}': must be non-negative.", "invalid_value", name)
+        content_index = _non_negative_int(event.get("content_index"), "content_index")
+        audio_end_ms = _non_negative_int(event.get("audio_end_ms"), "audio_end_ms")
         index = self._find(item_id)
         if index is None:
             raise ClientError(f"Item with item_id not found: {item_id}", "item_truncate_invalid_item_id", "item_id")
@@ -198,3 +193,11 @@ class ConversationStore:
         content.transcript = ""
         self._emit("conversation.item.truncated", item_id=item.id, content_index=content_index,
                    audio_end_ms=audio_end_ms)
+
+
+def _non_negative_int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ClientError(f"Missing required parameter: '{name}' (an integer).", "missing_required_parameter", name)
+    if value < 0:
+        raise ClientError(f"Invalid '{name}': must be non-negative.", "invalid_value", name)
+    return value

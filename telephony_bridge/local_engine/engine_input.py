@@ -12,6 +12,7 @@ from .config import (
     SAMPLE_RATE,
     ClientError,
 )
+from .engine_base import EngineBase
 from .engine_state import (
     MIN_COMMIT_MS,
     _Content,
@@ -23,7 +24,7 @@ from .vad import SpeechStarted, SpeechStopped, VoiceActivityDetector
 log = logging.getLogger("telephony_bridge.local_engine.session")
 
 
-class InputAudio:
+class InputAudio(EngineBase):
     """One part of `EngineSession` (session.py), working on the session's state."""
 
     # ------------------------------------------------------------------ input audio (and VAD)

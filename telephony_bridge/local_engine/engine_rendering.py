@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+from .engine_base import EngineBase
 from .engine_state import (
     _CONTENT_TYPE,
     _Content,
@@ -13,13 +14,13 @@ from .engine_state import (
 )
 
 
-class WireRendering:
+class WireRendering(EngineBase):
     """One part of `EngineSession` (session.py), working on the session's state."""
 
     # ------------------------------------------------------------------ rendering
 
     def _render_content(self, content: _Content, with_audio: bool) -> dict[str, Any]:
-        wire = {"type": _CONTENT_TYPE[self.dialect][content.kind]}
+        wire: dict[str, Any] = {"type": _CONTENT_TYPE[self.dialect][content.kind]}
         if content.kind in ("input_text", "text"):
             wire["text"] = content.text
         elif content.kind in ("input_audio", "audio"):

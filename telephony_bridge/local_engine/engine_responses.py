@@ -6,7 +6,8 @@ from __future__ import annotations
 import base64
 import logging
 import math
-from typing import Any, Generator
+from collections.abc import Generator
+from typing import Any
 
 from .config import (
     BYTES_PER_MS,
@@ -14,6 +15,7 @@ from .config import (
     ClientError,
     validate_response_params,
 )
+from .engine_base import EngineBase
 from .engine_state import (
     _SAY_INSTRUCTION,
     SpeechRequest,
@@ -33,7 +35,7 @@ from .script import Turn, render_followup
 log = logging.getLogger("telephony_bridge.local_engine.session")
 
 
-class ResponseScheduler:
+class ResponseScheduler(EngineBase):
     """One part of `EngineSession` (session.py), working on the session's state."""
 
     # ------------------------------------------------------------------ responses
@@ -253,8 +255,9 @@ class ResponseScheduler:
         self._emit(self._names["transcript_delta"], **fields, delta=word)
 
     def _call(self, response: _Response, call: _Call) -> None:
+        call_id = self._new_id("call_")
         item = _Item(id=self._new_id("item_"), type="function_call", status="in_progress",
-                     call_id=self._new_id("call_"), name=call.name, arguments="")
+                     call_id=call_id, name=call.name, arguments="")
         self._open_output_item(response, item)
         fields = {"response_id": response.id, "item_id": item.id, "output_index": response.output.index(item),
                   "call_id": item.call_id}
@@ -269,7 +272,7 @@ class ResponseScheduler:
         self._emit("response.function_call_arguments.done", **done)
         self._close_output_item(response, item, "completed")
         if call.followup is not None:
-            self._followups[item.call_id] = call.followup
+            self._followups[call_id] = call.followup
 
     def _finish(self, response: _Response) -> None:
         self._active = None

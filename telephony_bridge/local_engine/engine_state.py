@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import re
 import string
+from collections.abc import Generator, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Generator, Iterable
+from typing import Any
 
 from telephony_bridge.audio import g711
 

@@ -15,12 +15,13 @@ from __future__ import annotations
 import json
 import re
 import tomllib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
-__all__ = ["Script", "Turn", "ToolCall", "ScriptError", "render_followup", "DEFAULT_FALLBACK"]
+__all__ = ["DEFAULT_FALLBACK", "Script", "ScriptError", "ToolCall", "Turn", "render_followup"]
 
 DEFAULT_FALLBACK = "Sorry, I can't help with that. Is there anything else?"
 

@@ -16,8 +16,9 @@ import asyncio
 import logging
 import math
 import os
+from collections.abc import AsyncIterator, Callable
 from http import HTTPStatus
-from typing import Any, Callable
+from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
@@ -25,11 +26,12 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from .config import Dialect
 from .script import Script, ScriptError
 from .session import MAX_MESSAGE_BYTES, EngineSession, SpeechRequest
 from .tts import synthesize as espeak_synthesize
 
-__all__ = ["LocalEngine", "add_arguments", "run", "main", "REALTIME_PATH", "REQUIRE_KEY_ENV"]
+__all__ = ["REALTIME_PATH", "REQUIRE_KEY_ENV", "LocalEngine", "add_arguments", "main", "run"]
 
 log = logging.getLogger(__name__)
 
@@ -160,13 +162,14 @@ class LocalEngine:
 
     # ------------------------------------------------------------------ one connection
 
-    async def serve_connection(self, websocket: ServerConnection) -> None:
+    async def serve_connection(self, websocket: EngineSocket) -> None:
         """One model connection, for its whole life. A subclass may wrap it (the call-flow kit does,
         to see connections open and close)."""
         request = websocket.request
         assert request is not None
-        dialect = "beta" if "realtime=v1" in request.headers.get("OpenAI-Beta", "") else "ga"
-        model = (parse_qs(urlsplit(request.path).query).get("model") or [None])[0]
+        dialect: Dialect = "beta" if "realtime=v1" in request.headers.get("OpenAI-Beta", "") else "ga"
+        models = parse_qs(urlsplit(request.path).query).get("model")
+        model = models[0] if models else None
         session = EngineSession(
             dialect,
             self._script,
@@ -184,10 +187,22 @@ class LocalEngine:
             self.connections -= 1
 
 
+class EngineSocket(Protocol):
+    """What serving one connection uses of its WebSocket: a websockets `ServerConnection`, or a
+    wrapper of one (the call-flow kit's `RecordingSocket` records the client events)."""
+
+    @property
+    def request(self) -> Request | None: ...
+    @property
+    def remote_address(self) -> Any: ...
+    def __aiter__(self) -> AsyncIterator[str | bytes]: ...
+    async def send(self, message: str) -> None: ...
+
+
 class _ConnectionRunner:
     """Pumps one EngineSession: client messages, pacing deadlines and finished speech, in order."""
 
-    def __init__(self, websocket: ServerConnection, session: EngineSession, synthesize: Synthesizer) -> None:
+    def __init__(self, websocket: EngineSocket, session: EngineSession, synthesize: Synthesizer) -> None:
         self.websocket = websocket
         self.session = session
         self.synthesize = synthesize

@@ -23,7 +23,8 @@ from __future__ import annotations
 import json
 import logging
 import random
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .config import (
     ClientError,
@@ -52,7 +53,7 @@ from .engine_state import (
 from .script import Script
 from .vad import VoiceActivityDetector
 
-__all__ = ["EngineSession", "SpeechRequest", "MAX_MESSAGE_BYTES"]
+__all__ = ["MAX_MESSAGE_BYTES", "EngineSession", "SpeechRequest"]
 
 log = logging.getLogger(__name__)
 

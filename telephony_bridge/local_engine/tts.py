@@ -16,10 +16,14 @@ import asyncio
 import ctypes
 import threading
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-__all__ = ["synthesize", "synthesize_async", "cache_info", "SpeechError", "ESPEAK_RATE", "DEFAULT_WORDS_PER_MINUTE"]
+if TYPE_CHECKING:
+    from functools import _CacheInfo  # lru_cache's statistics tuple; public only as `cache_info()`'s result
+
+__all__ = ["DEFAULT_WORDS_PER_MINUTE", "ESPEAK_RATE", "SpeechError", "cache_info", "synthesize", "synthesize_async"]
 
 ESPEAK_RATE = 22050
 DEFAULT_WORDS_PER_MINUTE = 175
@@ -74,7 +78,7 @@ class _Espeak:
         self._voice: bytes | None = None
         self._wpm: int | None = None
 
-    def _collect(self, wav, count, _events) -> int:
+    def _collect(self, wav: ctypes._Pointer[ctypes.c_short], count: int, _events: int | None) -> int:
         if count > 0 and wav:
             self._chunks.append(ctypes.string_at(wav, count * 2))
         return 0
@@ -154,7 +158,7 @@ def synthesize(text: str, sample_rate: int = 24000, voice: str = "en-us", speed:
     return _synthesize_cached(text, int(sample_rate), voice, float(speed))
 
 
-def cache_info():
+def cache_info() -> _CacheInfo:
     """Hits and misses of the rendered-speech cache (functools.lru_cache statistics)."""
     return _synthesize_cached.cache_info()
 

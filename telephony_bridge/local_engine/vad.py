@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["VoiceActivityDetector", "SpeechStarted", "SpeechStopped", "threshold_to_dbfs"]
+__all__ = ["SpeechStarted", "SpeechStopped", "VoiceActivityDetector", "threshold_to_dbfs"]
 
 
 def threshold_to_dbfs(threshold: float) -> float:

@@ -17,7 +17,6 @@ import os
 import traceback
 from collections.abc import Mapping
 from typing import Any, Literal
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
@@ -46,6 +45,7 @@ from telephony_bridge.realtime.stall import (
     AnswerStallPolicy,
 )
 from telephony_bridge.realtime.stats import ClientStatistics
+from telephony_bridge.realtime.text import redact, trace_line
 from telephony_bridge.realtime.uplink import MAX_BUFFERED_AUDIO_BYTES, Uplink
 from telephony_bridge.tasks import TaskOwner
 
@@ -72,19 +72,6 @@ FATAL_ERROR_TYPES = frozenset({"authentication_error", "insufficient_quota", "pe
 
 class RealtimeConnectionError(ConnectionError):
     """The model WebSocket could not be opened. The message never contains the API key."""
-
-
-def redact(text: str, secret: str | None) -> str:
-    if secret:
-        text = text.replace(secret, "***")
-    return text
-
-
-def with_model(url: str, model: str) -> str:
-    parts = urlsplit(url)
-    query = dict(parse_qsl(parts.query))
-    query.setdefault("model", model)
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), ""))
 
 
 class ModelConnection:
@@ -505,16 +492,3 @@ class ModelConnection:
             self.tasks.spawn(self.aclose(f"fatal model error: {code or kind}"), name="close after fatal error")
         else:
             log.info("%s: model error (call goes on) %s/%s: %s", self.tasks.label, kind, code, message)
-
-
-_AUDIO_FIELDS = ("audio", "delta")
-
-
-def trace_line(event: Mapping[str, Any]) -> str:
-    """One line per event with audio elided: traces must never carry audio (or secrets)."""
-    kind = str(event.get("type", ""))
-    carries_audio = kind == "input_audio_buffer.append" or kind.endswith("audio.delta")
-    shown = {key: (f"<{len(value)} base64 chars>" if carries_audio and key in _AUDIO_FIELDS and isinstance(value, str) else value)
-             for key, value in event.items()}
-    text = orjson.dumps(shown, default=str).decode()
-    return text if len(text) <= 400 else text[:400] + "…"

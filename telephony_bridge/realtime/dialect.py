@@ -29,7 +29,8 @@ Outputs may share unmodified nested values with the inputs; inputs are never mut
 
 from __future__ import annotations
 
-from typing import Any, Callable, Final, Literal, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any, Final, Literal
 
 from telephony_bridge.realtime.events import Dialect
 

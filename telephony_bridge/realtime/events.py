@@ -12,16 +12,17 @@ equal to the beta wire string: never compare an incoming `type` with a member di
 from __future__ import annotations
 
 import difflib
+from collections.abc import Mapping
 from enum import Enum
 from types import MappingProxyType
-from typing import Final, Literal, Mapping
+from typing import Final, Literal
 
 __all__ = [
     "AUDIO_DELTA_TYPE",
     "AUDIO_DONE_TYPE",
     "DIALECTS",
-    "Dialect",
     "EVENT_BY_WIRE_TYPE",
+    "Dialect",
     "MediaEvents",
     "RealtimeAPIEvents",
     "event_for_wire_type",

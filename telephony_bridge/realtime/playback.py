@@ -130,15 +130,15 @@ class PlaybackLedger:
     """
 
     __slots__ = (
-        "_generation",
-        "_next_seq",
-        "_segments",
-        "_last_confirmed_ms",
-        "_responses",
-        "_items",
-        "_silent_items",
         "_episode_active",
         "_episode_played_ms",
+        "_generation",
+        "_items",
+        "_last_confirmed_ms",
+        "_next_seq",
+        "_responses",
+        "_segments",
+        "_silent_items",
     )
 
     def __init__(self) -> None:
@@ -377,7 +377,7 @@ class PlaybackLedger:
         elapsed = now_ms - started
         if elapsed <= 0.0:
             return 0.0
-        return elapsed if elapsed < head.duration_ms else head.duration_ms
+        return min(head.duration_ms, elapsed)
 
     def _settle(self) -> EpisodeEnded | None:
         """Once all audio is confirmed and no response is in progress, forget everything."""

@@ -145,8 +145,9 @@ class DrainingSupervisor(Multiprocess):
         # restarted, added) by the module-level name `Process`. Rebinding it for as long as the
         # supervisor runs covers every path without copying them; this process only supervises.
         plain = multiprocess.Process
-        multiprocess.Process = _DrainingWorker
+        # mypy forbids assigning to a class name; rebinding uvicorn's is the point here.
+        multiprocess.Process = _DrainingWorker  # type: ignore[misc]
         try:
             super().run()
         finally:
-            multiprocess.Process = plain
+            multiprocess.Process = plain  # type: ignore[misc]  # (see above)

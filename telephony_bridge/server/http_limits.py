@@ -26,6 +26,8 @@ from telephony_bridge.server.settings import Settings
 try:
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _BaseProtocol
 except ImportError:  # the `fast` extra is not installed
+    # Either class is uvicorn's HTTP protocol; the subclass below uses only what both have, but mypy
+    # sees two distinct classes bound to one name.
     from uvicorn.protocols.http.h11_impl import H11Protocol as _BaseProtocol  # type: ignore[assignment]
 
 log = logging.getLogger("telephony_bridge.server")
@@ -37,7 +39,7 @@ _TOO_LARGE: Final = (b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-t
                      b"connection: close\r\ncontent-length: 30\r\n\r\nrequest head over 32768 bytes\n")
 
 
-class GuardedHttpProtocol(_BaseProtocol):  # type: ignore[misc, valid-type]
+class GuardedHttpProtocol(_BaseProtocol):
     """uvicorn's HTTP protocol with a deadline and a size cap on each request head."""
 
     max_head_bytes = MAX_HEAD_BYTES

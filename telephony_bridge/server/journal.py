@@ -107,6 +107,7 @@ class CallJournal:
             self.record("barge_in", truncations=[
                 {"item_id": c.item_id, "audio_end_ms": c.audio_end_ms, "deleted": c.deleted} for c in observed.truncations])
             return
+        member: E | M
         if isinstance(observed, ServerEvent):
             member, event = observed.member, observed.data
         elif isinstance(observed, MediaEvent):

@@ -105,7 +105,7 @@ class MediaLink:
             return
         self.sends_waiting += 1
         try:
-            if type(frame) is str:
+            if isinstance(frame, str):
                 await self._websocket.send_text(frame)
             else:
                 await self._websocket.send_bytes(frame)

@@ -97,6 +97,10 @@ class Settings:
             value = env.get(name, "").strip()
             return value or None
 
+        def opt_path(name: str) -> Path | None:
+            value = opt(name)
+            return Path(value) if value else None
+
         values: dict[str, object] = dict(
             public_url=(opt("PUBLIC_URL") or "").rstrip("/") or None,
             twilio_auth_token=opt("TWILIO_AUTH_TOKEN"),
@@ -105,8 +109,8 @@ class Settings:
             realtime_url=opt("REALTIME_URL"),
             openai_api_key=opt("OPENAI_API_KEY"),
             scenarios_dir=Path(opt("SCENARIOS_DIR") or "scenarios"),
-            calls_dir=Path(opt("CALLS_DIR")) if opt("CALLS_DIR") else None,
-            engine_script=Path(opt("LOCAL_ENGINE_SCRIPT")) if opt("LOCAL_ENGINE_SCRIPT") else None,
+            calls_dir=opt_path("CALLS_DIR"),
+            engine_script=opt_path("LOCAL_ENGINE_SCRIPT"),
             drain_timeout_s=float(opt("DRAIN_TIMEOUT_S") or 30.0),
             peer_stall_timeout_s=_positive(opt("PEER_STALL_TIMEOUT_S"), "PEER_STALL_TIMEOUT_S", 10.0),
             media_stall_timeout_s=_positive(opt("MEDIA_STALL_TIMEOUT_S"), "MEDIA_STALL_TIMEOUT_S", 10.0),

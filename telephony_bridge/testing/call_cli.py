@@ -119,7 +119,7 @@ async def run(args: argparse.Namespace) -> int:
         print(f"error: {e}", flush=True)
         return 1
     finally:
-        if tail is not None:
+        if tail is not None and journal is not None:  # a tail runs only with a journal
             await _last_journal_lines(journal, stop_tail, tail)
     console.transcript.finish()
     print(result.summary(), flush=True)

@@ -63,7 +63,7 @@ class HeardAudio:
 class SimulatedPlayout:
     """Twilio's per-stream outbound buffer. ``now_ms`` must never go backwards."""
 
-    __slots__ = ("_segments", "_end", "_marks", "_cleared", "_clears", "_last_now")
+    __slots__ = ("_cleared", "_clears", "_end", "_last_now", "_marks", "_segments")
 
     def __init__(self) -> None:
         self._segments: list[_Segment] = []

@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import inspect
 import warnings
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+_pytest_asyncio_fixture: Callable[..., Any] | None
 try:  # pytest-asyncio's fixture decorator works in its strict and auto modes alike
     from pytest_asyncio import fixture as _pytest_asyncio_fixture
 except ImportError:  # pragma: no cover - without pytest-asyncio, another async plugin must run it

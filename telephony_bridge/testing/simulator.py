@@ -29,6 +29,7 @@ from collections.abc import Sequence
 
 from telephony_bridge.audio import files as recording
 from telephony_bridge.audio.g711 import ulaw_encode
+from telephony_bridge.testing.simulator_caller import FRAME_BYTES, FRAME_MS, ULAW_SILENCE_FRAME
 from telephony_bridge.testing.simulator_result import (
     CallResult,
     MarkEcho,
@@ -36,11 +37,8 @@ from telephony_bridge.testing.simulator_result import (
 )
 from telephony_bridge.testing.simulator_stream import (
     BURST_GAP_MS,
-    FRAME_BYTES,
-    FRAME_MS,
     SPEECH_GAP_MS,
     TWILIO_WS_USER_AGENT,
-    ULAW_SILENCE_FRAME,
     EventCallback,
     SimulatedCall,
     new_sid,

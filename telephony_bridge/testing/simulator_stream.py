@@ -12,11 +12,11 @@ import base64
 import binascii
 import inspect
 import logging
-import math
 import secrets
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import orjson
@@ -27,6 +27,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from telephony_bridge.audio.g711 import ulaw_decode
 from telephony_bridge.testing import twilio_messages as messages
 from telephony_bridge.testing.playout import SimulatedPlayout
+from telephony_bridge.testing.simulator_caller import CallerSide
 from telephony_bridge.testing.simulator_result import (
     CallResult,
     MarkEcho,
@@ -42,9 +43,6 @@ from telephony_bridge.testing.twilio_messages import TwimlAnswer
 
 log = logging.getLogger("telephony_bridge.testing.simulator")
 
-FRAME_MS = 20
-FRAME_BYTES = 160  # 20 ms of μ-law 8 kHz
-ULAW_SILENCE_FRAME = b"\xff" * FRAME_BYTES
 BURST_GAP_MS = 250.0  # bridge media this far apart counts as two bursts in the timeline
 SPEECH_GAP_MS = 300.0  # the caller hearing nothing for this long: the agent's stretch of speech is over
 TWILIO_WS_USER_AGENT = messages.WS_USER_AGENT
@@ -52,6 +50,10 @@ TWILIO_WS_USER_AGENT = messages.WS_USER_AGENT
 _PROXY_SUPPORTED = "proxy" in inspect.signature(connect.__init__).parameters
 
 EventCallback = Callable[[TimelineEvent], Any]
+
+
+def _mark(seq: int, *, stream_sid: str, name: str) -> str:
+    return messages.mark(seq=seq, stream_sid=stream_sid, name=name)
 
 
 def new_sid(prefix: str) -> str:
@@ -69,7 +71,7 @@ class _Burst:
     marks: int = 0
 
 
-class SimulatedCall(WebhookClient):
+class SimulatedCall(CallerSide, WebhookClient):
     def __init__(
         self,
         *,
@@ -98,6 +100,7 @@ class SimulatedCall(WebhookClient):
         self.on_event = on_event
         self.connect_timeout_s = connect_timeout_s
         self.result = CallResult(call_sid=call_sid, account_sid=account_sid)
+        self.stream_sid = ""  # set by talk(), before anything of the stream is sent
 
         self.loop = asyncio.get_running_loop()
         self.call_started = self.loop.time()
@@ -218,7 +221,7 @@ class SimulatedCall(WebhookClient):
 
     async def talk(self) -> None:
         result = self.result
-        result.stream_sid = stream_sid = new_sid("MZ")
+        result.stream_sid = self.stream_sid = stream_sid = new_sid("MZ")
         try:
             await self.send(messages.connected())
             self.set_origin(self.loop.time())
@@ -253,7 +256,7 @@ class SimulatedCall(WebhookClient):
         await self.echo_due_marks(now)
         result = self.result
         try:
-            await self.send(lambda seq: messages.stop(seq=seq, stream_sid=result.stream_sid,
+            await self.send(lambda seq: messages.stop(seq=seq, stream_sid=self.stream_sid,
                                                       account_sid=result.account_sid, call_sid=result.call_sid))
             self.emit("stop", "sent")
             assert self.ws is not None
@@ -296,60 +299,6 @@ class SimulatedCall(WebhookClient):
         delay = self.origin + t_ms / 1000 - self.loop.time()
         if delay > 0:
             await asyncio.sleep(delay)
-
-    async def send_caller_side(self) -> None:
-        """Caller frames paced on absolute times (no drift), DTMF at its times, until the duration."""
-        result = self.result
-        frames = math.ceil(self.duration_ms / FRAME_MS - 1e-9)
-        audio_frames = math.ceil(len(self.caller_audio) / FRAME_BYTES)
-        digits = deque(self.digits)
-        while digits and digits[-1][0] * 1000 >= self.duration_ms:
-            t, d = digits.pop()
-            self.emit("dtmf", f"digit {d} at {t:.3f} s not sent: after the end of the call")
-        try:
-            for k in range(frames):
-                due_ms = k * FRAME_MS
-                while digits and digits[0][0] * 1000 <= due_ms:
-                    await self.send_digit(*digits.popleft())
-                await self.sleep_until_ms(due_ms)
-                if self.should_hang_up_on_silence(k, audio_frames):
-                    self.emit("hangup", f"nothing played to the caller for {self.hangup_after_silence_ms:.0f} ms")
-                    return
-                if k < audio_frames:
-                    payload = self.caller_audio[k * FRAME_BYTES : (k + 1) * FRAME_BYTES].ljust(FRAME_BYTES, b"\xff")
-                else:
-                    payload = ULAW_SILENCE_FRAME
-                await self.send(lambda seq, k=k, payload=payload, due_ms=due_ms: messages.media(
-                    seq=seq, stream_sid=result.stream_sid, chunk=k + 1, timestamp_ms=due_ms, payload=payload))
-                self.caller_sent += payload
-                result.frames_sent += 1
-                while self.caller_spans and self.caller_spans[0].end_ms <= due_ms + FRAME_MS:
-                    span = self.caller_spans.popleft()
-                    self.emit("caller_speech", f"caller speech {span.start_ms:.0f}-{span.end_ms:.0f} ms", span.end_ms,
-                              {"start_ms": span.start_ms, "end_ms": span.end_ms})
-                if k == 0:
-                    audio = f"{audio_frames * FRAME_MS} ms of caller audio"
-                    self.emit("caller_audio", f"first frame; {audio}, then silence")
-                elif k == audio_frames:
-                    self.emit("caller_audio", "caller audio over: sending silence")
-            while digits:
-                await self.send_digit(*digits.popleft())
-            await self.sleep_until_ms(frames * FRAME_MS)
-            self.emit("hangup", f"duration {self.duration_ms:.0f} ms reached after {frames} frames")
-        except ConnectionClosed:
-            return
-
-    async def send_digit(self, t: float, digit: str) -> None:
-        await self.sleep_until_ms(t * 1000)
-        await self.send(lambda seq: messages.dtmf(seq=seq, stream_sid=self.result.stream_sid, digit=digit))
-        self.result.digits_sent.append((self.now_ms(), digit))
-        self.emit("dtmf", f"digit {digit} (due at {t * 1000:.0f} ms)")
-
-    def should_hang_up_on_silence(self, frame: int, audio_frames: int) -> bool:
-        if self.hangup_after_silence_ms is None or frame < audio_frames:
-            return False
-        silent_since = max(audio_frames * FRAME_MS, self.playout.busy_until_ms())
-        return self.now_ms() - silent_since >= self.hangup_after_silence_ms
 
     # -- receiving ------------------------------------------------------------------------------------
 
@@ -471,7 +420,7 @@ class SimulatedCall(WebhookClient):
             self.emit("mark_echo", f"{name} {'flushed' if flushed else 'played'}", now)
         for name in names:
             try:
-                await self.send(lambda seq, name=name: messages.mark(seq=seq, stream_sid=self.result.stream_sid, name=name))
+                await self.send(partial(_mark, stream_sid=self.stream_sid, name=name))
             except ConnectionClosed:
                 return
 

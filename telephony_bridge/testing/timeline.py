@@ -42,7 +42,8 @@ def render_timeline(call_sid: str, to: str, from_: str, phone: Sequence[Timeline
 def _describe_event(event: Event, cut: Mapping[str, Line]) -> tuple[str, str]:
     d = event.data
     if event.kind == "agent.transcript":
-        line = cut.get(d.get("item_id"))
+        item_id = d.get("item_id")
+        line = cut.get(item_id) if isinstance(item_id, str) else None
         note = f"   [cut by barge-in: heard {line.heard_s or 0:.2f} s]" if line is not None else ""
         return "agent", f'says "{d.get("text")}"{note}'
     if event.kind == "caller.transcript":

@@ -64,7 +64,7 @@ def read_twiml(text: str) -> TwimlAnswer:
     root = ET.fromstring(text)
     if root.tag != "Response":
         raise ValueError(f"root element is <{root.tag}>, not <Response>")
-    skipped = []
+    skipped: list[str] = []
     for verb in root:
         if verb.tag == "Connect":
             stream = verb.find("Stream")

@@ -23,7 +23,6 @@ from telephony_bridge.realtime.connection import (
     Codec,
     Dialect,
     ModelConnection,
-    with_model,
 )
 from telephony_bridge.realtime.connection_events import Reconnected
 from telephony_bridge.realtime.conversation import ConversationMirror
@@ -40,6 +39,7 @@ from telephony_bridge.realtime.observer import (
     ServerEvent,
 )
 from telephony_bridge.realtime.stall import DEFAULT_ANSWER_STALL_TIMEOUT_S
+from telephony_bridge.realtime.text import with_model
 from telephony_bridge.tasks import TaskOwner
 from telephony_bridge.voxengine.listeners import EventPayload, Handler, Listeners
 from telephony_bridge.voxengine.playout_channel import PlayoutChannel

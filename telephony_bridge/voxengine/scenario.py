@@ -24,6 +24,7 @@ class ScenarioLogger(logging.LoggerAdapter):
     """The `Logger` a scenario sees: its lines name the call, and VoxEngine's `Logger.write` works."""
 
     def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        assert self.extra is not None  # always built with {"call": label} (below)
         return f"{self.extra['call']}: {msg}", kwargs
 
     def write(self, msg: Any, *args: Any) -> None:
