@@ -19,7 +19,9 @@ CAMEL_CASE_METHODS: tuple[str, ...] = (
     # Call
     "handleTones", "transferTo", "customData", "startPlayback", "stopPlayback",
     # VoxEngine context
-    "sendMediaBetween", "createRealtimeAPIClient",
+    "sendMediaBetween", "createRealtimeAPIClient", "getSecretValue",
+    # Net
+    "httpRequestAsync",
 )
 
 

@@ -136,6 +136,11 @@ class Listeners:
     def has(self, event: Any) -> bool:
         return bool(self._handlers.get(event))
 
+    def handlers(self, event: Any) -> list[Handler]:
+        """The handlers of `event` now, in registration order (a copy), for an event whose caller
+        wants their results (AppEvents.HttpRequest)."""
+        return list(self._handlers.get(event, ()))
+
     def emit(self, event: Any, payload: EventPayload, on_error: Callable[[], None] | None = None) -> None:
         """Run the handlers of `event`. `on_error` is told when one raises (sync or async), for the
         few events whose failure means the scenario cannot go on (CallAlerting)."""
