@@ -44,6 +44,10 @@ MAX_CUSTOM_DATA_BYTES = 200  # VoxEngine.customData(value): Voximplant's limit f
 class VoxEngine:
     """The `VoxEngine` global of one call's scenario."""
 
+    # `custom_data` is the session's custom data itself (an attribute, set by whoever starts a
+    # session), so customData() has no snake_case twin here.
+    _without_twins = ("customData",)
+
     def __init__(self, tasks: TaskOwner, terminate: Callable[[CallEnd], None] | None = None,
                  services: ScenarioServices | None = None) -> None:
         self._tasks = tasks
