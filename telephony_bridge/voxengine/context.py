@@ -9,6 +9,7 @@ so everything a scenario opened is closed when the call ends — even if the sce
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import json
 import logging
@@ -61,6 +62,9 @@ class VoxEngine:
         self.call_custom_data: Mapping[str, str] = {}  # the inbound call's parameters (set by the session)
         self.net = Net(self._services.net, tasks.label)
         self.application_storage = ApplicationStorage(self._services.storage)
+        # The call's context (made in the call's task): handlers run for requests from outside the
+        # call (AppEvents.HttpRequest) run in it, so their log lines name the call like any other.
+        self._context = contextvars.copy_context()
 
     def scenario_globals(self) -> dict[str, Any]:
         """The call's globals besides VoxEngine itself (scenario.py puts them in the namespace)."""
@@ -103,7 +107,7 @@ class VoxEngine:
         handlers = self.listeners.handlers(AppEvents.HttpRequest)
         if not handlers:
             return True, None
-        task = self._tasks.spawn(self._run_http_handlers(handlers, payload), name="HttpRequest handlers")
+        task = self._context.run(self._tasks.spawn, self._run_http_handlers(handlers, payload), name="HttpRequest handlers")
         done, _ = await asyncio.wait({task}, timeout=timeout_s)
         if not done or task.cancelled():
             return False, None
@@ -142,6 +146,7 @@ class VoxEngine:
         """After the call: forget the session (reference cycles) and the handlers. The clients stay
         listed (the call-flow kit reads them after the call) but no longer report to the session."""
         self._terminate = None
+        self._context = contextvars.Context()  # it holds the session (context variables): a cycle
         self.listeners.clear()
         for client in self.clients:
             client.observer = None
