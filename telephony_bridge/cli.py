@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from telephony_bridge.logs import configure_logging
+from telephony_bridge.server.scenario_secrets import SecretsFileError
 from telephony_bridge.voxengine.scenario import ScenarioError
 
 if TYPE_CHECKING:
@@ -49,7 +50,7 @@ def _serve(args: argparse.Namespace) -> int:
     settings = dataclasses.replace(settings, port=sock.getsockname()[1])
     try:
         runtime = load_runtime(settings)  # fail here, with file and line, not in a worker
-    except ScenarioError as exc:
+    except (ScenarioError, SecretsFileError) as exc:
         sock.close()
         print(f"telephony-bridge: cannot start: {exc}", file=sys.stderr)
         return 2

@@ -19,7 +19,9 @@ CAMEL_CASE_METHODS: tuple[str, ...] = (
     # Call
     "handleTones", "transferTo", "customData", "startPlayback", "stopPlayback",
     # VoxEngine context
-    "sendMediaBetween", "createRealtimeAPIClient",
+    "sendMediaBetween", "createRealtimeAPIClient", "getSecretValue",
+    # Net
+    "httpRequestAsync",
 )
 
 
@@ -31,9 +33,11 @@ C = TypeVar("C", bound=type)
 
 
 def with_snake_case_twins(cls: C) -> C:
-    """Bind `snake_case` twins to every camelCase method of the table that `cls` defines."""
+    """Bind `snake_case` twins to every camelCase method of the table that `cls` defines, except those
+    `cls` lists in `_without_twins` (a twin's name it uses for something else)."""
+    without = cls.__dict__.get("_without_twins", ())
     for camel in CAMEL_CASE_METHODS:
-        if camel in cls.__dict__:
+        if camel in cls.__dict__ and camel not in without:
             twin = snake_case(camel)
             if twin in cls.__dict__ and cls.__dict__[twin] is not cls.__dict__[camel]:
                 raise TypeError(f"{cls.__name__}.{twin} would shadow the twin of {camel}")

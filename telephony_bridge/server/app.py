@@ -28,6 +28,7 @@ from telephony_bridge.server.memory import (
 )
 from telephony_bridge.server.metrics import Exporter
 from telephony_bridge.server.runtime import BridgeRuntime, load_runtime
+from telephony_bridge.server.session_http import session_http_routes
 from telephony_bridge.server.settings import Settings
 
 log = logging.getLogger("telephony_bridge.server")
@@ -80,6 +81,8 @@ def create_app(settings: Settings, runtime: BridgeRuntime | None = None) -> Star
             await asyncio.gather(*background, return_exceptions=True)
             if engine is not None:
                 await engine.stop()
+            await runtime.net.aclose()
+            runtime.kv_store.close()
 
     def _count_release(released: Release) -> None:
         runtime.metrics.idle_memory_releases += 1
@@ -102,6 +105,7 @@ def create_app(settings: Settings, runtime: BridgeRuntime | None = None) -> Star
     app = Starlette(
         routes=[
             *carrier_routes(runtime),
+            *session_http_routes(runtime),  # each call's accessSecureURL
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),

@@ -19,11 +19,16 @@ from typing import Any, Protocol
 from telephony_bridge.carriers.base import Carrier
 from telephony_bridge.carriers.registry import CARRIERS
 from telephony_bridge.lifecycle import CallEnd
+from telephony_bridge.server.kv_store import SqliteKeyValueStore
 from telephony_bridge.server.metrics import BridgeMetrics
+from telephony_bridge.server.scenario_secrets import Secrets, load_secrets
+from telephony_bridge.server.session_http import SessionAccess
 from telephony_bridge.server.settings import Settings
 from telephony_bridge.server.stream_tokens import StreamTokens
+from telephony_bridge.voxengine.net import NetClient
 from telephony_bridge.voxengine.routing import Router, load_routes
 from telephony_bridge.voxengine.scenario import Scenario, ScenarioError, load_scenarios
+from telephony_bridge.voxengine.services import ScenarioServices
 
 DEFAULT_SCENARIO = "default"
 
@@ -54,9 +59,22 @@ class BridgeRuntime:
     stream_tokens: StreamTokens = field(init=False)
     carrier_types: tuple[type[Carrier], ...] = CARRIERS  # what create_app answers for
     carriers: list[Carrier] = field(default_factory=list)  # made by create_app from carrier_types
+    # What every call's scenario may use beyond its call: secrets, ApplicationStorage, Net (one
+    # HTTP connection pool, closed with the app), and the calls' access URLs.
+    secrets: Secrets = field(init=False, repr=False)
+    kv_store: SqliteKeyValueStore = field(init=False)
+    net: NetClient = field(init=False)
+    services: ScenarioServices = field(init=False)
+    session_access: SessionAccess = field(init=False)
 
     def __post_init__(self) -> None:
         self.stream_tokens = StreamTokens(self.settings.stream_token_secret, self.settings.stream_token_ttl_s)
+        self.secrets = load_secrets(self.settings.secrets_file, self.settings.environ)
+        self.kv_store = SqliteKeyValueStore(self.settings.data_dir)
+        self.net = NetClient()
+        self.services = ScenarioServices(secret=self.secrets.get, secrets_source=self.secrets.source,
+                                         storage=self.kv_store, net=self.net)
+        self.session_access = SessionAccess()
 
     def at_capacity(self) -> bool:
         return len(self.sessions) >= self.settings.max_calls

@@ -44,11 +44,13 @@ from telephony_bridge.lifecycle import CallEnd, EndReason
 from telephony_bridge.server.asgi import TRANSPORT_ABORT_SCOPE_KEY
 from telephony_bridge.server.journal import CallJournal
 from telephony_bridge.server.metrics import UPLINK_SAMPLE_EVERY, BridgeMetrics
+from telephony_bridge.server.session_http import HANDLER_TIMEOUT_S, access_url
 from telephony_bridge.server.stream_tokens import StreamTokenError
 from telephony_bridge.tasks import TaskOwner
 from telephony_bridge.voxengine.call import Call
 from telephony_bridge.voxengine.context import call_context
 from telephony_bridge.voxengine.events import AppEvents
+from telephony_bridge.voxengine.listeners import EventPayload
 
 if TYPE_CHECKING:
     from telephony_bridge.server.runtime import BridgeRuntime
@@ -147,6 +149,7 @@ class CallSession:
         self.vox: Any = None
         self._namespace: dict[str, Any] | None = None  # the scenario's globals for this call
         self._openai: Any = None
+        self._access_token: str | None = None  # of the call's accessSecureURL, while it runs
         self.journal: CallJournal | None = None
         self.tasks: TaskOwner | None = None
         self.bad_frames = 0
@@ -356,8 +359,10 @@ class CallSession:
             log.error("%s: scenario %r not found; ending the call", self.label, scenario_name)
             self.end(CallEnd.NO_SCENARIO)
             return
-        vox, openai = call_context(self.tasks, self.end, runtime.local_engine_url, runtime.settings.model_environ())
+        vox, openai = call_context(self.tasks, self.end, runtime.local_engine_url, runtime.settings.model_environ(),
+                                   runtime.services)
         openai.Beta.observer = self._observe_model
+        vox.call_custom_data = self.call.customData()
         self.vox, self._openai = vox, openai
         # Kept before it runs, so that it is cleared at teardown even when the top level raises.
         self._namespace = scenario.namespace(vox, openai, scenario.logger(self.label))
@@ -367,7 +372,9 @@ class CallSession:
             log.exception("%s: scenario %s raised at its top level; ending this call", self.label, scenario.name)
             self.end(CallEnd.SCENARIO_ERROR)
             return
-        vox.emit(AppEvents.Started)
+        self._access_token = runtime.session_access.issue(self._http_request)
+        url = access_url(runtime.settings.base_url, self._access_token)
+        vox.emit(AppEvents.Started, accessURL=url, accessSecureURL=url, sessionId=call_sid)
         vox.emit(
             AppEvents.CallAlerting,
             # The scenario's entry point: if it fails, the scenario cannot serve this caller, so the
@@ -387,6 +394,14 @@ class CallSession:
         self.journal.model_event(client, observed)
         self.runtime.metrics.model_event(client, observed)
 
+    async def _http_request(self, payload: EventPayload) -> tuple[bool, Any]:
+        """A request to the call's access URL (server/session_http.py): AppEvents.HttpRequest."""
+        if self.vox is None or self._ended.is_set():
+            return False, None
+        if self.journal:
+            self.journal.record("app.http_request", method=payload["method"], path=payload["path"])
+        return await self.vox.answer_http_request(payload, HANDLER_TIMEOUT_S)
+
     def _hangup_requested(self, kind: CallEnd) -> None:
         if self.journal:
             self.journal.record("call.hangup", reason=kind.text)
@@ -394,6 +409,9 @@ class CallSession:
 
     # --- teardown -------------------------------------------------------------------------
     async def _teardown(self) -> None:
+        if self._access_token is not None:  # the access URL dies with the call: 404 from now on
+            self.runtime.session_access.revoke(self._access_token)
+            self._access_token = None
         duration = time.monotonic() - self._started_at
         end = self._end
         reason = end.text

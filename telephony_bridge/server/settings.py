@@ -43,6 +43,11 @@ Limits of the process against floods and slow clients:
 of one call may reach different instances (several replicas behind one load balancer).
 ``STREAM_TOKEN_TTL_S`` (default 30): how long after the answer the stream may start.
 
+``DATA_DIR`` (``data_dir``, default ``./data``): where the bridge keeps what outlives calls, today
+scenarios' ``ApplicationStorage`` (one SQLite file, created on first use). ``SECRETS_FILE``
+(``secrets_file``): a TOML or env file of secrets for ``VoxEngine.getSecretValue`` (server/scenario_secrets.py);
+names it lacks are read from the environment.
+
 ``IDLE_RELEASE_S`` (``idle_release_s``, default 1; 0 turns it off): once no call has been in
 progress for this long, the process runs a full garbage collection and returns free pages to the
 OS (server/memory.py), so RSS comes back down after a busy period.
@@ -88,6 +93,8 @@ class Settings:
     environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
     answer_stall_timeout_s: float = 1.0    # ANSWER_STALL_TIMEOUT_S: 0 = no answer watchdog
     preroll_ms: int = 1000                 # PREROLL_MS: 0 = drop caller audio until a unit takes it
+    data_dir: Path = Path("data")          # DATA_DIR: ApplicationStorage's file
+    secrets_file: Path | None = None       # SECRETS_FILE: VoxEngine.getSecretValue's file (then the environment)
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -127,6 +134,8 @@ class Settings:
             environ=dict(env),
             answer_stall_timeout_s=_non_negative(opt("ANSWER_STALL_TIMEOUT_S"), "ANSWER_STALL_TIMEOUT_S", 1.0),
             preroll_ms=_milliseconds(opt("PREROLL_MS"), "PREROLL_MS", 1000),
+            data_dir=Path(opt("DATA_DIR") or "data"),
+            secrets_file=Path(opt("SECRETS_FILE")) if opt("SECRETS_FILE") else None,
         )
         if values["stream_token_secret"] is None:
             del values["stream_token_secret"]  # the default: a fresh random one

@@ -113,12 +113,17 @@ class CallFlow:
       (the default, like a bridge with no TWILIO_* set) `transferTo` fires TransferFailed.
     - `realtime_factor`: how much faster than real time the engine sends audio (default 4).
     - `call_timeout`: the longest a call may take after the caller's last line, in seconds.
+    - `data_dir`: the bridge's DATA_DIR (ApplicationStorage's file); `secret_values`: the secrets
+      `VoxEngine.getSecretValue` finds, as if in the bridge's environment.
     """
 
     def __init__(self, scenarios: str | Path = "scenarios", *, calls_dir: str | Path | None = None,
                  twilio: bool = False, realtime_factor: float = 4.0,
-                 call_timeout: float = DEFAULT_CALL_TIMEOUT_S) -> None:
+                 call_timeout: float = DEFAULT_CALL_TIMEOUT_S, data_dir: str | Path | None = None,
+                 secret_values: Mapping[str, str] | None = None) -> None:
         self.scenarios = Path(scenarios)
+        self.data_dir = Path(data_dir) if data_dir is not None else None
+        self._secrets = dict(secret_values or {})
         self.calls_dir = Path(calls_dir) if calls_dir is not None else None
         self.call_timeout = call_timeout
         self.reports: list[CallReport] = []
@@ -159,6 +164,8 @@ class CallFlow:
                 twilio_account_sid=self._account_sid if self.twilio else None,
                 twilio_auth_token=self._auth_token if self.twilio else None,
                 twilio_api_base_url=self.twilio.url if self.twilio else None,
+                environ=self._secrets,
+                **({"data_dir": self.data_dir} if self.data_dir is not None else {}),
             )
             runtime = load_runtime(settings)
             runtime.on_session_start.append(self._session_added)

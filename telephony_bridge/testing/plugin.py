@@ -7,8 +7,8 @@ Fixtures:
   `telephony_bridge_scenarios` (relative to the ini file), else `./scenarios`; override the
   fixture to use another directory (e.g. one written into `tmp_path`).
 
-Marker: `@pytest.mark.call_flow(twilio=True, realtime_factor=4.0, call_timeout=30)`: options of that
-test's `CallFlow` (module-wide through `pytestmark`).
+Marker: `@pytest.mark.call_flow(twilio=True, realtime_factor=4.0, call_timeout=30, secret_values={...},
+data_dir=...)`: options of that test's `CallFlow` (module-wide through `pytestmark`).
 
 pytest-asyncio, strict or auto mode alike, with no configuration: `call_flow` states its own event
 loop scope (the test's), and a coroutine test asking for it is an asyncio test without a marker.
@@ -109,6 +109,7 @@ async def call_flow(request: pytest.FixtureRequest, call_flow_scenarios: Path, t
     marker = request.node.get_closest_marker("call_flow")
     options = dict(marker.kwargs) if marker is not None else {}
     options.setdefault("call_timeout", float(request.config.getini(TIMEOUT_INI) or 30))
+    options.setdefault("data_dir", tmp_path / "data")  # ApplicationStorage's file, per test
     flow = CallFlow(call_flow_scenarios, calls_dir=tmp_path / "calls", **options)
     async with flow:
         request.node.stash[_FLOW] = flow

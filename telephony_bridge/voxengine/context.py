@@ -1,12 +1,18 @@
 """The per-call VoxEngine context and the `OpenAI` namespace a scenario sees.
 
-Each call gets one `VoxEngine` (application events, `sendMediaBetween`, `terminate`) and one
+Each call gets one `VoxEngine` (application events, `sendMediaBetween`, `terminate`,
+`customData`, `getSecretValue`, and the call's `Net` and `ApplicationStorage`) and one
 `OpenAI` namespace whose `Beta.createRealtimeAPIClient` registers every client it opens with the call,
 so everything a scenario opened is closed when the call ends — even if the scenario forgot.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+import inspect
+import json
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -22,21 +28,105 @@ from telephony_bridge.voxengine.listeners import (
     Listeners,
     enum_normalizer,
 )
+from telephony_bridge.voxengine.net import Net
 from telephony_bridge.voxengine.realtime_client import (
     RealtimeAPIClient,
     create_realtime_api_client,
 )
+from telephony_bridge.voxengine.services import ScenarioServices, SecretNotFound
+from telephony_bridge.voxengine.storage import ApplicationStorage
+
+log = logging.getLogger("telephony_bridge.scenario")
+
+MAX_CUSTOM_DATA_BYTES = 200  # VoxEngine.customData(value): Voximplant's limit for the setter
 
 
 @with_snake_case_twins
 class VoxEngine:
     """The `VoxEngine` global of one call's scenario."""
 
-    def __init__(self, tasks: TaskOwner, terminate: Callable[[CallEnd], None] | None = None) -> None:
+    # `custom_data` is the session's custom data itself (an attribute, set by whoever starts a
+    # session), so customData() has no snake_case twin here.
+    _without_twins = ("customData",)
+
+    def __init__(self, tasks: TaskOwner, terminate: Callable[[CallEnd], None] | None = None,
+                 services: ScenarioServices | None = None) -> None:
         self._tasks = tasks
         self._terminate = terminate
         self.listeners = Listeners(tasks.label, tasks, enum_normalizer(AppEvents))
         self.clients: list[RealtimeAPIClient] = []
+        self._services = services or ScenarioServices()
+        # The session's custom data: a started (outbound) session's, set by whoever started it; for
+        # an inbound call, None, and customData() gives the call's own custom parameters.
+        self.custom_data: str | None = None
+        self.call_custom_data: Mapping[str, str] = {}  # the inbound call's parameters (set by the session)
+        self.net = Net(self._services.net, tasks.label)
+        self.application_storage = ApplicationStorage(self._services.storage)
+        # The call's context (made in the call's task): handlers run for requests from outside the
+        # call (AppEvents.HttpRequest) run in it, so their log lines name the call like any other.
+        self._context = contextvars.copy_context()
+
+    def scenario_globals(self) -> dict[str, Any]:
+        """The call's globals besides VoxEngine itself (scenario.py puts them in the namespace)."""
+        return {"Net": self.net, "ApplicationStorage": self.application_storage}
+
+    def customData(self, value: str | None = None) -> str:
+        """The session's custom data, as a string (`json.loads` it when it is JSON).
+
+        A session started through the API (an outbound call): the custom data it was started
+        with. An inbound call: the call's custom parameters as a JSON object, `""` when it has
+        none. `customData(value)` replaces it for the rest of the session (≤ 200 bytes, as on
+        Voximplant) and returns it."""
+        if value is not None:
+            if not isinstance(value, str):
+                raise TypeError(f"VoxEngine.customData(value) takes a string, got {type(value).__name__}")
+            if len(value.encode("utf-8")) > MAX_CUSTOM_DATA_BYTES:
+                raise ValueError(f"VoxEngine.customData is limited to {MAX_CUSTOM_DATA_BYTES} bytes")
+            self.custom_data = value
+        if self.custom_data is not None:
+            return self.custom_data
+        return json.dumps(dict(self.call_custom_data), separators=(",", ":")) if self.call_custom_data else ""
+
+    def getSecretValue(self, name: str) -> str:
+        """A configured secret (SECRETS_FILE, then the environment). An unknown one raises
+        `SecretNotFound` naming it (Voximplant returns undefined; a missing key is better found here
+        than as a 401 later). Never log the value."""
+        if not isinstance(name, str) or not name:
+            raise TypeError("VoxEngine.getSecretValue takes a secret's name")
+        lookup = self._services.secret
+        value = lookup(name) if lookup is not None else None
+        if value is None:
+            raise SecretNotFound(name, self._services.secrets_source)
+        return value
+
+    async def answer_http_request(self, payload: EventPayload, timeout_s: float) -> tuple[bool, Any]:
+        """Deliver an `AppEvents.HttpRequest` (a request to the session's access URL) and wait, at
+        most `timeout_s`, for its handlers: `(True, reply)` where reply is the first value a
+        handler returned (None if none did), `(False, None)` when they did not finish in time or
+        the call ended meanwhile. The handlers run as one task of the call, so they end with it."""
+        handlers = self.listeners.handlers(AppEvents.HttpRequest)
+        if not handlers:
+            return True, None
+        task = self._context.run(self._tasks.spawn, self._run_http_handlers(handlers, payload), name="HttpRequest handlers")
+        done, _ = await asyncio.wait({task}, timeout=timeout_s)
+        if not done or task.cancelled():
+            return False, None
+        return True, task.result()
+
+    async def _run_http_handlers(self, handlers: list[Handler], payload: EventPayload) -> Any:
+        reply = None
+        for handler in handlers:
+            try:
+                result = handler(payload)
+                if inspect.isawaitable(result):
+                    result = await result
+            except Exception:
+                log.exception("%s: handler %s for HttpRequest raised", self._tasks.label,
+                              getattr(handler, "__qualname__", repr(handler)))
+                continue
+            if reply is None:
+                reply = result
+        return reply
 
     def addEventListener(self, event: AppEvents | str, handler: Handler) -> None:
         self.listeners.add(event, handler)
@@ -56,6 +146,7 @@ class VoxEngine:
         """After the call: forget the session (reference cycles) and the handlers. The clients stay
         listed (the call-flow kit reads them after the call) but no longer report to the session."""
         self._terminate = None
+        self._context = contextvars.Context()  # it holds the session (context variables): a cycle
         self.listeners.clear()
         for client in self.clients:
             client.observer = None
@@ -101,8 +192,9 @@ def call_context(
     terminate: Callable[[CallEnd], None],
     local_engine_url: str | None,
     environ: Mapping[str, str] | None = None,
+    services: ScenarioServices | None = None,
 ) -> tuple[VoxEngine, OpenAINamespace]:
-    vox = VoxEngine(tasks, terminate)
+    vox = VoxEngine(tasks, terminate, services)
     return vox, OpenAINamespace(_Beta(tasks, vox, local_engine_url, environ))
 
 

@@ -8,6 +8,7 @@ from enum import Enum
 class AppEvents(str, Enum):
     Started = "AppEvents.Started"
     CallAlerting = "AppEvents.CallAlerting"
+    HttpRequest = "AppEvents.HttpRequest"
     Terminating = "AppEvents.Terminating"
     Terminated = "AppEvents.Terminated"
 

@@ -36,7 +36,14 @@ class TaskSpawner(Protocol):
 
 class EventPayload(dict):
     """The object a handler receives: a dict whose keys also read as attributes (`e.call`, `e["call"]`),
-    like the event objects of VoxEngine's JavaScript."""
+    like the event objects of VoxEngine's JavaScript.
+
+    Dicts inside it read the same way, at any depth, so a port keeps `e.data.payload.item.id`. The
+    conversion is lazy and done once per value: the first read of a plain dict or list replaces it
+    in place by an `EventPayload` (a list: by a list whose dicts read the same way), a shallow copy;
+    later reads, by attribute or by key, return that same object. Nothing is walked up front, so an
+    event nobody reads deeply costs nothing more. (`.items()` and `.values()` give the values as
+    stored: read by key or attribute to get the readable form.)"""
 
     __slots__ = ()
 
@@ -45,6 +52,48 @@ class EventPayload(dict):
             return self[key]
         except KeyError:
             raise AttributeError(key) from None
+
+    def __getitem__(self, key: Any) -> Any:
+        value = dict.__getitem__(self, key)
+        kind = type(value)
+        if kind is dict or kind is list:
+            value = attribute_view(value)
+            dict.__setitem__(self, key, value)
+        return value
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        return self[key] if key in self else default  # noqa: SIM401 (self.get is this method)
+
+
+def attribute_view(value: Any) -> Any:
+    """`value` readable by attribute: a dict as an `EventPayload` (shallow copy), a list with its dicts
+    so (a copy); anything else as it is."""
+    kind = type(value)
+    if kind is dict:
+        return EventPayload(value)
+    if kind is list:
+        return _AttributeList(value)
+    return value
+
+
+class _AttributeList(list):
+    """A list whose dict items read by attribute (`e.data.response.output[0].call_id`), converted on
+    first read like `EventPayload`'s values."""
+
+    __slots__ = ()
+
+    def __getitem__(self, index: Any) -> Any:
+        value = list.__getitem__(self, index)
+        if type(index) is int:
+            kind = type(value)
+            if kind is dict or kind is list:
+                value = attribute_view(value)
+                list.__setitem__(self, index, value)
+        return value
+
+    def __iter__(self) -> Any:
+        for index in range(len(self)):
+            yield self[index]
 
 
 def enum_normalizer(enum_type: type[Enum]) -> Callable[[Any], Any]:
@@ -86,6 +135,11 @@ class Listeners:
 
     def has(self, event: Any) -> bool:
         return bool(self._handlers.get(event))
+
+    def handlers(self, event: Any) -> list[Handler]:
+        """The handlers of `event` now, in registration order (a copy), for an event whose caller
+        wants their results (AppEvents.HttpRequest)."""
+        return list(self._handlers.get(event, ()))
 
     def emit(self, event: Any, payload: EventPayload, on_error: Callable[[], None] | None = None) -> None:
         """Run the handlers of `event`. `on_error` is told when one raises (sync or async), for the

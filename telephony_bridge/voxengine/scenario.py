@@ -1,8 +1,8 @@
 """Scenario files: compiled once at start-up, executed afresh for every call.
 
 A scenario is a Python file in `scenarios/` written like a VoxEngine script: its top level runs once
-per call, in a fresh namespace that already holds `VoxEngine`, `OpenAI`, `AppEvents`, `CallEvents`
-and `Logger` for *that* call. Module-level variables are therefore per call, exactly as in VoxEngine,
+per call, in a fresh namespace that already holds `VoxEngine`, `OpenAI`, `AppEvents`, `CallEvents`,
+`Logger`, `Net` and `ApplicationStorage` for *that* call. Module-level variables are therefore per call, exactly as in VoxEngine,
 and nothing leaks between calls. Files are checked at start-up (compiled, and their top level run
 against an inert context) so a broken scenario fails `serve` with file, line and reason — never
 mid-call.
@@ -53,6 +53,7 @@ class Scenario:
             "AppEvents": AppEvents,
             "CallEvents": CallEvents,
             "Logger": logger,
+            **(vox.scenario_globals() if hasattr(vox, "scenario_globals") else {}),  # Net, ApplicationStorage
         }
 
     def run(self, vox: Any, openai: Any, logger: Any) -> dict[str, Any]:
