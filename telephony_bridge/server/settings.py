@@ -135,7 +135,7 @@ class Settings:
             answer_stall_timeout_s=_non_negative(opt("ANSWER_STALL_TIMEOUT_S"), "ANSWER_STALL_TIMEOUT_S", 1.0),
             preroll_ms=_milliseconds(opt("PREROLL_MS"), "PREROLL_MS", 1000),
             data_dir=Path(opt("DATA_DIR") or "data"),
-            secrets_file=Path(opt("SECRETS_FILE")) if opt("SECRETS_FILE") else None,
+            secrets_file=_optional_path(opt("SECRETS_FILE")),
         )
         if values["stream_token_secret"] is None:
             del values["stream_token_secret"]  # the default: a fresh random one
@@ -203,6 +203,10 @@ def _flag(text: str | None, name: str, default: bool) -> bool:
     if text.lower() in ("0", "false", "no", "off"):
         return False
     raise ValueError(f"{name} must be 1 or 0 (on or off), got {text!r}")
+
+
+def _optional_path(text: str | None) -> Path | None:
+    return Path(text) if text else None
 
 
 def _count(text: str | None, name: str, default: int) -> int:

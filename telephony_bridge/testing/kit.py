@@ -165,8 +165,9 @@ class CallFlow:
                 twilio_auth_token=self._auth_token if self.twilio else None,
                 twilio_api_base_url=self.twilio.url if self.twilio else None,
                 environ=self._secrets,
-                **({"data_dir": self.data_dir} if self.data_dir is not None else {}),
             )
+            if self.data_dir is not None:
+                settings = replace(settings, data_dir=self.data_dir)
             runtime = load_runtime(settings)
             runtime.on_session_start.append(self._session_added)
             runtime.on_session_end.append(self._session_ended)
