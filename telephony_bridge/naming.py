@@ -22,6 +22,17 @@ CAMEL_CASE_METHODS: tuple[str, ...] = (
     "sendMediaBetween", "createRealtimeAPIClient", "getSecretValue",
     # Net
     "httpRequestAsync",
+    # OpenAI's RealtimeClient (openai-realtime-api-beta) and its event handler and conversation
+    "onNext", "offNext", "clearEventHandlers", "waitForNext", "isConnected", "updateSession", "addTool",
+    "removeTool", "registerTool", "unregisterTool", "executeTool", "getTools", "getConversationItems",
+    "getTurnDetectionType", "deleteItem", "sendUserMessageContent", "appendInputAudio", "createResponse",
+    "cancelResponse", "waitForNextItem", "waitForNextCompletedItem", "waitForSessionCreated", "getItems",
+    "getItem", "processEvent", "queueInputAudio",
+    # The Agents SDK's OpenAIRealtimeWebSocket transport
+    "connectionState", "currentModel", "sendAudio", "sendFunctionCallOutput", "sendMessage", "addImage",
+    "updateSessionConfig", "resetHistory", "sendEvent",
+    # The OpenAI namespace's constructors of those two shapes
+    "RealtimeClient", "RealtimeWebSocket",
 )
 
 

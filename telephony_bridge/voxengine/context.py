@@ -33,7 +33,10 @@ from telephony_bridge.voxengine.realtime_client import (
     RealtimeAPIClient,
     create_realtime_api_client,
 )
+from telephony_bridge.voxengine.realtime_client_shape import RealtimeClient
+from telephony_bridge.voxengine.realtime_websocket_shape import OpenAIRealtimeWebSocket
 from telephony_bridge.voxengine.services import ScenarioServices, SecretNotFound
+from telephony_bridge.voxengine.shape_engine import in_call
 from telephony_bridge.voxengine.storage import ApplicationStorage
 
 log = logging.getLogger("telephony_bridge.scenario")
@@ -185,6 +188,17 @@ class OpenAINamespace:
 
     def __init__(self, beta: _Beta) -> None:
         self.Beta = beta
+
+    def RealtimeClient(self, settings: Mapping[str, Any] | None = None, config: Mapping[str, Any] | None = None) -> RealtimeClient:
+        """OpenAI's RealtimeClient (openai-realtime-api-beta), over this call's engine."""
+        return RealtimeClient(settings, config, **in_call(self.Beta))
+
+    def RealtimeWebSocket(self, options: Mapping[str, Any] | None = None) -> OpenAIRealtimeWebSocket:
+        """The Agents SDK's OpenAIRealtimeWebSocket transport, over this call's engine."""
+        return OpenAIRealtimeWebSocket(options, **in_call(self.Beta))
+
+
+with_snake_case_twins(OpenAINamespace)
 
 
 def call_context(
