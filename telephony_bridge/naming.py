@@ -19,7 +19,7 @@ CAMEL_CASE_METHODS: tuple[str, ...] = (
     # Call
     "handleTones", "transferTo", "customData", "startPlayback", "stopPlayback",
     # VoxEngine context
-    "sendMediaBetween", "createRealtimeAPIClient",
+    "sendMediaBetween", "createRealtimeAPIClient", "callPSTN",
 )
 
 

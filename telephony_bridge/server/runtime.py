@@ -54,6 +54,10 @@ class BridgeRuntime:
     stream_tokens: StreamTokens = field(init=False)
     carrier_types: tuple[type[Carrier], ...] = CARRIERS  # what create_app answers for
     carriers: list[Carrier] = field(default_factory=list)  # made by create_app from carrier_types
+    # Scenarios started from outside, by session id (server/scenario_sessions.py), and the calls
+    # they placed, by the key their carrier's requests name (server/outbound.py).
+    scenario_sessions: dict[str, Any] = field(default_factory=dict)
+    outbound_calls: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.stream_tokens = StreamTokens(self.settings.stream_token_secret, self.settings.stream_token_ttl_s)

@@ -145,6 +145,10 @@ class CallSession:
         self.call_sid: str | None = None  # kept after teardown, when `call` is released
         self.link: MediaLink | None = None
         self.vox: Any = None
+        # An outbound call's stream joins the session that placed the call (server/outbound.py):
+        # the call is that session's, and so are the scenario's VoxEngine and clients.
+        self.outbound: Any = None
+        self.scenario_vox: Any = None
         self._namespace: dict[str, Any] | None = None  # the scenario's globals for this call
         self._openai: Any = None
         self.journal: CallJournal | None = None
@@ -325,13 +329,10 @@ class CallSession:
             log.warning("%s: start for call %s refused: %s", self.label, call_sid, exc)
             self.end(CallEnd.STREAM_REFUSED, f"stream refused: {exc}")
             return
-        self.call_sid = call_sid
-        self.label = f"call {call_sid}"
-        assert self.tasks is not None
-        self.tasks.label = self.label
-        self.gaps = GapFiller(audio_format=start.audio_format)
-        self.link = MediaLink(self.websocket, self.codec, self.carrier, start.audio_format,
-                              self.websocket.scope.get(TRANSPORT_ABORT_SCOPE_KEY), runtime.metrics)
+        if grant.outbound:
+            self._join_outbound(grant, start)
+            return
+        self._bind(call_sid, start)
         scenario_name = grant.scenario
         scenarios = runtime.scenarios  # the version in force when the call started (reload-safe)
         scenario = scenarios.get(scenario_name)
@@ -381,6 +382,40 @@ class CallSession:
             scheme=self.carrier.name,
         )
 
+    def _bind(self, call_sid: str, start: CallStarted) -> None:
+        self.call_sid = call_sid
+        self.label = f"call {call_sid}"
+        assert self.tasks is not None
+        self.tasks.label = self.label
+        self.gaps = GapFiller(audio_format=start.audio_format)
+        self.link = MediaLink(self.websocket, self.codec, self.carrier, start.audio_format,
+                              self.websocket.scope.get(TRANSPORT_ABORT_SCOPE_KEY), self.runtime.metrics)
+
+    def _join_outbound(self, grant: Any, start: CallStarted) -> None:
+        """The stream of a call a running scenario placed: join its waiting Call (no new scenario)."""
+        runtime = self.runtime
+        outbound = runtime.outbound_calls.get(grant.outbound)
+        if outbound is None or outbound.call_sid != start.call_id or outbound.stream is not None:
+            runtime.metrics.streams_unbound += 1
+            log.warning("%s: start for outbound call %s refused: no call waits for this stream", self.label, start.call_id)
+            self.end(CallEnd.STREAM_REFUSED, "stream refused: no outbound call waits for it")
+            return
+        self._bind(start.call_id, start)
+        self.journal = CallJournal(self.label, runtime.settings.calls_dir)
+        self.journal.open(start.call_id)
+        self.journal.record("call.started", call_sid=start.call_id, caller=grant.caller, number=grant.number,
+                            scenario=grant.scenario, direction="outbound", session=outbound.host.session_id,
+                            answered_by=outbound.answered_by, pid=os.getpid())
+        runtime.metrics.calls_started += 1
+        self.outbound, self.scenario_vox = outbound, outbound.host.vox
+        self.call = outbound.call
+        assert self.link is not None
+        outbound.attach(self, self.link)
+
+    def hangup_requested(self, kind: CallEnd) -> None:
+        """The scenario hung up (an outbound call's `call.hangup()`)."""
+        self._hangup_requested(kind)
+
     def _observe_model(self, client: Any, observed: Any) -> None:
         """The call's clients report here (realtime/observer.py): the journal and the process metrics both listen."""
         assert self.journal is not None
@@ -405,6 +440,8 @@ class CallSession:
         earlier_tasks = self.tasks.running()  # a scenario's own timers are not waited for below
         if self.call is not None:
             self.call.terminated(reason, duration)
+        if self.outbound is not None:
+            self.outbound.stream_ended()
         if self.vox is not None:
             self.vox.emit(AppEvents.Terminating, reason=reason)
             await self._close_clients()
@@ -437,6 +474,7 @@ class CallSession:
         if self.call is not None:
             self.call.release()
         self.call = self.link = None
+        self.outbound = None  # scenario_vox stays: the call-flow kit reads its clients after the call
         if self.vox is not None:
             self.vox.release()
         if self._openai is not None:
