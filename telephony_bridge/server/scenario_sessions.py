@@ -99,7 +99,7 @@ class ScenarioSession:
             async with asyncio.TaskGroup() as group:
                 self.tasks = TaskOwner(self.label, group)
                 vox, openai = call_context(self.tasks, self.end, runtime.local_engine_url, runtime.settings.model_environ())
-                openai.Beta.observer = runtime.metrics.model_event
+                openai.Beta.observer = self._observe_model
                 vox.custom_data = self.custom_data  # VoxEngine.customData() reads it
                 vox.dialer = Dialer(runtime, self)
                 self.vox, self._openai = vox, openai
@@ -119,6 +119,16 @@ class ScenarioSession:
                 await self._teardown()
         finally:
             runtime.scenario_sessions.pop(self.session_id, None)
+
+    def _observe_model(self, client: Any, observed: Any) -> None:
+        """The session's clients report here: the process metrics, and the journal of each of its
+        connected calls (a session with one call at a time — the usual — journals exactly; with two
+        at once, both journals see the model events of both)."""
+        self.runtime.metrics.model_event(client, observed)
+        for outbound in self.calls:
+            journal = getattr(outbound.stream, "journal", None)
+            if journal is not None:
+                journal.model_event(client, observed)
 
     async def _watch(self) -> None:
         loop = self._loop
