@@ -1,4 +1,4 @@
-"""`telephony-bridge serve | engine | call | demo` — the command line."""
+"""`telephony-bridge serve | engine | call | dial | demo` — the command line."""
 
 from __future__ import annotations
 
@@ -142,6 +142,15 @@ def build_parser() -> argparse.ArgumentParser:
     except ImportError:
         pass
 
+    dial = commands.add_parser("dial", help="start a scenario on a running bridge (it places its own calls)")
+    dial.add_argument("--scenario", required=True, help="the scenario's name (a file in the bridge's scenarios directory)")
+    dial.add_argument("--custom-data", default="", help="the scenario's custom data (VoxEngine.customData()), often JSON")
+    dial.add_argument("--url", default=os.environ.get("BRIDGE_URL", "http://127.0.0.1:8080"),
+                      help="the bridge's base URL (default: $BRIDGE_URL or http://127.0.0.1:8080)")
+    dial.add_argument("--api-key", default=None,
+                      help="one of the bridge's API_KEYS (default: $BRIDGE_API_KEY, else the first of $API_KEYS)")
+    dial.set_defaults(run=_dial)
+
     bench = commands.add_parser("bench", help="the load benchmark (from a checkout: bench/load.py); options after --")
     bench.add_argument("bench_args", nargs=argparse.REMAINDER)
     bench.set_defaults(run=_bench)
@@ -161,6 +170,37 @@ def _bench(args: argparse.Namespace) -> int:
     from bench.load import main as bench_main
 
     return bench_main([a for a in args.bench_args if a != "--"])
+
+
+def _dial(args: argparse.Namespace) -> int:
+    """POST /api/scenarios/{name}/start; prints the session id."""
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    import orjson
+
+    key = args.api_key or os.environ.get("BRIDGE_API_KEY") or next(
+        (k.strip() for k in os.environ.get("API_KEYS", "").split(",") if k.strip()), None)
+    if not key:
+        print("telephony-bridge dial: no API key (--api-key, $BRIDGE_API_KEY or $API_KEYS)", file=sys.stderr)
+        return 2
+    url = f"{args.url.rstrip('/')}/api/scenarios/{urllib.parse.quote(args.scenario, safe='')}/start"
+    request = urllib.request.Request(url, data=orjson.dumps({"customData": args.custom_data}), method="POST",
+                                     headers={"Content-Type": "application/json", "Authorization": f"Bearer {key}"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            answer = orjson.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        hint = {401: " (wrong API key)", 404: " (no such scenario, or no API_KEYS configured on the bridge)"}
+        print(f"telephony-bridge dial: HTTP {exc.code}{hint.get(exc.code, '')}: {exc.read().decode(errors='replace')}",
+              file=sys.stderr)
+        return 1
+    except (urllib.error.URLError, OSError) as exc:
+        print(f"telephony-bridge dial: no bridge at {args.url}: {getattr(exc, 'reason', exc)}", file=sys.stderr)
+        return 1
+    print(answer["sessionId"])
+    return 0
 
 
 def _demo(args: argparse.Namespace) -> int:

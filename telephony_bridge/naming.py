@@ -33,6 +33,8 @@ CAMEL_CASE_METHODS: tuple[str, ...] = (
     "updateSessionConfig", "resetHistory", "sendEvent",
     # The OpenAI namespace's constructors of those two shapes
     "RealtimeClient", "RealtimeWebSocket",
+    # Outbound calls
+    "callPSTN",
 )
 
 

@@ -8,7 +8,9 @@ A carrier (Twilio, Telnyx, Vonage, … a SIP trunk, AudioSocket, a browser) is:
   an `AnswerRequest` and checked, and the document that answers it with a media stream;
 - **authentication** of that request and of the stream's upgrade, failing closed when the
   carrier's secret is configured;
-- **call control** where the carrier has an API (hang-up, transfer; dial later);
+- **call control** where the carrier has an API (hang-up, transfer, dial: placing an outbound
+  call whose answer comes back to the bridge's outbound answer endpoint and whose progress comes
+  to its status endpoint, both checked like the answer request);
 - a **capability record**: audio formats, whether it echoes marks and can clear queued audio,
   DTMF, control, and how much audio the far end buffers (for carriers without marks, what was
   heard is known by clock);
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any, ClassVar, Final, NamedTuple, Protocol
 
 from telephony_bridge.audio.formats import AudioFormat
@@ -33,10 +36,14 @@ __all__ = [
     "AudioReceived",
     "CallControl",
     "CallStarted",
+    "CallStatus",
+    "CallStatusUpdate",
     "Capabilities",
     "Carrier",
     "CarrierCodec",
     "CarrierEvent",
+    "DialFailed",
+    "DialRequest",
     "DtmfReceived",
     "HttpAnswer",
     "HttpRequest",
@@ -144,6 +151,7 @@ class Capabilities:
     dtmf_out: bool = False
     hangup: bool = False  # through a control API
     transfer: bool = False
+    dial: bool = False  # can place outbound calls (CallControl.dial, read_call_status)
     # Without marks, what the caller heard is known by clock: audio sent minus what the far end
     # buffers before playing. The bound on a truncation's error is this lead's uncertainty.
     playout_lead_ms: float = 0.0
@@ -159,6 +167,64 @@ class CallControl(Protocol):
     async def hangup(self, call_id: str) -> None: ...
 
     async def transfer(self, call_id: str, to: str, caller_id: str | None) -> None: ...
+
+    async def dial(self, request: DialRequest) -> str:
+        """Place an outbound call; the carrier's id of the call, or DialFailed."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class DialRequest:
+    """An outbound call to place. When the callee answers, the carrier requests `answer_url` (like
+    an answer request: it gets the same kind of answer document) and reports progress to
+    `status_url`; both URLs are the bridge's, built from PUBLIC_URL."""
+
+    to: str
+    caller_id: str
+    answer_url: str
+    status_url: str
+    machine_detection: bool = False  # answering-machine detection, where the carrier offers it
+    ring_timeout_s: int = 60
+
+
+class DialFailed(Exception):
+    """The carrier refused to place the call. `code` is SIP-like where the carrier says (a refused
+    request: the carrier API's HTTP status); `reason` never holds a secret."""
+
+    def __init__(self, code: int, reason: str, carrier_code: int | None = None) -> None:
+        super().__init__(f"{code} {reason}")
+        self.code = code
+        self.reason = reason
+        self.carrier_code = carrier_code  # the carrier's own error number, when it gave one
+
+
+class CallStatus(Enum):
+    """An outbound call's progress as the carrier reports it (carrier-neutral)."""
+
+    QUEUED = "queued"
+    RINGING = "ringing"
+    ANSWERED = "answered"
+    COMPLETED = "completed"  # ended after it was answered
+    BUSY = "busy"
+    NO_ANSWER = "no-answer"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+    @property
+    def final(self) -> bool:
+        return self in (CallStatus.COMPLETED, CallStatus.BUSY, CallStatus.NO_ANSWER, CallStatus.FAILED,
+                        CallStatus.CANCELED)
+
+
+@dataclass(frozen=True, slots=True)
+class CallStatusUpdate:
+    """One status callback of an outbound call."""
+
+    call_id: str
+    status: CallStatus
+    duration_s: float | None = None
+    sip_code: int | None = None  # the far end's final SIP response, when the carrier reports it
+    answered_by: str | None = None
 
 
 # --- the answer endpoint, as data -----------------------------------------------------------------
@@ -182,6 +248,9 @@ class AnswerRequest:
     call_id: str
     caller: str
     number: str  # the dialed number, routed to a scenario
+    # Outbound calls: who answered, when answering-machine detection ran ("human", "machine",
+    # "fax", "unknown"; None without detection).
+    answered_by: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,5 +315,9 @@ class Carrier:
         raise NotImplementedError
 
     def call_control(self) -> CallControl | None:
-        """Hang-up and transfer through the carrier's API, when configured."""
+        """Hang-up and transfer (and dial, with `capabilities.dial`) through the carrier's API, when configured."""
         return None
+
+    def read_call_status(self, request: HttpRequest) -> CallStatusUpdate:
+        """An outbound call's status callback, or AnswerRefused. Checks the signature when secured."""
+        raise NotImplementedError

@@ -4,8 +4,8 @@ The pieces live beside this module (`twilio` the media-stream codec, `twilio_web
 signatures, `twilio_rest` the REST API); this one puts them behind `carriers.base`.
 
 Configuration (the environment): ``TWILIO_AUTH_TOKEN`` checks ``X-Twilio-Signature`` on the
-webhook and on the stream upgrade; with ``TWILIO_ACCOUNT_SID`` it enables REST hang-up and
-transfer. ``TWILIO_API_BASE_URL`` points REST calls at a stand-in (tests).
+webhook, the outbound answer and status callbacks and the stream upgrade; with
+``TWILIO_ACCOUNT_SID`` it enables REST hang-up, transfer and dial (``Calls.create``). ``TWILIO_API_BASE_URL`` points REST calls at a stand-in (tests).
 """
 
 from __future__ import annotations
@@ -18,8 +18,12 @@ from telephony_bridge.carriers.base import (
     AnswerRefused,
     AnswerRequest,
     CallStarted,
+    CallStatus,
+    CallStatusUpdate,
     Capabilities,
     Carrier,
+    DialFailed,
+    DialRequest,
     DtmfReceived,
     HttpAnswer,
     HttpRequest,
@@ -40,7 +44,7 @@ from telephony_bridge.carriers.twilio import (
     TwilioStreamSerializer,
     is_sid,
 )
-from telephony_bridge.carriers.twilio_rest import TwilioRest
+from telephony_bridge.carriers.twilio_rest import TwilioRest, TwilioRestError
 from telephony_bridge.carriers.twilio_webhook import (
     connect_stream_twiml,
     dial_twiml,
@@ -48,7 +52,32 @@ from telephony_bridge.carriers.twilio_webhook import (
     signature_is_valid,
 )
 
-__all__ = ["TwilioCallControl", "TwilioCarrier", "TwilioCodec"]
+__all__ = ["TwilioCallControl", "TwilioCarrier", "TwilioCodec", "answered_by"]
+
+# Twilio's CallStatus of a status callback → the seam's. "in-progress" is what "answered" reports.
+_STATUSES = {
+    "queued": CallStatus.QUEUED, "initiated": CallStatus.QUEUED, "ringing": CallStatus.RINGING,
+    "in-progress": CallStatus.ANSWERED, "answered": CallStatus.ANSWERED, "completed": CallStatus.COMPLETED,
+    "busy": CallStatus.BUSY, "no-answer": CallStatus.NO_ANSWER, "failed": CallStatus.FAILED,
+    "canceled": CallStatus.CANCELED,
+}
+
+
+def answered_by(value: str | None) -> str | None:
+    """Twilio's AnsweredBy (human, machine_start, machine_end_beep, …, fax, unknown) → human,
+    machine, fax or unknown; None when detection did not run."""
+    if not value:
+        return None
+    if value.startswith("machine"):
+        return "machine"
+    return value if value in ("human", "fax") else "unknown"
+
+
+def _number(text: str | None) -> int | None:
+    try:
+        return int(text) if text else None
+    except ValueError:
+        return None
 
 
 class _FormFields(dict[str, str]):
@@ -127,6 +156,16 @@ class TwilioCallControl:
     async def transfer(self, call_id: str, to: str, caller_id: str | None) -> None:
         await self._rest.update_twiml(call_id, dial_twiml(to, caller_id))
 
+    async def dial(self, request: DialRequest) -> str:
+        try:
+            return await self._rest.create_call(
+                to=request.to, from_=request.caller_id, url=request.answer_url, status_callback=request.status_url,
+                # Synchronous detection: Twilio requests the answer URL once it knows, with AnsweredBy.
+                machine_detection="Enable" if request.machine_detection else None, timeout_s=request.ring_timeout_s)
+        except TwilioRestError as exc:
+            # No HTTP answer at all: the carrier is unreachable, as a SIP 503 would say.
+            raise DialFailed(exc.status or 503, exc.message, exc.code) from None
+
 
 class TwilioCarrier(Carrier):
     name = "twilio"
@@ -134,7 +173,7 @@ class TwilioCarrier(Carrier):
     signature_header = "X-Twilio-Signature"
     secret_names = ("TWILIO_AUTH_TOKEN",)
     capabilities = Capabilities(audio_formats=(ULAW_8K,), marks=True, clear=True, dtmf_in=True, dtmf_out=False,
-                                hangup=True, transfer=True)
+                                hangup=True, transfer=True, dial=True)
 
     @property
     def _auth_token(self) -> str | None:
@@ -147,18 +186,34 @@ class TwilioCarrier(Carrier):
     def new_codec(self) -> TwilioCodec:
         return TwilioCodec()
 
-    def read_answer(self, request: HttpRequest) -> AnswerRequest:
+    def _check_signature(self, request: HttpRequest) -> None:
         token = self._auth_token
         if token is not None:
             fields = _FormFields(request.form_lists)
             if not signature_is_valid(token, request.url, fields, request.headers.get("x-twilio-signature")):
                 raise AnswerRefused(403, "forbidden", forbidden=True)
+
+    def read_answer(self, request: HttpRequest) -> AnswerRequest:
+        self._check_signature(request)
         call_sid, number = request.form.get("CallSid"), request.form.get("To")
         if not call_sid or not number:
             raise AnswerRefused(400, "a Twilio voice webhook needs CallSid and To")
         if not is_sid(call_sid, "CA"):
             raise AnswerRefused(400, "CallSid is not a Twilio call id (CA + 32 hex digits)")
-        return AnswerRequest(call_id=call_sid, caller=request.form.get("From", ""), number=number)
+        return AnswerRequest(call_id=call_sid, caller=request.form.get("From", ""), number=number,
+                             answered_by=answered_by(request.form.get("AnsweredBy")))
+
+    def read_call_status(self, request: HttpRequest) -> CallStatusUpdate:
+        self._check_signature(request)
+        call_sid, status = request.form.get("CallSid"), _STATUSES.get(request.form.get("CallStatus", ""))
+        if not call_sid or not is_sid(call_sid, "CA"):
+            raise AnswerRefused(400, "a Twilio status callback needs a CallSid (CA + 32 hex digits)")
+        if status is None:
+            raise AnswerRefused(400, "unknown CallStatus")
+        duration = _number(request.form.get("CallDuration"))
+        return CallStatusUpdate(call_id=call_sid, status=status, duration_s=None if duration is None else float(duration),
+                                sip_code=_number(request.form.get("SipResponseCode")),
+                                answered_by=answered_by(request.form.get("AnsweredBy")))
 
     def answer_document(self, stream_url: str, token: str) -> HttpAnswer:
         return HttpAnswer(connect_stream_twiml(stream_url, {STREAM_TOKEN_PARAMETER: token}), "text/xml")

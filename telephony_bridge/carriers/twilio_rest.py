@@ -1,4 +1,4 @@
-"""Twilio REST calls on a live call: hang up, and replace its TwiML (transfer).
+"""Twilio REST calls: hang up a live call, replace its TwiML (transfer), place a call (dial).
 
 Uses the official ``twilio`` client, whose HTTP layer is blocking (``requests``), so each call
 runs in a worker thread via ``asyncio.to_thread``; these requests happen a few times per call at
@@ -31,6 +31,7 @@ DEFAULT_TIMEOUT_S: Final = 10.0
 # SIDs are interpolated into the request path; refusing anything but letters and digits keeps a
 # hostile value from steering the request to another resource.
 _SID = re.compile(r"[A-Za-z0-9]{1,64}")
+_CLIENT_ERRORS = (TwilioRestException, TwilioServiceException, OSError, TwilioException, ValueError)
 
 
 class TwilioRestError(Exception):
@@ -48,7 +49,7 @@ class TwilioRestError(Exception):
 
 
 class TwilioRest:
-    """The two live-call operations the bridge needs, as coroutines."""
+    """The call operations the bridge needs, as coroutines."""
 
     def __init__(
         self,
@@ -90,6 +91,41 @@ class TwilioRest:
             raise ValueError("twiml must not be empty")
         await self._update(call_sid, twiml=twiml)
 
+    async def create_call(
+        self,
+        *,
+        to: str,
+        from_: str,
+        url: str,
+        status_callback: str,
+        machine_detection: str | None = None,
+        timeout_s: int = 60,
+    ) -> str:
+        """``Calls.create``: place a call whose TwiML Twilio fetches from ``url`` when it is answered
+        (after answering-machine detection, whose result then comes as ``AnsweredBy``), reporting
+        initiated, ringing, answered and completed to ``status_callback``. The new call's SID."""
+        fields: dict[str, object] = {
+            "to": to, "from_": from_, "url": url, "method": "POST", "status_callback": status_callback,
+            "status_callback_method": "POST",
+            "status_callback_event": ["initiated", "ringing", "answered", "completed"], "timeout": timeout_s,
+        }
+        if machine_detection:
+            fields["machine_detection"] = machine_detection
+        return await asyncio.to_thread(self._create_blocking, fields)
+
+    def _create_blocking(self, fields: dict[str, object]) -> str:
+        sid: str | None = None
+        failure: TwilioRestError | None = None
+        try:
+            sid = self._client.calls.create(**fields).sid
+        except _CLIENT_ERRORS as exc:
+            failure = self._failure(exc)
+        if failure is not None:
+            raise failure  # outside the except block: see _update_blocking
+        if not isinstance(sid, str) or not _SID.fullmatch(sid):
+            raise TwilioRestError(0, "Calls.create answered without a call SID")
+        return sid
+
     async def _update(self, call_sid: str, **fields: str) -> None:
         if not isinstance(call_sid, str) or not _SID.fullmatch(call_sid):
             raise ValueError("call_sid must be a Twilio SID (letters and digits)")
@@ -99,19 +135,22 @@ class TwilioRest:
         failure: TwilioRestError | None = None
         try:
             self._client.calls(call_sid).update(**fields)
-        except TwilioRestException as exc:
-            failure = TwilioRestError(exc.status, self._scrub(exc.msg or "request failed"), exc.code)
-        except TwilioServiceException as exc:
-            text = exc.title if not exc.detail else f"{exc.title}: {exc.detail}"
-            failure = TwilioRestError(exc.status, self._scrub(text), exc.code)
-        except OSError as exc:  # requests' ConnectionError, Timeout, ... all derive from it
-            failure = TwilioRestError(0, self._scrub(f"{type(exc).__name__}: {exc}"))
-        except (TwilioException, ValueError) as exc:  # e.g. a 2xx answer that is not JSON
-            failure = TwilioRestError(0, self._scrub(f"{type(exc).__name__}: {exc}"))
+        except _CLIENT_ERRORS as exc:
+            failure = self._failure(exc)
         if failure is not None:
             # Raised outside the except block so the original exception is not chained: a
             # requests exception carries the prepared request, Authorization header included.
             raise failure
+
+    def _failure(self, exc: Exception) -> TwilioRestError:
+        """The error to raise for what the client raised (one of _CLIENT_ERRORS)."""
+        if isinstance(exc, TwilioRestException):
+            return TwilioRestError(exc.status, self._scrub(exc.msg or "request failed"), exc.code)
+        if isinstance(exc, TwilioServiceException):
+            text = exc.title if not exc.detail else f"{exc.title}: {exc.detail}"
+            return TwilioRestError(exc.status, self._scrub(text), exc.code)
+        # requests' ConnectionError, Timeout, ... derive from OSError; a 2xx that is not JSON
+        return TwilioRestError(0, self._scrub(f"{type(exc).__name__}: {exc}"))
 
     def _scrub(self, text: str) -> str:
         # The API never echoes the token, but a proxy or a test server might echo the request.

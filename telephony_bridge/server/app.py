@@ -28,6 +28,8 @@ from telephony_bridge.server.memory import (
 )
 from telephony_bridge.server.metrics import Exporter
 from telephony_bridge.server.runtime import BridgeRuntime, load_runtime
+from telephony_bridge.server.scenario_api import scenario_routes
+from telephony_bridge.server.scenario_sessions import stop_scenario_sessions
 from telephony_bridge.server.session_http import session_http_routes
 from telephony_bridge.server.settings import Settings
 
@@ -76,6 +78,7 @@ def create_app(settings: Settings, runtime: BridgeRuntime | None = None) -> Star
         try:
             yield
         finally:
+            await stop_scenario_sessions(runtime)
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
@@ -106,6 +109,7 @@ def create_app(settings: Settings, runtime: BridgeRuntime | None = None) -> Star
         routes=[
             *carrier_routes(runtime),
             *session_http_routes(runtime),  # each call's accessSecureURL
+            *scenario_routes(runtime),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),

@@ -81,27 +81,13 @@ def _answer_endpoint(runtime: BridgeRuntime, carrier: Carrier, prefix: str) -> C
             runtime.metrics.calls_over_capacity += 1
             log.warning("%s webhook refused: %d calls in progress (MAX_CALLS)", carrier.name, len(runtime.sessions))
             return PlainTextResponse("at capacity", status_code=503, headers={"Retry-After": "5"})
-        pairs = await _read_form(request, runtime.settings.http_body_timeout_s)
-        if isinstance(pairs, Response):
-            return pairs
-        client_host = request.client.host if request.client else None
-        if not carrier.secured and not is_loopback(client_host):
-            return _forbidden(runtime, carrier, client_host)
-        query = f"?{request.url.query}" if request.url.query else ""
-        lists: dict[str, list[str]] = {}
-        for name, value in pairs:
-            lists.setdefault(name, []).append(value)
-        http_request = HttpRequest(
-            method=request.method, url=runtime.settings.base_url + request.url.path + query,
-            headers={k.lower(): v for k, v in request.headers.items()},
-            form={name: values[-1] for name, values in lists.items()}, form_lists=lists, client_host=client_host,
-        )
+        http_request = await read_carrier_request(runtime, carrier, request)
+        if isinstance(http_request, Response):
+            return http_request
         try:
             call = carrier.read_answer(http_request)
         except AnswerRefused as refused:
-            if refused.forbidden:
-                return _forbidden(runtime, carrier, client_host)
-            return PlainTextResponse(refused.reason, status_code=refused.status)
+            return refusal(runtime, carrier, refused, http_request.client_host)
         scenario = runtime.scenario_for(call.number)
         if scenario is None:
             runtime.metrics.calls_rejected += 1
@@ -120,6 +106,33 @@ def _answer_endpoint(runtime: BridgeRuntime, carrier: Carrier, prefix: str) -> C
         return Response(document.body, status_code=document.status, media_type=document.media_type)
 
     return answer
+
+
+async def read_carrier_request(runtime: BridgeRuntime, carrier: Carrier, request: Request) -> HttpRequest | Response:
+    """A carrier's request (answer, outbound answer, status callback) as the carrier reads it, or
+    the response refusing it: its body bounded, and from loopback only when the carrier's secret is
+    not configured. The URL is rebuilt from PUBLIC_URL (what the carrier signed), never from headers."""
+    pairs = await _read_form(request, runtime.settings.http_body_timeout_s)
+    if isinstance(pairs, Response):
+        return pairs
+    client_host = request.client.host if request.client else None
+    if not carrier.secured and not is_loopback(client_host):
+        return _forbidden(runtime, carrier, client_host)
+    query = f"?{request.url.query}" if request.url.query else ""
+    lists: dict[str, list[str]] = {}
+    for name, value in pairs:
+        lists.setdefault(name, []).append(value)
+    return HttpRequest(
+        method=request.method, url=runtime.settings.base_url + request.url.path + query,
+        headers={k.lower(): v for k, v in request.headers.items()},
+        form={name: values[-1] for name, values in lists.items()}, form_lists=lists, client_host=client_host,
+    )
+
+
+def refusal(runtime: BridgeRuntime, carrier: Carrier, refused: AnswerRefused, client_host: str | None) -> Response:
+    if refused.forbidden:
+        return _forbidden(runtime, carrier, client_host)
+    return PlainTextResponse(refused.reason, status_code=refused.status)
 
 
 def _forbidden(runtime: BridgeRuntime, carrier: Carrier, client_host: str | None) -> Response:

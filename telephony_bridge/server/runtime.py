@@ -66,6 +66,10 @@ class BridgeRuntime:
     net: NetClient = field(init=False)
     services: ScenarioServices = field(init=False)
     session_access: SessionAccess = field(init=False)
+    # Scenarios started from outside, by session id (server/scenario_sessions.py), and the calls
+    # they placed, by the key their carrier's requests name (server/outbound.py).
+    scenario_sessions: dict[str, Any] = field(default_factory=dict)
+    outbound_calls: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.stream_tokens = StreamTokens(self.settings.stream_token_secret, self.settings.stream_token_ttl_s)

@@ -147,6 +147,10 @@ class CallSession:
         self.call_sid: str | None = None  # kept after teardown, when `call` is released
         self.link: MediaLink | None = None
         self.vox: Any = None
+        # An outbound call's stream joins the session that placed the call (server/outbound.py):
+        # the call is that session's, and so are the scenario's VoxEngine and clients.
+        self.outbound: Any = None
+        self.scenario_vox: Any = None
         self._namespace: dict[str, Any] | None = None  # the scenario's globals for this call
         self._openai: Any = None
         self._access_token: str | None = None  # of the call's accessSecureURL, while it runs
@@ -328,13 +332,10 @@ class CallSession:
             log.warning("%s: start for call %s refused: %s", self.label, call_sid, exc)
             self.end(CallEnd.STREAM_REFUSED, f"stream refused: {exc}")
             return
-        self.call_sid = call_sid
-        self.label = f"call {call_sid}"
-        assert self.tasks is not None
-        self.tasks.label = self.label
-        self.gaps = GapFiller(audio_format=start.audio_format)
-        self.link = MediaLink(self.websocket, self.codec, self.carrier, start.audio_format,
-                              self.websocket.scope.get(TRANSPORT_ABORT_SCOPE_KEY), runtime.metrics)
+        if grant.outbound:
+            self._join_outbound(grant, start)
+            return
+        link, tasks = self._bind(call_sid, start)
         scenario_name = grant.scenario
         scenarios = runtime.scenarios  # the version in force when the call started (reload-safe)
         scenario = scenarios.get(scenario_name)
@@ -348,8 +349,8 @@ class CallSession:
             caller_id=grant.caller,
             number=grant.number,
             custom_data={k: v for k, v in params.items() if k not in BRIDGE_PARAMETERS},
-            link=self.link,
-            tasks=self.tasks,
+            link=link,
+            tasks=tasks,
             control=self.carrier.call_control(),
             clock_ms=self.now_ms,
             on_hangup=self._hangup_requested,
@@ -359,7 +360,7 @@ class CallSession:
             log.error("%s: scenario %r not found; ending the call", self.label, scenario_name)
             self.end(CallEnd.NO_SCENARIO)
             return
-        vox, openai = call_context(self.tasks, self.end, runtime.local_engine_url, runtime.settings.model_environ(),
+        vox, openai = call_context(tasks, self.end, runtime.local_engine_url, runtime.settings.model_environ(),
                                    runtime.services)
         openai.Beta.observer = self._observe_model
         vox.call_custom_data = self.call.customData()
@@ -387,6 +388,42 @@ class CallSession:
             headers={},
             scheme=self.carrier.name,
         )
+
+    def _bind(self, call_sid: str, start: CallStarted) -> tuple[MediaLink, TaskOwner]:
+        """Name the session after its call and open its link; the link and the call's tasks."""
+        self.call_sid = call_sid
+        self.label = f"call {call_sid}"
+        assert self.tasks is not None
+        self.tasks.label = self.label
+        self.gaps = GapFiller(audio_format=start.audio_format)
+        self.link = MediaLink(self.websocket, self.codec, self.carrier, start.audio_format,
+                              self.websocket.scope.get(TRANSPORT_ABORT_SCOPE_KEY), self.runtime.metrics)
+        return self.link, self.tasks
+
+    def _join_outbound(self, grant: Any, start: CallStarted) -> None:
+        """The stream of a call a running scenario placed: join its waiting Call (no new scenario)."""
+        runtime = self.runtime
+        outbound = runtime.outbound_calls.get(grant.outbound)
+        if outbound is None or outbound.call_sid != start.call_id or outbound.stream is not None:
+            runtime.metrics.streams_unbound += 1
+            log.warning("%s: start for outbound call %s refused: no call waits for this stream", self.label, start.call_id)
+            self.end(CallEnd.STREAM_REFUSED, "stream refused: no outbound call waits for it")
+            return
+        self._bind(start.call_id, start)
+        self.journal = CallJournal(self.label, runtime.settings.calls_dir)
+        self.journal.open(start.call_id)
+        self.journal.record("call.started", call_sid=start.call_id, caller=grant.caller, number=grant.number,
+                            scenario=grant.scenario, direction="outbound", session=outbound.host.session_id,
+                            answered_by=outbound.answered_by, pid=os.getpid())
+        runtime.metrics.calls_started += 1
+        self.outbound, self.scenario_vox = outbound, outbound.host.vox
+        self.call = outbound.call
+        assert self.link is not None
+        outbound.attach(self, self.link)
+
+    def hangup_requested(self, kind: CallEnd) -> None:
+        """The scenario hung up (an outbound call's `call.hangup()`)."""
+        self._hangup_requested(kind)
 
     def _observe_model(self, client: Any, observed: Any) -> None:
         """The call's clients report here (realtime/observer.py): the journal and the process metrics both listen."""
@@ -423,6 +460,8 @@ class CallSession:
         earlier_tasks = self.tasks.running()  # a scenario's own timers are not waited for below
         if self.call is not None:
             self.call.terminated(reason, duration)
+        if self.outbound is not None:
+            self.outbound.stream_ended()
         if self.vox is not None:
             self.vox.emit(AppEvents.Terminating, reason=reason)
             await self._close_clients()
@@ -455,6 +494,7 @@ class CallSession:
         if self.call is not None:
             self.call.release()
         self.call = self.link = None
+        self.outbound = None  # scenario_vox stays: the call-flow kit reads its clients after the call
         if self.vox is not None:
             self.vox.release()
         if self._openai is not None:

@@ -47,6 +47,8 @@ of one call may reach different instances (several replicas behind one load bala
 scenarios' ``ApplicationStorage`` (one SQLite file, created on first use). ``SECRETS_FILE``
 (``secrets_file``): a TOML or env file of secrets for ``VoxEngine.getSecretValue`` (server/scenario_secrets.py);
 names it lacks are read from the environment.
+``SCENARIO_SESSION_MAX_S`` (default 3600): the longest a scenario started from outside (``POST
+/api/scenarios/{name}/start``) may run, whatever its calls do (server/scenario_sessions.py).
 
 ``IDLE_RELEASE_S`` (``idle_release_s``, default 1; 0 turns it off): once no call has been in
 progress for this long, the process runs a full garbage collection and returns free pages to the
@@ -95,6 +97,7 @@ class Settings:
     preroll_ms: int = 1000                 # PREROLL_MS: 0 = drop caller audio until a unit takes it
     data_dir: Path = Path("data")          # DATA_DIR: ApplicationStorage's file
     secrets_file: Path | None = None       # SECRETS_FILE: VoxEngine.getSecretValue's file (then the environment)
+    scenario_session_max_s: float = 3600.0  # SCENARIO_SESSION_MAX_S: longest life of a session started by the API
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -136,6 +139,7 @@ class Settings:
             preroll_ms=_milliseconds(opt("PREROLL_MS"), "PREROLL_MS", 1000),
             data_dir=Path(opt("DATA_DIR") or "data"),
             secrets_file=_optional_path(opt("SECRETS_FILE")),
+            scenario_session_max_s=_positive(opt("SCENARIO_SESSION_MAX_S"), "SCENARIO_SESSION_MAX_S", 3600.0),
         )
         if values["stream_token_secret"] is None:
             del values["stream_token_secret"]  # the default: a fresh random one

@@ -61,6 +61,9 @@ class StreamGrant:
     scenario: str
     caller: str
     number: str
+    # An outbound call placed by a running scenario (server/outbound.py): the stream joins that
+    # scenario's waiting Call instead of starting the scenario. Empty for inbound calls.
+    outbound: str = ""
 
 
 class StreamTokens:
@@ -75,10 +78,13 @@ class StreamTokens:
         self._used: dict[str, float] = {}  # nonce → expiry; only tokens this process minted or verified
 
     def issue(self, grant: StreamGrant) -> str:
-        body = orjson.dumps({
+        fields = {
             "c": grant.call_id, "s": grant.scenario, "f": grant.caller, "t": grant.number,
             "e": round(self._clock() + self._ttl_s, 3), "n": os.urandom(9).hex(),
-        })
+        }
+        if grant.outbound:
+            fields["o"] = grant.outbound
+        body = orjson.dumps(fields)
         signed = f"{_VERSION}.{_b64(body)}"
         return f"{signed}.{_b64(self._mac(signed))}"
 
@@ -101,7 +107,7 @@ class StreamTokens:
         try:  # signed by us: malformed now means a bug or a changed format, still refused
             fields = orjson.loads(_unb64(body_b64))
             grant = StreamGrant(call_id=str(fields["c"]), scenario=str(fields["s"]), caller=str(fields["f"]),
-                                number=str(fields["t"]))
+                                number=str(fields["t"]), outbound=str(fields.get("o", "")))
             expires, nonce = float(fields["e"]), str(fields["n"])
         except (ValueError, KeyError, TypeError):
             raise StreamTokenError(StreamTokenProblem.MALFORMED) from None

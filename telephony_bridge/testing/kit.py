@@ -57,6 +57,7 @@ from telephony_bridge.testing.report import (
     transfers_of,
 )
 from telephony_bridge.testing.simulator import CallResult, TimelineEvent, place_call
+from telephony_bridge.testing.simulator_callee import answer_outbound_call
 from telephony_bridge.testing.timeline import render_timeline
 
 __all__ = [
@@ -84,6 +85,7 @@ DEFAULT_FROM = "+15550199"
 DEFAULT_PATIENCE_S = 1.5  # a simulated caller hangs up after this long with nothing said either way
 DEFAULT_CALL_TIMEOUT_S = 30.0  # after the caller's last line
 MODEL_CLOSE_WAIT_S = 5.0
+PLACE_CALL_WAIT_S = 10.0  # how long start_scenario waits for the scenario to place its call
 
 
 class CallFlowError(AssertionError):
@@ -141,6 +143,8 @@ class CallFlow:
         self._in_flight: dict[str, tuple[str, str, list[TimelineEvent]]] = {}
         self._log_handler = CallLogHandler(self._owns, self._logged)
         self._rendered: list[Script] = []
+        self.api_key = secrets.token_hex(16)  # the bridge's API_KEYS, for start_scenario
+        self._placed: asyncio.Queue[tuple[str, dict[str, str]]] | None = None
 
     # -- lifecycle --------------------------------------------------------------------------------
     async def __aenter__(self) -> CallFlow:
@@ -153,6 +157,10 @@ class CallFlow:
             await self.engine.start()
             stack.push_async_callback(self.engine.stop)
             if self.twilio is not None:
+                self._placed = asyncio.Queue()
+                loop = asyncio.get_running_loop()
+                placed = self._placed
+                self.twilio.on_create = lambda sid, form: loop.call_soon_threadsafe(placed.put_nowait, (sid, dict(form)))
                 self.twilio.start()
                 stack.push_async_callback(asyncio.to_thread, self.twilio.stop)  # shutdown() blocks up to 0.5 s
             self._capture_logs(stack)
@@ -165,6 +173,7 @@ class CallFlow:
                 twilio_auth_token=self._auth_token if self.twilio else None,
                 twilio_api_base_url=self.twilio.url if self.twilio else None,
                 environ=self._secrets,
+                api_keys=(self.api_key,),
             )
             if self.data_dir is not None:
                 settings = replace(settings, data_dir=self.data_dir)
@@ -177,7 +186,7 @@ class CallFlow:
             raise
         return self
 
-    async def __aexit__(self, *exc_info: Any) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self._stack.aclose()
 
     def _capture_logs(self, stack: contextlib.AsyncExitStack) -> None:
@@ -282,6 +291,97 @@ class CallFlow:
         self.reports.append(report)
         return report
 
+    async def start_scenario(
+        self,
+        name: str,
+        *,
+        custom_data: str = "",
+        callee_says: Sequence[tuple[float, str]] = (),
+        audio: bytes | str | Path | None = None,
+        outcome: str = "answered",
+        answered_by: str = "human",
+        hang_up_after_silence: float = DEFAULT_PATIENCE_S,
+        duration: float | None = None,
+        timeout: float | None = None,
+    ) -> CallReport:
+        """Start scenario `name` as `POST /api/scenarios/{name}/start` would (with `custom_data`),
+        answer the call it places, and return that call's report (`to`: the number it called,
+        `from_`: its caller id). Needs `CallFlow(twilio=True)`: the REST stand-in receives
+        `Calls.create`, and the phone simulator then plays Twilio's part of the call.
+
+        - `callee_says`: (seconds after the callee answers, text) lines; or `audio`.
+        - `outcome`: "answered", or "busy" / "no-answer" / "failed" (the call never connects;
+          the report is `rejected`).
+        - `answered_by`: what answering-machine detection reports, when the scenario asked for it.
+        - `hang_up_after_silence`, `duration`, `timeout`: as for `call()`.
+        """
+        if self.runtime is None:
+            raise RuntimeError("CallFlow is not started: use `async with CallFlow(...)` or the call_flow fixture")
+        if self.twilio is None or self._placed is None:
+            raise RuntimeError("start_scenario needs CallFlow(twilio=True) (the fixture: "
+                               "@pytest.mark.call_flow(twilio=True)): Twilio's REST stand-in places the call")
+        pcm16, _ = await asyncio.gather(_caller_audio(callee_says, audio, ()), self._render_script())
+        status, body = await asyncio.to_thread(self.start_scenario_request, name, custom_data)
+        if status != 201:
+            raise CallFlowError(f"starting scenario {name!r} failed: HTTP {status} {body}")
+        try:
+            call_sid, form = await asyncio.wait_for(self._placed.get(), PLACE_CALL_WAIT_S)
+        except TimeoutError:
+            raise CallFlowError(f"scenario {name!r} placed no call within {PLACE_CALL_WAIT_S:g} s") from None
+        to, from_ = form.get("To", ""), form.get("From", "")
+        audio_s = len(pcm16) / 2 / SAMPLE_RATE
+        limit = audio_s + (timeout if timeout is not None else self.call_timeout)
+        phone_events: list[TimelineEvent] = []
+        self._in_flight[call_sid] = (to, from_, phone_events)
+        deadline = asyncio.get_running_loop().time() + limit
+        try:
+            try:
+                result = await asyncio.wait_for(answer_outbound_call(
+                    form, call_sid=call_sid, account_sid=self._account_sid, callee_audio=pcm16, outcome=outcome,
+                    answered_by=answered_by, auth_token=self._auth_token,
+                    duration_s=duration if duration is not None else limit,
+                    hangup_after_silence_s=None if duration is not None else hang_up_after_silence,
+                    on_event=phone_events.append,
+                ), limit + 5)
+            except TimeoutError:
+                raise CallFlowError(f"call {call_sid} did not end within {limit + 5:.0f} s\n"
+                                    + self._in_flight_timeline(call_sid)) from None
+            ended = await self._wait_ended(call_sid, deadline) if result.connected else None
+        finally:
+            del self._in_flight[call_sid]
+        report = self._report(call_sid, to, from_, result, ended)
+        self.reports.append(report)
+        return report
+
+    async def wait_for_sessions(self, timeout: float = 10.0) -> None:
+        """Wait until every scenario session started through the API has ended (CallFlowError if not)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.runtime.scenario_sessions:
+            if loop.time() >= deadline:
+                raise CallFlowError(f"{len(self.runtime.scenario_sessions)} scenario session(s) still running "
+                                    f"after {timeout:g} s")
+            await asyncio.sleep(0.05)
+
+    def start_scenario_request(self, name: str, custom_data: str = "", api_key: str | None = None) -> tuple[int, str]:
+        """`POST /api/scenarios/{name}/start` to this flow's bridge (blocking): (status, body)."""
+        import urllib.error
+        import urllib.parse
+        import urllib.request
+
+        import orjson
+
+        request = urllib.request.Request(
+            f"{self.url}/api/scenarios/{urllib.parse.quote(name, safe='')}/start",
+            data=orjson.dumps({"customData": custom_data}), method="POST",
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {api_key or self.api_key}"})
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        try:
+            with opener.open(request, timeout=10) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()
+
     async def _wait_ended(self, call_sid: str, deadline: float) -> _EndedCall:
         signal = self._ended_signal.setdefault(call_sid, asyncio.Event())
         remaining = max(1.0, deadline - asyncio.get_running_loop().time())
@@ -312,7 +412,7 @@ class CallFlow:
         if sid is None:
             return
         journal = getattr(session, "journal", None)
-        vox = getattr(session, "vox", None)
+        vox = getattr(session, "vox", None) or getattr(session, "scenario_vox", None)  # an outbound call's is its session's
         addresses = []
         for client in getattr(vox, "clients", None) or ():
             addresses.append(socket_address(client.local_address))

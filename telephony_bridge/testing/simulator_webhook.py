@@ -97,10 +97,16 @@ class WebhookClient:
     def warn(self, problem: str) -> None:
         raise NotImplementedError
 
+    def webhook_request(self) -> tuple[str, dict[str, str]]:
+        """The URL and form of the request that asks for the call's TwiML (an inbound call's voice
+        webhook; an outbound call's answer URL overrides it)."""
+        result = self.result
+        return self.base_url + WEBHOOK_PATH, messages.webhook_form(
+            account_sid=result.account_sid, call_sid=result.call_sid, from_=self.from_, to=self.to)
+
     async def webhook(self) -> TwimlAnswer | None:
         result = self.result
-        url = self.base_url + WEBHOOK_PATH
-        params = messages.webhook_form(account_sid=result.account_sid, call_sid=result.call_sid, from_=self.from_, to=self.to)
+        url, params = self.webhook_request()
         headers = {
             "Content-Type": "application/x-www-form-urlencoded",
             "User-Agent": TWILIO_HTTP_USER_AGENT,

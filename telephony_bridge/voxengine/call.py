@@ -136,6 +136,34 @@ class Call:
         self._state = CallState.CONNECTED
         self.emit(CallEvents.Connected)
 
+    def connected(self, **fields: Any) -> None:
+        """An outbound call's media has started (the callee answered): Connected, with what the
+        carrier knows of the answer (`amd`: the answering-machine detection's result)."""
+        if self._state is not CallState.ALERTING:
+            return
+        self._state = CallState.CONNECTED
+        self.emit(CallEvents.Connected, **fields)
+
+    def ringing(self) -> None:
+        if self._state is CallState.ALERTING:
+            self.emit(CallEvents.Ringing)
+
+    def failed(self, code: int, reason: str, **fields: Any) -> None:
+        """An outbound call that never connected (busy, no answer, refused by the carrier): Failed
+        instead of Disconnected, and the call is over."""
+        if self._state is CallState.TERMINATED:
+            return
+        self._state = CallState.TERMINATED
+        self._targets.clear()
+        self._preroll.clear()
+        self._preroll_bytes = 0
+        self.playout.close()
+        self.emit(CallEvents.Failed, code=code, reason=reason, **fields)
+
+    def carrier_assigned(self, call_sid: str) -> None:
+        """An outbound call's id once the carrier has placed it (until then a placeholder)."""
+        self._call_sid = call_sid
+
     def hangup(self) -> None:
         """End the call: close the media stream and, with carrier credentials, end the phone call."""
         if self._state is CallState.TERMINATED:

@@ -130,6 +130,8 @@ class VoxEngine:
             if reply is None:
                 reply = result
         return reply
+        # What places a started session's outbound calls (server/outbound.py); inbound calls have none.
+        self.dialer: Any = None
 
     def addEventListener(self, event: AppEvents | str, handler: Handler) -> None:
         self.listeners.add(event, handler)
@@ -145,11 +147,20 @@ class VoxEngine:
         a.sendMediaTo(b)
         b.sendMediaTo(a)
 
+    def callPSTN(self, number: str, callerid: str, parameters: Mapping[str, Any] | None = None) -> Any:
+        """Place an outbound call; returns its `Call` at once (Connected, Failed or Disconnected
+        follow). `parameters`: `{"amd": True}` for answering-machine detection, where the carrier
+        offers it; its result is `amd` on Connected."""
+        if self.dialer is None:
+            raise RuntimeError("this session cannot place calls (no carrier with dial credentials)")
+        return self.dialer.call_pstn(number, callerid, parameters or {})
+
     def release(self) -> None:
         """After the call: forget the session (reference cycles) and the handlers. The clients stay
         listed (the call-flow kit reads them after the call) but no longer report to the session."""
         self._terminate = None
         self._context = contextvars.Context()  # it holds the session (context variables): a cycle
+        self.dialer = None
         self.listeners.clear()
         for client in self.clients:
             client.observer = None

@@ -17,6 +17,7 @@ class CallEvents(str, Enum):
     Connected = "CallEvents.Connected"
     Disconnected = "CallEvents.Disconnected"
     Failed = "CallEvents.Failed"
+    Ringing = "CallEvents.Ringing"  # an outbound call rings at the far end
     ToneReceived = "CallEvents.ToneReceived"
     PlaybackStarted = "CallEvents.PlaybackStarted"
     PlaybackFinished = "CallEvents.PlaybackFinished"
