@@ -27,6 +27,7 @@ from telephony_bridge.server.memory import (
     release_when_idle,
 )
 from telephony_bridge.server.metrics import Exporter
+from telephony_bridge.server.recordings import recording_routes
 from telephony_bridge.server.runtime import BridgeRuntime, load_runtime
 from telephony_bridge.server.settings import Settings
 
@@ -105,6 +106,7 @@ def create_app(settings: Settings, runtime: BridgeRuntime | None = None) -> Star
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
+            *recording_routes(settings),
         ],
         middleware=[Middleware(ExposeTransportAbort)],
         lifespan=lifespan,

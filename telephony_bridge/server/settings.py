@@ -43,6 +43,11 @@ Limits of the process against floods and slow clients:
 of one call may reach different instances (several replicas behind one load balancer).
 ``STREAM_TOKEN_TTL_S`` (default 30): how long after the answer the stream may start.
 
+``RECORDINGS_DIR`` (``recordings_dir``, default ``data/recordings``, relative to the working
+directory; created on the first recording): where ``call.record()`` writes. Nothing is recorded
+unless a scenario asks; the files are served at ``/recordings/<id>.wav`` to holders of an
+``API_KEYS`` key only (404 when no key is configured).
+
 ``IDLE_RELEASE_S`` (``idle_release_s``, default 1; 0 turns it off): once no call has been in
 progress for this long, the process runs a full garbage collection and returns free pages to the
 OS (server/memory.py), so RSS comes back down after a busy period.
@@ -88,6 +93,7 @@ class Settings:
     environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
     answer_stall_timeout_s: float = 1.0    # ANSWER_STALL_TIMEOUT_S: 0 = no answer watchdog
     preroll_ms: int = 1000                 # PREROLL_MS: 0 = drop caller audio until a unit takes it
+    recordings_dir: Path = Path("data/recordings")  # RECORDINGS_DIR: where call.record() writes
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -123,6 +129,7 @@ class Settings:
             environ=dict(env),
             answer_stall_timeout_s=_non_negative(opt("ANSWER_STALL_TIMEOUT_S"), "ANSWER_STALL_TIMEOUT_S", 1.0),
             preroll_ms=_milliseconds(opt("PREROLL_MS"), "PREROLL_MS", 1000),
+            recordings_dir=Path(opt("RECORDINGS_DIR") or "data/recordings"),
         )
         if values["stream_token_secret"] is None:
             del values["stream_token_secret"]  # the default: a fresh random one
