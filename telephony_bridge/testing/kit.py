@@ -113,12 +113,17 @@ class CallFlow:
       (the default, like a bridge with no TWILIO_* set) `transferTo` fires TransferFailed.
     - `realtime_factor`: how much faster than real time the engine sends audio (default 4).
     - `call_timeout`: the longest a call may take after the caller's last line, in seconds.
+    - `recordings_dir`: where `call.record()` writes (the `call_flow` fixture: a temporary directory).
+    - `api_keys`: the bridge's API_KEYS (to fetch recordings from `flow.url + "/recordings/…"`).
     """
 
     def __init__(self, scenarios: str | Path = "scenarios", *, calls_dir: str | Path | None = None,
                  twilio: bool = False, realtime_factor: float = 4.0,
-                 call_timeout: float = DEFAULT_CALL_TIMEOUT_S) -> None:
+                 call_timeout: float = DEFAULT_CALL_TIMEOUT_S, recordings_dir: str | Path | None = None,
+                 api_keys: Sequence[str] = ()) -> None:
         self.scenarios = Path(scenarios)
+        self.recordings_dir = Path(recordings_dir) if recordings_dir is not None else None
+        self.api_keys = tuple(api_keys)
         self.calls_dir = Path(calls_dir) if calls_dir is not None else None
         self.call_timeout = call_timeout
         self.reports: list[CallReport] = []
@@ -159,6 +164,8 @@ class CallFlow:
                 twilio_account_sid=self._account_sid if self.twilio else None,
                 twilio_auth_token=self._auth_token if self.twilio else None,
                 twilio_api_base_url=self.twilio.url if self.twilio else None,
+                api_keys=self.api_keys,
+                **({"recordings_dir": self.recordings_dir} if self.recordings_dir is not None else {}),
             )
             runtime = load_runtime(settings)
             runtime.on_session_start.append(self._session_added)
