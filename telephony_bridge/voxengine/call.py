@@ -349,6 +349,8 @@ class Call:
         frees the finished call at once. The clock stops at the end of the call."""
         self.listeners.clear()
         self._on_hangup = None
+        self.playout.tap = None
+        self.recording = None  # it holds this Call's emit: a cycle otherwise
         ended_at_ms = self._clock_ms() if self._clock_ms is not None else 0.0
         self._clock_ms = lambda: ended_at_ms
 
