@@ -17,7 +17,7 @@ CAMEL_CASE_METHODS: tuple[str, ...] = (
     "conversationItemDelete", "conversationItemTruncate", "conversationItemRetrieve",
     "responseCancel", "responseCreate", "sendMediaTo", "sessionUpdate", "stopMediaTo", "webSocketId",
     # Call
-    "handleTones", "transferTo", "customData", "startPlayback", "stopPlayback",
+    "handleTones", "transferTo", "customData", "startPlayback", "stopPlayback", "stopRecord", "sendDigits",
     # VoxEngine context
     "sendMediaBetween", "createRealtimeAPIClient", "getSecretValue",
     # Net

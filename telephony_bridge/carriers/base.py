@@ -148,7 +148,7 @@ class Capabilities:
     marks: bool  # echoes a mark once the audio before it has played
     clear: bool  # can drop audio queued at the far end
     dtmf_in: bool = True
-    dtmf_out: bool = False
+    dtmf_out: bool = False  # can send DTMF to the caller: the codec then has `dtmf(digits) -> str | bytes`
     hangup: bool = False  # through a control API
     transfer: bool = False
     dial: bool = False  # can place outbound calls (CallControl.dial, read_call_status)

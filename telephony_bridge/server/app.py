@@ -27,6 +27,7 @@ from telephony_bridge.server.memory import (
     release_when_idle,
 )
 from telephony_bridge.server.metrics import Exporter
+from telephony_bridge.server.recordings import recording_routes
 from telephony_bridge.server.runtime import BridgeRuntime, load_runtime
 from telephony_bridge.server.scenario_api import scenario_routes
 from telephony_bridge.server.scenario_sessions import stop_scenario_sessions
@@ -113,6 +114,7 @@ def create_app(settings: Settings, runtime: BridgeRuntime | None = None) -> Star
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
+            *recording_routes(settings),
         ],
         middleware=[Middleware(ExposeTransportAbort)],
         lifespan=lifespan,

@@ -51,6 +51,7 @@ from telephony_bridge.voxengine.call import Call
 from telephony_bridge.voxengine.context import call_context
 from telephony_bridge.voxengine.events import AppEvents
 from telephony_bridge.voxengine.listeners import EventPayload
+from telephony_bridge.voxengine.recording import RecordingsConfig
 
 if TYPE_CHECKING:
     from telephony_bridge.server.runtime import BridgeRuntime
@@ -101,6 +102,10 @@ class MediaLink:
 
     async def send_clear(self) -> None:
         await self._send(self._codec.clear())
+
+    async def send_digits(self, digits: str) -> None:
+        """DTMF out, on a carrier whose capabilities say it can (its codec then has `dtmf`)."""
+        await self._send(self._codec.dtmf(digits))  # type: ignore[attr-defined]
 
     async def _send(self, frame: str | bytes) -> None:
         if self.gone:
@@ -355,6 +360,7 @@ class CallSession:
             clock_ms=self.now_ms,
             on_hangup=self._hangup_requested,
             preroll_ms=runtime.settings.preroll_ms,
+            recordings=RecordingsConfig(runtime.settings.recordings_dir, runtime.settings.base_url),
         )
         if scenario is None:
             log.error("%s: scenario %r not found; ending the call", self.label, scenario_name)

@@ -49,6 +49,10 @@ scenarios' ``ApplicationStorage`` (one SQLite file, created on first use). ``SEC
 names it lacks are read from the environment.
 ``SCENARIO_SESSION_MAX_S`` (default 3600): the longest a scenario started from outside (``POST
 /api/scenarios/{name}/start``) may run, whatever its calls do (server/scenario_sessions.py).
+``RECORDINGS_DIR`` (``recordings_dir``, default ``data/recordings``, relative to the working
+directory; created on the first recording): where ``call.record()`` writes. Nothing is recorded
+unless a scenario asks; the files are served at ``/recordings/<id>.wav`` to holders of an
+``API_KEYS`` key only (404 when no key is configured).
 
 ``IDLE_RELEASE_S`` (``idle_release_s``, default 1; 0 turns it off): once no call has been in
 progress for this long, the process runs a full garbage collection and returns free pages to the
@@ -98,6 +102,7 @@ class Settings:
     data_dir: Path = Path("data")          # DATA_DIR: ApplicationStorage's file
     secrets_file: Path | None = None       # SECRETS_FILE: VoxEngine.getSecretValue's file (then the environment)
     scenario_session_max_s: float = 3600.0  # SCENARIO_SESSION_MAX_S: longest life of a session started by the API
+    recordings_dir: Path = Path("data/recordings")  # RECORDINGS_DIR: where call.record() writes
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -140,6 +145,7 @@ class Settings:
             data_dir=Path(opt("DATA_DIR") or "data"),
             secrets_file=_optional_path(opt("SECRETS_FILE")),
             scenario_session_max_s=_positive(opt("SCENARIO_SESSION_MAX_S"), "SCENARIO_SESSION_MAX_S", 3600.0),
+            recordings_dir=Path(opt("RECORDINGS_DIR") or "data/recordings"),
         )
         if values["stream_token_secret"] is None:
             del values["stream_token_secret"]  # the default: a fresh random one

@@ -117,15 +117,20 @@ class CallFlow:
     - `call_timeout`: the longest a call may take after the caller's last line, in seconds.
     - `data_dir`: the bridge's DATA_DIR (ApplicationStorage's file); `secret_values`: the secrets
       `VoxEngine.getSecretValue` finds, as if in the bridge's environment.
+    - `recordings_dir`: where `call.record()` writes (the `call_flow` fixture: a temporary directory).
+    - `api_keys`: the bridge's API_KEYS (to fetch recordings from `flow.url + "/recordings/…"`).
     """
 
     def __init__(self, scenarios: str | Path = "scenarios", *, calls_dir: str | Path | None = None,
                  twilio: bool = False, realtime_factor: float = 4.0,
                  call_timeout: float = DEFAULT_CALL_TIMEOUT_S, data_dir: str | Path | None = None,
-                 secret_values: Mapping[str, str] | None = None) -> None:
+                 secret_values: Mapping[str, str] | None = None, recordings_dir: str | Path | None = None,
+                 api_keys: Sequence[str] = ()) -> None:
         self.scenarios = Path(scenarios)
         self.data_dir = Path(data_dir) if data_dir is not None else None
         self._secrets = dict(secret_values or {})
+        self.recordings_dir = Path(recordings_dir) if recordings_dir is not None else None
+        self.api_keys = tuple(api_keys)
         self.calls_dir = Path(calls_dir) if calls_dir is not None else None
         self.call_timeout = call_timeout
         self.reports: list[CallReport] = []
@@ -173,10 +178,13 @@ class CallFlow:
                 twilio_auth_token=self._auth_token if self.twilio else None,
                 twilio_api_base_url=self.twilio.url if self.twilio else None,
                 environ=self._secrets,
-                api_keys=(self.api_key,),
+                # start_scenario (Twilio only) needs a key of its own; otherwise only the test's keys
+                api_keys=(*self.api_keys, self.api_key) if self.twilio else self.api_keys,
             )
             if self.data_dir is not None:
                 settings = replace(settings, data_dir=self.data_dir)
+            if self.recordings_dir is not None:
+                settings = replace(settings, recordings_dir=self.recordings_dir)
             runtime = load_runtime(settings)
             runtime.on_session_start.append(self._session_added)
             runtime.on_session_end.append(self._session_ended)

@@ -63,7 +63,7 @@ def pytest_configure(config: pytest.Config) -> None:
                                 category=pytest.PytestDeprecationWarning)
     config.addinivalue_line(
         "markers",
-        "call_flow(twilio=False, realtime_factor=4.0, call_timeout=None): options of the call_flow fixture "
+        "call_flow(twilio=False, realtime_factor=4.0, call_timeout=None, recordings_dir=None, api_keys=()): options of the call_flow fixture "
         "(twilio=True: Twilio credentials and a local REST stand-in, so transfers and REST hang-ups happen)",
     )
 
@@ -110,6 +110,7 @@ async def call_flow(request: pytest.FixtureRequest, call_flow_scenarios: Path, t
     options = dict(marker.kwargs) if marker is not None else {}
     options.setdefault("call_timeout", float(request.config.getini(TIMEOUT_INI) or 30))
     options.setdefault("data_dir", tmp_path / "data")  # ApplicationStorage's file, per test
+    options.setdefault("recordings_dir", tmp_path / "recordings")
     flow = CallFlow(call_flow_scenarios, calls_dir=tmp_path / "calls", **options)
     async with flow:
         request.node.stash[_FLOW] = flow

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 from collections import deque
 from collections.abc import Mapping
 from typing import Any, Protocol
@@ -30,10 +31,17 @@ from telephony_bridge.voxengine.listeners import (
     enum_normalizer,
 )
 from telephony_bridge.voxengine.playout import CarrierLink, Playout
+from telephony_bridge.voxengine.recording import (
+    CallRecording,
+    RecordingsConfig,
+    RecordOptions,
+)
 
 log = logging.getLogger("telephony_bridge.call")
 
 DEFAULT_PREROLL_MS = 1000
+DIGITS = re.compile(r"[0-9*#A-Dp]+")  # call.sendDigits: keys, and p for a pause
+DIGIT_PAUSE_S = 0.5
 
 
 class MediaUnit(Protocol):
@@ -67,6 +75,7 @@ class Call:
         clock_ms: Any = None,
         on_hangup: Any = None,
         preroll_ms: int = DEFAULT_PREROLL_MS,
+        recordings: RecordingsConfig | None = None,
     ) -> None:
         self._call_sid = call_sid
         self._caller_id = caller_id
@@ -96,6 +105,8 @@ class Call:
         self.playout = Playout(link, tasks, self.now_ms, on_mark=self.mark)
         self.playback = self.playout.ledger
         self.listeners = Listeners(f"call {call_sid}", tasks, enum_normalizer(CallEvents))
+        self._recordings = recordings
+        self.recording: CallRecording | None = None
 
     # --- identity -------------------------------------------------------------------------
     def id(self) -> str:
@@ -227,6 +238,64 @@ class Call:
             self.playout.stop_prompt()
         self.emit(CallEvents.PlaybackFinished, url=url, stopped=True)
 
+    # --- recording and DTMF out -------------------------------------------------------------
+    def record(self, parameters: Mapping[str, Any] | None = None) -> None:
+        """Record the call (Voximplant's `call.record`): `{stereo: true}` puts the caller on the left
+        and what the caller heard on the right, `{}` mixes both; `lossless: true` makes FLAC (with
+        ffmpeg). RecordStarted {url} fires once the file is open; RecordStopped {url, duration}
+        after Disconnected (or after stopRecord). A disk error ends the recording, not the call:
+        RecordError {error} and RecordStopped {url, duration, error}."""
+        options = RecordOptions.parse(parameters)
+        if self.recording is not None and self.recording.active:
+            log.warning("call %s: already recording (%s); record() ignored", self._call_sid, self.recording.url)
+            return
+        if self._state is CallState.TERMINATED:
+            return
+        if self._recordings is None:
+            error = "recording is not configured on this bridge"
+            log.warning("call %s: %s", self._call_sid, error)
+            self.emit(CallEvents.RecordError, error=error)
+            return
+        recording = CallRecording(config=self._recordings, options=options, audio_format=self.link.audio_format,
+                                  clock_ms=self.now_ms, tasks=self.tasks, emit=self._emit_named,
+                                  label=f"call {self._call_sid}")
+        self.recording = recording
+        self.playout.tap = recording
+        recording.start()
+
+    def stopRecord(self) -> None:
+        """Stop the recording now (RecordStopped fires when the file is complete)."""
+        recording = self.recording
+        if recording is not None and recording.active:
+            if self.playout.tap is recording:
+                self.playout.tap = None
+            recording.stop()
+
+    def _emit_named(self, name: str, **fields: Any) -> None:
+        self.emit(CallEvents[name], **fields)
+
+    def sendDigits(self, digits: str) -> None:
+        """Send DTMF to the caller's side (0-9, *, #, A-D; p pauses half a second), where the
+        carrier can (`Capabilities.dtmf_out`). Elsewhere (Twilio's media streams cannot) a warning
+        is logged and SendDigitsFailed {digits, reason} fires; the call goes on."""
+        digits = str(digits)
+        if not DIGITS.fullmatch(digits):
+            raise ValueError(f"sendDigits takes 0-9, *, #, A-D and p (pause), got {digits!r:.40}")
+        send = getattr(self.link, "send_digits", None)
+        if not self.link.capabilities.dtmf_out or send is None:
+            reason = "this carrier cannot send DTMF on its media stream"
+            log.warning("call %s: sendDigits(%r) not sent: %s", self._call_sid, digits, reason)
+            self.emit(CallEvents.SendDigitsFailed, digits=digits, reason=reason)
+            return
+        self.tasks.spawn(self._send_digits(send, digits), name="send digits")
+
+    async def _send_digits(self, send: Any, digits: str) -> None:
+        for part in re.split(r"(p)", digits):
+            if part == "p":
+                await asyncio.sleep(DIGIT_PAUSE_S)
+            elif part:
+                await send(part)
+
     # --- media graph ----------------------------------------------------------------------
     def sendMediaTo(self, unit: MediaUnit) -> None:
         if not callable(getattr(unit, "accept_caller_audio", None)):
@@ -256,6 +325,9 @@ class Call:
 
     # --- inputs from the carrier (called by the session) ------------------------------------
     async def caller_audio(self, ulaw: bytes) -> None:
+        recording = self.recording
+        if recording is not None and recording.active:
+            recording.caller_frame(ulaw)
         if self._state is CallState.CONNECTED and self._targets:
             if self._preroll_bytes:
                 await self._hand_over_preroll()
@@ -305,6 +377,8 @@ class Call:
         frees the finished call at once. The clock stops at the end of the call."""
         self.listeners.clear()
         self._on_hangup = None
+        self.playout.tap = None
+        self.recording = None  # it holds this Call's emit: a cycle otherwise
         ended_at_ms = self._clock_ms() if self._clock_ms is not None else 0.0
         self._clock_ms = lambda: ended_at_ms
 
@@ -320,3 +394,6 @@ class Call:
             self._playout.detach()
             self._playout = None
         self.emit(CallEvents.Disconnected, reason=reason, duration=duration_s)
+        if self.recording is not None:  # RecordStopped comes after Disconnected, as in Voximplant
+            self.playout.tap = None
+            self.recording.stop()

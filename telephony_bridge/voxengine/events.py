@@ -23,6 +23,9 @@ class CallEvents(str, Enum):
     PlaybackFinished = "CallEvents.PlaybackFinished"
     RecordStarted = "CallEvents.RecordStarted"
     RecordStopped = "CallEvents.RecordStopped"
+    RecordError = "CallEvents.RecordError"
+    # The bridge's own: call.sendDigits on a carrier that cannot send DTMF ({digits, reason}).
+    SendDigitsFailed = "CallEvents.SendDigitsFailed"
     TransferComplete = "CallEvents.TransferComplete"
     TransferFailed = "CallEvents.TransferFailed"
 

@@ -52,6 +52,13 @@ def _ignore_mark(name: str, at_ms: float) -> None:
     pass
 
 
+class PlayoutTap(Protocol):
+    """Told of everything the Playout writes and clears (a call recording): appends only."""
+
+    def wrote(self, at_ms: float, audio: bytes) -> None: ...  # audio can play from at_ms
+    def cleared(self, at_ms: float) -> None: ...
+
+
 class Confirmation(Enum):
     MARKS = "marks"  # the carrier echoes marks
     CLOCK = "clock"  # the bridge paces and confirms by its clock
@@ -78,6 +85,7 @@ class Playout:
         self._play_end_ms = 0.0  # when everything queued will have played, by the clock
         self._pacer: asyncio.Task[Any] | None = None
         self._wake = asyncio.Event()
+        self.tap: PlayoutTap | None = None  # a recording of the call, while one runs
 
     @property
     def carrier_format(self) -> AudioFormat:
@@ -110,6 +118,8 @@ class Playout:
         if self.confirmation is Confirmation.MARKS:
             mark = ledger.audio_sent(response_id, item_id, content_index, duration_ms, self._clock_ms())
             if out:  # a tiny first delta can sit entirely in the resampler's look-ahead
+                if self.tap is not None:
+                    self.tap.wrote(self._clock_ms(), out)
                 await self._link.send_media(out)
             await self._link.send_mark(mark)
         else:
@@ -134,6 +144,8 @@ class Playout:
         if self.confirmation is Confirmation.MARKS:
             step = self._link.audio_format.bytes_per_ms * 1000  # one second per media message
             for start in range(0, len(out), step):
+                if self.tap is not None:
+                    self.tap.wrote(self._clock_ms(), out[start:start + step])
                 await self._link.send_media(out[start:start + step])
             await self._link.send_mark(mark)
         else:
@@ -143,6 +155,8 @@ class Playout:
         """Stop a prompt that is not model audio (the ledger has nothing to interrupt)."""
         self._drop_queue()
         if self._can_clear:
+            if self.tap is not None:
+                self.tap.cleared(self._clock_ms())
             self._clearing = self._tasks.spawn(self._link.send_clear(), name="stop playback")
 
     # --- carrier echoes and barge-in ------------------------------------------------------------
@@ -166,6 +180,8 @@ class Playout:
         self._drop_queue()
         # pitfall 3: clear even when all audio was already sent — it may still be queued at the carrier.
         if self._can_clear:
+            if self.tap is not None:
+                self.tap.cleared(self._clock_ms())
             self._clearing = self._tasks.spawn(self._link.send_clear(), name="clear carrier playback")
         if self._converter is not None:
             self._converter.reset()
@@ -185,6 +201,8 @@ class Playout:
     # --- writing --------------------------------------------------------------------------------
     async def _write(self, audio: bytes) -> None:
         if self.confirmation is Confirmation.MARKS:
+            if self.tap is not None:
+                self.tap.wrote(self._clock_ms(), audio)
             await self._link.send_media(audio)
         else:
             self._enqueue(audio, None, self._schedule_start(), self._link.audio_format.duration_ms(len(audio)))
@@ -221,6 +239,8 @@ class Playout:
                 if head[2] <= now + 1.0:  # due (a millisecond early is on time)
                     audio = head[0]
                     frame, head[0] = audio[:frame_bytes], audio[frame_bytes:]
+                    if frame and self.tap is not None:  # it plays at the far end after the lead
+                        self.tap.wrote(head[2] + self.lead_ms, frame)
                     head[2] += frame_ms
                     if not head[0]:
                         queue.popleft()

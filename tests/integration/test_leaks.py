@@ -12,14 +12,22 @@ import asyncio
 import gc
 import time
 import weakref
-
 from pathlib import Path
 
 import pytest
 
 from telephony_bridge.server.settings import Settings
 from telephony_bridge.testing.servers import running_bridge
-from tests.integration.hostile_peers import LEAK_TYPES, ModelServer, live_objects, open_fds, open_peer, rss_bytes, start_call, ws_url
+from tests.integration.hostile_peers import (
+    LEAK_TYPES,
+    ModelServer,
+    live_objects,
+    open_fds,
+    open_peer,
+    rss_bytes,
+    start_call,
+    ws_url,
+)
 from tests.integration.scripted_model import eventually
 
 pytestmark = pytest.mark.timeout(120)

@@ -8,10 +8,10 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from telephony_bridge.voxengine.realtime_client import create_realtime_api_client
 from telephony_bridge.realtime.events import MediaEvents
 from telephony_bridge.tasks import TaskOwner
 from telephony_bridge.testing.fault_proxy import FaultProxy
+from telephony_bridge.voxengine.realtime_client import create_realtime_api_client
 from tests.conformance.oracle import validate_client_event
 from tests.integration.scripted_model import ScriptedModel, eventually
 

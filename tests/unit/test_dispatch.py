@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from telephony_bridge.voxengine.realtime_client import RealtimeAPIClient
 from telephony_bridge.realtime.events import RealtimeAPIEvents as E
 from telephony_bridge.tasks import TaskOwner
+from telephony_bridge.voxengine.realtime_client import RealtimeAPIClient
 
 LABEL = "call CA-dispatch"
 

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from telephony_bridge.audio.gaps import GapFiller
 from telephony_bridge.audio.g711 import ULAW_SILENCE
+from telephony_bridge.audio.gaps import GapFiller
 
 FRAME = bytes(range(160))  # 20 ms at 8 kHz, distinguishable from silence
 

@@ -8,7 +8,13 @@ import logging
 
 from telephony_bridge.tasks import TaskOwner
 from telephony_bridge.voxengine.events import CallEvents
-from telephony_bridge.voxengine.listeners import HANDLER_CONCURRENCY, HANDLER_QUEUE, EventPayload, Listeners, enum_normalizer
+from telephony_bridge.voxengine.listeners import (
+    HANDLER_CONCURRENCY,
+    HANDLER_QUEUE,
+    EventPayload,
+    Listeners,
+    enum_normalizer,
+)
 
 
 class SlowHandler:

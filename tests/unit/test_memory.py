@@ -8,7 +8,13 @@ import weakref
 
 import pytest
 
-from telephony_bridge.server.memory import IdlePolicy, _glibc_malloc_trim, freeze_startup_heap, release_memory, rss_bytes
+from telephony_bridge.server.memory import (
+    IdlePolicy,
+    _glibc_malloc_trim,
+    freeze_startup_heap,
+    release_memory,
+    rss_bytes,
+)
 from telephony_bridge.server.settings import Settings
 
 
