@@ -17,7 +17,9 @@ from typing import Protocol
 
 from telephony_bridge.audio.formats import AudioFormat
 
-__all__ = ["AnswerRequestSpec", "BridgeAudio", "BridgeClear", "BridgeMark", "CarrierProfile", "PhoneEvent", "StreamTarget"]
+__all__ = [
+    "AnswerRequestSpec", "BridgeAudio", "BridgeClear", "BridgeMark", "CarrierProfile", "PhoneEvent", "StreamTarget",
+]
 
 
 @dataclass(frozen=True, slots=True)
