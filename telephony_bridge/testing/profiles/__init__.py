@@ -1,0 +1,12 @@
+"""The simulator profiles of the carriers (testing/carrier_profile.py), by carrier name.
+
+Adding a carrier: its profile module here, and one line below.
+"""
+
+from __future__ import annotations
+
+from telephony_bridge.testing.carrier_profile import CarrierProfile
+
+__all__ = ["PROFILES"]
+
+PROFILES: dict[str, type[CarrierProfile]] = {}
