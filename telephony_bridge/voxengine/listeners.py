@@ -34,9 +34,11 @@ class TaskSpawner(Protocol):
     def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str) -> Any: ...
 
 
-class EventPayload(dict):
-    """The object a handler receives: a dict whose keys also read as attributes (`e.call`, `e["call"]`),
-    like the event objects of VoxEngine's JavaScript."""
+class AttrDict(dict):
+    """A dict whose keys also read as attributes, all the way down: ported JavaScript reads
+    `e.data.payload.item.id`. Lazy: a nested dict (or list) is wrapped only when it is read, by a
+    shallow copy kept in place of the original, so the server event the bridge shares with the
+    journal is never changed and nothing is copied for keys nobody reads."""
 
     __slots__ = ()
 
@@ -45,6 +47,46 @@ class EventPayload(dict):
             return self[key]
         except KeyError:
             raise AttributeError(key) from None
+
+    def __getitem__(self, key: Any) -> Any:
+        value = dict.__getitem__(self, key)
+        if type(value) is dict or type(value) is list:
+            value = _wrapped(value)
+            dict.__setitem__(self, key, value)
+        return value
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        return self[key] if key in self else default
+
+
+class AttrList(list):
+    """A list whose dict (and list) elements are AttrDicts (AttrLists), wrapped when read."""
+
+    __slots__ = ()
+
+    def __getitem__(self, index: Any) -> Any:
+        value = list.__getitem__(self, index)
+        if isinstance(index, slice):
+            return AttrList(value)
+        if type(value) is dict or type(value) is list:
+            value = _wrapped(value)
+            list.__setitem__(self, index, value)
+        return value
+
+    def __iter__(self) -> Any:
+        for index in range(len(self)):
+            yield self[index]
+
+
+def _wrapped(value: dict[Any, Any] | list[Any]) -> AttrDict | AttrList:
+    return AttrDict(value) if type(value) is dict else AttrList(value)
+
+
+class EventPayload(AttrDict):
+    """The object a handler receives: a dict whose keys also read as attributes (`e.call`, `e["call"]`,
+    `e.data.payload.item.id`), like the event objects of VoxEngine's JavaScript."""
+
+    __slots__ = ()
 
 
 def enum_normalizer(enum_type: type[Enum]) -> Callable[[Any], Any]:
