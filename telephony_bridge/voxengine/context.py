@@ -7,6 +7,7 @@ so everything a scenario opened is closed when the call ends — even if the sce
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -24,8 +25,19 @@ from telephony_bridge.voxengine.listeners import (
 )
 from telephony_bridge.voxengine.realtime_client import (
     RealtimeAPIClient,
+    RealtimeClientCore,
     create_realtime_api_client,
 )
+from telephony_bridge.voxengine.realtime_ga import (
+    GAEvents,
+    GARealtimeAPIClient,
+    GARealtimeAPIEvents,
+    RealtimeAPIClientType,
+    create_ga_realtime_api_client,
+)
+
+log = logging.getLogger("telephony_bridge.scenario")
+_BETA_DEPRECATION_LOGGED: set[str] = set()  # scenario names, once per process each
 
 
 @with_snake_case_twins
@@ -36,7 +48,7 @@ class VoxEngine:
         self._tasks = tasks
         self._terminate = terminate
         self.listeners = Listeners(tasks.label, tasks, enum_normalizer(AppEvents))
-        self.clients: list[RealtimeAPIClient] = []
+        self.clients: list[RealtimeClientCore] = []
 
     def addEventListener(self, event: AppEvents | str, handler: Handler) -> None:
         self.listeners.add(event, handler)
@@ -70,14 +82,22 @@ class _Beta:
     RealtimeAPIEvents = RealtimeAPIEvents
     Events = MediaEvents
 
-    def __init__(self, tasks: TaskOwner, vox: VoxEngine, local_engine_url: str | None, environ: Mapping[str, str] | None) -> None:
+    def __init__(self, tasks: TaskOwner, vox: VoxEngine, local_engine_url: str | None, environ: Mapping[str, str] | None,
+                 scenario: str | None = None) -> None:
         self._tasks = tasks
         self._vox = vox
         self._local_engine_url = local_engine_url
         self._environ = environ
-        self.observer: Observer | None = None  # the call journal and metrics
+        self._scenario = scenario
+        self.observer: Observer | None = None  # the call journal and metrics (of the GA clients too)
 
     async def createRealtimeAPIClient(self, parameters: Mapping[str, Any] | None = None) -> RealtimeAPIClient:
+        scenario = self._scenario or "?"
+        if scenario not in _BETA_DEPRECATION_LOGGED:
+            _BETA_DEPRECATION_LOGGED.add(scenario)
+            log.warning("scenario %s uses OpenAI.Beta.createRealtimeAPIClient, which Voximplant deprecates: it keeps "
+                        "working (over the GA wire), but new scenarios should use OpenAI.createRealtimeAPIClient "
+                        "(README, Writing scenarios)", scenario)
         client = await create_realtime_api_client(
             parameters or {}, tasks=self._tasks, environ=self._environ, local_engine_url=self._local_engine_url
         )
@@ -89,11 +109,26 @@ class _Beta:
 with_snake_case_twins(_Beta)
 
 
+@with_snake_case_twins
 class OpenAINamespace:
-    """`OpenAI` as scenarios use it: `OpenAI.Beta.createRealtimeAPIClient(...)`, `OpenAI.Beta.RealtimeAPIEvents`."""
+    """`OpenAI` as scenarios use it: the GA `OpenAI.createRealtimeAPIClient(...)`, `OpenAI.RealtimeAPIEvents`,
+    `OpenAI.Events`, `OpenAI.RealtimeAPIClientType`, and the legacy `OpenAI.Beta.*`."""
+
+    RealtimeAPIEvents = GARealtimeAPIEvents
+    Events = GAEvents
+    RealtimeAPIClientType = RealtimeAPIClientType
 
     def __init__(self, beta: _Beta) -> None:
         self.Beta = beta
+
+    async def createRealtimeAPIClient(self, parameters: Mapping[str, Any] | None = None) -> GARealtimeAPIClient:
+        beta = self.Beta  # the call's registry of clients and its observer, shared by both shapes
+        client = await create_ga_realtime_api_client(
+            parameters, tasks=beta._tasks, environ=beta._environ, local_engine_url=beta._local_engine_url
+        )
+        client.observer = beta.observer
+        beta._vox.clients.append(client)
+        return client
 
 
 def call_context(
@@ -101,9 +136,10 @@ def call_context(
     terminate: Callable[[CallEnd], None],
     local_engine_url: str | None,
     environ: Mapping[str, str] | None = None,
+    scenario: str | None = None,
 ) -> tuple[VoxEngine, OpenAINamespace]:
     vox = VoxEngine(tasks, terminate)
-    return vox, OpenAINamespace(_Beta(tasks, vox, local_engine_url, environ))
+    return vox, OpenAINamespace(_Beta(tasks, vox, local_engine_url, environ, scenario))
 
 
 class _InertTasks(TaskOwner):
