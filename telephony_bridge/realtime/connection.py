@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import binascii
+import itertools
 import logging
 import os
-import itertools
 import traceback
 from collections import deque
 from collections.abc import Mapping

@@ -56,7 +56,7 @@ class AttrDict(dict):
         return value
 
     def get(self, key: Any, default: Any = None) -> Any:
-        return self[key] if key in self else default
+        return self[key] if key in self else default  # noqa: SIM401 (self.get is this method: wraps too)
 
 
 class AttrList(list):

@@ -372,19 +372,19 @@ def model_for(parameters: Mapping[str, Any], environ: Mapping[str, str], default
 
 def client_options(parameters: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
     """The keyword arguments of RealtimeClientCore every shape takes from its parameters alike."""
-    return dict(
-        api_key=parameters.get("apiKey") or environ.get("OPENAI_API_KEY"),
-        codec=parameters.get("codec", "pcm16"),
-        on_websocket_close=parameters.get("onWebSocketClose"),
+    return {
+        "api_key": parameters.get("apiKey") or environ.get("OPENAI_API_KEY"),
+        "codec": parameters.get("codec", "pcm16"),
+        "on_websocket_close": parameters.get("onWebSocketClose"),
         # `privacy` (Voximplant: no logging of the connection) wins over `trace`.
-        trace=bool(parameters.get("trace", False)) and not parameters.get("privacy", False),
-        reconnect=bool(parameters.get("reconnect", True)),
-        max_reconnect_attempts=int(parameters.get("maxReconnectAttempts", 12)),
-        session_max_s=parameters.get("sessionMaxDurationS", DEFAULT_SESSION_MAX_S),
-        ping_interval_s=parameters.get("pingIntervalS", DEFAULT_PING_INTERVAL_S),
-        answer_stall_timeout_s=float(parameters.get("answerStallTimeoutS",
-                                                    environ.get("ANSWER_STALL_TIMEOUT_S") or DEFAULT_ANSWER_STALL_TIMEOUT_S)),
-    )
+        "trace": bool(parameters.get("trace", False)) and not parameters.get("privacy", False),
+        "reconnect": bool(parameters.get("reconnect", True)),
+        "max_reconnect_attempts": int(parameters.get("maxReconnectAttempts", 12)),
+        "session_max_s": parameters.get("sessionMaxDurationS", DEFAULT_SESSION_MAX_S),
+        "ping_interval_s": parameters.get("pingIntervalS", DEFAULT_PING_INTERVAL_S),
+        "answer_stall_timeout_s": float(parameters.get("answerStallTimeoutS", environ.get("ANSWER_STALL_TIMEOUT_S")
+                                                       or DEFAULT_ANSWER_STALL_TIMEOUT_S)),
+    }
 
 
 async def create_realtime_api_client(

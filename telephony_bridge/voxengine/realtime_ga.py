@@ -24,7 +24,11 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from telephony_bridge.naming import with_snake_case_twins
 from telephony_bridge.realtime import dialect as wire
 from telephony_bridge.realtime.connection_events import Reconnected
-from telephony_bridge.realtime.events import MediaEvents, RealtimeAPIEvents, normalize_event_name
+from telephony_bridge.realtime.events import (
+    MediaEvents,
+    RealtimeAPIEvents,
+    normalize_event_name,
+)
 from telephony_bridge.tasks import TaskOwner
 from telephony_bridge.voxengine.listeners import EventPayload
 from telephony_bridge.voxengine.realtime_client import (

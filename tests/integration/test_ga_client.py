@@ -11,6 +11,7 @@ import pytest
 
 from telephony_bridge.naming import snake_case
 from telephony_bridge.tasks import TaskOwner
+from telephony_bridge.voxengine.realtime_client import create_realtime_api_client
 from telephony_bridge.voxengine.realtime_ga import (
     GA_METHODS,
     GAEvents,
@@ -20,7 +21,6 @@ from telephony_bridge.voxengine.realtime_ga import (
     create_ga_realtime_api_client,
     realtime_url_from_base,
 )
-from telephony_bridge.voxengine.realtime_client import create_realtime_api_client
 from tests.conformance.oracle import validate_client_event
 from tests.integration.scripted_model import ScriptedModel, eventually
 
@@ -65,7 +65,7 @@ async def test_every_ga_method_sends_its_event_and_each_validates_against_the_sd
             validate_client_event(event, "ga")
         kinds = [e["type"] for e in events]
         assert set(GA_METHODS.values()) - {"session.close"} <= set(kinds)
-        own, first, second = [e["session"] for e in events if e["type"] == "session.update"]
+        _own, first, second = [e["session"] for e in events if e["type"] == "session.update"]
         assert first["audio"]["output"] == {"voice": "marin", "format": {"type": "audio/pcm", "rate": 24000}}
         assert second["audio"]["output"]["voice"] == "alloy"  # the bridge owns the formats, either shape
         assert [e for e in events if e["type"] == "session.update"][2]["event_id"] == "e1"

@@ -38,7 +38,9 @@ MCP = {"mcp_list_tools.in_progress", "mcp_list_tools.completed", "mcp_list_tools
 def translation_server_types() -> set[str]:
     from typing import get_args
 
-    from openai.types.realtime import realtime_translation_session_closed_event as closed
+    from openai.types.realtime import (
+        realtime_translation_session_closed_event as closed,
+    )
     names = {get_args(closed.RealtimeTranslationSessionClosedEvent.model_fields["type"].annotation)[0]}
     import openai.types.realtime as types
     for name in dir(types):
