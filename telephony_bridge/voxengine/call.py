@@ -130,11 +130,20 @@ class Call:
     # --- control --------------------------------------------------------------------------
     def answer(self) -> None:
         """Connect the call. On a media stream the carrier has already answered; this starts media
-        flow to the scenario's units and fires CallEvents.Connected."""
+        flow to the scenario's units at once and fires CallEvents.Connected on the next loop turn."""
         if self._state is not CallState.ALERTING:
             return
         self._state = CallState.CONNECTED
-        self.emit(CallEvents.Connected)
+        # On the next loop turn, as VoxEngine does: scenarios add the Connected listener after
+        # answer() (Voximplant's own examples do), and would never hear it otherwise (pitfall 23).
+        try:
+            asyncio.get_running_loop().call_soon(self._connected)
+        except RuntimeError:  # no loop (a synchronous unit test): nothing can listen later anyway
+            self._connected()
+
+    def _connected(self) -> None:
+        if self._state is CallState.CONNECTED:  # not if the call ended within this turn
+            self.emit(CallEvents.Connected)
 
     def hangup(self) -> None:
         """End the call: close the media stream and, with carrier credentials, end the phone call."""
