@@ -36,8 +36,10 @@ from telephony_bridge.voxengine.realtime_ga import (
     create_ga_realtime_api_client,
 )
 
-log = logging.getLogger("telephony_bridge.scenario")
-_BETA_DEPRECATION_LOGGED: set[str] = set()  # scenario names, once per process each
+log = logging.getLogger("telephony_bridge.realtime")  # not the scenario's own log
+# Scenario names, once per process each. INFO, not WARNING: the Beta client works, and a warning
+# would sit in every call report of the call-flow kit.
+_BETA_DEPRECATION_LOGGED: set[str] = set()
 
 
 @with_snake_case_twins
@@ -95,7 +97,7 @@ class _Beta:
         scenario = self._scenario or "?"
         if scenario not in _BETA_DEPRECATION_LOGGED:
             _BETA_DEPRECATION_LOGGED.add(scenario)
-            log.warning("scenario %s uses OpenAI.Beta.createRealtimeAPIClient, which Voximplant deprecates: it keeps "
+            log.info("scenario %s uses OpenAI.Beta.createRealtimeAPIClient, which Voximplant deprecates: it keeps "
                         "working (over the GA wire), but new scenarios should use OpenAI.createRealtimeAPIClient "
                         "(README, Writing scenarios)", scenario)
         client = await create_realtime_api_client(
