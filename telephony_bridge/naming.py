@@ -16,6 +16,8 @@ CAMEL_CASE_METHODS: tuple[str, ...] = (
     "addEventListener", "removeEventListener", "clearMediaBuffer", "conversationItemCreate",
     "conversationItemDelete", "conversationItemTruncate", "conversationItemRetrieve",
     "responseCancel", "responseCreate", "sendMediaTo", "sessionUpdate", "stopMediaTo", "webSocketId",
+    # GA RealtimeAPIClient only
+    "inputAudioBufferClear", "inputAudioBufferCommit", "sessionClose",
     # Call
     "handleTones", "transferTo", "customData", "startPlayback", "stopPlayback", "stopRecord", "sendDigits",
     # VoxEngine context

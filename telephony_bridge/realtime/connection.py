@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import binascii
+import itertools
 import logging
 import os
 import traceback
+from collections import deque
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -126,6 +128,16 @@ class ModelConnection:
         self._answer_stall = AnswerStallPolicy(answer_stall_timeout_s)
         self._answering = asyncio.Event()  # wakes the answer watchdog
         self._drop_reason: str | None = None  # why the bridge itself cut the connection
+        # session.update events awaiting their session.updated, in send order: (event_id, sent by
+        # the bridge itself). The bridge's own updates (the formats it forces, a reconnect's replay)
+        # must not reach the scenario as SessionUpdated (pitfall 22).
+        self._session_updates: deque[tuple[str, bool]] = deque()
+        self._update_ids = itertools.count(1)
+
+    def session_update_for(self, config: Mapping[str, Any], event_id: str | None = None) -> dict[str, Any]:
+        """The `session.update` that sets `config` (replayed after a reconnect); a client whose
+        sessions have another shape (GA transcription) replaces it."""
+        return wire.session_update(config, self.dialect, self.codec, event_id)
 
     # --- lifecycle ------------------------------------------------------------------------
     async def connect(self, timeout_s: float = 10.0) -> None:
@@ -233,6 +245,39 @@ class ModelConnection:
         except asyncio.QueueFull:
             raise RuntimeError("too many model messages queued; is the model connection stalled?") from None
 
+    def track_session_update(self, event: Mapping[str, Any], *, own: bool) -> dict[str, Any]:
+        """A `session.update` about to be sent (returned with an `event_id`), remembering whether the bridge sent it (`own`) so that its
+        `session.updated` is kept from the consumer.
+
+        GA servers do not echo a session.update's `event_id` in the `session.updated` (the SDK says
+        so); they answer updates in order, each with one `session.updated` or one `error` that names
+        the `event_id`. So: every update gets an id; an error naming one drops it from the queue; a
+        `session.updated` answers the oldest one still waiting (or the one it names, where a server
+        does echo ids)."""
+        if not isinstance(event.get("event_id"), str):
+            event = {**event, "event_id": f"evt_bridge_su{next(self._update_ids)}"}
+        else:
+            event = dict(event)
+        self._session_updates.append((event["event_id"], own))
+        return event
+
+    def _own_session_updated(self, event: Mapping[str, Any]) -> bool:
+        """Whether this `session.updated` answers an update the bridge sent itself."""
+        pending = self._session_updates
+        echoed = event.get("event_id")
+        for index, (event_id, own) in enumerate(pending):
+            if event_id == echoed:
+                del pending[index]
+                return own
+        return pending.popleft()[1] if pending else False  # none waiting: the server's own news
+
+    def _session_update_refused(self, event: Mapping[str, Any]) -> None:
+        refused = (event.get("error") or {}).get("event_id")
+        for index, (event_id, _own) in enumerate(self._session_updates):
+            if event_id == refused:
+                del self._session_updates[index]
+                return
+
     def update_session(self, session: Mapping[str, Any]) -> None:
         self.session_config.update(session)
 
@@ -331,8 +376,11 @@ class ModelConnection:
                 continue
             replay = self.conversation.replay_items()
             self.conversation = ConversationMirror(self.conversation.max_items)  # refilled by the new session's echoes
+            self._session_updates.clear()  # a new session: the old one's answers never come
+            replayed_update = self.session_update_for(self.session_config, f"evt_bridge_su{next(self._update_ids)}")
+            self._session_updates.append((replayed_update["event_id"], True))
             try:
-                await ws.send(orjson.dumps(wire.session_update(self.session_config, self.dialect, self.codec)), text=True)
+                await ws.send(orjson.dumps(replayed_update), text=True)
                 for item in replay:
                     await ws.send(orjson.dumps(wire.conversation_item_create(None, item, self.dialect)), text=True)
                 if resume:
@@ -428,8 +476,11 @@ class ModelConnection:
             item = self.conversation.items.get(event.get("item_id", ""))
             if item is not None and item.name:
                 event["name"] = item.name
+        if member is RealtimeAPIEvents.SessionUpdated and self._own_session_updated(event):
+            return  # the bridge's own update: the session state is kept, the consumer is not told
         self._events.on_server_event(member, event)
         if member is RealtimeAPIEvents.Error:
+            self._session_update_refused(event)
             self._apply_error_policy(event)
 
     def _decode_audio(self, event: dict[str, Any]) -> bytes | None:

@@ -37,6 +37,7 @@ from telephony_bridge.realtime.events import Dialect
 __all__ = [
     "CODECS",
     "Codec",
+    "GA_FORMAT",
     "conversation_item_create",
     "conversation_item_delete",
     "conversation_item_retrieve",
@@ -65,6 +66,7 @@ _GA_FORMAT: Final[Mapping[str, Mapping[str, Any]]] = {
     "g711_ulaw": {"type": "audio/pcmu"},
 }
 _BETA_FORMAT: Final[Mapping[str, str]] = {"pcm16": "pcm16", "g711_ulaw": "g711_ulaw"}
+GA_FORMAT: Final = _GA_FORMAT  # the GA audio format object of each codec (GA transcription sessions use it too)
 
 _TOOL_CHOICE_MODES: Final = frozenset({"auto", "none", "required"})
 

@@ -83,6 +83,18 @@ class RealtimeAPIEvents(str, Enum):
     InputAudioBufferTimeoutTriggered = "input_audio_buffer.timeout_triggered"
     InputAudioBufferDtmfEventReceived = "input_audio_buffer.dtmf_event_received"
     ConversationItemInputAudioTranscriptionSegment = "conversation.item.input_audio_transcription.segment"
+    ResponseMCPCallArgumentsDelta = "response.mcp_call_arguments.delta"
+    ResponseMCPCallArgumentsDone = "response.mcp_call_arguments.done"
+    ResponseMCPCallInProgress = "response.mcp_call.in_progress"
+    ResponseMCPCallCompleted = "response.mcp_call.completed"
+    ResponseMCPCallFailed = "response.mcp_call.failed"
+    MCPListToolsInProgress = "mcp_list_tools.in_progress"
+    MCPListToolsCompleted = "mcp_list_tools.completed"
+    MCPListToolsFailed = "mcp_list_tools.failed"
+    # GA translation sessions (Voximplant 7.64.1).
+    SessionClosed = "session.closed"
+    SessionInputTranscriptDelta = "session.input_transcript.delta"
+    SessionOutputTranscriptDelta = "session.output_transcript.delta"
 
 
 class MediaEvents(str, Enum):

@@ -63,6 +63,10 @@ log = logging.getLogger("telephony_bridge.call")
 BRIDGE_PARAMETERS = frozenset({STREAM_TOKEN_PARAMETER, "scenario", "From", "To", "CallSid"})
 BAD_FRAMES_LOGGED = 10  # per call; after that only every 100th, so a flood cannot flood the log
 UNIT_FAILURES_LOGGED = 10  # the same for a media unit that raises on caller audio
+# Tasks a scenario's handlers started (a Disconnected handler posting a summary) keep the scenario's
+# globals until they finish, at most this long after Terminated; then they are cancelled and the
+# namespace is cleared (pitfall 24).
+SCENARIO_TASK_GRACE_S = 5.0
 DTMF_JOURNALED = 200  # per call: a real caller presses a few dozen keys; beyond that, count only
 # How a carrier's own close reads to the scenario: these are hang-ups (1005/1006: the TCP
 # connection went without a close frame); any other code is the connection failing.
@@ -367,7 +371,7 @@ class CallSession:
             self.end(CallEnd.NO_SCENARIO)
             return
         vox, openai = call_context(tasks, self.end, runtime.local_engine_url, runtime.settings.model_environ(),
-                                   runtime.services)
+                                   runtime.services, scenario=scenario.name)
         openai.Beta.observer = self._observe_model
         vox.call_custom_data = self.call.customData()
         self.vox, self._openai = vox, openai
@@ -472,6 +476,7 @@ class CallSession:
             self.vox.emit(AppEvents.Terminating, reason=reason)
             await self._close_clients()
             self.vox.emit(AppEvents.Terminated, reason=reason)
+        grace_ends = time.monotonic() + SCENARIO_TASK_GRACE_S
         # Handlers of the last events (Disconnected, Terminating, Terminated) may finish briefly,
         # and a REST hang-up in flight must reach the carrier.
         rest_hangup = self.call.rest_hangup if self.call is not None else None
@@ -485,6 +490,9 @@ class CallSession:
             self.journal.record("call.ended", reason=reason, end=end.kind.journal_name, duration_s=round(duration, 3), frames_in=self.frames_in,
                                 bad_frames=self.bad_frames, dtmf=self.dtmf_in)
             self.journal.close()
+        # Handlers started at the end (and anything they started) still running: their globals stay
+        # until they finish, bounded; the scenario's older timers are not waited for (pitfall 24).
+        await self.tasks.drain(timeout_s=max(0.0, grace_ends - time.monotonic()), exclude=earlier_tasks)
         await self.tasks.aclose()
         self.runtime.metrics.call_ended(end.kind)
         self.runtime.metrics.handler_events_dropped += self._handler_events_dropped()

@@ -87,6 +87,7 @@ class Call:
         self._clock_ms = clock_ms
         self._on_hangup = on_hangup  # the session's way to end the call
         self._state = CallState.ALERTING
+        self._connected_pending = False  # answered, Connected not yet fired (see answer())
         self.rest_hangup: Any = None  # the task of a REST hang-up in flight
         self._playback: tuple[str, str] | None = None  # (mark name, url) of the prompt playing
         self._playback_seq = 0
@@ -136,16 +137,30 @@ class Call:
         self.listeners.remove(event, handler)
 
     def emit(self, event: CallEvents, **fields: Any) -> None:
+        if self._connected_pending and event is not CallEvents.Connected:
+            self._connected()  # Connected always comes first
         self.listeners.emit(event, EventPayload(call=self, name=event.name, **fields))
 
     # --- control --------------------------------------------------------------------------
     def answer(self) -> None:
         """Connect the call. On a media stream the carrier has already answered; this starts media
-        flow to the scenario's units and fires CallEvents.Connected."""
+        flow to the scenario's units at once and fires CallEvents.Connected on the next loop turn."""
         if self._state is not CallState.ALERTING:
             return
         self._state = CallState.CONNECTED
-        self.emit(CallEvents.Connected)
+        # On the next loop turn, as VoxEngine does: scenarios add the Connected listener after
+        # answer() (Voximplant's own examples do), and would never hear it otherwise (pitfall 23).
+        # Any other event of the call before that turn (a DTMF already read) fires it first.
+        self._connected_pending = True
+        try:
+            asyncio.get_running_loop().call_soon(self._connected)
+        except RuntimeError:  # no loop (a synchronous unit test): nothing can listen later anyway
+            self._connected()
+
+    def _connected(self) -> None:
+        if self._connected_pending:
+            self._connected_pending = False
+            self.emit(CallEvents.Connected)
 
     def connected(self, **fields: Any) -> None:
         """An outbound call's media has started (the callee answered): Connected, with what the

@@ -31,15 +31,27 @@ from telephony_bridge.voxengine.listeners import (
 from telephony_bridge.voxengine.net import Net
 from telephony_bridge.voxengine.realtime_client import (
     RealtimeAPIClient,
+    RealtimeClientCore,
     create_realtime_api_client,
 )
 from telephony_bridge.voxengine.realtime_client_shape import RealtimeClient
+from telephony_bridge.voxengine.realtime_ga import (
+    GAEvents,
+    GARealtimeAPIClient,
+    GARealtimeAPIEvents,
+    RealtimeAPIClientType,
+    create_ga_realtime_api_client,
+)
 from telephony_bridge.voxengine.realtime_websocket_shape import OpenAIRealtimeWebSocket
 from telephony_bridge.voxengine.services import ScenarioServices, SecretNotFound
 from telephony_bridge.voxengine.shape_engine import in_call
 from telephony_bridge.voxengine.storage import ApplicationStorage
 
 log = logging.getLogger("telephony_bridge.scenario")
+realtime_log = logging.getLogger("telephony_bridge.realtime")  # not the scenario's own log
+# Scenario names, once per process each. INFO, not WARNING: the Beta client works, and a warning
+# would sit in every call report of the call-flow kit.
+_BETA_DEPRECATION_LOGGED: set[str] = set()
 
 MAX_CUSTOM_DATA_BYTES = 200  # VoxEngine.customData(value): Voximplant's limit for the setter
 
@@ -57,7 +69,7 @@ class VoxEngine:
         self._tasks = tasks
         self._terminate = terminate
         self.listeners = Listeners(tasks.label, tasks, enum_normalizer(AppEvents))
-        self.clients: list[RealtimeAPIClient] = []
+        self.clients: list[RealtimeClientCore] = []
         self._services = services or ScenarioServices()
         # The session's custom data: a started (outbound) session's, set by whoever started it; for
         # an inbound call, None, and customData() gives the call's own custom parameters.
@@ -175,14 +187,22 @@ class _Beta:
     RealtimeAPIEvents = RealtimeAPIEvents
     Events = MediaEvents
 
-    def __init__(self, tasks: TaskOwner, vox: VoxEngine, local_engine_url: str | None, environ: Mapping[str, str] | None) -> None:
+    def __init__(self, tasks: TaskOwner, vox: VoxEngine, local_engine_url: str | None, environ: Mapping[str, str] | None,
+                 scenario: str | None = None) -> None:
         self._tasks = tasks
         self._vox = vox
         self._local_engine_url = local_engine_url
         self._environ = environ
-        self.observer: Observer | None = None  # the call journal and metrics
+        self._scenario = scenario
+        self.observer: Observer | None = None  # the call journal and metrics (of the GA clients too)
 
     async def createRealtimeAPIClient(self, parameters: Mapping[str, Any] | None = None) -> RealtimeAPIClient:
+        scenario = self._scenario or "?"
+        if scenario not in _BETA_DEPRECATION_LOGGED:
+            _BETA_DEPRECATION_LOGGED.add(scenario)
+            realtime_log.info("scenario %s uses OpenAI.Beta.createRealtimeAPIClient, which Voximplant deprecates: it "
+                              "keeps working (over the GA wire), but new scenarios should use "
+                              "OpenAI.createRealtimeAPIClient (README, Writing scenarios)", scenario)
         client = await create_realtime_api_client(
             parameters or {}, tasks=self._tasks, environ=self._environ, local_engine_url=self._local_engine_url
         )
@@ -195,10 +215,25 @@ with_snake_case_twins(_Beta)
 
 
 class OpenAINamespace:
-    """`OpenAI` as scenarios use it: `OpenAI.Beta.createRealtimeAPIClient(...)`, `OpenAI.Beta.RealtimeAPIEvents`."""
+    """`OpenAI` as scenarios use it: the GA `OpenAI.createRealtimeAPIClient(...)`, `OpenAI.RealtimeAPIEvents`,
+    `OpenAI.Events`, `OpenAI.RealtimeAPIClientType`, the RealtimeClient and RealtimeWebSocket shapes, and
+    the legacy `OpenAI.Beta.*`."""
+
+    RealtimeAPIEvents = GARealtimeAPIEvents
+    Events = GAEvents
+    RealtimeAPIClientType = RealtimeAPIClientType
 
     def __init__(self, beta: _Beta) -> None:
         self.Beta = beta
+
+    async def createRealtimeAPIClient(self, parameters: Mapping[str, Any] | None = None) -> GARealtimeAPIClient:
+        beta = self.Beta  # the call's registry of clients and its observer, shared by every shape
+        client = await create_ga_realtime_api_client(
+            parameters, tasks=beta._tasks, environ=beta._environ, local_engine_url=beta._local_engine_url
+        )
+        client.observer = beta.observer
+        beta._vox.clients.append(client)
+        return client
 
     def RealtimeClient(self, settings: Mapping[str, Any] | None = None, config: Mapping[str, Any] | None = None) -> RealtimeClient:
         """OpenAI's RealtimeClient (openai-realtime-api-beta), over this call's engine."""
@@ -218,9 +253,10 @@ def call_context(
     local_engine_url: str | None,
     environ: Mapping[str, str] | None = None,
     services: ScenarioServices | None = None,
+    scenario: str | None = None,
 ) -> tuple[VoxEngine, OpenAINamespace]:
     vox = VoxEngine(tasks, terminate, services)
-    return vox, OpenAINamespace(_Beta(tasks, vox, local_engine_url, environ))
+    return vox, OpenAINamespace(_Beta(tasks, vox, local_engine_url, environ, scenario))
 
 
 class _InertTasks(TaskOwner):

@@ -34,16 +34,11 @@ class TaskSpawner(Protocol):
     def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str) -> Any: ...
 
 
-class EventPayload(dict):
-    """The object a handler receives: a dict whose keys also read as attributes (`e.call`, `e["call"]`),
-    like the event objects of VoxEngine's JavaScript.
-
-    Dicts inside it read the same way, at any depth, so a port keeps `e.data.payload.item.id`. The
-    conversion is lazy and done once per value: the first read of a plain dict or list replaces it
-    in place by an `EventPayload` (a list: by a list whose dicts read the same way), a shallow copy;
-    later reads, by attribute or by key, return that same object. Nothing is walked up front, so an
-    event nobody reads deeply costs nothing more. (`.items()` and `.values()` give the values as
-    stored: read by key or attribute to get the readable form.)"""
+class AttrDict(dict):
+    """A dict whose keys also read as attributes, all the way down: ported JavaScript reads
+    `e.data.payload.item.id`. Lazy: a nested dict (or list) is wrapped only when it is read, by a
+    shallow copy kept in place of the original, so the server event the bridge shares with the
+    journal is never changed and nothing is copied for keys nobody reads."""
 
     __slots__ = ()
 
@@ -55,45 +50,43 @@ class EventPayload(dict):
 
     def __getitem__(self, key: Any) -> Any:
         value = dict.__getitem__(self, key)
-        kind = type(value)
-        if kind is dict or kind is list:
-            value = attribute_view(value)
+        if type(value) is dict or type(value) is list:
+            value = _wrapped(value)
             dict.__setitem__(self, key, value)
         return value
 
     def get(self, key: Any, default: Any = None) -> Any:
-        return self[key] if key in self else default  # noqa: SIM401 (self.get is this method)
+        return self[key] if key in self else default  # noqa: SIM401 (self.get is this method: wraps too)
 
 
-def attribute_view(value: Any) -> Any:
-    """`value` readable by attribute: a dict as an `EventPayload` (shallow copy), a list with its dicts
-    so (a copy); anything else as it is."""
-    kind = type(value)
-    if kind is dict:
-        return EventPayload(value)
-    if kind is list:
-        return _AttributeList(value)
-    return value
-
-
-class _AttributeList(list):
-    """A list whose dict items read by attribute (`e.data.response.output[0].call_id`), converted on
-    first read like `EventPayload`'s values."""
+class AttrList(list):
+    """A list whose dict (and list) elements are AttrDicts (AttrLists), wrapped when read."""
 
     __slots__ = ()
 
     def __getitem__(self, index: Any) -> Any:
         value = list.__getitem__(self, index)
-        if type(index) is int:
-            kind = type(value)
-            if kind is dict or kind is list:
-                value = attribute_view(value)
-                list.__setitem__(self, index, value)
+        if isinstance(index, slice):
+            return AttrList(value)
+        if type(value) is dict or type(value) is list:
+            value = _wrapped(value)
+            list.__setitem__(self, index, value)
         return value
 
     def __iter__(self) -> Any:
         for index in range(len(self)):
             yield self[index]
+
+
+def _wrapped(value: dict[Any, Any] | list[Any]) -> AttrDict | AttrList:
+    return AttrDict(value) if type(value) is dict else AttrList(value)
+
+
+class EventPayload(AttrDict):
+    """The object a handler receives: a dict whose keys also read as attributes (`e.call`, `e["call"]`,
+    `e.data.payload.item.id`), like the event objects of VoxEngine's JavaScript."""
+
+    __slots__ = ()
 
 
 def enum_normalizer(enum_type: type[Enum]) -> Callable[[Any], Any]:

@@ -1,4 +1,4 @@
-"""PlayoutChannel: model audio from one RealtimeAPIClient into one call's `Playout`.
+"""PlayoutChannel: model audio from one realtime client (either shape) into one call's `Playout`.
 
 The call's Playout converts, writes, paces and keeps the ledger; this channel is the client's side
 of it: it says what the model's audio format is, turns what the playout reports into the client's
@@ -16,13 +16,13 @@ from telephony_bridge.realtime.events import MediaEvents
 from telephony_bridge.realtime.observer import Interrupted, Truncation
 
 if TYPE_CHECKING:  # typing only: the client imports this module, not the other way round
-    from telephony_bridge.voxengine.realtime_client import RealtimeAPIClient
+    from telephony_bridge.voxengine.realtime_client import RealtimeClientCore
 
 
 class PlayoutChannel:
     """Model audio from one client into one call's Playout."""
 
-    def __init__(self, client: RealtimeAPIClient, call: Any, parameters: Mapping[str, Any]) -> None:
+    def __init__(self, client: RealtimeClientCore, call: Any, parameters: Mapping[str, Any]) -> None:
         self.client = client
         self.call = call
         self.tag = parameters.get("tag")
@@ -82,10 +82,10 @@ class PlayoutChannel:
             for cut in interruption.truncations:
                 if cut.delete:
                     client.stats.deletions += 1
-                    client.conversationItemDelete(cut.item_id)
+                    client._delete_item(cut.item_id)
                 else:
                     client.stats.truncations += 1
-                    client.conversationItemTruncate(cut.item_id, cut.content_index, cut.audio_end_ms)
+                    client._truncate_item(cut.item_id, cut.content_index, cut.audio_end_ms)
         if interruption.episode_ended is not None:
             self.media_ended(interruption.episode_ended)
         return True

@@ -1,5 +1,10 @@
 """RealtimeAPIClient: Voximplant's `OpenAI.Beta.RealtimeAPIClient` surface over one ModelConnection.
 
+`RealtimeClientCore` is the one implementation both client shapes share (this module's Beta
+`RealtimeAPIClient` and `realtime_ga.GARealtimeAPIClient`): connection, media graph, playout,
+barge-in, listeners. The shapes differ only in their client-event methods' arguments and in the
+names and payloads of their events.
+
 The model connection (realtime/connection.py) owns the socket, reconnects and replays; the uplink
 (realtime/uplink.py) carries caller audio; this front turns what the connection reports into
 scenario events (`addEventListener`), observer events (realtime/observer.py) and playout into the
@@ -14,6 +19,7 @@ import logging
 import os
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from telephony_bridge.naming import with_snake_case_twins
 from telephony_bridge.realtime import dialect as wire
@@ -47,13 +53,26 @@ from telephony_bridge.voxengine.playout_channel import PlayoutChannel
 log = logging.getLogger("telephony_bridge.realtime")
 
 OPENAI_REALTIME_URL = "wss://api.openai.com/v1/realtime"
-DEFAULT_MODEL = "gpt-realtime"  # OpenAI's current GA realtime model (Voximplant's beta default is retired)
+OPENAI_HOST = "api.openai.com"
+# OpenAI's current GA realtime model (shared/reference/gpt-live.md, "Status"); REALTIME_MODEL overrides it.
+DEFAULT_MODEL = "gpt-realtime-2.1"
+# Models OpenAI has announced it shuts down (or has shut down): model -> date. A client created with
+# one logs a warning with the date, so a scenario is moved before its calls start failing.
+RETIRED_MODELS: Mapping[str, str] = {
+    **dict.fromkeys(("gpt-realtime", "gpt-realtime-2025-08-28", "gpt-realtime-mini", "gpt-realtime-mini-2025-12-15",
+                     "gpt-audio-mini", "gpt-audio-mini-2025-12-15"), "2027-01-20"),
+    **dict.fromkeys(("whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe", "gpt-4o-mini-transcribe-2025-12-15",
+                     "gpt-4o-transcribe-diarize"), "2027-02-26"),
+    **dict.fromkeys(("gpt-4o-realtime-preview", "gpt-4o-realtime-preview-2024-10-01", "gpt-4o-realtime-preview-2024-12-17",
+                     "gpt-4o-realtime-preview-2025-06-03", "gpt-4o-mini-realtime-preview",
+                     "gpt-4o-mini-realtime-preview-2024-12-17"), "2026-04-30"),
+}
 DOWNLINK_SAMPLE_EVERY = 10  # model deltas between two latency samples
 
 
 @with_snake_case_twins
-class RealtimeAPIClient:
-    """Voximplant's OpenAI.Beta.RealtimeAPIClient. Create with `OpenAI.Beta.createRealtimeAPIClient`."""
+class RealtimeClientCore:
+    """What every realtime client shape shares: one model connection, one playout per call, one barge-in."""
 
     _ids = itertools.count(1)
 
@@ -73,12 +92,19 @@ class RealtimeAPIClient:
         session_max_s: float | None = DEFAULT_SESSION_MAX_S,
         ping_interval_s: float | None = DEFAULT_PING_INTERVAL_S,
         answer_stall_timeout_s: float = DEFAULT_ANSWER_STALL_TIMEOUT_S,
+        model_in_url: bool = True,
     ) -> None:
         if dialect not in ("ga", "beta"):
             raise ValueError(f"dialect must be 'ga' or 'beta', not {dialect!r}")
+        if dialect == "beta" and urlsplit(url).hostname == OPENAI_HOST:
+            raise ValueError(
+                "dialect='beta' cannot reach api.openai.com: OpenAI closed the beta wire on 2026-05-07 (it closes "
+                "beta-shaped sessions with beta_api_shape_disabled). Leave dialect at 'ga' (the default): the Beta "
+                "client shape still works, translated to GA; 'beta' is for self-hosted beta-wire servers only."
+            )
         if codec not in ("pcm16", "g711_ulaw"):
             raise ValueError(f"codec must be 'pcm16' or 'g711_ulaw', not {codec!r}")
-        self.url = with_model(url, model)
+        self.url = with_model(url, model) if model_in_url else url
         self.model = model
         self.dialect: Dialect = dialect
         self.codec: Codec = codec
@@ -95,7 +121,7 @@ class RealtimeAPIClient:
         self.set_caller_format = self._connection.uplink.set_input_format  # told by Call.sendMediaTo
         self._on_websocket_close = on_websocket_close
         self._channels: dict[int, PlayoutChannel] = {}
-        self.listeners = Listeners(f"{tasks.label} client {self._id}", tasks, normalize_event_name)
+        self.listeners = Listeners(f"{tasks.label} client {self._id}", tasks, self._normalize_event)
         # Told of every server event (not audio), every control event sent and every interruption,
         # as typed events (realtime/observer.py): the call journal listens here without being a
         # scenario listener.
@@ -104,8 +130,9 @@ class RealtimeAPIClient:
     # --- lifecycle ------------------------------------------------------------------------
     async def connect(self, timeout_s: float = 10.0) -> None:
         await self._connection.connect(timeout_s)
-        # The bridge owns the audio formats: set them before anything else (pitfall 10).
-        self._send(wire.session_update({}, self.dialect, self.codec))
+        # The bridge owns the audio formats: set them before anything else (pitfall 10). Its own
+        # update, so its session.updated never reaches the scenario (pitfall 22).
+        self._send(self._connection.session_update_for({}), own=True)
 
     def id(self) -> str:
         return self._id
@@ -170,6 +197,8 @@ class RealtimeAPIClient:
     def removeEventListener(self, event: Any, handler: Handler | None = None) -> None:
         self.listeners.remove(event, handler)
 
+    _normalize_event: Callable[[Any], Any] = staticmethod(normalize_event_name)  # the GA front has its own names
+
     def _emit(self, member: Any, data: Mapping[str, Any]) -> None:
         self.listeners.emit(member, EventPayload(client=self, name=member.name, data=data))
 
@@ -179,10 +208,13 @@ class RealtimeAPIClient:
         self.listeners.emit(member, EventPayload(client=self, name=member.name, **fields))
 
     # --- client events (fire and forget, in order, like VoxEngine) ------------------------
-    def _send(self, event: Mapping[str, Any]) -> None:
+    def _send(self, event: Mapping[str, Any], *, own: bool = False) -> None:
+        """Queue a client event. `own`: sent by the bridge, not the scenario (matters for session.update)."""
         if self._connection.closed:
             log.warning("%s: %s after close ignored", self.tasks.label, event.get("type"))
             return
+        if event.get("type") == "session.update":
+            event = self._connection.track_session_update(event, own=own)
         if self.observer is not None:
             self.observer(self, ClientEventSent(event))
         self._connection.send(event)
@@ -192,28 +224,13 @@ class RealtimeAPIClient:
         self._connection.response_cancelled(response_id)
         self._send(wire.response_cancel(response_id=response_id))
 
-    def sessionUpdate(self, session: Mapping[str, Any], eventId: str | None = None) -> None:
-        self._connection.update_session(session)  # replayed as one session.update after a reconnect
-        self._send(wire.session_update(session, self.dialect, self.codec, eventId))
+    def _delete_item(self, item_id: str) -> None:
+        """Barge-in: the caller heard nothing of this item."""
+        self._send(wire.conversation_item_delete(item_id))
 
-    def conversationItemCreate(self, previousItemId: str | None, item: Mapping[str, Any], eventId: str | None = None) -> None:
-        self._send(wire.conversation_item_create(previousItemId, item, self.dialect, eventId))
-
-    def conversationItemDelete(self, itemId: str, eventId: str | None = None) -> None:
-        self._send(wire.conversation_item_delete(itemId, eventId))
-
-    def conversationItemTruncate(self, itemId: str, contentIndex: int, audioEndMs: int, eventId: str | None = None) -> None:
-        self._send(wire.conversation_item_truncate(itemId, contentIndex, audioEndMs, eventId))
-
-    def conversationItemRetrieve(self, itemId: str, eventId: str | None = None) -> None:
-        self._send(wire.conversation_item_retrieve(itemId, eventId))
-
-    def responseCreate(self, response: Mapping[str, Any] | None = None, eventId: str | None = None) -> None:
-        self._send(wire.response_create(response or {}, self.dialect, self.codec, eventId))
-
-    def responseCancel(self, eventId: str | None = None) -> None:
-        self._connection.response_cancelled()  # a cancelled answer owes the caller no more audio
-        self._send(wire.response_cancel(eventId))
+    def _truncate_item(self, item_id: str, content_index: int, audio_end_ms: float) -> None:
+        """Barge-in: the caller heard this item up to `audio_end_ms`."""
+        self._send(wire.conversation_item_truncate(item_id, content_index, audio_end_ms))
 
     # --- media graph ----------------------------------------------------------------------
     def sendMediaTo(self, unit: Any, parameters: Mapping[str, Any] | None = None) -> None:
@@ -303,6 +320,35 @@ class RealtimeAPIClient:
             log.exception("%s: onWebSocketClose raised", self.tasks.label)
 
 
+@with_snake_case_twins
+class RealtimeAPIClient(RealtimeClientCore):
+    """Voximplant's OpenAI.Beta.RealtimeAPIClient (positional arguments). Create with
+    `OpenAI.Beta.createRealtimeAPIClient`."""
+
+    def sessionUpdate(self, session: Mapping[str, Any], eventId: str | None = None) -> None:
+        self._connection.update_session(session)  # replayed as one session.update after a reconnect
+        self._send(wire.session_update(session, self.dialect, self.codec, eventId))
+
+    def conversationItemCreate(self, previousItemId: str | None, item: Mapping[str, Any], eventId: str | None = None) -> None:
+        self._send(wire.conversation_item_create(previousItemId, item, self.dialect, eventId))
+
+    def conversationItemDelete(self, itemId: str, eventId: str | None = None) -> None:
+        self._send(wire.conversation_item_delete(itemId, eventId))
+
+    def conversationItemTruncate(self, itemId: str, contentIndex: int, audioEndMs: int, eventId: str | None = None) -> None:
+        self._send(wire.conversation_item_truncate(itemId, contentIndex, audioEndMs, eventId))
+
+    def conversationItemRetrieve(self, itemId: str, eventId: str | None = None) -> None:
+        self._send(wire.conversation_item_retrieve(itemId, eventId))
+
+    def responseCreate(self, response: Mapping[str, Any] | None = None, eventId: str | None = None) -> None:
+        self._send(wire.response_create(response or {}, self.dialect, self.codec, eventId))
+
+    def responseCancel(self, eventId: str | None = None) -> None:
+        self._connection.response_cancelled()  # a cancelled answer owes the caller no more audio
+        self._send(wire.response_cancel(eventId))
+
+
 def resolve_realtime_url(explicit: str | None, environ: Mapping[str, str], local_engine_url: str | None) -> str:
     """`url` param > REALTIME_URL > the embedded local engine when OPENAI_API_KEY is unset > OpenAI."""
     if explicit:
@@ -312,6 +358,33 @@ def resolve_realtime_url(explicit: str | None, environ: Mapping[str, str], local
     if not environ.get("OPENAI_API_KEY") and local_engine_url:
         return local_engine_url
     return OPENAI_REALTIME_URL
+
+
+def model_for(parameters: Mapping[str, Any], environ: Mapping[str, str], default: str | None = None) -> str:
+    """The `model` parameter, else REALTIME_MODEL, else OpenAI's current GA realtime model; a model
+    OpenAI has announced it shuts down is logged with the date."""
+    model = parameters.get("model") or default or environ.get("REALTIME_MODEL") or DEFAULT_MODEL
+    retired_on = RETIRED_MODELS.get(model)
+    if retired_on is not None:
+        log.warning("model %r: OpenAI shuts it down on %s (announced); move to %s", model, retired_on, DEFAULT_MODEL)
+    return model
+
+
+def client_options(parameters: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    """The keyword arguments of RealtimeClientCore every shape takes from its parameters alike."""
+    return {
+        "api_key": parameters.get("apiKey") or environ.get("OPENAI_API_KEY"),
+        "codec": parameters.get("codec", "pcm16"),
+        "on_websocket_close": parameters.get("onWebSocketClose"),
+        # `privacy` (Voximplant: no logging of the connection) wins over `trace`.
+        "trace": bool(parameters.get("trace", False)) and not parameters.get("privacy", False),
+        "reconnect": bool(parameters.get("reconnect", True)),
+        "max_reconnect_attempts": int(parameters.get("maxReconnectAttempts", 12)),
+        "session_max_s": parameters.get("sessionMaxDurationS", DEFAULT_SESSION_MAX_S),
+        "ping_interval_s": parameters.get("pingIntervalS", DEFAULT_PING_INTERVAL_S),
+        "answer_stall_timeout_s": float(parameters.get("answerStallTimeoutS", environ.get("ANSWER_STALL_TIMEOUT_S")
+                                                       or DEFAULT_ANSWER_STALL_TIMEOUT_S)),
+    }
 
 
 async def create_realtime_api_client(
@@ -324,22 +397,12 @@ async def create_realtime_api_client(
     """Voximplant's `OpenAI.Beta.createRealtimeAPIClient(parameters)`; connects before returning."""
     environ = os.environ if environ is None else environ
     parameters = dict(parameters or {})
-    api_key = parameters.get("apiKey") or environ.get("OPENAI_API_KEY")
     client = RealtimeAPIClient(
         url=resolve_realtime_url(parameters.get("url"), environ, local_engine_url),
-        api_key=api_key,
-        model=parameters.get("model") or DEFAULT_MODEL,
+        model=model_for(parameters, environ),
         dialect=parameters.get("dialect", "ga"),
-        codec=parameters.get("codec", "pcm16"),
         tasks=tasks,
-        on_websocket_close=parameters.get("onWebSocketClose"),
-        trace=bool(parameters.get("trace", False)),
-        reconnect=bool(parameters.get("reconnect", True)),
-        max_reconnect_attempts=int(parameters.get("maxReconnectAttempts", 12)),
-        session_max_s=parameters.get("sessionMaxDurationS", DEFAULT_SESSION_MAX_S),
-        ping_interval_s=parameters.get("pingIntervalS", DEFAULT_PING_INTERVAL_S),
-        answer_stall_timeout_s=float(parameters.get("answerStallTimeoutS",
-                                                    environ.get("ANSWER_STALL_TIMEOUT_S") or DEFAULT_ANSWER_STALL_TIMEOUT_S)),
+        **client_options(parameters, environ),
     )
     await client.connect()
     return client

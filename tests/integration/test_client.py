@@ -83,6 +83,8 @@ async def test_every_server_event_type_reaches_its_listener(dialect):
         for member in RealtimeAPIEvents:
             client.addEventListener(member, lambda e: got.append((e.name, e.data["type"])))
         types = sorted(known_types(dialect, "server") - {"session.created"})
+        # The answer to the bridge's own format update is not the scenario's (pitfall 22).
+        await model.send({"type": "session.updated", "session": {}})
         for kind in types:
             delta = {"delta": base64.b64encode(b"\0\0" * 480).decode()} if kind.endswith("audio.delta") else {}
             await model.send({"type": kind, **delta})

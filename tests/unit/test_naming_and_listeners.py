@@ -105,3 +105,21 @@ async def test_task_owner_close_cancels_everything():
     assert task.cancelled() and owner.task_count() == 0
     with pytest.raises(RuntimeError):
         owner.spawn(forever(), name="late")
+
+
+def test_event_payloads_read_as_attributes_all_the_way_down_without_changing_the_event():
+    from telephony_bridge.voxengine.listeners import EventPayload
+
+    raw = {"type": "response.done", "response": {"id": "r1", "output": [{"type": "function_call", "name": "f"}]}}
+    event = EventPayload(client=None, data={"payload": raw})
+    assert event.data.payload.response.output[0].name == "f"
+    assert event["data"]["payload"]["response"]["output"][0]["name"] == "f"
+    assert [item.type for item in event.data.payload.response.output] == ["function_call"]
+    assert event.data.payload.get("response").id == "r1" and event.data.payload.get("missing") is None
+    assert type(raw["response"]) is dict and type(raw["response"]["output"][0]) is dict  # the shared event is untouched
+    try:
+        event.data.payload.nope
+    except AttributeError:
+        pass
+    else:
+        raise AssertionError("a missing key must be an AttributeError")
