@@ -118,19 +118,23 @@ class CallFlow:
     - `data_dir`: the bridge's DATA_DIR (ApplicationStorage's file); `secret_values`: the secrets
       `VoxEngine.getSecretValue` finds, as if in the bridge's environment.
     - `recordings_dir`: where `call.record()` writes (the `call_flow` fixture: a temporary directory).
-    - `api_keys`: the bridge's API_KEYS (to fetch recordings from `flow.url + "/recordings/…"`).
+    - `api_keys`: the bridge's API_KEYS (to fetch recordings from `flow.url + "/recordings/…"`); by
+      default one random key, `api_key` (start_scenario, the dial CLI); `()` for none.
     """
 
     def __init__(self, scenarios: str | Path = "scenarios", *, calls_dir: str | Path | None = None,
                  twilio: bool = False, realtime_factor: float = 4.0,
                  call_timeout: float = DEFAULT_CALL_TIMEOUT_S, data_dir: str | Path | None = None,
                  secret_values: Mapping[str, str] | None = None, recordings_dir: str | Path | None = None,
-                 api_keys: Sequence[str] = ()) -> None:
+                 api_keys: Sequence[str] | None = None) -> None:
         self.scenarios = Path(scenarios)
         self.data_dir = Path(data_dir) if data_dir is not None else None
         self._secrets = dict(secret_values or {})
         self.recordings_dir = Path(recordings_dir) if recordings_dir is not None else None
-        self.api_keys = tuple(api_keys)
+        # The bridge's API_KEYS: by default one key of the flow's own (`api_key`: start_scenario, the
+        # dial CLI); `api_keys=()` runs the bridge without any (its API endpoints are then off).
+        self.api_key = api_keys[0] if api_keys else secrets.token_hex(16)
+        self.api_keys = (self.api_key,) if api_keys is None else tuple(api_keys)
         self.calls_dir = Path(calls_dir) if calls_dir is not None else None
         self.call_timeout = call_timeout
         self.reports: list[CallReport] = []
@@ -148,7 +152,6 @@ class CallFlow:
         self._in_flight: dict[str, tuple[str, str, list[TimelineEvent]]] = {}
         self._log_handler = CallLogHandler(self._owns, self._logged)
         self._rendered: list[Script] = []
-        self.api_key = secrets.token_hex(16)  # the bridge's API_KEYS, for start_scenario
         self._placed: asyncio.Queue[tuple[str, dict[str, str]]] | None = None
 
     # -- lifecycle --------------------------------------------------------------------------------
@@ -178,8 +181,7 @@ class CallFlow:
                 twilio_auth_token=self._auth_token if self.twilio else None,
                 twilio_api_base_url=self.twilio.url if self.twilio else None,
                 environ=self._secrets,
-                # start_scenario (Twilio only) needs a key of its own; otherwise only the test's keys
-                api_keys=(*self.api_keys, self.api_key) if self.twilio else self.api_keys,
+                api_keys=self.api_keys,
             )
             if self.data_dir is not None:
                 settings = replace(settings, data_dir=self.data_dir)

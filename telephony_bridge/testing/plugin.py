@@ -63,7 +63,7 @@ def pytest_configure(config: pytest.Config) -> None:
                                 category=pytest.PytestDeprecationWarning)
     config.addinivalue_line(
         "markers",
-        "call_flow(twilio=False, realtime_factor=4.0, call_timeout=None, recordings_dir=None, api_keys=()): options of the call_flow fixture "
+        "call_flow(twilio=False, realtime_factor=4.0, call_timeout=None, recordings_dir=None, api_keys=None): options of the call_flow fixture "
         "(twilio=True: Twilio credentials and a local REST stand-in, so transfers and REST hang-ups happen)",
     )
 

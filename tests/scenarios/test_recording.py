@@ -106,6 +106,7 @@ async def test_the_recording_holds_the_caller_left_and_what_the_caller_heard_rig
     assert escape.status_code == 404
 
 
+@pytest.mark.call_flow(api_keys=())
 async def test_without_api_keys_recordings_are_not_served(call_flow):
     call_flow.script(["Hi, Acme."])
     report = await call_flow.call(to=RECORDING)
