@@ -239,6 +239,7 @@ class HttpRequest:
     form: Mapping[str, str] = field(default_factory=dict)  # a urlencoded body, or the query of a GET
     form_lists: Mapping[str, list[str]] = field(default_factory=dict)  # every value of each field
     client_host: str | None = None
+    body: bytes = b""  # the raw body, for carriers that sign it as sent (Telnyx)
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from telephony_bridge.carriers.base import Carrier
+from telephony_bridge.carriers.signalwire_carrier import SignalWireCarrier
+from telephony_bridge.carriers.telnyx_carrier import TelnyxCarrier
 from telephony_bridge.carriers.twilio_carrier import TwilioCarrier
 
 __all__ = ["CARRIERS"]
 
 CARRIERS: tuple[type[Carrier], ...] = (
     TwilioCarrier,
+    TelnyxCarrier,
+    SignalWireCarrier,
 )

@@ -163,6 +163,10 @@ class TwilioStreamParser:
 
     __slots__ = ("_stopped", "_stream_sid")
 
+    # What a stream or call id must look like: Twilio's SIDs; a compatible carrier (SignalWire:
+    # UUIDs) overrides it in a subclass.
+    valid_id = staticmethod(is_sid)
+
     def __init__(self) -> None:
         self._stream_sid: str | None = None
         self._stopped = False
@@ -302,14 +306,14 @@ class TwilioStreamParser:
         if self._stream_sid is not None:
             raise _fail("start", f"second start for stream {self._stream_sid}")
         stream_sid = _string(msg, "streamSid", "start", "streamSid")
-        if not is_sid(stream_sid, "MZ"):
+        if not self.valid_id(stream_sid, "MZ"):
             raise _fail("start", f"streamSid {excerpt(stream_sid)} is not a Twilio stream id (MZ + 32 hex digits)")
         start = _object(msg, "start", "start", "start")
         inner_sid = start.get("streamSid", stream_sid)
         if inner_sid != stream_sid:
             raise _fail("start", f"start.streamSid {excerpt(inner_sid)} differs from streamSid")
         call_sid = _string(start, "callSid", "start", "start.callSid")
-        if not is_sid(call_sid, "CA"):
+        if not self.valid_id(call_sid, "CA"):
             raise _fail("start", f"start.callSid {excerpt(call_sid)} is not a Twilio call id (CA + 32 hex digits)")
         account_sid = _string(start, "accountSid", "start", "start.accountSid")
         tracks = start.get("tracks")

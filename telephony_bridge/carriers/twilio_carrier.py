@@ -98,8 +98,8 @@ class TwilioCodec:
 
     __slots__ = ("_parser", "_serializer")
 
-    def __init__(self) -> None:
-        self._parser = TwilioStreamParser()
+    def __init__(self, parser: TwilioStreamParser | None = None) -> None:
+        self._parser = parser or TwilioStreamParser()
         self._serializer: TwilioStreamSerializer | None = None
 
     @property

@@ -30,7 +30,7 @@ DEFAULT_TIMEOUT_S: Final = 10.0
 
 # SIDs are interpolated into the request path; refusing anything but letters and digits keeps a
 # hostile value from steering the request to another resource.
-_SID = re.compile(r"[A-Za-z0-9]{1,64}")
+_SID = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,63}")  # dashes: SignalWire's UUIDs
 _CLIENT_ERRORS = (TwilioRestException, TwilioServiceException, OSError, TwilioException, ValueError)
 
 

@@ -112,9 +112,10 @@ async def read_carrier_request(runtime: BridgeRuntime, carrier: Carrier, request
     """A carrier's request (answer, outbound answer, status callback) as the carrier reads it, or
     the response refusing it: its body bounded, and from loopback only when the carrier's secret is
     not configured. The URL is rebuilt from PUBLIC_URL (what the carrier signed), never from headers."""
-    pairs = await _read_form(request, runtime.settings.http_body_timeout_s)
-    if isinstance(pairs, Response):
-        return pairs
+    read = await _read_form(request, runtime.settings.http_body_timeout_s)
+    if isinstance(read, Response):
+        return read
+    pairs, body = read
     client_host = request.client.host if request.client else None
     if not carrier.secured and not is_loopback(client_host):
         return _forbidden(runtime, carrier, client_host)
@@ -126,6 +127,7 @@ async def read_carrier_request(runtime: BridgeRuntime, carrier: Carrier, request
         method=request.method, url=runtime.settings.base_url + request.url.path + query,
         headers={k.lower(): v for k, v in request.headers.items()},
         form={name: values[-1] for name, values in lists.items()}, form_lists=lists, client_host=client_host,
+        body=body,
     )
 
 
@@ -189,12 +191,13 @@ def _notify(hooks: list[Callable[[Any], None]], session: CallSession) -> None:
             log.exception("%s: session hook %r failed", session.label, hook)
 
 
-async def _read_form(request: Request, timeout_s: float) -> list[tuple[str, str]] | Response:
-    """The request's fields (a urlencoded body, or the query of a GET), or the response refusing
-    it (415, 413, 408, 400) with the reason."""
+async def _read_form(request: Request, timeout_s: float) -> tuple[list[tuple[str, str]], bytes] | Response:
+    """The request's fields (a urlencoded body, or the query of a GET) and its raw body (what some
+    carriers sign), or the response refusing it (415, 413, 408, 400) with the reason."""
     if request.method == "GET":
         try:
-            return parse_qsl(request.url.query, keep_blank_values=True, errors="strict", max_num_fields=MAX_WEBHOOK_FIELDS)
+            return parse_qsl(request.url.query, keep_blank_values=True, errors="strict",
+                             max_num_fields=MAX_WEBHOOK_FIELDS), b""
         except (UnicodeDecodeError, ValueError):
             return PlainTextResponse("unreadable query string", status_code=400)
     content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
@@ -220,7 +223,7 @@ async def _read_form(request: Request, timeout_s: float) -> list[tuple[str, str]
                                  headers={"Connection": "close"})
     try:
         return parse_qsl(body.decode("ascii"), keep_blank_values=True, encoding="utf-8", errors="strict",
-                         max_num_fields=MAX_WEBHOOK_FIELDS)
+                         max_num_fields=MAX_WEBHOOK_FIELDS), bytes(body)
     except UnicodeDecodeError:
         return PlainTextResponse("the form is not percent-encoded UTF-8", status_code=400)
     except ValueError:

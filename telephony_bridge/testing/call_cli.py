@@ -1,4 +1,5 @@
-"""`telephony-bridge call`: one simulated Twilio call from the command line, with a live transcript.
+"""`telephony-bridge call`: one simulated call from the command line (Twilio, or `--carrier` any carrier
+with a simulator profile), with a live transcript.
 
 By default the console shows the conversation as the caller lived it (see testing/transcript.py for
 where the words come from) and the few events that shape a call (connection, barge-in, hang-up);
@@ -15,7 +16,8 @@ import json
 import os
 from pathlib import Path
 
-from telephony_bridge.testing.simulator import DTMF_DIGITS, TimelineEvent, place_call
+from telephony_bridge.testing.profiles import PROFILES
+from telephony_bridge.testing.simulator import DTMF_DIGITS, TimelineEvent, make_profile, place_call
 from telephony_bridge.testing.transcript import LiveTranscript, tail_journal
 
 DEFAULT_QUIET_S = 2.5  # long enough for a model to start answering, short enough not to feel stuck
@@ -42,6 +44,8 @@ def parse_digits(text: str) -> list[tuple[float, str]]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
     add("--url", default="http://127.0.0.1:8080", help="the bridge's base URL (default: %(default)s)")
+    add("--carrier", default="twilio", choices=sorted(PROFILES),
+        help="which carrier's phone calls: its answer endpoint and media stream (default: %(default)s)")
     add("--to", default="+15550100", help="called number (default: %(default)s)")
     add("--from", dest="from_", default="+15550199", help="caller's number (default: %(default)s)")
     add("--audio", metavar="FILE", help="what the caller says: any WAV (mp3 etc. need ffmpeg), converted to mono 8 kHz")
@@ -55,8 +59,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"longest call when waiting for silence (default: audio length + {DEFAULT_MAX_AFTER_AUDIO_S:.0f} s)")
     add("--calls-dir", default=os.environ.get("CALLS_DIR"), metavar="DIR",
         help="the bridge's CALLS_DIR, when it runs on this machine: adds the words to the transcript (default: $CALLS_DIR)")
-    add("--auth-token", help="Twilio auth token to sign with (default: $TWILIO_AUTH_TOKEN; unsigned when unset)")
-    add("--account-sid", help="AccountSid to send (default: $TWILIO_ACCOUNT_SID, or a random AC...)")
+    add("--auth-token", help="the carrier's secret to sign with (Twilio: default $TWILIO_AUTH_TOKEN; unsigned when unset)")
+    add("--account-sid", help="account id to send (Twilio: default $TWILIO_ACCOUNT_SID, or a random AC...)")
     add("--stream-url", help="connect here instead of the TwiML's stream URL (the signature stays over the TwiML's)")
     add("--heard-wav", metavar="PATH", help="write what the caller heard (mono PCM16 8 kHz)")
     add("--stereo-wav", metavar="PATH", help="write caller (left) and agent as heard (right)")
@@ -97,14 +101,22 @@ class _Console:
 
 async def run(args: argparse.Namespace) -> int:
     """``telephony-bridge call``: 0 = call ran cleanly, 1 = error or protocol errors, 2 = rejected."""
-    token = args.auth_token if args.auth_token is not None else os.environ.get("TWILIO_AUTH_TOKEN")
-    account_sid = args.account_sid or os.environ.get("TWILIO_ACCOUNT_SID") or None
+    carrier = getattr(args, "carrier", "twilio")
+    twilio = carrier == "twilio"
+    token = args.auth_token if args.auth_token is not None else os.environ.get("TWILIO_AUTH_TOKEN") if twilio else None
+    account_sid = args.account_sid or (os.environ.get("TWILIO_ACCOUNT_SID") if twilio else None) or None
     duration, quiet = args.duration, args.hangup_after_silence
     if duration is None:
         quiet = DEFAULT_QUIET_S if quiet is None else quiet
         if args.max_duration is not None:
             duration = args.max_duration
-    call_sid = "CA" + os.urandom(16).hex()
+    try:
+        profile = make_profile(carrier, args.url, secret=token or None, account_id=account_sid)
+    except ValueError as e:
+        print(f"error: {e}", flush=True)
+        return 1
+    new_call_id = getattr(profile, "new_call_id", None)
+    call_sid = str(new_call_id()) if new_call_id is not None else "CA" + os.urandom(16).hex()
     journal = Path(args.calls_dir) / f"{call_sid}.jsonl" if args.calls_dir else None
     console = _Console(args, with_journal=journal is not None)
     stop_tail = asyncio.Event()
@@ -112,8 +124,8 @@ async def run(args: argparse.Namespace) -> int:
     try:
         result = await place_call(
             args.url, to=args.to, from_=args.from_, caller_audio=args.audio or b"", digits=args.digits,
-            duration_s=duration, hangup_after_silence_s=quiet, auth_token=token or None, account_sid=account_sid,
-            call_sid=call_sid, stream_url_override=args.stream_url, on_event=console.on_event,
+            duration_s=duration, hangup_after_silence_s=quiet, call_sid=call_sid, stream_url_override=args.stream_url,
+            on_event=console.on_event, profile=profile,
         )
     except (ValueError, OSError) as e:  # bad arguments, unreadable audio
         print(f"error: {e}", flush=True)

@@ -7,6 +7,14 @@ speaks the carrier's stream protocol (start, caller audio, DTMF, stop; and back:
 audio, marks and clears). It is pure: messages in and out as text or bytes, no sockets. The
 simulator (`testing/simulator*.py`) drives any profile; `PROFILES` names them for
 `call_flow.call(carrier=…)` and `telephony-bridge call --carrier …`.
+
+A profile type is made once per call as `Profile(base_url=…, secret=…, account_id=…)` (all
+keywords: the bridge's base URL, the carrier's signing secret or None for unsigned requests, the
+account id to send or None for a made-up one). The start messages take sequence number 1; later
+messages get the numbers the simulator passes. Optional, read with getattr when present:
+`new_call_id()` / `new_stream_id()` (ids in the carrier's shape), `stream_headers(target)` (the
+upgrade's headers, e.g. a signature), `answer_problems(target)` ((errors, warnings) real carrier
+would have with the answer), `answer_content_types` and `signature_header` (for messages).
 """
 
 from __future__ import annotations
@@ -18,8 +26,13 @@ from typing import Protocol
 from telephony_bridge.audio.formats import AudioFormat
 
 __all__ = [
-    "AnswerRequestSpec", "BridgeAudio", "BridgeClear", "BridgeMark", "CarrierProfile", "PhoneEvent", "StreamTarget",
+    "AnswerDeclined", "AnswerRequestSpec", "BridgeAudio", "BridgeClear", "BridgeMark", "CarrierProfile", "PhoneEvent", "StreamTarget",
 ]
+
+
+class AnswerDeclined(ValueError):
+    """The answer document is well formed and connects no stream (a rejection, a hang-up): the call
+    ends there, and that is no protocol error. `str()` says what the document did."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -56,7 +56,7 @@ from telephony_bridge.testing.report import (
     transcript_of,
     transfers_of,
 )
-from telephony_bridge.testing.simulator import CallResult, TimelineEvent, place_call
+from telephony_bridge.testing.simulator import CallResult, TimelineEvent, make_profile, place_call
 from telephony_bridge.testing.simulator_callee import answer_outbound_call
 from telephony_bridge.testing.timeline import render_timeline
 
@@ -258,6 +258,7 @@ class CallFlow:
         hang_up_after_silence: float = DEFAULT_PATIENCE_S,
         duration: float | None = None,
         timeout: float | None = None,
+        carrier: str = "twilio",
     ) -> CallReport:
         """Place one simulated call and return its report once the bridge has finished with it.
 
@@ -270,13 +271,21 @@ class CallFlow:
         - `timeout` (default: the CallFlow's `call_timeout`): the caller hangs up at the latest
           this many seconds after its last line, however busy the agent is. If the bridge then
           still does not let go of the call, CallFlowError is raised with the timeline so far.
+        - `carrier`: which carrier's phone calls (a name in testing/profiles PROFILES): its answer
+          endpoint, document and media stream. The report reads the same for every carrier (heard
+          audio normalised to μ-law 8 kHz). Only Twilio's requests are signed (with `twilio=True`);
+          the others reach the bridge unsigned, from loopback.
         """
         if self.runtime is None:
             raise RuntimeError("CallFlow is not started: use `async with CallFlow(...)` or the call_flow fixture")
         pcm16, _ = await asyncio.gather(_caller_audio(caller_says, audio, digits), self._render_script())
         audio_s = len(pcm16) / 2 / SAMPLE_RATE
         limit = audio_s + (timeout if timeout is not None else self.call_timeout)
-        call_sid = "CA" + secrets.token_hex(16)
+        twilio = carrier == "twilio"
+        profile = make_profile(carrier, self.url, secret=self._auth_token if self.twilio and twilio else None,
+                               account_id=self._account_sid if twilio else None)
+        new_call_id = getattr(profile, "new_call_id", None)
+        call_sid = str(new_call_id()) if new_call_id is not None else "CA" + secrets.token_hex(16)
         phone_events: list[TimelineEvent] = []
         self._in_flight[call_sid] = (to, from_, phone_events)
         deadline = asyncio.get_running_loop().time() + limit
@@ -286,8 +295,7 @@ class CallFlow:
                     self.url, to=to, from_=from_, caller_audio=pcm16, digits=list(digits),
                     duration_s=duration if duration is not None else limit,
                     hangup_after_silence_s=None if duration is not None else hang_up_after_silence,
-                    auth_token=self._auth_token if self.twilio else None,
-                    account_sid=self._account_sid, call_sid=call_sid, on_event=phone_events.append,
+                    call_sid=call_sid, on_event=phone_events.append, profile=profile,
                 ), limit + 5)
             except TimeoutError:
                 raise CallFlowError(f"call {call_sid} did not end within {limit + 5:.0f} s\n"

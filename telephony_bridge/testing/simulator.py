@@ -1,7 +1,10 @@
-"""Phone simulator: behaves like Twilio toward the bridge, so call flows run without a phone.
+"""Phone simulator: behaves like a carrier toward the bridge, so call flows run without a phone.
 
-It is an independent peer: it speaks Twilio's JSON itself (never through the bridge's codec) so that
-bugs in the bridge's codec show up here. One call:
+Any carrier with a simulator profile (`testing/profiles/`, `PROFILES`: Twilio by default); the
+profile builds and reads every message, the simulator runs the call. It is an independent peer: a
+profile speaks the carrier's wire format itself (never through the bridge's codec) so that bugs in
+the bridge's codec show up here. One call, with Twilio's words (other carriers: their own answer
+request, document and stream messages, the same steps):
 
 1. POST the voice webhook form to ``base_url + "/incoming-call"`` (signed with X-Twilio-Signature when
    an auth token is given) and read the TwiML answer.
@@ -29,6 +32,8 @@ from collections.abc import Sequence
 
 from telephony_bridge.audio import files as recording
 from telephony_bridge.audio.g711 import ulaw_encode
+from telephony_bridge.testing.carrier_profile import CarrierProfile
+from telephony_bridge.testing.profiles import PROFILES
 from telephony_bridge.testing.simulator_caller import FRAME_BYTES, FRAME_MS, ULAW_SILENCE_FRAME
 from telephony_bridge.testing.simulator_result import (
     CallResult,
@@ -54,7 +59,7 @@ __all__ = [
     "BURST_GAP_MS", "DEFAULT_TAIL_S", "DTMF_DIGITS", "FRAME_BYTES", "FRAME_MS", "PARAMETER_LIMIT",
     "SILENCE_HANGUP_CAP_S", "SPEECH_GAP_MS", "TWILIO_HTTP_USER_AGENT", "TWILIO_WS_USER_AGENT",
     "ULAW_SILENCE_FRAME", "WEBHOOK_PATH", "CallResult", "EventCallback", "MarkEcho", "TimelineEvent",
-    "connect_url_for", "place_call",
+    "connect_url_for", "make_profile", "place_call",
 ]
 
 DEFAULT_TAIL_S = 2.0  # silence sent after the caller's audio when no duration is given
@@ -62,6 +67,14 @@ SILENCE_HANGUP_CAP_S = 60.0  # longest call after the caller's audio when waitin
 DTMF_DIGITS = frozenset("0123456789*#")
 
 
+def make_profile(carrier: str, base_url: str, *, secret: str | None = None,
+                 account_id: str | None = None) -> CarrierProfile:
+    """The simulator profile of `carrier` (a name in PROFILES) for one call; ValueError for another name."""
+    try:
+        profile_type = PROFILES[carrier]
+    except KeyError:
+        raise ValueError(f"no simulator profile for carrier {carrier!r}; known: {', '.join(sorted(PROFILES))}") from None
+    return profile_type(base_url=base_url.rstrip("/"), secret=secret, account_id=account_id)  # type: ignore[call-arg]
 
 
 async def place_call(
@@ -79,6 +92,8 @@ async def place_call(
     stream_url_override: str | None = None,
     on_event: EventCallback | None = None,
     connect_timeout_s: float = 10.0,
+    carrier: str = "twilio",
+    profile: CarrierProfile | None = None,
 ) -> CallResult:
     """Place one simulated inbound call to the bridge at ``base_url`` and return what happened.
 
@@ -89,8 +104,11 @@ async def place_call(
     once the caller's audio is over and nothing has played to the caller for that long.
     ``on_event`` receives each :class:`TimelineEvent` as it happens (a coroutine function is run as a
     task). Problems of the bridge are reported in the result (``error``, ``protocol_errors``), not
-    raised; bad arguments raise ``ValueError``.
+    raised; bad arguments raise ``ValueError``. ``carrier`` picks the simulator profile (PROFILES);
+    ``auth_token`` is its signing secret, ``account_sid`` its account id; or pass a ready ``profile``.
     """
+    if profile is None:
+        profile = make_profile(carrier, base_url, secret=auth_token, account_id=account_sid)
     if isinstance(caller_audio, (bytes, bytearray, memoryview)):
         pcm16 = bytes(caller_audio)
     else:
@@ -117,11 +135,15 @@ async def place_call(
         digits=schedule,
         duration_ms=duration_s * 1000,
         hangup_after_silence_ms=None if hangup_after_silence_s is None else hangup_after_silence_s * 1000,
-        auth_token=auth_token,
-        account_sid=account_sid or new_sid("AC"),
-        call_sid=call_sid or new_sid("CA"),
+        profile=profile,
+        call_sid=call_sid or _new_call_id(profile),
         stream_url_override=stream_url_override,
         on_event=on_event,
         connect_timeout_s=connect_timeout_s,
     )
     return await call.run()
+
+
+def _new_call_id(profile: CarrierProfile) -> str:
+    new_call_id = getattr(profile, "new_call_id", None)
+    return str(new_call_id()) if new_call_id is not None else new_sid("CA")

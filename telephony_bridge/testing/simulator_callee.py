@@ -27,6 +27,8 @@ from twilio.request_validator import RequestValidator
 
 from telephony_bridge.audio.g711 import ulaw_encode
 from telephony_bridge.testing import twilio_messages as messages
+from telephony_bridge.testing.carrier_profile import AnswerRequestSpec
+from telephony_bridge.testing.profiles.twilio import TwilioProfile
 from telephony_bridge.testing.simulator_result import CallResult
 from telephony_bridge.testing.simulator_stream import EventCallback, SimulatedCall
 from telephony_bridge.testing.simulator_webhook import (
@@ -48,14 +50,16 @@ class _AnsweringCall(SimulatedCall):
     answer_url: str
     answered_by: str | None
 
-    def webhook_request(self) -> tuple[str, dict[str, str]]:
+    def webhook_request(self) -> tuple[str, AnswerRequestSpec]:
         result = self.result
         form = messages.webhook_form(account_sid=result.account_sid, call_sid=result.call_sid, from_=self.from_,
                                      to=self.to, status="in-progress")
         form["Direction"] = "outbound-api"
         if self.answered_by is not None:
             form["AnsweredBy"] = self.answered_by
-        return self.answer_url, form
+        assert isinstance(self.profile, TwilioProfile)
+        return self.answer_url, AnswerRequestSpec("POST", urllib.parse.urlsplit(self.answer_url).path, form,
+                                                  headers=self.profile.sign(self.answer_url, form))
 
 
 async def answer_outbound_call(
@@ -111,7 +115,8 @@ async def answer_outbound_call(
         base_url=base_url, to=to, from_=from_, caller_ulaw=ulaw_encode(callee_audio), digits=[],
         duration_ms=(duration_s if duration_s is not None else audio_s + 60.0) * 1000,
         hangup_after_silence_ms=None if hangup_after_silence_s is None else hangup_after_silence_s * 1000,
-        auth_token=auth_token, account_sid=account_sid, call_sid=call_sid, stream_url_override=None,
+        profile=TwilioProfile(base_url=base_url, secret=auth_token, account_id=account_sid), call_sid=call_sid,
+        stream_url_override=None,
         on_event=on_event, connect_timeout_s=connect_timeout_s,
     )
     call.answer_url = answer_url

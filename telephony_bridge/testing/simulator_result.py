@@ -32,6 +32,7 @@ class MarkEcho:
 class CallResult:
     call_sid: str
     account_sid: str
+    carrier: str = "twilio"  # the simulator profile that played the carrier
     rejected: bool = False
     error: str | None = None  # the call could not run as Twilio would run it (HTTP error, bad TwiML, ...)
     webhook_status: int | None = None
@@ -40,8 +41,10 @@ class CallResult:
     connected_url: str | None = None  # where the simulator actually connected
     stream_sid: str | None = None
     custom_parameters: dict[str, str] = field(default_factory=dict)
-    heard_ulaw: bytes = b""  # what the caller heard, from the stream start to its end, 0xFF = silence
-    caller_ulaw: bytes = b""  # what the caller sent, on the same timeline
+    # What the caller heard, from the stream start to its end, 0xFF = silence: μ-law 8 kHz whatever the
+    # carrier's format (normalised, so reports read the same for every carrier).
+    heard_ulaw: bytes = b""
+    caller_ulaw: bytes = b""  # what the caller sent, on the same timeline (μ-law 8 kHz too)
     marks_echoed: list[MarkEcho] = field(default_factory=list)
     marks_unechoed: list[str] = field(default_factory=list)  # still pending when the call ended
     clears: list[ClearRecord] = field(default_factory=list)
@@ -88,7 +91,7 @@ class CallResult:
         if self.error:
             lines.append(f"  error: {self.error}")
         if self.rejected and not self.error:
-            lines.append("  rejected by the bridge's TwiML")
+            lines.append("  rejected by the bridge's answer")
         if self.connected:
             stats = self.playout
             echoed = sum(not m.flushed for m in self.marks_echoed)

@@ -1,31 +1,36 @@
-"""The phone simulator's stream driver: one call's media WebSocket, as Twilio runs it.
+"""The phone simulator's stream driver: one call's media WebSocket, as its carrier runs it.
 
-Sends `connected`, `start`, the caller's audio paced in real time, DTMF and `stop`; plays the
-bridge's audio through `SimulatedPlayout`, echoes marks when their audio has played, flushes on
-`clear`, and keeps the call's timeline. The webhook step before it is `WebhookClient`'s.
+Whatever the carrier (its `CarrierProfile` builds and reads every message): sends the start
+messages, the caller's audio paced in real time, DTMF and the stop; plays the bridge's audio
+through `SimulatedPlayout`, echoes marks when their audio has played (carriers that echo marks),
+flushes on clear, and keeps the call's timeline. The webhook step before it is `WebhookClient`'s.
+
+What the caller heard is kept normalised to μ-law 8 kHz whatever the carrier's format (the
+playout's clock counts 8 samples a millisecond): `CallResult.heard_ulaw`, `heard_pcm16` (PCM16
+8 kHz) and the timeline read the same for every carrier.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import inspect
 import logging
 import secrets
+import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-import orjson
-from twilio.request_validator import RequestValidator
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
+from telephony_bridge.audio.convert import converter
+from telephony_bridge.audio.formats import ULAW_8K
 from telephony_bridge.audio.g711 import ulaw_decode
 from telephony_bridge.testing import twilio_messages as messages
+from telephony_bridge.testing.carrier_profile import BridgeAudio, BridgeMark, CarrierProfile, StreamTarget
 from telephony_bridge.testing.playout import SimulatedPlayout
 from telephony_bridge.testing.simulator_caller import CallerSide
 from telephony_bridge.testing.simulator_result import (
@@ -39,7 +44,6 @@ from telephony_bridge.testing.simulator_webhook import (
     is_loopback,
 )
 from telephony_bridge.testing.transcript import speech_spans
-from telephony_bridge.testing.twilio_messages import TwimlAnswer
 
 log = logging.getLogger("telephony_bridge.testing.simulator")
 
@@ -50,10 +54,6 @@ TWILIO_WS_USER_AGENT = messages.WS_USER_AGENT
 _PROXY_SUPPORTED = "proxy" in inspect.signature(connect.__init__).parameters
 
 EventCallback = Callable[[TimelineEvent], Any]
-
-
-def _mark(seq: int, *, stream_sid: str, name: str) -> str:
-    return messages.mark(seq=seq, stream_sid=stream_sid, name=name)
 
 
 def new_sid(prefix: str) -> str:
@@ -72,6 +72,8 @@ class _Burst:
 
 
 class SimulatedCall(CallerSide, WebhookClient):
+    """One simulated call over any carrier's profile."""
+
     def __init__(
         self,
         *,
@@ -82,8 +84,7 @@ class SimulatedCall(CallerSide, WebhookClient):
         digits: list[tuple[float, str]],
         duration_ms: float,
         hangup_after_silence_ms: float | None,
-        auth_token: str | None,
-        account_sid: str,
+        profile: CarrierProfile,
         call_sid: str,
         stream_url_override: str | None,
         on_event: EventCallback | None,
@@ -95,11 +96,14 @@ class SimulatedCall(CallerSide, WebhookClient):
         self.digits = digits
         self.duration_ms = duration_ms
         self.hangup_after_silence_ms = hangup_after_silence_ms
-        self.validator = RequestValidator(auth_token) if auth_token else None
+        self.profile = profile
+        self.bridge_audio = converter(profile.audio_format, ULAW_8K)  # heard audio, normalised
+        self.caller_converter = None if profile.audio_format == ULAW_8K else converter(ULAW_8K, profile.audio_format)
         self.stream_url_override = stream_url_override
         self.on_event = on_event
         self.connect_timeout_s = connect_timeout_s
-        self.result = CallResult(call_sid=call_sid, account_sid=account_sid)
+        self.result = CallResult(call_sid=call_sid, account_sid=str(getattr(profile, "account_sid", "")),
+                                 carrier=profile.name)
         self.stream_sid = ""  # set by talk(), before anything of the stream is sent
 
         self.loop = asyncio.get_running_loop()
@@ -173,7 +177,7 @@ class SimulatedCall(CallerSide, WebhookClient):
     async def run(self) -> CallResult:
         try:
             answer = await self.webhook()
-            if answer is not None and answer.stream_url is not None:
+            if answer is not None:
                 await self.stream(answer)
         finally:
             if self.origin is None:
@@ -184,17 +188,15 @@ class SimulatedCall(CallerSide, WebhookClient):
                 await asyncio.gather(*self.callback_tasks, return_exceptions=True)
         return self.result
 
-    async def stream(self, answer: TwimlAnswer) -> None:
-        assert answer.stream_url is not None
+    async def stream(self, answer: StreamTarget) -> None:
         result = self.result
-        url = self.stream_url_override or connect_url_for(answer.stream_url, self.base_url)
+        url = self.stream_url_override or connect_url_for(answer.url, self.base_url)
         result.connected_url = url
-        headers = {}
-        if self.validator is not None:
-            headers["X-Twilio-Signature"] = self.validator.compute_signature(answer.stream_url, {})
+        stream_headers = getattr(self.profile, "stream_headers", None)
+        headers = dict(stream_headers(answer)) if stream_headers is not None else {}
         options: dict[str, Any] = {
             "additional_headers": headers,
-            "user_agent_header": TWILIO_WS_USER_AGENT,
+            "user_agent_header": getattr(self.profile, "ws_user_agent", f"{self.profile.name}-simulator"),
             "compression": None,
             "open_timeout": self.connect_timeout_s,
             "close_timeout": 2,
@@ -202,7 +204,7 @@ class SimulatedCall(CallerSide, WebhookClient):
         }
         if _PROXY_SUPPORTED and is_loopback(url):
             options["proxy"] = None
-        self.emit("connect", f"WebSocket {url}" + (" (signed)" if self.validator else ""))
+        self.emit("connect", f"WebSocket {url}" + (" (signed)" if headers and self.signed else ""))
         try:
             self.ws = ws = await connect(url, **options)
         except InvalidStatus as e:
@@ -215,20 +217,24 @@ class SimulatedCall(CallerSide, WebhookClient):
             self.emit("connect", result.error)
             return
         try:
-            await self.talk()
+            await self.talk(answer)
         finally:
             await ws.close()
 
-    async def talk(self) -> None:
+    async def talk(self, answer: StreamTarget) -> None:
         result = self.result
-        result.stream_sid = self.stream_sid = stream_sid = new_sid("MZ")
+        new_stream_id = getattr(self.profile, "new_stream_id", None)
+        stream_sid = new_stream_id() if new_stream_id is not None else str(uuid.uuid4())
+        result.stream_sid = self.stream_sid = stream_sid
         try:
-            await self.send(messages.connected())
+            start = self.profile.start_messages(result.call_sid, stream_sid, answer)
+            if start:
+                await self.send(start[0])
             self.set_origin(self.loop.time())
             self.emit("connected", "sent")
-            await self.send(lambda seq: messages.start(seq=seq, stream_sid=stream_sid, account_sid=result.account_sid,
-                                                       call_sid=result.call_sid,
-                                                       custom_parameters=result.custom_parameters))
+            for message in start[1:]:
+                await self.send(message)
+            self.sequence = 1  # the start messages take number 1
             self.emit("start", f"stream {stream_sid}, parameters {result.custom_parameters}")
         except ConnectionClosed:
             pass  # the receiver reports how it closed
@@ -254,10 +260,8 @@ class SimulatedCall(CallerSide, WebhookClient):
         self.hanging_up = self.ended = True
         self.end_ms = now = self.now_ms()
         await self.echo_due_marks(now)
-        result = self.result
         try:
-            await self.send(lambda seq: messages.stop(seq=seq, stream_sid=self.stream_sid,
-                                                      account_sid=result.account_sid, call_sid=result.call_sid))
+            await self.send(self.profile.stop_message)
             self.emit("stop", "sent")
             assert self.ws is not None
             await self.ws.close(1000)
@@ -285,13 +289,17 @@ class SimulatedCall(CallerSide, WebhookClient):
 
     # -- sending --------------------------------------------------------------------------------------
 
-    async def send(self, message: str | Callable[[int], str]) -> None:
-        """Send a message: text as is, or built with the next sequence number."""
+    async def send(self, message: str | bytes | Callable[[int], str | bytes | None]) -> None:
+        """Send a message: as is, or built with the next sequence number (None: nothing to send)."""
         assert self.ws is not None
         async with self.send_lock:  # sequence numbers in the order the messages go out
             if callable(message):
                 self.sequence += 1
-                message = message(self.sequence)
+                built = message(self.sequence)
+                if built is None:
+                    self.sequence -= 1
+                    return
+                message = built
             await self.ws.send(message)
 
     async def sleep_until_ms(self, t_ms: float) -> None:
@@ -313,50 +321,23 @@ class SimulatedCall(CallerSide, WebhookClient):
             pass  # abnormal closure: close_code/close_reason say how
 
     async def handle(self, message: str | bytes) -> None:
-        result = self.result
-        if isinstance(message, bytes):
-            self.protocol_error(f"binary frame of {len(message)} bytes: Twilio expects JSON text")
-            return
         try:
-            msg = orjson.loads(message)
-        except orjson.JSONDecodeError:
-            self.protocol_error(f"not JSON: {message[:80]!r}")
+            event = self.profile.parse(message)
+        except ValueError as e:
+            self.protocol_error(str(e))
             return
-        if not isinstance(msg, dict):
-            self.protocol_error(f"not a JSON object: {message[:80]!r}")
+        if event is None:
             return
-        event = msg.get("event")
-        if event not in ("media", "mark", "clear"):
-            self.protocol_error(f"unknown event {event!r}: {message[:80]!r}")
-            return
-        if msg.get("streamSid") != result.stream_sid:
-            got = msg.get("streamSid")
-            self.protocol_error(f"{event} with streamSid {got!r}, expected {result.stream_sid!r}: ignored")
-            return
-        if event == "media":
-            media = msg.get("media")
-            payload = media.get("payload") if isinstance(media, dict) else None
-            if not isinstance(payload, str):
-                self.protocol_error(f"media without media.payload string: {message[:80]!r}")
-                return
-            try:
-                ulaw = base64.b64decode(payload, validate=True)
-            except binascii.Error:
-                self.protocol_error(f"media payload is not base64: {payload[:40]!r}")
-                return
-            now = self.now_ms()
+        now = self.now_ms()
+        if isinstance(event, BridgeAudio):
+            ulaw = self.normalised(event.payload)
             starts_ms = max(now, self.playout.busy_until_ms())
             if self.speech_from_ms is None:
                 self.speech_from_ms, self.speech_played_before = starts_ms, self.playout.stats(now).played_ms
             self.playout.enqueue_media(ulaw, now)
             self.on_media(now, len(ulaw), starts_ms)
-        elif event == "mark":
-            mark = msg.get("mark")
-            name = mark.get("name") if isinstance(mark, dict) else None
-            if not isinstance(name, str):
-                self.protocol_error(f"mark without mark.name string: {message[:80]!r}")
-                return
-            now = self.now_ms()
+        elif isinstance(event, BridgeMark):
+            name = event.name
             self.playout.enqueue_mark(name, now)
             self.pending_marks.append((name, now))
             if self.burst is not None:
@@ -366,13 +347,21 @@ class SimulatedCall(CallerSide, WebhookClient):
             await self.echo_due_marks(now)
             self.wake_ticker.set()
         else:
-            now = self.now_ms()
             flushed = self.playout.clear(now)
             dropped = self.playout.clears[-1].dropped_ms
             self.emit("clear", f"dropped {dropped:.0f} ms of buffered audio, flushing {len(flushed)} mark(s)", now)
             self.end_agent_speech(now, unheard_ms=dropped, interrupted=True)
             await self.echo(flushed, now, flushed=True)
             self.wake_ticker.set()
+
+    def normalised(self, payload: bytes) -> bytes:
+        """The bridge's audio as μ-law 8 kHz, exactly as long as it plays (the resampler's history
+        may shift a few samples between frames; the playout clock must not drift)."""
+        if self.profile.audio_format == ULAW_8K:
+            return payload
+        want = round(self.profile.audio_format.duration_ms(len(payload)) * 8)
+        ulaw = self.bridge_audio.process(payload)
+        return ulaw[:want].ljust(want, b"\xff")
 
     def on_media(self, now: float, size: int, starts_ms: float) -> None:
         result = self.result
@@ -418,9 +407,11 @@ class SimulatedCall(CallerSide, WebhookClient):
             assert queued_name == name
             self.result.marks_echoed.append(MarkEcho(name, received, now, flushed))
             self.emit("mark_echo", f"{name} {'flushed' if flushed else 'played'}", now)
+        if not self.profile.echoes_marks:
+            return
         for name in names:
             try:
-                await self.send(partial(_mark, stream_sid=self.stream_sid, name=name))
+                await self.send(partial(self.profile.mark_echo, name))
             except ConnectionClosed:
                 return
 

@@ -1,23 +1,23 @@
-"""The phone simulator's webhook client: POST the voice webhook as Twilio does and read the TwiML,
-with what a failure means to a person. `WebhookClient` is the webhook half of one simulated call."""
+"""The phone simulator's webhook client: make the answer request as the call's carrier does (its
+simulator profile says how) and read the answer document, with what a failure means to a person.
+`WebhookClient` is the webhook half of one simulated call."""
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
-import secrets
 import socket
 import urllib.error
 import urllib.parse
 import urllib.request
-import xml.etree.ElementTree as ET
+from collections.abc import Mapping
 from typing import Any
 
-from twilio.request_validator import RequestValidator
+import orjson
 
 from telephony_bridge.testing import twilio_messages as messages
+from telephony_bridge.testing.carrier_profile import AnswerDeclined, AnswerRequestSpec, CarrierProfile, StreamTarget
 from telephony_bridge.testing.simulator_result import CallResult
-from telephony_bridge.testing.twilio_messages import TwimlAnswer, read_twiml
 
 WEBHOOK_PATH = messages.WEBHOOK_PATH
 TWILIO_HTTP_USER_AGENT = messages.HTTP_USER_AGENT
@@ -44,10 +44,16 @@ def is_loopback(url: str) -> bool:
         return False
 
 
-def _post_form(url: str, params: dict[str, str], headers: dict[str, str], timeout: float) -> tuple[int, str, str]:
-    request = urllib.request.Request(
-        url, data=urllib.parse.urlencode(params).encode(), method="POST", headers=headers
-    )
+def _post_form(url: str, params: Mapping[str, str], headers: Mapping[str, str], timeout: float,
+               *, method: str = "POST", body: bytes | None = None) -> tuple[int, str, str]:
+    """A request with a urlencoded form (the body of a POST, the query of a GET) or `body` as is."""
+    data: bytes | None
+    if method == "GET":
+        query = urllib.parse.urlencode(params)
+        url, data = (url + ("&" if "?" in url else "?") + query if query else url), None
+    else:
+        data = body if body is not None else urllib.parse.urlencode(params).encode()
+    request = urllib.request.Request(url, data=data, method=method, headers=dict(headers))
     # A proxy from the environment never makes sense for a bridge on this machine.
     handlers = [urllib.request.ProxyHandler({})] if is_loopback(url) else []
     opener = urllib.request.build_opener(*handlers)
@@ -59,10 +65,10 @@ def _post_form(url: str, params: dict[str, str], headers: dict[str, str], timeou
 
 
 _HTTP_HINTS = {
-    403: ": the bridge refused the signature (--auth-token must be its TWILIO_AUTH_TOKEN; without one it"
+    403: ": the bridge refused the signature (--auth-token must be its {carrier} secret; without one it"
          " takes loopback clients only)",
-    404: f": nothing answers {WEBHOOK_PATH} there (is --url the bridge's base URL?)",
-    405: f": {WEBHOOK_PATH} there does not take POST (is --url the bridge's base URL?)",
+    404: ": nothing answers {path} there (is --url the bridge's base URL?)",
+    405: ": {path} there does not take {method} (is --url the bridge's base URL?)",
     503: ": the bridge is draining for shutdown",
 }
 
@@ -84,7 +90,7 @@ class WebhookClient:
     base_url: str
     to: str
     from_: str
-    validator: RequestValidator | None
+    profile: CarrierProfile
     connect_timeout_s: float
     result: CallResult
 
@@ -97,62 +103,67 @@ class WebhookClient:
     def warn(self, problem: str) -> None:
         raise NotImplementedError
 
-    def webhook_request(self) -> tuple[str, dict[str, str]]:
-        """The URL and form of the request that asks for the call's TwiML (an inbound call's voice
-        webhook; an outbound call's answer URL overrides it)."""
-        result = self.result
-        return self.base_url + WEBHOOK_PATH, messages.webhook_form(
-            account_sid=result.account_sid, call_sid=result.call_sid, from_=self.from_, to=self.to)
+    @property
+    def signed(self) -> bool:
+        return bool(getattr(self.profile, "signed", False))
 
-    async def webhook(self) -> TwimlAnswer | None:
-        result = self.result
-        url, params = self.webhook_request()
-        headers = {
-            "Content-Type": "application/x-www-form-urlencoded",
-            "User-Agent": TWILIO_HTTP_USER_AGENT,
-            "I-Twilio-Idempotency-Token": secrets.token_hex(16),
-        }
-        if self.validator is not None:
-            headers["X-Twilio-Signature"] = self.validator.compute_signature(url, params)
-        self.emit("webhook", f"POST {url} From={self.from_} To={self.to}" + (" (signed)" if self.validator else ""))
+    def webhook_request(self) -> tuple[str, AnswerRequestSpec]:
+        """The URL and request that ask for the call's answer document (an inbound call's answer
+        request; an outbound call's answer URL overrides it)."""
+        spec = self.profile.answer_request(self.result.call_sid, self.from_, self.to)
+        return self.base_url + spec.path, spec
+
+    async def webhook(self) -> StreamTarget | None:
+        result, profile = self.result, self.profile
+        url, spec = self.webhook_request()
+        headers = {"User-Agent": getattr(profile, "http_user_agent", f"{profile.name}-simulator")}
+        body = None
+        if spec.json is not None:
+            headers["Content-Type"] = "application/json"
+            body = orjson.dumps(spec.json)
+        elif spec.method != "GET":
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        headers.update(spec.headers)
+        self.emit("webhook", f"{spec.method} {url} From={self.from_} To={self.to}" + (" (signed)" if self.signed else ""))
         try:
-            status, content_type, body = await asyncio.to_thread(
-                _post_form, url, params, headers, self.connect_timeout_s
+            status, content_type, text = await asyncio.to_thread(
+                _post_form, url, spec.form, headers, self.connect_timeout_s, method=spec.method, body=body
             )
         except (urllib.error.URLError, OSError) as e:
             result.error = _unreachable(self.base_url, getattr(e, "reason", e))
             result.rejected = True
             self.emit("webhook", result.error)
             return None
-        result.webhook_status, result.twiml = status, body
+        result.webhook_status, result.twiml = status, text
         if status != 200:
-            result.error = f"HTTP {status} from {url}" + _HTTP_HINTS.get(status, "")
+            hint = _HTTP_HINTS.get(status, "").format(carrier=profile.name, path=spec.path, method=spec.method)
+            result.error = f"HTTP {status} from {url}" + hint
             result.rejected = True
             self.emit("webhook", result.error)
             return None
-        if content_type.split(";")[0].strip().lower() not in ("text/xml", "application/xml"):
-            self.protocol_error(f"webhook answered Content-Type {content_type!r}, not text/xml")
+        expected = getattr(profile, "answer_content_types", None)
+        if expected and content_type.split(";")[0].strip().lower() not in expected:
+            self.protocol_error(f"webhook answered Content-Type {content_type!r}, not {expected[0]}")
         try:
-            answer = read_twiml(body)
-        except (ET.ParseError, ValueError) as e:
-            result.error = f"unusable TwiML: {e}"
+            target = profile.read_answer(status, content_type, text, self.base_url)
+        except AnswerDeclined as e:
+            self.emit("twiml", str(e))
+            result.rejected = True
+            return None
+        except ValueError as e:
+            result.error = str(e) if str(e).startswith("unusable") else f"unusable answer: {e}"
             result.rejected = True
             self.emit("webhook", result.error)
             return None
-        self.emit("twiml", answer.note)
-        if answer.stream_url is None:
-            result.rejected = True
-            return None
-        self.check_stream_twiml(answer)
-        result.stream_url, result.custom_parameters = answer.stream_url, answer.parameters
-        return answer
-
-    def check_stream_twiml(self, answer: TwimlAnswer) -> None:
-        parts = urllib.parse.urlsplit(answer.stream_url or "")
-        if parts.scheme != "wss":
-            self.warn(f"stream url {answer.stream_url!r} is not wss://: Twilio only connects to wss")
-        if parts.query:
-            self.protocol_error(f"stream url {answer.stream_url!r} has a query string: Twilio drops it")
-        for name, value in answer.parameters.items():
-            if len(name) + len(value) >= PARAMETER_LIMIT:
-                self.protocol_error(f"<Parameter name={name!r}> is {len(name) + len(value)} characters: limit is 500")
+        self.emit("twiml", f"connect stream {target.url}")
+        check = getattr(profile, "answer_problems", None)
+        if check is not None:
+            errors, warnings = check(target)
+            for warning in warnings:
+                self.warn(warning)
+            for error in errors:
+                self.protocol_error(error)
+        elif urllib.parse.urlsplit(target.url).scheme != "wss":
+            self.warn(f"stream url {target.url!r} is not wss://: {profile.name} only connects to wss")
+        result.stream_url, result.custom_parameters = target.url, dict(target.parameters)
+        return target

@@ -6,7 +6,13 @@ Adding a carrier: its profile module here, and one line below.
 from __future__ import annotations
 
 from telephony_bridge.testing.carrier_profile import CarrierProfile
+from telephony_bridge.testing.profiles.signalwire import SignalWireProfile
+from telephony_bridge.testing.profiles.telnyx import TelnyxProfile
+from telephony_bridge.testing.profiles.twilio import TwilioProfile
 
 __all__ = ["PROFILES"]
 
 PROFILES: dict[str, type[CarrierProfile]] = {}
+PROFILES["twilio"] = TwilioProfile
+PROFILES["telnyx"] = TelnyxProfile
+PROFILES["signalwire"] = SignalWireProfile
