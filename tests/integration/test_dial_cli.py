@@ -3,12 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Iterator
 
 import pytest
 
 from telephony_bridge import cli
 
 pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture(autouse=True)
+def logging_restored() -> Iterator[None]:
+    """cli.main configures the process's logging, as an entry point does: here it runs inside
+    pytest's process, whose logging the tests after it need as it was (a handler on a closed
+    capture stream made every later log line a 'Logging error', and the leak test's RSS grew)."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    quieted = {name: logging.getLogger(name).level for name in ("websockets.server", "websockets.client", "uvicorn.error")}
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    for name, previous in quieted.items():
+        logging.getLogger(name).setLevel(previous)
 
 
 async def test_dial_prints_the_session_id(call_flow, capsys):
