@@ -3,7 +3,8 @@
     async with LocalEngine(script=Script.from_turns(["Hi there!"])) as engine:
         client = AsyncOpenAI(api_key="test", websocket_base_url=f"ws://127.0.0.1:{engine.port}/v1")
 
-Serves `/v1/realtime` (any `?model=`); any other path is refused with HTTP 404 at the handshake.
+Serves `/v1/realtime` (any `?model=`) and `/v1/realtime/translations` (the translation mode,
+translation.py); any other path is refused with HTTP 404 at the handshake.
 The dialect follows the client: beta when the `OpenAI-Beta: realtime=v1` header is present, GA
 otherwise. Any bearer key is accepted unless `require_key` is set, in which case a missing or other
 key is refused with HTTP 401 (to exercise a client's auth-failure path).
@@ -29,6 +30,7 @@ from websockets.http11 import Request, Response
 from .config import Dialect
 from .script import Script, ScriptError
 from .session import MAX_MESSAGE_BYTES, EngineSession, SpeechRequest
+from .translation import TRANSLATIONS_PATH, TranslationSession
 from .tts import synthesize as espeak_synthesize
 
 __all__ = ["REALTIME_PATH", "REQUIRE_KEY_ENV", "LocalEngine", "add_arguments", "main", "run"]
@@ -148,7 +150,7 @@ class LocalEngine:
 
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         path = urlsplit(request.path).path.rstrip("/")
-        if path != REALTIME_PATH:
+        if path not in (REALTIME_PATH, TRANSLATIONS_PATH):
             return _json_error(connection, HTTPStatus.NOT_FOUND, f"Unknown path {path!r}; the realtime "
                                   f"endpoint is {REALTIME_PATH}.", "not_found")
         if self.require_key is not None:
@@ -170,14 +172,19 @@ class LocalEngine:
         dialect: Dialect = "beta" if "realtime=v1" in request.headers.get("OpenAI-Beta", "") else "ga"
         models = parse_qs(urlsplit(request.path).query).get("model")
         model = models[0] if models else None
-        session = EngineSession(
-            dialect,
-            self._script,
-            model=model,
-            realtime_factor=self.realtime_factor,
-            chunk_ms=self.chunk_ms,
-            max_message_bytes=self.max_message_bytes,
-        )
+        session: EngineSession | TranslationSession
+        if urlsplit(request.path).path.rstrip("/") == TRANSLATIONS_PATH:
+            session = TranslationSession(self._script, model=model, chunk_ms=self.chunk_ms,
+                                         max_message_bytes=self.max_message_bytes)
+        else:
+            session = EngineSession(
+                dialect,
+                self._script,
+                model=model,
+                realtime_factor=self.realtime_factor,
+                chunk_ms=self.chunk_ms,
+                max_message_bytes=self.max_message_bytes,
+            )
         self.connections += 1
         self.sessions_started += 1
         log.debug("local engine session (%s, model=%s) from %s", dialect, model, websocket.remote_address)
@@ -202,7 +209,8 @@ class EngineSocket(Protocol):
 class _ConnectionRunner:
     """Pumps one EngineSession: client messages, pacing deadlines and finished speech, in order."""
 
-    def __init__(self, websocket: EngineSocket, session: EngineSession, synthesize: Synthesizer) -> None:
+    def __init__(self, websocket: EngineSocket, session: EngineSession | TranslationSession,
+                 synthesize: Synthesizer) -> None:
         self.websocket = websocket
         self.session = session
         self.synthesize = synthesize
@@ -236,6 +244,8 @@ class _ConnectionRunner:
                         request_id, message = payload
                         events = self.session.speech_failed(request_id, message, self.now_ms())
                 await self._send(events)
+                if getattr(self.session, "closed", False):
+                    return  # a translation session sent session.closed: the server hangs up
                 self._start_speech()
         except ConnectionClosed:
             return

@@ -114,7 +114,7 @@ class ModelConnection:
         self._api_key = api_key
         self._events = events
         self._ms_per_byte = 1 / 48 if codec == "pcm16" else 1 / 8  # model audio: PCM16 24 kHz or μ-law 8 kHz
-        self._audio_delta_type = AUDIO_DELTA_TYPE[dialect]
+        self.audio_delta_type = AUDIO_DELTA_TYPE[dialect]  # a translation session names its audio otherwise
         self._ws: ClientConnection | None = None
         self._outbox: asyncio.Queue[bytes] = asyncio.Queue(maxsize=1000)
         self._closed = False
@@ -133,6 +133,9 @@ class ModelConnection:
         # must not reach the scenario as SessionUpdated (pitfall 22).
         self._session_updates: deque[tuple[str, bool]] = deque()
         self._update_ids = itertools.count(1)
+        # Set once the client said it sends no more caller audio (a translation's session.close):
+        # the uplink stays shut, across a reconnect too.
+        self.input_closed = False
 
     def session_update_for(self, config: Mapping[str, Any], event_id: str | None = None) -> dict[str, Any]:
         """The `session.update` that sets `config` (replayed after a reconnect); a client whose
@@ -152,7 +155,13 @@ class ModelConnection:
 
     def _ready(self, ws: ClientConnection) -> None:
         self._connected.set()
-        self.uplink.ws = ws
+        if not self.input_closed:
+            self.uplink.ws = ws
+
+    def close_input(self) -> None:
+        """No more caller audio to the model from now on (the socket stays open for its answers)."""
+        self.input_closed = True
+        self.uplink.ws = None
 
     def _down(self) -> None:
         self._connected.clear()
@@ -459,7 +468,7 @@ class ModelConnection:
 
     async def _dispatch_event(self, event: dict[str, Any]) -> None:
         kind = event.get("type")
-        if kind == self._audio_delta_type:  # the hot path: model audio to the consumer
+        if kind == self.audio_delta_type:  # the hot path: model audio to the consumer
             audio = self._decode_audio(event)
             if audio is not None:
                 await self._events.on_audio_delta(event.get("response_id", ""), event.get("item_id", ""),

@@ -75,6 +75,9 @@ class RealtimeClientCore:
     """What every realtime client shape shares: one model connection, one playout per call, one barge-in."""
 
     _ids = itertools.count(1)
+    # Whether the bridge sends its own session.update (the audio formats) on connect. A translation
+    # session has no format to set: its audio is PCM16 24 kHz by protocol.
+    _bridge_session_update = True
 
     def __init__(
         self,
@@ -132,7 +135,8 @@ class RealtimeClientCore:
         await self._connection.connect(timeout_s)
         # The bridge owns the audio formats: set them before anything else (pitfall 10). Its own
         # update, so its session.updated never reaches the scenario (pitfall 22).
-        self._send(self._connection.session_update_for({}), own=True)
+        if self._bridge_session_update:
+            self._send(self._connection.session_update_for({}), own=True)
 
     def id(self) -> str:
         return self._id

@@ -8,8 +8,9 @@ Connection, playout and barge-in are `RealtimeClientCore`'s: there is no second 
 
 Client types: REALTIME (the phone agent); TRANSCRIPTION (caller audio in, transcripts out, no
 model audio: a GA `"type": "transcription"` session, opened with `?intent=transcription` and the
-transcription model in `audio.input.transcription.model`); TRANSLATION is not supported (OpenAI's
-translation sessions are a protocol of their own; creating one raises, saying so).
+transcription model in `audio.input.transcription.model`); TRANSLATION (an interpreter: OpenAI's
+translation sessions, a protocol of their own at `/v1/realtime/translations`; the client is
+realtime_translation.TranslationRealtimeAPIClient, a subclass of this one).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from telephony_bridge.naming import with_snake_case_twins
 from telephony_bridge.realtime import dialect as wire
+from telephony_bridge.realtime import translation as translation_wire
 from telephony_bridge.realtime.connection_events import Reconnected
 from telephony_bridge.realtime.events import (
     MediaEvents,
@@ -270,7 +272,7 @@ class GARealtimeAPIClient(RealtimeClientCore):
         self._send({"type": event_type, **body})
 
     def sessionClose(self, parameters: Mapping[str, Any] | None = None) -> None:
-        """`session.close` belongs to translation sessions, which the bridge does not open; on a
+        """`session.close` belongs to translation sessions (TranslationRealtimeAPIClient); on a
         realtime or transcription client it ends the session the only way those have: closing."""
         log.info("%s: sessionClose() on a %s client closes it", self.tasks.label, self.client_type.value)
         self.close()
@@ -307,22 +309,32 @@ async def create_ga_realtime_api_client(
     environ = os.environ if environ is None else environ
     parameters = dict(parameters or {})
     client_type = RealtimeAPIClientType(parameters.get("type") or RealtimeAPIClientType.REALTIME)
-    if client_type is RealtimeAPIClientType.TRANSLATION:
-        raise ValueError("RealtimeAPIClientType.TRANSLATION is not supported: OpenAI's translation sessions are a "
-                         "protocol of their own (session.input_transcript/output_transcript, session.close) that the "
-                         "bridge does not speak yet; use REALTIME with translation instructions")
     explicit = parameters.get("url") or (realtime_url_from_base(parameters["baseUrl"]) if parameters.get("baseUrl") else None)
     url = resolve_realtime_url(explicit, environ, local_engine_url)
-    transcription = client_type is RealtimeAPIClientType.TRANSCRIPTION
-    model = model_for(parameters, environ, DEFAULT_TRANSCRIPTION_MODEL if transcription else None)
-    client = GARealtimeAPIClient(
-        client_type=client_type,
-        url=_transcription_url(url) if transcription else url,
-        model=model,
-        model_in_url=not transcription,
-        dialect=parameters.get("dialect", "ga"),
-        tasks=tasks,
-        **client_options(parameters, environ),
-    )
+    options = client_options(parameters, environ)
+    dialect = parameters.get("dialect", "ga")
+    client: GARealtimeAPIClient
+    if client_type is RealtimeAPIClientType.TRANSLATION:
+        # Imported here: that module subclasses this one's client.
+        from telephony_bridge.voxengine.realtime_translation import TranslationRealtimeAPIClient
+
+        if dialect != "ga":
+            raise ValueError("a translation session exists only on the GA wire; leave dialect at 'ga'")
+        # REALTIME_MODEL names the realtime model, not the interpreter: only `model` overrides the default.
+        model = model_for({"model": parameters.get("model") or translation_wire.DEFAULT_MODEL}, {})
+        client = TranslationRealtimeAPIClient(url=translation_wire.translation_url(url), model=model,
+                                              dialect="ga", tasks=tasks, **options)
+    else:
+        transcription = client_type is RealtimeAPIClientType.TRANSCRIPTION
+        model = model_for(parameters, environ, DEFAULT_TRANSCRIPTION_MODEL if transcription else None)
+        client = GARealtimeAPIClient(
+            client_type=client_type,
+            url=_transcription_url(url) if transcription else url,
+            model=model,
+            model_in_url=not transcription,
+            dialect=dialect,
+            tasks=tasks,
+            **options,
+        )
     await client.connect()
     return client

@@ -12,7 +12,9 @@ from typing import Annotated, Any, Literal, Union, get_args
 
 from pydantic import BaseModel, Field, TypeAdapter
 
-Dialect = Literal["ga", "beta"]
+# "translation": OpenAI's translation sessions, a protocol of their own on the GA wire
+# (`RealtimeTranslationClientEvent` / `RealtimeTranslationServerEvent`).
+Dialect = Literal["ga", "beta", "translation"]
 Direction = Literal["client", "server"]
 
 
@@ -30,11 +32,17 @@ def _members(union: Any) -> tuple[Any, ...]:
 
 @cache
 def _adapter(dialect: Dialect, direction: Direction) -> TypeAdapter:
-    if dialect == "ga":
+    union: Any
+    if dialect == "translation":
         from openai.types import realtime as types
+
+        union = types.RealtimeTranslationClientEvent if direction == "client" else types.RealtimeTranslationServerEvent
     else:
-        from openai.types.beta import realtime as types
-    union = types.RealtimeClientEvent if direction == "client" else types.RealtimeServerEvent
+        if dialect == "ga":
+            from openai.types import realtime as types
+        else:
+            from openai.types.beta import realtime as types  # type: ignore[no-redef]
+        union = types.RealtimeClientEvent if direction == "client" else types.RealtimeServerEvent
     members = _members(union)
     return TypeAdapter(Annotated[Union[members], Field(discriminator="type")])  # type: ignore[valid-type]
 

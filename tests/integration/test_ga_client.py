@@ -180,9 +180,50 @@ async def test_transcription_client_opens_a_transcription_session():
         await tasks.aclose()
 
 
-async def test_translation_is_refused_at_creation_saying_why():
-    with pytest.raises(ValueError, match="TRANSLATION is not supported"):
-        await create_ga_realtime_api_client({"type": "translation"}, tasks=TaskOwner("t"), environ={})
+async def test_translation_client_speaks_the_translation_protocol_and_closes_gracefully():
+    async with ScriptedModel() as model:
+        closes = []
+        client, tasks = await make_ga(model, type=RealtimeAPIClientType.TRANSLATION,
+                                      onWebSocketClose=lambda e: closes.append(e.code))
+        path = model.connections[0].request.path
+        assert path == "/v1/realtime/translations?model=gpt-realtime-translate"
+        got = []
+        for name in ("SessionInputTranscriptDelta", "SessionOutputTranscriptDelta", "SessionClosed"):
+            client.addEventListener(G[name], lambda e: got.append((e.name, e.data.payload.type, e.data.payload.get("delta"))))
+        client.sessionUpdate({"session": {"audio": {"output": {"language": "es"}}}})
+        await model.send({"type": "session.input_transcript.delta", "delta": "Hello", "elapsed_ms": 200})
+        await model.send({"type": "session.output_transcript.delta", "delta": "Hola", "elapsed_ms": 200})
+        client.sessionClose()
+        await model.wait_for(lambda: len(model.received) == 2)
+        # No session.update of the bridge's own: the scenario's is the first event.
+        assert [e["type"] for e in sent(model)] == ["session.update", "session.close"]
+        for event in sent(model):
+            validate_client_event(event, "translation")
+        await model.send({"type": "session.closed"})
+        await eventually(lambda: len(got) == 3)
+        assert got == [("SessionInputTranscriptDelta", "session.input_transcript.delta", "Hello"),
+                       ("SessionOutputTranscriptDelta", "session.output_transcript.delta", "Hola"),
+                       ("SessionClosed", "session.closed", None)]
+        await model.drop(1000, "")  # the server hangs up after session.closed: no reconnect
+        await eventually(lambda: closes == [1000])
+        assert len(model.connections) == 1 and client.closed
+        await tasks.aclose()
+
+
+async def test_translation_model_base_url_and_refusals_at_creation():
+    async with ScriptedModel() as model:
+        base = model.url.removesuffix("/v1/realtime") + "/v1"
+        tasks = TaskOwner("call CA-tr")
+        client = await create_ga_realtime_api_client({"type": "translation", "baseUrl": base, "model": "gpt-realtime-translate-2"},
+                                                     tasks=tasks, environ={"REALTIME_MODEL": "gpt-realtime-2.1"})
+        await model.connected()
+        assert model.connections[0].request.path == "/v1/realtime/translations?model=gpt-realtime-translate-2"
+        with pytest.raises(ValueError, match="translation session"):
+            client.responseCreate({})
+        await client.aclose()
+        await tasks.aclose()
+    with pytest.raises(ValueError, match="PCM16 24 kHz"):
+        await create_ga_realtime_api_client({"type": "translation", "codec": "g711_ulaw"}, tasks=TaskOwner("t"), environ={})
 
 
 async def test_beta_dialect_toward_openai_is_an_error_at_creation():

@@ -166,6 +166,7 @@ def test_project_routes_file_loads():
     router = load_routes(Path("scenarios/routes.toml"), {path.stem for path in Path("scenarios").glob("*.py")})
     assert router.scenario_for("+15550200") == "ivr_transfer"
     assert router.scenario_for("+15550700") == "voxengine_ga_port"
+    assert router.scenario_for("+15550800") == "translator"
     assert router.scenario_for("+15550400") == "realtime_client_port"
     assert router.routes[-1].catches_all
 
