@@ -189,7 +189,7 @@ class CallStore:
             .offset(offset)
         )
         async with self.engine.connect() as conn:
-            return [_aware(dict(row._mapping)) for row in await conn.execute(query)]
+            return [_aware({str(k): v for k, v in row._mapping.items()}) for row in await conn.execute(query)]
 
     async def count_calls(self, where: CallFilter = CallFilter(), *, cap: int = 100_000) -> int:
         """How many calls match, counted up to `cap` (a page count need not scan a whole history)."""
@@ -202,7 +202,7 @@ class CallStore:
             row = (await conn.execute(sa.select(calls).where(calls.c.id == call_id))).first()
             if row is None:
                 return None
-            call = _aware(dict(row._mapping))
+            call = _aware({str(k): v for k, v in row._mapping.items()})
             items = await conn.execute(
                 sa.select(call_items).where(call_items.c.call_id == call_id).order_by(call_items.c.seq)
             )
@@ -261,6 +261,7 @@ def _upgrade(connection: sa.Connection) -> None:
     from alembic import command
     from alembic.config import Config
 
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # its per-revision INFO lines at every start-up
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = connection
