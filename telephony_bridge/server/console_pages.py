@@ -163,7 +163,7 @@ def call_page(
             else "—",
         ),
     ]
-    dl = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in facts)
+    dl = "".join(f"<div><dt>{esc(k)}</dt><dd>{esc(v)}</dd></div>" for k, v in facts)
     player = ""
     if call.get("recording"):
         src = f"/console/calls/{quote(call['id'], safe='')}/recording"
