@@ -15,9 +15,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from telephony_bridge.local_engine import ToolCall, Turn  # noqa: E402
-from telephony_bridge.testing.kit import CallFlow  # noqa: E402
-from tests.console.browser import chromium_page  # noqa: E402
+from telephony_bridge.local_engine import ToolCall, Turn
+from telephony_bridge.testing.kit import CallFlow
+from tests.console.browser import chromium_page
 
 KEY = "screenshot-key-0123456789"
 OUT = ROOT / "docs"
@@ -42,7 +42,8 @@ async def main() -> None:
                 await page.screenshot(path=str(OUT / "console-list.png"))
                 await page.goto(f"{flow.url}/console/calls/{recorded.call_sid}")
                 await page.locator("audio#player").evaluate("a => { a.currentTime = 2.2; }")
-                await page.wait_for_function("document.getElementById('playhead').getAttribute('visibility') === 'visible'")
+                await page.wait_for_function(
+                    "document.getElementById('playhead').getAttribute('visibility') === 'visible'")
                 await page.screenshot(path=str(OUT / "console-call.png"), full_page=True)
     print(f"wrote {OUT / 'console-list.png'} and {OUT / 'console-call.png'}")
 

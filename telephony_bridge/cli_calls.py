@@ -138,6 +138,7 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
     for r in rows:
         secs = f"{r['duration_s']:.1f}" if r["duration_s"] is not None else "-"
         print(
-            f"{r['started_at']:%Y-%m-%d %H:%M:%S}  {r['id']:36}  {r['from_number'] or '-':14}  {r['to_number'] or '-':14}  "
+            f"{r['started_at']:%Y-%m-%d %H:%M:%S}  {r['id']:36}  "
+            f"{r['from_number'] or '-':14}  {r['to_number'] or '-':14}  "
             f"{r['scenario'] or '-':16}  {secs:>6}  {r['end_reason'] or '-'}"
         )

@@ -27,7 +27,8 @@ def page(title: str, body: str, *, script: str | None = None, active: str = "cal
     scripts = f'<script src="/console/static/{script}" defer></script>' if script else ""
     return (
         f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
-        f'<meta name="viewport" content="width=device-width, initial-scale=1"><title>{esc(title)} · telephony_bridge</title>'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{esc(title)} · telephony_bridge</title>"
         f'<link rel="stylesheet" href="/console/static/console.css">{scripts}</head>'
         f"<body><header><strong>telephony_bridge</strong><nav>{nav}</nav></header><main>{body}</main></body></html>"
     )
@@ -90,8 +91,9 @@ def calls_page(
             f'<tr class="call-row" data-call-id="{esc(row["id"])}">'
             f'<td>{clock(row["started_at"])}</td><td><a class="call-link" href="{link}">{esc(row["id"])}</a></td>'
             f'<td class="from">{esc(row["from_number"])}</td><td class="to">{esc(row["to_number"])}</td>'
-            f'<td>{esc(row["scenario"])}</td><td>{esc(row["carrier"])}</td><td class="num">{seconds(row["duration_s"])}</td>'
-            f'<td>{esc(row["end_reason"])}</td><td class="num">{row["barge_ins"]}</td><td class="num">{row["tool_calls"]}</td></tr>'
+            f"<td>{esc(row['scenario'])}</td><td>{esc(row['carrier'])}</td>"
+            f'<td class="num">{seconds(row["duration_s"])}</td><td>{esc(row["end_reason"])}</td>'
+            f'<td class="num">{row["barge_ins"]}</td><td class="num">{row["tool_calls"]}</td></tr>'
         )
     pages = max(1, -(-total // per_page))
     kept = {k: v for k, v in query.items() if v and k != "page"}
@@ -197,8 +199,10 @@ def _timeline_svg(
         return round(t * scale, 2)
 
     parts = [
-        f'<svg id="timeline" class="timeline" viewBox="-70 0 {WIDTH + 80:.0f} 226" preserveAspectRatio="none" '
-        f'data-seconds="{total:.3f}" data-scale="{scale:.5f}" role="img" aria-label="Call timeline">'
+        (
+            f'<svg id="timeline" class="timeline" viewBox="-70 0 {WIDTH + 80:.0f} 226" preserveAspectRatio="none" '
+            f'data-seconds="{total:.3f}" data-scale="{scale:.5f}" role="img" aria-label="Call timeline">'
+        )
     ]
     for label, y in (
         ("caller", 28),
@@ -216,11 +220,11 @@ def _timeline_svg(
         parts.append(f'<path class="wave heard-wave" d="{_wave_path(heard, x(offset), recording_s * scale, 88, 24)}"/>')
     else:
         parts.append('<text class="row-label" x="10" y="60">no waveform (no WAV recording)</text>')
-    for tick in range(0, int(total) + 1, max(1, int(total // 10) or 1)):
-        parts.append(
-            f'<line class="tick" x1="{x(tick)}" x2="{x(tick)}" y1="118" y2="122"/>'
-            f'<text class="tick-label" x="{x(tick)}" y="117">{tick}s</text>'
-        )
+    parts.extend(
+        f'<line class="tick" x1="{x(tick)}" x2="{x(tick)}" y1="118" y2="122"/>'
+        f'<text class="tick-label" x="{x(tick)}" y="117">{tick}s</text>'
+        for tick in range(0, int(total) + 1, max(1, int(total // 10) or 1))
+    )
     for n, item in enumerate(items):
         kind, start = item["kind"], item["start_s"]
         end = item["end_s"] if item["end_s"] is not None else start
@@ -263,7 +267,8 @@ def _transcript_line(item: Mapping[str, Any]) -> str:
     attrs = f'class="line {kind}" data-start="{start:.3f}" data-end="{(end if end is not None else start):.3f}"'
     when = f'<span class="t">{seconds(start)}</span>'
     if kind == "caller":
-        return f'<li {attrs}>{when}<span class="who">Caller</span><span class="text">{esc(item.get("text") or "…")}</span></li>'
+        text = esc(item.get("text") or "…")
+        return f'<li {attrs}>{when}<span class="who">Caller</span><span class="text">{text}</span></li>'
     if kind == "agent":
         text = item.get("text") or ""
         heard = item.get("heard_text")

@@ -12,6 +12,7 @@ recordings.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -119,10 +120,8 @@ class StoreWriter:
             if not self.buffer:
                 self._idle.set()
                 self._wake.clear()
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), RETENTION_EVERY_S)
-                except TimeoutError:
-                    pass
                 continue
             batch = [self.buffer[i] for i in range(min(BATCH, len(self.buffer)))]
             try:

@@ -17,6 +17,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -58,7 +59,8 @@ def postgres_server() -> Iterator[str]:
         run(f"{bin_dir}/pg_ctl", "-D", data, "-l", os.path.join(root, "log"), "-w", "-t", "30", "start",
             "-o", f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off")
     except subprocess.CalledProcessError as exc:
-        log = open(os.path.join(root, "log")).read() if os.path.exists(os.path.join(root, "log")) else ""
+        log_file = os.path.join(root, "log")
+        log = Path(log_file).read_text() if os.path.exists(log_file) else ""
         shutil.rmtree(root, ignore_errors=True)
         raise RuntimeError(f"PostgreSQL did not start: {exc.stderr}\n{log}") from exc
     try:

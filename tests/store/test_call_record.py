@@ -31,8 +31,8 @@ def test_both_sides_transcripts_with_times_and_the_agent_cut_at_what_the_caller_
 
 
 def test_a_deleted_answer_was_not_heard_at_all():
-    from tests.store.journal_samples import journal
     from telephony_bridge.server.call_record import timeline_items
+    from tests.store.journal_samples import journal
 
     entries = journal()
     entries[4] = {"t": 1.524, "event": "barge_in", "truncations": [{"item_id": "item_A", "audio_end_ms": None, "deleted": True}]}
