@@ -24,7 +24,7 @@ LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
 def console_tokens(settings: Settings) -> tuple[str, ...]:
-    return tuple(t for t in (settings.console_token, *settings.api_keys) if t)
+    return tuple(t for t in (settings.console_token, *(settings.api_keys or ())) if t)  # None from the environment
 
 
 def _cookie_value(token: str) -> str:

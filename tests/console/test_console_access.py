@@ -51,3 +51,10 @@ def test_console_token_and_loopback_only_without_one(tmp_path: Path, caplog: pyt
             assert local.get("/console/live").status_code == 200
             assert local.get("/console").status_code == 503  # CALL_STORE off: said, not hidden
     assert any("console at /console serves loopback clients only" in r.message for r in caplog.records)
+
+
+def test_settings_from_the_environment_without_api_keys(tmp_path: Path):
+    """From the environment API_KEYS unset is None, not (): `serve` once failed at start-up on it."""
+    settings = Settings.from_environ({"SCENARIOS_DIR": "scenarios", "DATA_DIR": str(tmp_path), "GC_FREEZE": "0"})
+    with TestClient(create_app(settings, load_runtime(settings)), client=("127.0.0.1", 5000)) as local:
+        assert local.get("/console/live").status_code == 200
