@@ -1,4 +1,4 @@
-"""`telephony-bridge serve | engine | call | dial | demo` — the command line."""
+"""`telephony-bridge serve | engine | call | dial | demo | calls` — the command line."""
 
 from __future__ import annotations
 
@@ -157,6 +157,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="a real simulated call through the real server and the local engine")
     demo.set_defaults(run=_demo)
+
+    from telephony_bridge.cli_calls import add_calls_parser
+
+    add_calls_parser(commands)
     return parser
 
 

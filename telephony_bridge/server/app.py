@@ -21,6 +21,8 @@ from starlette.routing import Route
 
 from telephony_bridge.server.asgi import ExposeTransportAbort
 from telephony_bridge.server.carrier_routes import carrier_routes
+from telephony_bridge.server.console import console_routes
+from telephony_bridge.server.console_auth import console_tokens
 from telephony_bridge.server.memory import (
     Release,
     freeze_startup_heap,
@@ -65,6 +67,14 @@ def create_app(settings: Settings, runtime: BridgeRuntime | None = None) -> Star
             runtime.local_engine_url = engine.url
             log.info("no OPENAI_API_KEY or REALTIME_URL: the model is the embedded local engine (a simulator, not a "
                      "language model; internal, at %s)", engine.url)
+        if settings.call_store:
+            from telephony_bridge.server.store_writer import StoreWriter
+
+            runtime.call_store = StoreWriter(settings, runtime.metrics)
+            runtime.on_session_end.append(runtime.call_store.session_ended)
+            runtime.call_store.start()
+        if not console_tokens(settings):
+            log.warning("no CONSOLE_TOKEN or API_KEYS: the console at /console serves loopback clients only")
         if settings.gc_freeze:
             log.debug("start-up heap frozen: %d objects out of the cyclic GC's reach", freeze_startup_heap())
         background = [asyncio.create_task(exporter.run_sampler(), name="metrics sampler")]
@@ -87,6 +97,9 @@ def create_app(settings: Settings, runtime: BridgeRuntime | None = None) -> Star
                 await engine.stop()
             await runtime.net.aclose()
             runtime.kv_store.close()
+            if runtime.call_store is not None:
+                runtime.on_session_end.remove(runtime.call_store.session_ended)
+                await runtime.call_store.stop()
 
     def _count_release(released: Release) -> None:
         runtime.metrics.idle_memory_releases += 1
@@ -115,6 +128,7 @@ def create_app(settings: Settings, runtime: BridgeRuntime | None = None) -> Star
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
             *recording_routes(settings),
+            *console_routes(runtime),
         ],
         middleware=[Middleware(ExposeTransportAbort)],
         lifespan=lifespan,

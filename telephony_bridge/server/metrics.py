@@ -60,6 +60,9 @@ class BridgeMetrics:
     deletions: int = 0
     model_reconnects: int = 0
     idle_memory_releases: int = 0
+    store_writes: int = 0  # calls saved to the call store (server/store_writer.py)
+    store_failures: int = 0  # failed attempts to open or write the store (each retried)
+    store_dropped: int = 0  # calls dropped from a full buffer while the store was down
     active_calls: int = 0
     outcomes: dict[str, int] = field(default_factory=dict)
     uplink_latency_s: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))
@@ -87,7 +90,8 @@ class BridgeMetrics:
 
 _COUNTED = ("calls_started", "calls_rejected", "webhooks_forbidden", "streams_forbidden", "streams_unbound",
             "calls_over_capacity", "handler_events_dropped", "frames_rejected",
-            "barge_ins", "truncations", "deletions", "model_reconnects", "idle_memory_releases")
+            "barge_ins", "truncations", "deletions", "model_reconnects", "idle_memory_releases",
+            "store_writes", "store_failures", "store_dropped")
 
 
 class Exporter:
@@ -115,6 +119,11 @@ class Exporter:
             "model_reconnects": Counter("telephony_bridge_model_reconnects", "Model WebSocket reconnects", registry=r),
             "idle_memory_releases": Counter("telephony_bridge_idle_memory_releases",
                                             "Full collections + malloc_trim run when the bridge fell idle", registry=r),
+            "store_writes": Counter("telephony_bridge_store_writes", "Calls saved to the call store", registry=r),
+            "store_failures": Counter("telephony_bridge_store_failures",
+                                      "Failed attempts to open or write the call store (retried)", registry=r),
+            "store_dropped": Counter("telephony_bridge_store_dropped",
+                                     "Calls dropped from the store's full buffer while the database was down", registry=r),
         }
         self._frames = Counter("telephony_bridge_carrier_frames", "Carrier media frames", ["direction"], registry=r)
         self._calls_ended = Counter("telephony_bridge_calls_ended", "Calls ended, by outcome", ["outcome"], registry=r)

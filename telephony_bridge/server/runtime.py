@@ -70,6 +70,7 @@ class BridgeRuntime:
     # they placed, by the key their carrier's requests name (server/outbound.py).
     scenario_sessions: dict[str, Any] = field(default_factory=dict)
     outbound_calls: dict[str, Any] = field(default_factory=dict)
+    call_store: Any = None  # server/store_writer.StoreWriter, made by create_app when CALL_STORE is on
 
     def __post_init__(self) -> None:
         self.stream_tokens = StreamTokens(self.settings.stream_token_secret, self.settings.stream_token_ttl_s)

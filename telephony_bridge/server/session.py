@@ -487,6 +487,7 @@ class CallSession:
             await self._close_clients()
         await self._close_link(reason)
         if self.journal is not None:
+            self._journal_recording()
             self.journal.record("call.ended", reason=reason, end=end.kind.journal_name, duration_s=round(duration, 3), frames_in=self.frames_in,
                                 bad_frames=self.bad_frames, dtmf=self.dtmf_in)
             self.journal.close()
@@ -517,6 +518,14 @@ class CallSession:
         if self._namespace is not None:
             self._namespace.clear()
             self._namespace = None
+
+    def _journal_recording(self) -> None:
+        """The call's recording, for the call store: its file and where it starts on the journal's clock."""
+        recording = self.call.recording if self.call is not None else None
+        if recording is not None and self.journal is not None:
+            journal_start = self._loop.time() - (time.monotonic() - self.journal.started_at)  # on the loop's clock
+            self.journal.record("call.recording", recording_id=recording.recording_id, file=recording.url.rsplit("/", 1)[-1],
+                                offset_s=round(recording.started_ms / 1000 - journal_start, 3))
 
     def _handler_events_dropped(self) -> int:
         """Events the call's busy async handlers could not take (voxengine/listeners.py)."""

@@ -54,6 +54,15 @@ directory; created on the first recording): where ``call.record()`` writes. Noth
 unless a scenario asks; the files are served at ``/recordings/<id>.wav`` to holders of an
 ``API_KEYS`` key only (404 when no key is configured).
 
+The call store and the console (server/call_store.py, server/console.py): ``CALL_STORE``
+(``call_store``; on for ``telephony-bridge serve``, ``CALL_STORE=0`` turns it off; off for a
+``Settings()`` built in code, so tests do not write ``./data``) keeps every call in a SQLite file
+under ``DATA_DIR``, or in PostgreSQL at ``DATABASE_URL`` (``database_url``,
+``postgresql://user:pass@host/db``) for several bridges sharing one history. ``RETENTION_DAYS``
+(``retention_days``, default 0 = keep forever) deletes older calls and their recordings.
+``CONSOLE_TOKEN`` (``console_token``): the web console's bearer token (``API_KEYS`` work too);
+without either the console serves loopback clients only.
+
 ``IDLE_RELEASE_S`` (``idle_release_s``, default 1; 0 turns it off): once no call has been in
 progress for this long, the process runs a full garbage collection and returns free pages to the
 OS (server/memory.py), so RSS comes back down after a busy period.
@@ -103,6 +112,10 @@ class Settings:
     secrets_file: Path | None = None       # SECRETS_FILE: VoxEngine.getSecretValue's file (then the environment)
     scenario_session_max_s: float = 3600.0  # SCENARIO_SESSION_MAX_S: longest life of a session started by the API
     recordings_dir: Path = Path("data/recordings")  # RECORDINGS_DIR: where call.record() writes
+    call_store: bool = False               # CALL_STORE: on (1) by default from the environment
+    database_url: str | None = field(default=None, repr=False)  # DATABASE_URL: default SQLite under data_dir
+    retention_days: float = 0.0            # RETENTION_DAYS: 0 = keep every call
+    console_token: str | None = field(default=None, repr=False)  # CONSOLE_TOKEN: the console's bearer token
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -146,6 +159,10 @@ class Settings:
             secrets_file=_optional_path(opt("SECRETS_FILE")),
             scenario_session_max_s=_positive(opt("SCENARIO_SESSION_MAX_S"), "SCENARIO_SESSION_MAX_S", 3600.0),
             recordings_dir=Path(opt("RECORDINGS_DIR") or "data/recordings"),
+            call_store=_flag(opt("CALL_STORE"), "CALL_STORE", True),
+            database_url=opt("DATABASE_URL"),
+            retention_days=_non_negative(opt("RETENTION_DAYS"), "RETENTION_DAYS", 0.0),
+            console_token=opt("CONSOLE_TOKEN"),
         )
         if values["stream_token_secret"] is None:
             del values["stream_token_secret"]  # the default: a fresh random one

@@ -120,13 +120,16 @@ class CallFlow:
     - `recordings_dir`: where `call.record()` writes (the `call_flow` fixture: a temporary directory).
     - `api_keys`: the bridge's API_KEYS (to fetch recordings from `flow.url + "/recordings/…"`); by
       default one random key, `api_key` (start_scenario, the dial CLI); `()` for none.
+    - `call_store`: keep every call in the call store (SQLite under `data_dir`, or `database_url`),
+      which the web console at `flow.url + "/console"` reads.
     """
 
     def __init__(self, scenarios: str | Path = "scenarios", *, calls_dir: str | Path | None = None,
                  twilio: bool = False, realtime_factor: float = 4.0,
                  call_timeout: float = DEFAULT_CALL_TIMEOUT_S, data_dir: str | Path | None = None,
                  secret_values: Mapping[str, str] | None = None, recordings_dir: str | Path | None = None,
-                 api_keys: Sequence[str] | None = None) -> None:
+                 api_keys: Sequence[str] | None = None, call_store: bool = False,
+                 database_url: str | None = None) -> None:
         self.scenarios = Path(scenarios)
         self.data_dir = Path(data_dir) if data_dir is not None else None
         self._secrets = dict(secret_values or {})
@@ -135,6 +138,8 @@ class CallFlow:
         # dial CLI); `api_keys=()` runs the bridge without any (its API endpoints are then off).
         self.api_key = api_keys[0] if api_keys else secrets.token_hex(16)
         self.api_keys = (self.api_key,) if api_keys is None else tuple(api_keys)
+        self.call_store = call_store
+        self.database_url = database_url
         self.calls_dir = Path(calls_dir) if calls_dir is not None else None
         self.call_timeout = call_timeout
         self.reports: list[CallReport] = []
@@ -187,6 +192,8 @@ class CallFlow:
                 settings = replace(settings, data_dir=self.data_dir)
             if self.recordings_dir is not None:
                 settings = replace(settings, recordings_dir=self.recordings_dir)
+            if self.call_store:
+                settings = replace(settings, call_store=True, database_url=self.database_url)
             runtime = load_runtime(settings)
             runtime.on_session_start.append(self._session_added)
             runtime.on_session_end.append(self._session_ended)

@@ -19,7 +19,7 @@ Layers (a module takes the layer of its longest matching prefix in `LAYERS`):
     3  realtime/playback           the playout ledger (call-side state machine, I/O-free)
     4  realtime/connection, realtime/uplink   the model connection and its caller-audio hot path
        voxengine/                  Call, scenario runtime, client shapes, playout channels
-    5  server/, testing/, local_engine/, cli, demo   the edges
+    5  server/, testing/, local_engine/, cli, cli_calls, demo   the edges
 
 A new subpackage or top-level module must be given a layer here before the test passes.
 """
@@ -52,6 +52,7 @@ LAYERS: dict[str, int] = {
     f"{PACKAGE}.testing": 5,
     f"{PACKAGE}.local_engine": 5,
     f"{PACKAGE}.cli": 5,
+    f"{PACKAGE}.cli_calls": 5,
     f"{PACKAGE}.demo": 5,
 }
 
