@@ -1,0 +1,89 @@
+"""Plivo's side of the wire, for the phone simulator (testing/carrier_profile.py).
+
+`POST /plivo/incoming-call` with `CallUUID, From, To`; the `<Stream>` of the answer XML gives the
+stream URL; no `connected`, a `start` with `callId/streamId/mediaFormat`, numeric sequence numbers,
+base64 μ-law media; back: `playAudio`, `checkpoint` (echoed `playedStream` once played),
+`clearAudio` (checkpoints before it are never echoed).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import xml.etree.ElementTree as ET
+
+from telephony_bridge.audio.formats import ULAW_8K
+from telephony_bridge.testing.carrier_profile import (
+    AnswerRequestSpec,
+    BridgeAudio,
+    BridgeClear,
+    BridgeMark,
+    PhoneEvent,
+    StreamTarget,
+)
+
+__all__ = ["PlivoProfile"]
+
+
+class PlivoProfile:
+    name = "plivo"
+    audio_format = ULAW_8K
+    echoes_marks = True
+    frame_ms = 20
+
+    def __init__(self) -> None:
+        self._stream_id = ""
+
+    def answer_request(self, call_id: str, caller: str, number: str) -> AnswerRequestSpec:
+        return AnswerRequestSpec("POST", "/plivo/incoming-call", form={
+            "CallUUID": call_id, "From": caller.lstrip("+"), "To": number.lstrip("+"), "Direction": "inbound",
+            "CallStatus": "in-progress",
+        })
+
+    def read_answer(self, status: int, content_type: str, body: str, base_url: str) -> StreamTarget:
+        if status != 200 or "xml" not in content_type:
+            raise ValueError(f"not Plivo XML: {status} {content_type}")
+        stream = ET.fromstring(body).find("Stream")
+        if stream is None or not stream.text:
+            raise ValueError("the XML has no <Stream> (a rejection)")
+        if stream.get("bidirectional") != "true" or stream.get("contentType") != "audio/x-mulaw;rate=8000":
+            raise ValueError("not a bidirectional μ-law stream")
+        return StreamTarget(stream.text.strip())
+
+    def start_messages(self, call_id: str, stream_id: str, target: StreamTarget) -> list[str | bytes]:
+        self._stream_id = stream_id
+        return [json.dumps({"event": "start", "sequenceNumber": 0, "start": {
+            "callId": call_id, "streamId": stream_id, "accountId": "MA0000000000000000", "tracks": ["inbound"],
+            "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000}}, "extra_headers": ""})]
+
+    def audio_message(self, payload: bytes, sequence: int, timestamp_ms: int) -> str | bytes:
+        return json.dumps({"event": "media", "sequenceNumber": sequence, "streamId": self._stream_id, "media": {
+            "track": "inbound", "timestamp": str(timestamp_ms), "chunk": sequence,
+            "payload": base64.b64encode(payload).decode()}})
+
+    def dtmf_message(self, digit: str, sequence: int) -> str | bytes | None:
+        return json.dumps({"event": "dtmf", "sequenceNumber": sequence, "streamId": self._stream_id,
+                           "dtmf": {"track": "inbound", "digit": digit}})
+
+    def stop_message(self, sequence: int) -> str | bytes | None:
+        return json.dumps({"event": "stop", "sequenceNumber": sequence, "streamId": self._stream_id})
+
+    def mark_echo(self, name: str, sequence: int) -> str | bytes:
+        return json.dumps({"event": "playedStream", "sequenceNumber": sequence, "streamId": self._stream_id,
+                           "name": name})
+
+    def parse(self, message: str | bytes) -> PhoneEvent:
+        if isinstance(message, bytes):
+            raise ValueError("Plivo takes JSON text frames only")
+        event = json.loads(message)
+        kind = event.get("event") if isinstance(event, dict) else None
+        if kind == "playAudio":
+            media = event["media"]
+            if media.get("contentType") != "audio/x-mulaw" or media.get("sampleRate") != 8000:
+                raise ValueError(f"playAudio in another format: {media.get('contentType')}")
+            return BridgeAudio(base64.b64decode(media["payload"], validate=True))
+        if kind == "checkpoint" and event.get("streamId") == self._stream_id and isinstance(event.get("name"), str):
+            return BridgeMark(event["name"])
+        if kind == "clearAudio" and event.get("streamId") == self._stream_id:
+            return BridgeClear()
+        raise ValueError(f"not a Plivo stream event: {message[:60]!r}")
