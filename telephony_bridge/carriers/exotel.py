@@ -142,7 +142,8 @@ class ExotelCodec:
         parameters = {str(k): v for k, v in custom.items() if type(v) is str} if isinstance(custom, dict) else {}
         token = parameters.pop(STREAM_TOKEN_PARAMETER, None)
         self._stream_sid = stream_sid
-        self._prefix = orjson.dumps({"event": "media", "stream_sid": stream_sid}).decode()[:-1] + ',"media":{"payload":"'
+        opening = orjson.dumps({"event": "media", "stream_sid": stream_sid}).decode()[:-1]
+        self._prefix = opening + ',"media":{"payload":"'
         caller, number = start.get("from"), start.get("to")
         return CallStarted(call_id=str(call_sid), stream_id=str(stream_sid), audio_format=audio_format,
                            custom_parameters=parameters, token=token,

@@ -102,7 +102,8 @@ class ExotelCarrier(Carrier):
         return any(address in network for network in self._networks)
 
     def read_answer(self, request: HttpRequest) -> AnswerRequest:
-        if self._credentials is not None and not basic_auth_is_valid(self._credentials, request.headers.get("authorization")):
+        credentials = self._credentials
+        if credentials is not None and not basic_auth_is_valid(credentials, request.headers.get("authorization")):
             raise AnswerRefused(403, "forbidden", forbidden=True)
         if not self._client_allowed(request.client_host):
             raise AnswerRefused(403, "forbidden", forbidden=True)

@@ -162,7 +162,8 @@ class PlivoCodec:
         self._play_prefix = (
             f'{{"event":"playAudio","media":{{"contentType":"{content_type}","sampleRate":{rate},"payload":"'
         )
-        return CallStarted(call_id=str(call_id), stream_id=str(stream_id), audio_format=audio_format, custom_parameters=headers,
+        return CallStarted(call_id=str(call_id), stream_id=str(stream_id), audio_format=audio_format,
+                           custom_parameters=headers,
                            token=token)
 
     def _started(self) -> str:

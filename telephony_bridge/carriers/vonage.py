@@ -128,7 +128,8 @@ class VonageCodec:
                                                              STREAM_TOKEN_PARAMETER)}
         self._audio_format = audio_format
         self._frame_bytes = audio_format.bytes_per_ms * FRAME_MS
-        return CallStarted(call_id=str(call_id), stream_id=str(call_id), audio_format=audio_format, custom_parameters=parameters,
+        return CallStarted(call_id=str(call_id), stream_id=str(call_id), audio_format=audio_format,
+                           custom_parameters=parameters,
                            token=token if type(token) is str else None)
 
     def audio(self, payload: bytes) -> bytes:

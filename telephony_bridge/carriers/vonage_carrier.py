@@ -103,8 +103,12 @@ class VonageCallControl:
     async def transfer(self, call_id: str, to: str, caller_id: str | None) -> None:
         from vonage_voice import Connect, PhoneEndpoint, SipEndpoint  # type: ignore[import-untyped]
 
-        endpoint: Any = SipEndpoint(uri=to) if to.lower().startswith(("sip:", "sips:")) else PhoneEndpoint(number=to.lstrip("+"))
-        action = Connect(endpoint=[endpoint], from_=caller_id.lstrip("+")) if caller_id else Connect(endpoint=[endpoint], randomFromNumber=True)
+        sip = to.lower().startswith(("sip:", "sips:"))
+        endpoint: Any = SipEndpoint(uri=to) if sip else PhoneEndpoint(number=to.lstrip("+"))
+        if caller_id:
+            action = Connect(endpoint=[endpoint], from_=caller_id.lstrip("+"))
+        else:
+            action = Connect(endpoint=[endpoint], randomFromNumber=True)
         await asyncio.to_thread(self._voice.transfer_call_ncco, call_id, [action])
 
     async def dial(self, request: DialRequest) -> str:
@@ -142,9 +146,11 @@ class VonageCarrier(Carrier):
 
     def read_answer(self, request: HttpRequest) -> AnswerRequest:
         secret = self._secret
-        if secret is not None:
-            if not signature_is_valid(secret, request.headers.get("authorization"), request.body, now=time.time()):
-                raise AnswerRefused(403, "forbidden", forbidden=True)
+        # A GET's query is not covered by Vonage's JWT (only a body is, by payload_hash): docs/carriers/vonage.md
+        # says to set the answer URL's method to POST.
+        if secret is not None and not signature_is_valid(secret, request.headers.get("authorization"), request.body,
+                                                         now=time.time()):
+            raise AnswerRefused(403, "forbidden", forbidden=True)
         uuid, number = request.form.get("uuid"), request.form.get("to")
         if not uuid or not number:
             raise AnswerRefused(400, "a Vonage answer webhook needs uuid and to")

@@ -10,6 +10,7 @@ clear dropped.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -121,10 +122,8 @@ class ProfilePhone:
         await asyncio.sleep(max(0.0, at_ms / 1000 - loop.time()))
         if generation == self._generation:
             self.marks_echoed.append(name)
-            try:
+            with contextlib.suppress(Exception):  # the stream closed meanwhile
                 await ws.send(self.profile.mark_echo(name, self._next()))
-            except Exception:
-                pass  # the stream closed meanwhile
 
     def answers(self) -> list[list[Played]]:
         bursts: list[list[Played]] = []

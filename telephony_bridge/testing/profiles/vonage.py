@@ -30,7 +30,8 @@ class VonageProfile:
 
     def answer_request(self, call_id: str, caller: str, number: str) -> AnswerRequestSpec:
         return AnswerRequestSpec("GET", "/vonage/incoming-call", form={
-            "uuid": call_id, "conversation_uuid": "CON-" + call_id, "from": caller.lstrip("+"), "to": number.lstrip("+"),
+            "uuid": call_id, "conversation_uuid": "CON-" + call_id,
+            "from": caller.lstrip("+"), "to": number.lstrip("+"),
         })
 
     def read_answer(self, status: int, content_type: str, body: str, base_url: str) -> StreamTarget:
