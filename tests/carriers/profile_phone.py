@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,8 +57,9 @@ class ProfilePhone:
         async with httpx.AsyncClient(timeout=5) as http:
             if spec.method == "GET":
                 answer = await http.get(self.base_url + spec.path, params=dict(spec.form), headers=dict(spec.headers))
-            elif spec.json is not None:
-                answer = await http.post(self.base_url + spec.path, json=spec.json, headers=dict(spec.headers))
+            elif spec.json is not None:  # the bytes the profile signed (Vonage's payload_hash)
+                answer = await http.post(self.base_url + spec.path, content=json.dumps(spec.json).encode(),
+                                         headers={"Content-Type": "application/json", **spec.headers})
             else:
                 answer = await http.post(self.base_url + spec.path, data=dict(spec.form), headers=dict(spec.headers))
         target = profile.read_answer(answer.status_code, answer.headers.get("content-type", ""), answer.text,

@@ -67,3 +67,39 @@ async def test_a_call_with_a_barge_in_truncates_at_what_the_phone_played(carrier
     if not clock:
         assert phone.marks_echoed, "marks confirmed what was played"
     assert heard_ms > 500 and later, "the greeting played, was cut, and the agent answered afterwards"
+
+
+SECRETS = {
+    "vonage": {"VONAGE_SIGNATURE_SECRET": "vonage-signature-secret-of-32-bytes!"},
+    "plivo": {"PLIVO_AUTH_TOKEN": "plivo-auth-token"},
+    "exotel": {"EXOTEL_STREAM_AUTH": "exotel:stream-password"},
+}
+
+
+def _signed_profile(carrier: str, base_url: str, right: bool) -> Any:
+    secret = next(iter(SECRETS[carrier].values())) if right else "someone-else's-secret-of-32-bytes!!"
+    if carrier == "plivo":
+        return PROFILES[carrier](secret, base_url)
+    if carrier == "exotel":
+        return PROFILES[carrier](secret if right else "exotel:guess")
+    return PROFILES[carrier](secret)
+
+
+@pytest.mark.parametrize("carrier", ["vonage", "plivo", "exotel"])
+async def test_with_the_carrier_secret_configured_signed_calls_connect_and_forged_ones_are_refused(carrier):
+    settings = Settings(scenarios_dir=ROOT / "scenarios", environ=SECRETS[carrier])
+    runtime = load_runtime(settings)
+    journals: list[list[dict[str, Any]]] = []
+    runtime.on_session_end.append(lambda session: journals.append(list(session.journal.entries)))
+    async with running_bridge(settings, runtime) as live:
+        base_url = live.settings.base_url
+        assert next(c for c in live.carriers if c.name == carrier).secured
+        forged = ProfilePhone(_signed_profile(carrier, base_url, right=False), base_url)
+        with pytest.raises(ValueError, match="403"):
+            await forged.call(b"", duration_s=0.5, call_id=_call_id(carrier))
+        phone = ProfilePhone(_signed_profile(carrier, base_url, right=True), base_url)
+        await phone.call(b"", duration_s=2.0, call_id=_call_id(carrier))
+    assert live.metrics.webhooks_forbidden == 1
+    [journal] = journals
+    assert journal[0]["event"] == "call.started" and journal[0]["scenario"] == "default"
+    assert phone.played, "the greeting reached the phone over the signed call's stream"

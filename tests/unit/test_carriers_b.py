@@ -322,3 +322,72 @@ def test_exotel_answers_the_stream_url_and_fails_closed_on_basic_auth_and_the_al
     assert not ExotelCarrier({}).secured and not ExotelCarrier({}).stream_allowed(url, {})
     with pytest.raises(ValueError):
         ExotelCarrier({"EXOTEL_ALLOW": "not-a-network"})
+
+
+# --- signed profiles: what the simulator sends when it has the carrier's secret, the carrier accepts --
+
+def _as_request(spec, base_url: str, client_host: str = "127.0.0.1") -> HttpRequest:
+    body = json.dumps(spec.json).encode() if spec.json is not None else b""
+    form = dict(spec.json) if spec.json is not None else dict(spec.form)
+    return HttpRequest(spec.method, base_url + spec.path, {k.lower(): v for k, v in spec.headers.items()},
+                       form=form, form_lists={k: [v] for k, v in form.items()}, client_host=client_host, body=body)
+
+
+def test_signed_profiles_are_accepted_and_their_tampered_requests_refused():
+    base = "https://bridge.example.com"
+    secret = "vonage-signature-secret-of-32-bytes!"
+    cases = [
+        (VonageCarrier({"VONAGE_SIGNATURE_SECRET": secret}), PROFILES["vonage"](secret), "to"),
+        (PlivoCarrier({"PLIVO_AUTH_TOKEN": "plivo-token"}), PROFILES["plivo"]("plivo-token", base), "To"),
+        (ExotelCarrier({"EXOTEL_STREAM_AUTH": "exo:secret"}), PROFILES["exotel"]("exo:secret"), None),
+    ]
+    for carrier, profile, number_field in cases:
+        call_id = uuid.uuid4().hex if carrier.name == "exotel" else CALL
+        request = _as_request(profile.answer_request(call_id, "+15550199", "+15550100"), base)
+        assert carrier.read_answer(request).number == "+15550100", carrier.name
+        if number_field is not None:  # Basic auth covers no field: Exotel's numbers are only as good as its network
+            form = dict(request.form, **{number_field: "15550999"})
+            body = json.dumps(form).encode() if request.body else b""
+            tampered = HttpRequest(request.method, request.url, request.headers, form=form,
+                                   form_lists={k: [v] for k, v in form.items()}, body=body)
+            with pytest.raises(AnswerRefused):
+                carrier.read_answer(tampered)
+
+
+class _FakeVoice:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, object]] = []
+
+    def hangup(self, uuid: str) -> None:
+        self.calls.append(("hangup", uuid))
+
+    def transfer_call_ncco(self, uuid: str, ncco: list) -> None:
+        self.calls.append(("transfer", [action.model_dump(by_alias=True, exclude_none=True, mode="json") for action in ncco]))
+
+
+class _FakePlivoCalls:
+    def __init__(self) -> None:
+        self.deleted: list[str] = []
+
+    def delete(self, call_uuid: str) -> None:
+        self.deleted.append(call_uuid)
+
+
+async def test_call_control_goes_through_the_sdks():
+    from telephony_bridge.carriers.plivo_carrier import PlivoCallControl
+    from telephony_bridge.carriers.vonage_carrier import VonageCallControl
+
+    voice = _FakeVoice()
+    control = VonageCallControl(voice)
+    await control.hangup(CALL)
+    await control.transfer(CALL, "+14155550100", "+14155550101")
+    assert voice.calls == [("hangup", CALL), ("transfer", [{"action": "connect", "from": "14155550101", "endpoint": [
+        {"type": "phone", "number": "14155550100"}]}])]
+    calls = _FakePlivoCalls()
+    plivo_control = PlivoCallControl(type("Client", (), {"calls": calls})())
+    await plivo_control.hangup(CALL)
+    assert calls.deleted == [CALL]
+    with pytest.raises(NotImplementedError):
+        await plivo_control.transfer(CALL, "+14155550100", None)
+    assert VonageCarrier({}).call_control() is None and PlivoCarrier({"PLIVO_AUTH_TOKEN": "t"}).call_control() is None
+    assert ExotelCarrier({}).call_control() is None

@@ -31,12 +31,16 @@ class ExotelProfile:
     echoes_marks = True
     frame_ms = 20
 
-    def __init__(self) -> None:
+    def __init__(self, stream_auth: str | None = None) -> None:
         self._stream_sid = ""
+        self.stream_auth = stream_auth  # EXOTEL_STREAM_AUTH (user:password): then Basic auth, as Exotel sends it
 
     def answer_request(self, call_id: str, caller: str, number: str) -> AnswerRequestSpec:
+        headers = {}
+        if self.stream_auth:
+            headers["Authorization"] = "Basic " + base64.b64encode(self.stream_auth.encode()).decode()
         return AnswerRequestSpec("GET", "/exotel/incoming-call", form={
-            "CallSid": call_id, "CallFrom": caller, "CallTo": number, "Direction": "incoming"})
+            "CallSid": call_id, "CallFrom": caller, "CallTo": number, "Direction": "incoming"}, headers=headers)
 
     def read_answer(self, status: int, content_type: str, body: str, base_url: str) -> StreamTarget:
         if status != 200 or not content_type.startswith("application/json"):

@@ -9,7 +9,10 @@ base64 μ-law media; back: `playAudio`, `checkpoint` (echoed `playedStream` once
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
+import os
 import xml.etree.ElementTree as ET
 
 from telephony_bridge.audio.formats import ULAW_8K
@@ -31,14 +34,24 @@ class PlivoProfile:
     echoes_marks = True
     frame_ms = 20
 
-    def __init__(self) -> None:
+    def __init__(self, auth_token: str | None = None, base_url: str = "") -> None:
         self._stream_id = ""
+        self.auth_token = auth_token  # PLIVO_AUTH_TOKEN: then X-Plivo-Signature-V3 over base_url + path
+        self.base_url = base_url
 
     def answer_request(self, call_id: str, caller: str, number: str) -> AnswerRequestSpec:
-        return AnswerRequestSpec("POST", "/plivo/incoming-call", form={
-            "CallUUID": call_id, "From": caller.lstrip("+"), "To": number.lstrip("+"), "Direction": "inbound",
-            "CallStatus": "in-progress",
-        })
+        form = {"CallUUID": call_id, "From": caller.lstrip("+"), "To": number.lstrip("+"), "Direction": "inbound",
+                "CallStatus": "in-progress"}
+        path = "/plivo/incoming-call"
+        if self.auth_token is None:
+            return AnswerRequestSpec("POST", path, form=form)
+        # Plivo's V3 over a POST: base64(HMAC-SHA256(token, URL + "?" + each field's name and value in
+        # name order + "." + nonce)).
+        nonce = os.urandom(10).hex()
+        signed = f"{self.base_url}{path}?" + "".join(f"{k}{form[k]}" for k in sorted(form)) + f".{nonce}"
+        signature = base64.b64encode(hmac.new(self.auth_token.encode(), signed.encode(), hashlib.sha256).digest())
+        return AnswerRequestSpec("POST", path, form=form, headers={
+            "X-Plivo-Signature-V3": signature.decode(), "X-Plivo-Signature-V3-Nonce": nonce})
 
     def read_answer(self, status: int, content_type: str, body: str, base_url: str) -> StreamTarget:
         if status != 200 or "xml" not in content_type:

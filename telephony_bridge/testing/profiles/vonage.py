@@ -7,7 +7,12 @@ audio is binary L16 16 kHz both ways; `notify` is echoed as `websocket:notify` o
 
 from __future__ import annotations
 
+import hashlib
 import json
+import time
+import uuid
+
+import jwt
 
 from telephony_bridge.audio.formats import L16_16K
 from telephony_bridge.testing.carrier_profile import (
@@ -28,11 +33,21 @@ class VonageProfile:
     echoes_marks = True  # Vonage echoes `notify` (the bridge paces Vonage by clock and sends none)
     frame_ms = 20
 
+    def __init__(self, signature_secret: str | None = None) -> None:
+        self.signature_secret = signature_secret  # VONAGE_SIGNATURE_SECRET: then a signed POST, as Vonage sends it
+
     def answer_request(self, call_id: str, caller: str, number: str) -> AnswerRequestSpec:
-        return AnswerRequestSpec("GET", "/vonage/incoming-call", form={
-            "uuid": call_id, "conversation_uuid": "CON-" + call_id,
-            "from": caller.lstrip("+"), "to": number.lstrip("+"),
-        })
+        fields = {"uuid": call_id, "conversation_uuid": "CON-" + call_id,
+                  "from": caller.lstrip("+"), "to": number.lstrip("+")}
+        if self.signature_secret is None:
+            return AnswerRequestSpec("GET", "/vonage/incoming-call", form=fields)
+        body = json.dumps(fields).encode()
+        claims = {"iat": int(time.time()), "jti": str(uuid.uuid4()), "iss": "Vonage",
+                  "payload_hash": hashlib.sha256(body).hexdigest()}
+        signed = jwt.encode(claims, self.signature_secret, algorithm="HS256")
+        # payload_hash covers the body's bytes: the simulator sends `json.dumps(spec.json)` as they are.
+        return AnswerRequestSpec("POST", "/vonage/incoming-call", json=fields,
+                                 headers={"Authorization": f"Bearer {signed}"})
 
     def read_answer(self, status: int, content_type: str, body: str, base_url: str) -> StreamTarget:
         if status != 200 or not content_type.startswith("application/json"):
