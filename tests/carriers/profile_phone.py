@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import orjson
 from websockets.asyncio.client import connect
 
 from telephony_bridge.testing.carrier_profile import BridgeAudio, BridgeClear, BridgeMark, CarrierProfile
@@ -52,19 +52,23 @@ class ProfilePhone:
 
     async def call(self, caller_audio: bytes, duration_s: float, call_id: str | None = None) -> None:
         profile = self.profile
-        call_id = call_id or os.urandom(16).hex()
+        new_call_id = getattr(profile, "new_call_id", None)
+        call_id = call_id or (new_call_id() if new_call_id is not None else os.urandom(16).hex())
         spec = profile.answer_request(call_id, self.caller, self.number)
         async with httpx.AsyncClient(timeout=5) as http:
             if spec.method == "GET":
                 answer = await http.get(self.base_url + spec.path, params=dict(spec.form), headers=dict(spec.headers))
             elif spec.json is not None:  # the bytes the profile signed (Vonage's payload_hash)
-                answer = await http.post(self.base_url + spec.path, content=json.dumps(spec.json).encode(),
+                answer = await http.post(self.base_url + spec.path, content=orjson.dumps(spec.json),
                                          headers={"Content-Type": "application/json", **spec.headers})
             else:
                 answer = await http.post(self.base_url + spec.path, data=dict(spec.form), headers=dict(spec.headers))
         target = profile.read_answer(answer.status_code, answer.headers.get("content-type", ""), answer.text,
                                      self.base_url)
-        async with connect(target.url, compression=None, open_timeout=5, close_timeout=5) as ws:
+        stream_headers = getattr(profile, "stream_headers", None)
+        headers = stream_headers(target) if stream_headers is not None else {}
+        async with connect(target.url, additional_headers=headers, compression=None, open_timeout=5,
+                           close_timeout=5) as ws:
             for message in profile.start_messages(call_id, "st-" + os.urandom(12).hex(), target):
                 await ws.send(message)
             receiver = asyncio.create_task(self._receive(ws))

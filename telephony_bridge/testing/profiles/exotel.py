@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from telephony_bridge.audio.formats import L16_8K
 from telephony_bridge.testing.carrier_profile import (
+    AnswerDeclined,
     AnswerRequestSpec,
     BridgeAudio,
     BridgeClear,
@@ -31,18 +33,39 @@ class ExotelProfile:
     echoes_marks = True
     frame_ms = 20
 
-    def __init__(self, stream_auth: str | None = None) -> None:
+    answer_content_types = ("application/json",)
+    signature_header = "Authorization (Basic)"
+
+    def __init__(self, *, base_url: str = "", secret: str | None = None, account_id: str | None = None) -> None:
         self._stream_sid = ""
-        self.stream_auth = stream_auth  # EXOTEL_STREAM_AUTH (user:password): then Basic auth, as Exotel sends it
+        self.stream_auth = secret  # EXOTEL_STREAM_AUTH (user:password): then Basic auth, as Exotel sends it
+        self.base_url = base_url
+        self.account_sid = account_id or "exotel-account"
+
+    @property
+    def signed(self) -> bool:
+        return self.stream_auth is not None
+
+    def new_call_id(self) -> str:
+        return os.urandom(16).hex()  # Exotel CallSids: 32 hex digits
+
+    def stream_headers(self, target: StreamTarget) -> dict[str, str]:
+        """Exotel sends the stream URL's credentials as Basic auth on the upgrade."""
+        return self._authorization()
+
+    def _authorization(self) -> dict[str, str]:
+        if not self.stream_auth:
+            return {}
+        return {"Authorization": "Basic " + base64.b64encode(self.stream_auth.encode()).decode()}
 
     def answer_request(self, call_id: str, caller: str, number: str) -> AnswerRequestSpec:
-        headers = {}
-        if self.stream_auth:
-            headers["Authorization"] = "Basic " + base64.b64encode(self.stream_auth.encode()).decode()
         return AnswerRequestSpec("GET", "/exotel/incoming-call", form={
-            "CallSid": call_id, "CallFrom": caller, "CallTo": number, "Direction": "incoming"}, headers=headers)
+            "CallSid": call_id, "CallFrom": caller, "CallTo": number, "Direction": "incoming"},
+            headers=self._authorization())
 
     def read_answer(self, status: int, content_type: str, body: str, base_url: str) -> StreamTarget:
+        if status == 404:
+            raise AnswerDeclined("no stream URL for this number: the applet fails and the flow goes on")
         if status != 200 or not content_type.startswith("application/json"):
             raise ValueError(f"no stream URL: {status} {content_type}")
         url = json.loads(body).get("url")
@@ -56,7 +79,7 @@ class ExotelProfile:
         self._stream_sid = stream_id
         return [json.dumps({"event": "connected"}), json.dumps({
             "event": "start", "sequence_number": 1, "stream_sid": stream_id, "start": {
-                "stream_sid": stream_id, "call_sid": call_id, "account_sid": "exotel-account",
+                "stream_sid": stream_id, "call_sid": call_id, "account_sid": self.account_sid,
                 "from": "", "to": "", "custom_parameters": dict(target.parameters),
                 "media_format": {"encoding": "base64", "sample_rate": "8000", "bit_rate": "128kbps"}}})]
 

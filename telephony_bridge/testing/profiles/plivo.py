@@ -13,10 +13,12 @@ import hashlib
 import hmac
 import json
 import os
+import uuid
 import xml.etree.ElementTree as ET
 
 from telephony_bridge.audio.formats import ULAW_8K
 from telephony_bridge.testing.carrier_profile import (
+    AnswerDeclined,
     AnswerRequestSpec,
     BridgeAudio,
     BridgeClear,
@@ -34,10 +36,21 @@ class PlivoProfile:
     echoes_marks = True
     frame_ms = 20
 
-    def __init__(self, auth_token: str | None = None, base_url: str = "") -> None:
+    answer_content_types = ("application/xml", "text/xml")
+    signature_header = "X-Plivo-Signature-V3"
+
+    def __init__(self, *, base_url: str = "", secret: str | None = None, account_id: str | None = None) -> None:
         self._stream_id = ""
-        self.auth_token = auth_token  # PLIVO_AUTH_TOKEN: then X-Plivo-Signature-V3 over base_url + path
-        self.base_url = base_url
+        self.auth_token = secret  # PLIVO_AUTH_TOKEN: then X-Plivo-Signature-V3 over base_url + path
+        self.base_url = base_url.rstrip("/")
+        self.account_sid = account_id or "MA" + os.urandom(9).hex().upper()
+
+    @property
+    def signed(self) -> bool:
+        return self.auth_token is not None
+
+    def new_call_id(self) -> str:
+        return str(uuid.uuid4())
 
     def answer_request(self, call_id: str, caller: str, number: str) -> AnswerRequestSpec:
         form = {"CallUUID": call_id, "From": caller.lstrip("+"), "To": number.lstrip("+"), "Direction": "inbound",
@@ -58,15 +71,17 @@ class PlivoProfile:
             raise ValueError(f"not Plivo XML: {status} {content_type}")
         stream = ET.fromstring(body).find("Stream")
         if stream is None or not stream.text:
-            raise ValueError("the XML has no <Stream> (a rejection)")
+            if ET.fromstring(body).find("Hangup") is not None:
+                raise AnswerDeclined("Plivo XML <Hangup>: the call ends")
+            raise ValueError("the XML has no <Stream>")
         if stream.get("bidirectional") != "true" or stream.get("contentType") != "audio/x-mulaw;rate=8000":
             raise ValueError("not a bidirectional μ-law stream")
         return StreamTarget(stream.text.strip())
 
     def start_messages(self, call_id: str, stream_id: str, target: StreamTarget) -> list[str | bytes]:
         self._stream_id = stream_id
-        return [json.dumps({"event": "start", "sequenceNumber": 0, "start": {
-            "callId": call_id, "streamId": stream_id, "accountId": "MA0000000000000000", "tracks": ["inbound"],
+        return [json.dumps({"event": "start", "sequenceNumber": 1, "start": {
+            "callId": call_id, "streamId": stream_id, "accountId": self.account_sid, "tracks": ["inbound"],
             "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000}}, "extra_headers": ""})]
 
     def audio_message(self, payload: bytes, sequence: int, timestamp_ms: int) -> str | bytes:

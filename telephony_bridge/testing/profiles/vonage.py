@@ -2,7 +2,8 @@
 
 The answer request is Vonage's `GET /vonage/incoming-call?uuid=…&to=…` (numbers without the plus);
 the NCCO's websocket endpoint gives the stream URL and the headers the first message carries back;
-audio is binary L16 16 kHz both ways; `notify` is echoed as `websocket:notify` once played.
+audio is binary L16 16 kHz both ways, in whole 20 ms frames; `notify` would be echoed as
+`websocket:notify`, but the bridge sends none (it paces Vonage by clock).
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ import time
 import uuid
 
 import jwt
+import orjson
 
 from telephony_bridge.audio.formats import L16_16K
 from telephony_bridge.testing.carrier_profile import (
+    AnswerDeclined,
     AnswerRequestSpec,
     BridgeAudio,
     BridgeClear,
@@ -30,22 +33,36 @@ __all__ = ["VonageProfile"]
 class VonageProfile:
     name = "vonage"
     audio_format = L16_16K
-    echoes_marks = True  # Vonage echoes `notify` (the bridge paces Vonage by clock and sends none)
+    # Vonage does echo `notify` (mark_echo and parse speak it), but the bridge paces Vonage by clock
+    # and relies on no echo: the phone plays the stream as the bridge drives it.
+    echoes_marks = False
     frame_ms = 20
 
-    def __init__(self, signature_secret: str | None = None) -> None:
-        self.signature_secret = signature_secret  # VONAGE_SIGNATURE_SECRET: then a signed POST, as Vonage sends it
+    answer_content_types = ("application/json",)
+    signature_header = "Authorization (Vonage signed JWT)"
+
+    def __init__(self, *, base_url: str = "", secret: str | None = None, account_id: str | None = None) -> None:
+        self.base_url = base_url
+        self.signature_secret = secret  # VONAGE_SIGNATURE_SECRET: then a signed POST, as Vonage sends it
+        self.account_sid = account_id or "vonage-application"
+
+    @property
+    def signed(self) -> bool:
+        return self.signature_secret is not None
+
+    def new_call_id(self) -> str:
+        return str(uuid.uuid4())
 
     def answer_request(self, call_id: str, caller: str, number: str) -> AnswerRequestSpec:
         fields = {"uuid": call_id, "conversation_uuid": "CON-" + call_id,
                   "from": caller.lstrip("+"), "to": number.lstrip("+")}
         if self.signature_secret is None:
             return AnswerRequestSpec("GET", "/vonage/incoming-call", form=fields)
-        body = json.dumps(fields).encode()
+        body = orjson.dumps(fields)
         claims = {"iat": int(time.time()), "jti": str(uuid.uuid4()), "iss": "Vonage",
                   "payload_hash": hashlib.sha256(body).hexdigest()}
         signed = jwt.encode(claims, self.signature_secret, algorithm="HS256")
-        # payload_hash covers the body's bytes: the simulator sends `json.dumps(spec.json)` as they are.
+        # payload_hash covers the body's bytes: the simulator sends `orjson.dumps(spec.json)`, as here.
         return AnswerRequestSpec("POST", "/vonage/incoming-call", json=fields,
                                  headers={"Authorization": f"Bearer {signed}"})
 
@@ -60,7 +77,7 @@ class VonageProfile:
                         if endpoint.get("content-type") != "audio/l16;rate=16000":
                             raise ValueError(f"unexpected content-type {endpoint.get('content-type')!r}")
                         return StreamTarget(endpoint["uri"], dict(endpoint.get("headers", {})))
-        raise ValueError("the NCCO connects no websocket (a rejection)")
+        raise AnswerDeclined("the NCCO connects no websocket: the call ends")
 
     def start_messages(self, call_id: str, stream_id: str, target: StreamTarget) -> list[str | bytes]:
         return [json.dumps({"event": "websocket:connected", "content-type": "audio/l16;rate=16000",
