@@ -155,17 +155,24 @@ class ExotelCodec:
         return self._stream_sid
 
     def audio(self, payload: bytes) -> str:
-        """One media message of whole 320-byte chunks; a remainder waits for the next one. When
-        less than a chunk is pending at all, it is sent padded with silence (never an empty media)."""
+        """One media message of whole 320-byte chunks. A remainder under half a chunk waits for the
+        next message; a larger one is padded with silence. Either way a mark after this message is
+        echoed at most 10 ms away from the end of this payload: a carried remainder plays after
+        it (the ledger then counts up to 10 ms not yet heard), padding plays before it (the echo
+        comes up to 10 ms late, which the ledger does not count as heard). Carrying everything
+        would put that error at up to 20 ms; padding everything would add up to 20 ms of silence
+        into every model delta."""
         self._started()
         pending = self._carry + payload if self._carry else payload
-        whole = len(pending) - len(pending) % CHUNK_BYTES
-        if whole:
-            self._carry = pending[whole:]
-            pending = pending[:whole]
+        remainder = len(pending) % CHUNK_BYTES
+        if remainder and (remainder >= CHUNK_BYTES // 2 or len(pending) == remainder):
+            self._carry = b""
+            pending += b"\x00" * (CHUNK_BYTES - remainder)
+        elif remainder:
+            self._carry = pending[-remainder:]
+            pending = pending[:-remainder]
         else:
             self._carry = b""
-            pending = pending.ljust(CHUNK_BYTES, b"\x00")
         return self._prefix + base64.b64encode(pending).decode("ascii") + '"}}'
 
     def mark(self, name: str) -> str:

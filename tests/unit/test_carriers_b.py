@@ -12,6 +12,7 @@ import uuid
 import xml.etree.ElementTree as ET
 
 import jwt
+import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -89,10 +90,14 @@ def test_vonage_and_exotel_send_whole_frames_and_carry_the_rest():
     vonage.clear()
     assert vonage.audio(b"\x03" * 640) == b"\x03" * 640  # a clear drops what was carried
     _, exotel, _ = _started("exotel")
-    out = json.loads(exotel.audio(b"\x01" * 700))
-    assert len(base64.b64decode(out["media"]["payload"])) == 640  # 60 bytes wait
-    out = json.loads(exotel.audio(b"\x02" * 260))
-    assert base64.b64decode(out["media"]["payload"]) == b"\x01" * 60 + b"\x02" * 260
+
+    def media(payload: bytes) -> bytes:
+        return base64.b64decode(json.loads(exotel.audio(payload))["media"]["payload"])
+
+    assert media(b"\x01" * 700) == b"\x01" * 640  # 60 bytes (under half a chunk) wait
+    assert media(b"\x02" * 260) == b"\x01" * 60 + b"\x02" * 260  # and go first
+    assert media(b"\x03" * 500) == b"\x03" * 500 + bytes(140)  # 180 over a chunk: padded, nothing waits
+    assert media(b"\x04" * 100) == b"\x04" * 100 + bytes(220)  # never an empty message
 
 
 def test_plivo_play_audio_is_what_plivo_documents():
@@ -327,7 +332,7 @@ def test_exotel_answers_the_stream_url_and_fails_closed_on_basic_auth_and_the_al
 # --- signed profiles: what the simulator sends when it has the carrier's secret, the carrier accepts --
 
 def _as_request(spec, base_url: str, client_host: str = "127.0.0.1") -> HttpRequest:
-    body = json.dumps(spec.json).encode() if spec.json is not None else b""
+    body = orjson.dumps(spec.json) if spec.json is not None else b""
     form = dict(spec.json) if spec.json is not None else dict(spec.form)
     return HttpRequest(spec.method, base_url + spec.path, {k.lower(): v for k, v in spec.headers.items()},
                        form=form, form_lists={k: [v] for k, v in form.items()}, client_host=client_host, body=body)
@@ -337,9 +342,9 @@ def test_signed_profiles_are_accepted_and_their_tampered_requests_refused():
     base = "https://bridge.example.com"
     secret = "vonage-signature-secret-of-32-bytes!"
     cases = [
-        (VonageCarrier({"VONAGE_SIGNATURE_SECRET": secret}), PROFILES["vonage"](secret), "to"),
-        (PlivoCarrier({"PLIVO_AUTH_TOKEN": "plivo-token"}), PROFILES["plivo"]("plivo-token", base), "To"),
-        (ExotelCarrier({"EXOTEL_STREAM_AUTH": "exo:secret"}), PROFILES["exotel"]("exo:secret"), None),
+        (VonageCarrier({"VONAGE_SIGNATURE_SECRET": secret}), PROFILES["vonage"](secret=secret), "to"),
+        (PlivoCarrier({"PLIVO_AUTH_TOKEN": "plivo-token"}), PROFILES["plivo"](secret="plivo-token", base_url=base), "To"),
+        (ExotelCarrier({"EXOTEL_STREAM_AUTH": "exo:secret"}), PROFILES["exotel"](secret="exo:secret"), None),
     ]
     for carrier, profile, number_field in cases:
         call_id = uuid.uuid4().hex if carrier.name == "exotel" else CALL
@@ -347,7 +352,7 @@ def test_signed_profiles_are_accepted_and_their_tampered_requests_refused():
         assert carrier.read_answer(request).number == "+15550100", carrier.name
         if number_field is not None:  # Basic auth covers no field: Exotel's numbers are only as good as its network
             form = dict(request.form, **{number_field: "15550999"})
-            body = json.dumps(form).encode() if request.body else b""
+            body = orjson.dumps(form) if request.body else b""
             tampered = HttpRequest(request.method, request.url, request.headers, form=form,
                                    form_lists={k: [v] for k, v in form.items()}, body=body)
             with pytest.raises(AnswerRefused):
