@@ -239,7 +239,9 @@ class HttpRequest:
     form: Mapping[str, str] = field(default_factory=dict)  # a urlencoded body, or the query of a GET
     form_lists: Mapping[str, list[str]] = field(default_factory=dict)  # every value of each field
     client_host: str | None = None
-    body: bytes = b""  # the raw body, for carriers that sign it as sent (Telnyx)
+    # The raw body, for carriers that sign it as sent (Telnyx; Vonage's payload_hash). A JSON body's
+    # top-level scalar fields are in `form` too.
+    body: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,6 +284,8 @@ class Carrier:
     # URL prefixes this carrier answers on: "/{prefix}/incoming-call" and "/{prefix}/media-stream".
     prefixes: ClassVar[tuple[str, ...]]
     answer_methods: ClassVar[tuple[str, ...]] = ("POST",)
+    # The bodies its requests come with: a urlencoded form, or JSON (Vonage) read into `form`.
+    body_types: ClassVar[tuple[str, ...]] = ("application/x-www-form-urlencoded",)
     capabilities: ClassVar[Capabilities]
     signature_header: ClassVar[str] = "signature"  # named in refusals and logs
     secret_names: ClassVar[tuple[str, ...]] = ()  # the configuration that secures it, for the start-up warning

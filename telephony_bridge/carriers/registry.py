@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from telephony_bridge.carriers.base import Carrier
+from telephony_bridge.carriers.exotel_carrier import ExotelCarrier
+from telephony_bridge.carriers.plivo_carrier import PlivoCarrier
 from telephony_bridge.carriers.signalwire_carrier import SignalWireCarrier
 from telephony_bridge.carriers.telnyx_carrier import TelnyxCarrier
 from telephony_bridge.carriers.twilio_carrier import TwilioCarrier
+from telephony_bridge.carriers.vonage_carrier import VonageCarrier
 
 __all__ = ["CARRIERS"]
 
@@ -13,4 +16,7 @@ CARRIERS: tuple[type[Carrier], ...] = (
     TwilioCarrier,
     TelnyxCarrier,
     SignalWireCarrier,
+    VonageCarrier,
+    PlivoCarrier,
+    ExotelCarrier,
 )

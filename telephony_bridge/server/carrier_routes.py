@@ -19,6 +19,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
+import orjson
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
@@ -37,6 +38,7 @@ log = logging.getLogger("telephony_bridge.server")
 MAX_WEBHOOK_BODY = 64 * 1024
 MAX_WEBHOOK_FIELDS = 200
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
+JSON_CONTENT_TYPE = "application/json"
 ANSWER_PATH = "/incoming-call"
 STREAM_PATH = "/media-stream"
 
@@ -112,7 +114,7 @@ async def read_carrier_request(runtime: BridgeRuntime, carrier: Carrier, request
     """A carrier's request (answer, outbound answer, status callback) as the carrier reads it, or
     the response refusing it: its body bounded, and from loopback only when the carrier's secret is
     not configured. The URL is rebuilt from PUBLIC_URL (what the carrier signed), never from headers."""
-    read = await _read_form(request, runtime.settings.http_body_timeout_s)
+    read = await _read_form(request, runtime.settings.http_body_timeout_s, carrier.body_types)
     if isinstance(read, Response):
         return read
     pairs, body = read
@@ -191,9 +193,11 @@ def _notify(hooks: list[Callable[[Any], None]], session: CallSession) -> None:
             log.exception("%s: session hook %r failed", session.label, hook)
 
 
-async def _read_form(request: Request, timeout_s: float) -> tuple[list[tuple[str, str]], bytes] | Response:
-    """The request's fields (a urlencoded body, or the query of a GET) and its raw body (what some
-    carriers sign), or the response refusing it (415, 413, 408, 400) with the reason."""
+async def _read_form(request: Request, timeout_s: float, body_types: tuple[str, ...] = (FORM_CONTENT_TYPE,),
+                     ) -> tuple[list[tuple[str, str]], bytes] | Response:
+    """The request's fields (a urlencoded body, a JSON object's top-level scalars where the carrier
+    declares JSON bodies, or the query of a GET) and the body's bytes, or the response refusing it
+    (415, 413, 408, 400) with the reason."""
     if request.method == "GET":
         try:
             return parse_qsl(request.url.query, keep_blank_values=True, errors="strict",
@@ -201,8 +205,8 @@ async def _read_form(request: Request, timeout_s: float) -> tuple[list[tuple[str
         except (UnicodeDecodeError, ValueError):
             return PlainTextResponse("unreadable query string", status_code=400)
     content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if content_type != FORM_CONTENT_TYPE:
-        return PlainTextResponse(f"a voice webhook is an {FORM_CONTENT_TYPE} form", status_code=415)
+    if content_type not in body_types:
+        return PlainTextResponse(f"a voice webhook is an {' or '.join(body_types)} body", status_code=415)
     try:
         declared = int(request.headers.get("content-length") or 0)
     except ValueError:
@@ -221,6 +225,8 @@ async def _read_form(request: Request, timeout_s: float) -> tuple[list[tuple[str
     except TimeoutError:
         return PlainTextResponse(f"request body not received within {timeout_s:g} s", status_code=408,
                                  headers={"Connection": "close"})
+    if content_type == JSON_CONTENT_TYPE:
+        return _json_fields(bytes(body))
     try:
         return parse_qsl(body.decode("ascii"), keep_blank_values=True, encoding="utf-8", errors="strict",
                          max_num_fields=MAX_WEBHOOK_FIELDS), bytes(body)
@@ -228,3 +234,23 @@ async def _read_form(request: Request, timeout_s: float) -> tuple[list[tuple[str
         return PlainTextResponse("the form is not percent-encoded UTF-8", status_code=400)
     except ValueError:
         return PlainTextResponse(f"too many form fields (over {MAX_WEBHOOK_FIELDS})", status_code=400)
+
+
+def _json_fields(body: bytes) -> tuple[list[tuple[str, str]], bytes] | Response:
+    """A JSON object's top-level strings, numbers and booleans as fields (nested values are left
+    to the carrier, which has the body); anything but an object is refused."""
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return PlainTextResponse("the body is not JSON", status_code=400)
+    if not isinstance(document, dict):
+        return PlainTextResponse("the body is not a JSON object", status_code=400)
+    if len(document) > MAX_WEBHOOK_FIELDS:
+        return PlainTextResponse(f"too many fields (over {MAX_WEBHOOK_FIELDS})", status_code=400)
+    pairs = []
+    for name, value in document.items():
+        if isinstance(value, bool):
+            pairs.append((name, "true" if value else "false"))
+        elif isinstance(value, str | int | float):
+            pairs.append((name, str(value)))
+    return pairs, body

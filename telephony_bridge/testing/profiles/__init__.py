@@ -6,9 +6,12 @@ Adding a carrier: its profile module here, and one line below.
 from __future__ import annotations
 
 from telephony_bridge.testing.carrier_profile import CarrierProfile
+from telephony_bridge.testing.profiles.exotel import ExotelProfile
+from telephony_bridge.testing.profiles.plivo import PlivoProfile
 from telephony_bridge.testing.profiles.signalwire import SignalWireProfile
 from telephony_bridge.testing.profiles.telnyx import TelnyxProfile
 from telephony_bridge.testing.profiles.twilio import TwilioProfile
+from telephony_bridge.testing.profiles.vonage import VonageProfile
 
 __all__ = ["PROFILES"]
 
@@ -16,3 +19,6 @@ PROFILES: dict[str, type[CarrierProfile]] = {}
 PROFILES["twilio"] = TwilioProfile
 PROFILES["telnyx"] = TelnyxProfile
 PROFILES["signalwire"] = SignalWireProfile
+PROFILES["vonage"] = VonageProfile
+PROFILES["plivo"] = PlivoProfile
+PROFILES["exotel"] = ExotelProfile
