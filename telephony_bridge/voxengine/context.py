@@ -40,8 +40,8 @@ from telephony_bridge.voxengine.realtime_ga import (
     GARealtimeAPIClient,
     GARealtimeAPIEvents,
     RealtimeAPIClientType,
-    create_ga_realtime_api_client,
 )
+from telephony_bridge.voxengine.realtime_ga_factory import create_ga_realtime_api_client
 from telephony_bridge.voxengine.realtime_websocket_shape import OpenAIRealtimeWebSocket
 from telephony_bridge.voxengine.services import ScenarioServices, SecretNotFound
 from telephony_bridge.voxengine.shape_engine import in_call

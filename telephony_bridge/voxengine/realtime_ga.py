@@ -16,7 +16,6 @@ realtime_translation.TranslationRealtimeAPIClient, a subclass of this one).
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Callable, Mapping
 from enum import Enum
 from typing import Any, Final
@@ -24,21 +23,16 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from telephony_bridge.naming import with_snake_case_twins
 from telephony_bridge.realtime import dialect as wire
-from telephony_bridge.realtime import translation as translation_wire
 from telephony_bridge.realtime.connection_events import Reconnected
 from telephony_bridge.realtime.events import (
     MediaEvents,
     RealtimeAPIEvents,
     normalize_event_name,
 )
-from telephony_bridge.tasks import TaskOwner
 from telephony_bridge.voxengine.listeners import EventPayload
 from telephony_bridge.voxengine.realtime_client import (
     RealtimeClientCore,
-    client_options,
     log,
-    model_for,
-    resolve_realtime_url,
 )
 
 DEFAULT_TRANSCRIPTION_MODEL = "gpt-live-transcribe"  # a current Realtime transcription model (gpt-live.md, Status)
@@ -296,45 +290,3 @@ def _transcription_url(url: str) -> str:
     query = {k: v for k, v in parse_qsl(parts.query) if k != "model"}
     query["intent"] = "transcription"
     return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), ""))
-
-
-async def create_ga_realtime_api_client(
-    parameters: Mapping[str, Any] | None,
-    *,
-    tasks: TaskOwner,
-    environ: Mapping[str, str] | None = None,
-    local_engine_url: str | None = None,
-) -> GARealtimeAPIClient:
-    """`OpenAI.createRealtimeAPIClient(parameters)`; connects before returning."""
-    environ = os.environ if environ is None else environ
-    parameters = dict(parameters or {})
-    client_type = RealtimeAPIClientType(parameters.get("type") or RealtimeAPIClientType.REALTIME)
-    explicit = parameters.get("url") or (realtime_url_from_base(parameters["baseUrl"]) if parameters.get("baseUrl") else None)
-    url = resolve_realtime_url(explicit, environ, local_engine_url)
-    options = client_options(parameters, environ)
-    dialect = parameters.get("dialect", "ga")
-    client: GARealtimeAPIClient
-    if client_type is RealtimeAPIClientType.TRANSLATION:
-        # Imported here: that module subclasses this one's client.
-        from telephony_bridge.voxengine.realtime_translation import TranslationRealtimeAPIClient
-
-        if dialect != "ga":
-            raise ValueError("a translation session exists only on the GA wire; leave dialect at 'ga'")
-        # REALTIME_MODEL names the realtime model, not the interpreter: only `model` overrides the default.
-        model = model_for({"model": parameters.get("model") or translation_wire.DEFAULT_MODEL}, {})
-        client = TranslationRealtimeAPIClient(url=translation_wire.translation_url(url), model=model,
-                                              dialect="ga", tasks=tasks, **options)
-    else:
-        transcription = client_type is RealtimeAPIClientType.TRANSCRIPTION
-        model = model_for(parameters, environ, DEFAULT_TRANSCRIPTION_MODEL if transcription else None)
-        client = GARealtimeAPIClient(
-            client_type=client_type,
-            url=_transcription_url(url) if transcription else url,
-            model=model,
-            model_in_url=not transcription,
-            dialect=dialect,
-            tasks=tasks,
-            **options,
-        )
-    await client.connect()
-    return client

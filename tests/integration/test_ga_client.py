@@ -18,9 +18,9 @@ from telephony_bridge.voxengine.realtime_ga import (
     GARealtimeAPIClient,
     GARealtimeAPIEvents,
     RealtimeAPIClientType,
-    create_ga_realtime_api_client,
     realtime_url_from_base,
 )
+from telephony_bridge.voxengine.realtime_ga_factory import create_ga_realtime_api_client
 from tests.conformance.oracle import validate_client_event
 from tests.integration.scripted_model import ScriptedModel, eventually
 
