@@ -44,13 +44,14 @@ DIRECT_WRITE = callable(getattr(ClientConnection, "send_data", None))
 class Uplink:
     """Caller audio to one model client, across its reconnects."""
 
-    __slots__ = ("_bytes_per_ms", "_convert", "_stalled_since", "label", "model_format", "stats", "ws")
+    __slots__ = ("_bytes_per_ms", "_convert", "_encode", "_stalled_since", "label", "model_format", "stats", "ws")
 
     def __init__(self, codec: str, stats: ClientStatistics, label: str) -> None:
         self.label = label
         self.stats = stats
         self.ws: ClientConnection | None = None  # set by the connection when the model can take audio
         self._stalled_since: float | None = None
+        self._encode = wire.encode_input_audio_append  # the dialect's append, as JSON bytes (GPT-Live: its own)
         self.model_format = L16_24K if codec == "pcm16" else ULAW_8K
         self.set_input_format(ULAW_8K)
 
@@ -75,7 +76,7 @@ class Uplink:
         self._stalled_since = None
         self.stats.caller_frames += 1
         audio = self._convert(frame)
-        message = wire.encode_input_audio_append(binascii.b2a_base64(audio, newline=False))
+        message = self._encode(binascii.b2a_base64(audio, newline=False))
         if not DIRECT_WRITE:
             try:
                 await ws.send(message, text=True)
