@@ -381,7 +381,10 @@ class LiveEngineSession:
 
     def _on_decision_item_create(self, event: dict[str, Any]) -> None:
         _keys("event", event, {"type", "event_id", "item"}, ("item",))
-        self._emit("decision.item.created", event.get("event_id"), item=event["item"])
+        item = event["item"]
+        if not isinstance(item, dict):
+            raise LiveClientError("'item' must be an object.", "invalid_type", "item")
+        self._emit("decision.item.created", event.get("event_id"), item={"id": self._new_id("item_"), **item})
 
     def _on_decision_item_delete(self, event: dict[str, Any]) -> None:
         _keys("event", event, {"type", "event_id", "item_id"}, ("item_id",))
@@ -416,9 +419,14 @@ class LiveEngineSession:
 
     def _response_event(self, delegation: _Delegation, kind: str, status: str, output: list[Any]) -> None:
         response = {"id": delegation.response_id, "object": "response", "created_at": int(time.time()),
-                    "status": status, "model": "gpt-5.6-terra", "output": output}
+                    "status": status, "model": self._backend_model(), "output": output,
+                    "parallel_tool_calls": True, "tool_choice": "auto", "tools": []}
         self._emit("response.event", delegation_id=delegation.id, event={"type": kind, "response": response,
                                                                           "sequence_number": 0})
+
+    def _backend_model(self) -> str:
+        delegation = (self.session or {}).get("delegation") or {}
+        return str((delegation.get("responses") or {}).get("model", "gpt-5.6-terra"))
 
     def _pending_delegation(self) -> bool:
         return bool(self._delegations)
