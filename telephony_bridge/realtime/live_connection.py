@@ -12,6 +12,8 @@ with backoff, the close reported once); what differs is the protocol around it:
   through `session.input` with the conversation so far, rebuilt from the transcript deltas
   (caller and agent lines, newest 128). What was being said when the socket dropped is lost; the
   new session carries on from the transcript.
+- `session.closed` (asked for, or ended by the server) ends it: no reconnect after it, except
+  for reason `expired` (the session hit its time limit), which is reseeded like a drop;
 - no answer watchdog and no session recycling: there are no answers, and output never stops.
 """
 
@@ -111,6 +113,8 @@ class LiveConnection(ModelConnection):
             self._transcribed("assistant", event.get("delta"))
         elif member is live_wire.LiveAPIEvents.SessionClosed:
             self.close_reason = event.get("reason")
+            if self.close_reason != "expired":  # finalised on purpose: the socket's close is the end, not a drop
+                self.reconnect = False
         on_live_event = getattr(self._events, "on_live_event", None)
         if on_live_event is not None:
             on_live_event(member, event)
