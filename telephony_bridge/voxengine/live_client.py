@@ -46,7 +46,7 @@ from telephony_bridge.realtime.connection_events import Reconnected
 from telephony_bridge.realtime.events import MediaEvents
 from telephony_bridge.realtime.live_connection import LiveConnection
 from telephony_bridge.realtime.live_wire import LiveAPIEvents
-from telephony_bridge.realtime.observer import ClientEventSent, Interrupted, MediaEvent, Observer, Truncation
+from telephony_bridge.realtime.observer import ClientEventSent, Interrupted, MediaEvent, Observer, ServerEvent, Truncation
 from telephony_bridge.tasks import TaskOwner
 from telephony_bridge.voxengine.listeners import EventPayload, Handler, Listeners
 from telephony_bridge.voxengine.playout_channel import PlayoutChannel
@@ -183,6 +183,8 @@ class LiveAPIClient:
         self.listeners.remove(event, handler)
 
     def _emit(self, member: LiveAPIEvents, payload: Mapping[str, Any]) -> None:
+        if self.observer is not None and member in (LiveAPIEvents.AgentStartedSpeaking, LiveAPIEvents.AgentStoppedSpeaking):
+            self.observer(self, ServerEvent(member, payload))  # type: ignore[arg-type]
         self.listeners.emit(member, EventPayload(client=self, name=member.name,
                                                  data={"customEvent": member.name, "payload": payload}))
 
@@ -376,7 +378,7 @@ class LiveAPIClient:
             if ended is not None:
                 channel.media_ended(ended)
         self._emit(LiveAPIEvents.AgentStoppedSpeaking, {
-            "turn": turn.number, "outputMs": round(turn.output_start_ms + turn.sent_ms), "durationMs": round(turn.sent_ms),
+            "turn": turn.number, "transcript": self._heard_text(turn, turn.sent_ms + QUIET_MS), "outputMs": round(turn.output_start_ms + turn.sent_ms), "durationMs": round(turn.sent_ms),
             "heardMs": round(heard_ms or 0.0), "interrupted": turn.interrupted, "playoutLeadMs": round(turn.max_lead_ms)})
 
     async def _bound_lead(self, channel: PlayoutChannel, turn: _Turn) -> None:
@@ -389,15 +391,16 @@ class LiveAPIClient:
             await asyncio.sleep(min(lead - MAX_LEAD_MS, 500.0) / 1000)
 
     def on_live_event(self, member: LiveAPIEvents, event: dict[str, Any]) -> None:
+        wire_event = event
         if member is LiveAPIEvents.SessionOutputTranscriptDelta:
             start, end = event.get("start_ms"), event.get("end_ms")
             if isinstance(start, (int, float)) and isinstance(end, (int, float)):
                 self._transcript_marks.append((float(start), float(end), str(event.get("delta", ""))))
         if self.observer is not None:
-            from telephony_bridge.realtime.observer import ServerEvent
-
+            if member is LiveAPIEvents.SessionOutputTranscriptDelta and self._turn is not None:
+                event = {**event, "item_id": self._turn.item_id}  # the journal's line; the scenario gets the wire event
             self.observer(self, ServerEvent(member, event))  # type: ignore[arg-type]
-        self._emit(member, event)
+        self._emit(member, wire_event)
 
     async def on_audio_done(self, response_id: str) -> None: ...
     def on_response_started(self, response_id: str) -> None: ...

@@ -48,7 +48,13 @@ async def test_greets_tells_the_time_through_delegation_and_the_model_yields_to_
     assert not report.caller.clears  # the bridge did not clear the phone: the model stopped itself
     assert _spoken_ms(report.caller.heard_ulaw) > 1500  # the greeting's start and the time were heard
     assert call_flow.engine.live_sessions[-1].turns_taken >= 2
-    print(report.timeline())
+    # the journal (and so the report) reads Live like Realtime: lines, tool calls and their results
+    [tool] = report.tool_calls
+    assert tool.name == "get_current_time" and tool.output == json.loads(item["item"]["output"])
+    greeting, answer = report.agent_lines
+    assert GREETING.startswith(str(greeting)) and len(greeting) < len(GREETING)  # said until it yielded
+    assert answer == f"It's {tool.output['time']}."
+    assert report.caller_lines == ["What time is it?"]
 
 
 async def test_star_stops_the_agent_and_the_model_is_told_what_was_not_heard(call_flow):
@@ -64,3 +70,5 @@ async def test_star_stops_the_agent_and_the_model_is_told_what_was_not_heard(cal
     assert all(e["delegation_id"] is None for e in _inputs(report, "session.instructions.append"))
     stopped = [line.message for line in report.log if line.message.startswith("agent stopped")]
     assert "interrupted=True" in stopped[0]
+    greeting = report.agent_lines[0]
+    assert greeting.cut and greeting.heard_s == cut["audio_end_ms"] / 1000
