@@ -32,7 +32,7 @@ from telephony_bridge.realtime.uplink import Uplink
 
 KEEP_SLACK_MS = 200.0  # carrier jitter tolerated before silence is sent in the caller's place
 AHEAD_MS = 100.0  # how far ahead of the clock a frame may take the input before its leading silence is trimmed
-KEEPER_PERIOD_S = 0.02
+KEEPER_PERIOD_S = 0.1  # a timer per call: 10 wake-ups a second, not 50 (slack is 200 ms)
 
 _SILENCE_BYTE = {Encoding.ULAW: b"\xff", Encoding.ALAW: b"\xd5", Encoding.L16: b"\x00"}
 
