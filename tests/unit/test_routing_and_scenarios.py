@@ -163,8 +163,10 @@ def test_backslash_in_double_quoted_pattern_suggests_single_quotes(tmp_path):
 
 
 def test_project_routes_file_loads():
-    router = load_routes(Path("scenarios/routes.toml"), {"default", "ivr_transfer", "voxengine_port", "realtime_client_port", "agents_websocket_port", "recording"})
+    router = load_routes(Path("scenarios/routes.toml"), {"default", "ivr_transfer", "voxengine_port", "realtime_client_port", "agents_websocket_port", "recording",
+                                                                  "live_receptionist"})
     assert router.scenario_for("+15550200") == "ivr_transfer"
+    assert router.scenario_for("+15550700") == "live_receptionist"
     assert router.routes[-1].catches_all
 
 
