@@ -131,6 +131,15 @@ class LiveAPIClient:
     # --- lifecycle ------------------------------------------------------------------------
     async def connect(self, timeout_s: float = 10.0) -> None:
         await self._connection.connect(timeout_s)
+        # Told once the scenario has its client and has added listeners (before its next await).
+        asyncio.get_running_loop().call_soon(self._connected_events)
+
+    def _connected_events(self) -> None:
+        response = getattr(self._connection.ws, "response", None)
+        if response is not None:
+            headers = {k: v for k, v in response.headers.raw_items() if k.lower() not in ("set-cookie", "authorization")}
+            self._emit(LiveAPIEvents.HTTPResponse, {"statusCode": response.status_code, "reasonPhrase": response.reason_phrase,
+                                                    "headers": headers})
         self._emit(LiveAPIEvents.ConnectorInformation, {"url": self._connection.safe_url(), "codec": self.codec,
                                                          "audioFormat": live_wire.AUDIO_FORMATS[self.codec]})
 
@@ -331,6 +340,8 @@ class LiveAPIClient:
     # --- what the connection reports --------------------------------------------------------
     async def on_audio_delta(self, response_id: str, item_id: str, content_index: int, audio: bytes,
                              duration_ms: float, event: dict[str, Any]) -> None:
+        if self.listeners.has(LiveAPIEvents.SessionOutputAudioDelta):  # every delta, silent ones too
+            self._emit(LiveAPIEvents.SessionOutputAudioDelta, event)
         loud = audible(audio, self.codec)
         turn = self._turn
         if self._dropping_rest:
@@ -347,8 +358,6 @@ class LiveAPIClient:
             await channel.play(turn.response_id, turn.item_id, 0, audio, duration_ms)
             await self._bound_lead(channel, turn)
         turn.sent_ms += duration_ms
-        if self.listeners.has(LiveAPIEvents.SessionOutputAudioDelta):
-            self._emit(LiveAPIEvents.SessionOutputAudioDelta, event)
         if turn.quiet_ms >= QUIET_MS and self._turn is turn:
             for channel in list(self._channels.values()):
                 await channel.finish_audio(turn.response_id)

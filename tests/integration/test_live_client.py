@@ -29,7 +29,7 @@ def tone(text: str, rate: int, voice: str, speed: float) -> bytes:
 async def live_client(url: str, tasks: TaskOwner):
     client = await create_live_api_client({"apiKey": "k"}, tasks=tasks, environ={"LIVE_URL": url})
     seen: list[tuple[str, dict]] = []
-    for member in (LiveAPIEvents.SessionStarted, LiveAPIEvents.SessionOutputTranscriptDelta, LiveAPIEvents.AgentStartedSpeaking,
+    for member in (LiveAPIEvents.HTTPResponse, LiveAPIEvents.ConnectorInformation, LiveAPIEvents.SessionStarted, LiveAPIEvents.SessionOutputTranscriptDelta, LiveAPIEvents.AgentStartedSpeaking,
                    LiveAPIEvents.AgentStoppedSpeaking, MediaEvents.WebSocketReconnected):
         client.addEventListener(member, lambda e: seen.append((e.name, dict(e.data["payload"]) if "data" in e else dict(e))))
     client.sessionStart({"session": {"model": "gpt-live-1", "instructions": "Be brief.", "temperature": 0.8}})
@@ -56,6 +56,9 @@ async def test_a_drop_starts_a_new_session_seeded_with_the_transcript_so_far():
             [reconnected] = [fields for name, fields in seen if name == "WebSocketReconnected"]
             assert reconnected["replayedItems"] == 1 and client.stats.reconnects == 1
             assert [name for name, _ in seen].count("AgentStartedSpeaking") >= 1
+            names = [name for name, _ in seen]
+            assert names.index("HTTPResponse") < names.index("ConnectorInformation") < names.index("SessionStarted")
+            assert seen[0][1]["statusCode"] == 101
             for session in engine.live_sessions:
                 for event in session.received:
                     validate_live(event, "client")
