@@ -422,6 +422,7 @@ class LiveAPIClient:
         self._emit_media(MediaEvents.WebSocketReconnecting, attempt=attempt, code=code, reason=reason)
 
     def on_reconnected(self, reconnected: Reconnected) -> None:
+        self._transcript_marks.clear()  # the new session's timeline starts at zero
         r = reconnected
         self._emit_media(MediaEvents.WebSocketReconnected, attempt=r.attempt, downtimeMs=r.downtime_ms,
                          replayedItems=r.replayed_items, recycled=r.recycled, resumedAnswer=False,
@@ -433,6 +434,8 @@ class LiveAPIClient:
             channel.detach()
 
     def on_closed(self, code: int, reason: str, was_clean: bool) -> None:
+        if self.statistics:  # Voximplant's per-client statistics, here in the call's log
+            log.info("%s: Live client %s statistics: %s", self.tasks.label, self._id, self.stats_live())
         if not was_clean and code != 1000:
             self._emit(LiveAPIEvents.WebSocketError, {"code": code, "reason": reason})
         if self._on_websocket_close is None:
