@@ -304,10 +304,14 @@ def function_call_output(call_id: str, output: str) -> dict[str, Any]:
     return {"type": "function_call_output", "call_id": call_id, "output": output}
 
 
-def unheard_note(heard_ms: float, said_ms: float, heard_text: str | None) -> str:
-    """What `session.instructions.append` tells the model after the bridge cleared its audio."""
-    text = (f"The caller's playback of your last reply was stopped: they heard only the first "
-            f"{heard_ms / 1000:.1f} s of {said_ms / 1000:.1f} s")
+def unheard_note(heard_ms: float, sent_ms: float, heard_text: str | None) -> str:
+    """What `session.instructions.append` tells the model after the bridge cleared its audio:
+    `heard_ms` of the reply reached the caller (the playback ledger), of `sent_ms` the bridge had
+    written to the phone; the rest of the reply, and all that follows until it stops, is unheard."""
+    text = f"The caller's playback of your current reply was stopped after {heard_ms / 1000:.1f} s"
     if heard_text is not None:
-        text += f', up to: "{heard_text}"' if heard_text else ", none of its words"
-    return text + ". Do not assume they heard the rest; stop speaking and let them talk."
+        text += f'; they heard up to: "{heard_text}"' if heard_text else "; they heard none of its words"
+    dropped_ms = sent_ms - heard_ms
+    if dropped_ms >= 100:
+        text += f" ({dropped_ms / 1000:.1f} s more was on its way and never played)"
+    return text + ". Nothing after that reached them: stop speaking and let them talk."

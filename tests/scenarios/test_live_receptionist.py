@@ -66,7 +66,8 @@ async def test_star_stops_the_agent_and_the_model_is_told_what_was_not_heard(cal
     assert 500 < cut["audio_end_ms"] < 3500
     assert report.caller.clears  # the phone's queued audio was dropped
     notes = [e["content"] for e in _inputs(report, "session.instructions.append") if "stop speaking" in e["content"]]
-    assert len(notes) == 1 and f"{cut['audio_end_ms'] / 1000:.1f} s" in notes[0]
+    assert len(notes) == 1 and f"after {cut['audio_end_ms'] / 1000:.1f} s" in notes[0]
+    assert 'heard up to: "Hello!' in notes[0]  # the words heard, from the output transcript's timing
     assert all(e["delegation_id"] is None for e in _inputs(report, "session.instructions.append"))
     stopped = [line.message for line in report.log if line.message.startswith("agent stopped")]
     assert "interrupted=True" in stopped[0]

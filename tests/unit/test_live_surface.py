@@ -60,8 +60,9 @@ def test_seed_input_merges_speakers_and_keeps_the_newest():
 
 
 def test_unheard_note_says_what_was_heard():
-    note = live_wire.unheard_note(1800, 4200, "Hello! Thanks for")
-    assert "1.8 s of 4.2 s" in note and '"Hello! Thanks for"' in note and "stop speaking" in note
+    note = live_wire.unheard_note(1800, 2400, "Hello! Thanks for")
+    assert "after 1.8 s" in note and '"Hello! Thanks for"' in note and "0.6 s more" in note and "stop speaking" in note
+    assert "more was" not in live_wire.unheard_note(1800, 1850, "")
 
 
 def test_audible_tells_speech_from_silence_in_both_formats():
