@@ -99,3 +99,22 @@ def test_endpoint_resolution():
     assert resolve_live_url(None, {"LIVE_URL": "ws://127.0.0.1:9000/x"}, "ws://127.0.0.1:1/v1/realtime", None) == "ws://127.0.0.1:9000/x"
     assert resolve_live_url(None, {}, "ws://127.0.0.1:1/v1/realtime", None) == "ws://127.0.0.1:1/v1/live/sessions"
     assert resolve_live_url(None, {}, "ws://127.0.0.1:1/v1/realtime", "k") == "wss://api.openai.com/v1/live/sessions"
+
+
+async def test_pcm16_when_asked_converts_once_at_the_edge():
+    async with LocalEngine(script=Script.from_turns(["Hi."]), synthesize=tone) as engine:
+        tasks = TaskOwner("call CA-live-pcm")
+        client = await create_live_api_client({"apiKey": "k"}, tasks=tasks, environ={"LIVE_URL": engine.live_url})
+        client.sessionStart({"session": {"model": "gpt-live-1", "audio": {"format": {"type": "audio/pcm", "rate": 24000}}}})
+        await eventually(lambda: client.webSocketId() is not None)
+        session = engine.live_sessions[-1]
+        assert session.codec == "pcm16" and client.codec == "pcm16"
+        for _ in range(10):
+            await client.accept_caller_audio(b"\x7e" * 160)  # μ-law 20 ms from the phone
+        await eventually(lambda: session.position_ms >= 200)
+        assert client.uplink.sent_ms >= 200 and session._input_bytes % 2 == 0  # PCM16 24 kHz (48 bytes a ms), whole samples
+        client.sessionInstructionsAppend({"content": "Greet.", "delegation_id": None})
+        await eventually(lambda: client._connection.output_ms >= 300, timeout=5)
+        assert client.stats.model_audio_deltas and client.stats.model_audio_ms == client._connection.output_ms
+        await client.aclose()
+        await tasks.aclose()
