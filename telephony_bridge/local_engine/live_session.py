@@ -435,7 +435,7 @@ class LiveEngineSession:
 
     def _on_session_input_audio_append(self, event: dict[str, Any]) -> None:
         if len(event) > 2 and set(event) - {"type", "audio", "event_id"}:
-            raise _unknown(sorted(set(event) - {"type", "audio", "event_id"})[0])
+            raise _unknown(min(set(event) - {"type", "audio", "event_id"}))
         try:
             raw = binascii.a2b_base64(event["audio"])
         except (KeyError, TypeError, binascii.Error):

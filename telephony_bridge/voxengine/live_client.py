@@ -46,7 +46,14 @@ from telephony_bridge.realtime.connection_events import Reconnected
 from telephony_bridge.realtime.events import MediaEvents
 from telephony_bridge.realtime.live_connection import LiveConnection
 from telephony_bridge.realtime.live_wire import LiveAPIEvents
-from telephony_bridge.realtime.observer import ClientEventSent, Interrupted, MediaEvent, Observer, ServerEvent, Truncation
+from telephony_bridge.realtime.observer import (
+    ClientEventSent,
+    Interrupted,
+    MediaEvent,
+    Observer,
+    ServerEvent,
+    Truncation,
+)
 from telephony_bridge.tasks import TaskOwner
 from telephony_bridge.voxengine.listeners import EventPayload, Handler, Listeners
 from telephony_bridge.voxengine.playout_channel import PlayoutChannel
