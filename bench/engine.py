@@ -19,6 +19,10 @@ needs and nothing the bridge could be blamed for:
   responses); with `--speed 4` each response is sent 4x faster than real time and followed by a pause,
   in bursts as the real API sends, still averaging real time. The send time of each delta is kept —
   the downlink half of the join.
+* `/v1/live/sessions?call=<CallSid>` (GPT-Live, `bench.load --dialect live`): answers `session.start`
+  with `session.started` (μ-law 8 kHz unless the session asks for PCM), then streams
+  `session.output_audio.delta`s continuously on the same absolute schedule; appends are
+  `session.input_audio.append`, recognised the same way.
 * `GET /stats` returns every call's record as JSON (timestamps as base64 float64 arrays, see
   bench/common.py); `GET /stats?reset=1` also forgets them. `GET /healthz` answers ok.
 """
@@ -28,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import logging
 import math
 import sys
@@ -53,6 +58,8 @@ from telephony_bridge.local_engine.server import json_response  # noqa: E402
 log = logging.getLogger("bench.engine")
 
 _APPEND_MARK = b"input_audio_buffer.append"
+_LIVE_APPEND_MARK = b"session.input_audio.append"
+LIVE_PATH = "/v1/live/sessions"
 
 
 def model_audio(duration_ms: int, rate: int = 24000) -> bytes:
@@ -132,7 +139,7 @@ class BenchEngine:
 
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         parts = urlsplit(request.path)
-        if parts.path == REALTIME_PATH:
+        if parts.path in (REALTIME_PATH, LIVE_PATH):
             return None
         if parts.path == "/healthz":
             return connection.respond(HTTPStatus.OK, "ok\n")
@@ -142,6 +149,9 @@ class BenchEngine:
         return connection.respond(HTTPStatus.NOT_FOUND, "not found\n")
 
     async def _handle(self, ws: ServerConnection) -> None:
+        if urlsplit(ws.request.path).path == LIVE_PATH:
+            await self._handle_live(ws)
+            return
         query = parse_qs(urlsplit(ws.request.path).query)
         self._ids += 1
         call = query.get("call", [f"conn{self._ids}"])[0]
@@ -183,6 +193,62 @@ class BenchEngine:
                     await streamer
                 except (asyncio.CancelledError, ConnectionClosed):
                     pass
+
+    async def _handle_live(self, ws: ServerConnection) -> None:
+        """GPT-Live: silent until session.start; then continuous output, appends counted by their first bytes."""
+        query = parse_qs(urlsplit(ws.request.path).query)
+        self._ids += 1
+        call = query.get("call", [f"conn{self._ids}"])[0]
+        if call in self.calls:
+            call = f"{call}#{self._ids}"
+        record = self.calls[call] = CallRecord(call, "g711_ulaw")
+        self.open_connections += 1
+        streamer: asyncio.Task | None = None
+        appends, now = record.appends, time.monotonic
+        try:
+            while True:
+                message = await ws.recv(decode=False)
+                t = now()
+                if _LIVE_APPEND_MARK in message[:48]:
+                    appends.append(t)
+                    record.append_bytes += len(message)
+                    continue
+                event = orjson.loads(message)
+                if event.get("type") == "session.start" and streamer is None:
+                    session = event.get("session") or {}
+                    if ((session.get("audio") or {}).get("format") or {}).get("type") == "audio/pcm":
+                        record.codec = "pcm16"
+                    await ws.send(orjson.dumps({"type": "session.started", "event_id": f"evt_{self._ids}_0", "session": {
+                        "id": f"live_{self._ids}", "expires_at": 0, "status": "active", **session}}).decode())
+                    streamer = asyncio.create_task(self._stream_live(ws, record))
+                elif event.get("type") == "session.close":
+                    break
+        except (ConnectionClosed, orjson.JSONDecodeError):
+            pass
+        finally:
+            record.closed_at = now()
+            self.open_connections -= 1
+            if streamer is not None:
+                streamer.cancel()
+                with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
+                    await streamer
+
+    async def _stream_live(self, ws: ServerConnection, record: CallRecord) -> None:
+        message = b'{"type":"session.output_audio.delta","delta":"' + self._delta_b64[record.codec] + b'"}'
+        delta_s = self.delta_ms / 1000
+        deltas, now, sleep = record.deltas, time.monotonic, asyncio.sleep
+        t0 = now()
+        i = 0
+        try:
+            while True:
+                wait = t0 + i * delta_s - now()
+                if wait > 0:
+                    await sleep(wait)
+                deltas.append(now())
+                await ws.send(message, text=True)
+                i += 1
+        except ConnectionClosed:
+            pass
 
     async def _stream(self, ws: ServerConnection, record: CallRecord) -> None:
         delta_b64 = self._delta_b64[record.codec]

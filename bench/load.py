@@ -81,6 +81,7 @@ async def _start_target(h: Harness, cfg: argparse.Namespace, target: str, engine
             env = _child_env()
             env["REALTIME_URL"] = env["BENCH_ENGINE_URL"] = engine_url
             env["BENCH_CODEC"] = cfg.bridge_codec
+            env["BENCH_DIALECT"] = cfg.dialect
             argv = _bridge_argv(cfg) + ["serve", "--host", "127.0.0.1", "--port", str(port), "--scenarios", str(SCENARIOS)]
             child, _ = await h.spawn("bridge", argv, env=env, target=True)
         else:
@@ -217,6 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--targets", default="relay,bridge", help="relay,bridge (default both; ratios need both)")
     p.add_argument("--relay-server", choices=("starlette", "websockets"), default="starlette",
                    help="the floor's stack: starlette (the bridge's: uvicorn+Starlette) or plain websockets")
+    p.add_argument("--dialect", choices=("realtime", "live"), default="realtime",
+                   help="the bridge's model protocol: Realtime GA (default) or GPT-Live (μ-law pass-through both ways)")
     p.add_argument("--bridge-codec", choices=("pcm16", "g711_ulaw"), default="pcm16",
                    help="the model's audio format in the bridge: pcm16 (resampled, default) or g711_ulaw (passed through)")
     p.add_argument("--delta-ms", type=int, default=100, help="model audio per delta (default 100)")

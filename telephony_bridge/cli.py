@@ -156,6 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.set_defaults(run=_bench)
 
     demo = commands.add_parser("demo", help="a real simulated call through the real server and the local engine")
+    demo.add_argument("--dialect", choices=("realtime", "live"), default="realtime",
+                      help="the model protocol: the Realtime receptionist (default) or GPT-Live's (scenarios/live_receptionist.py)")
     demo.set_defaults(run=_demo)
 
     from telephony_bridge.cli_calls import add_calls_parser
@@ -210,7 +212,7 @@ def _dial(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from telephony_bridge.demo import main as demo_main
 
-    return demo_main()
+    return demo_main(dialect=getattr(args, "dialect", "realtime"))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,6 +7,10 @@ hang-up. Ends with the paths of the recordings and of the JSON transcript.
 
 The caller's audio is synthesised offline; its first question comes while the agent is still
 greeting, so the scenario's barge-in fires.
+
+`--dialect live` calls +15550900 instead (scenarios/live_receptionist.py): the same conversation on
+GPT-Live, where the model itself yields to the caller (no clear from the bridge) and the tool is
+delegated.
 """
 
 from __future__ import annotations
@@ -70,6 +74,7 @@ class Printer:
         self.seen_barge_in = False
         self.seen_tool_call = False
         self.hung_up = False
+        self.agent_stops: list[dict[str, Any]] = []  # GPT-Live: the agent stopped speaking
         self.transcript = LiveTranscript(lambda _t_ms, who, text: self.line(who, text), with_journal=True)
 
     def line(self, who: str, text: str) -> None:
@@ -94,6 +99,10 @@ class Printer:
             self.line("agent", f"calls tool {entry['name']}({entry['arguments']})")
         elif kind == "agent.tool_result":
             self.line("scenario", f"tool result: {entry['output']}")
+        elif kind == "agent.stopped_speaking":
+            self.agent_stops.append(entry)
+            how = "stopped by the bridge" if entry.get("interrupted") else "stops speaking"
+            self.line("agent", f"{how} after {entry['duration_ms'] / 1000:.1f} s ({entry['heard_ms'] / 1000:.1f} s heard so far)")
         elif kind == "call.hangup":
             self.hung_up = True
             self.line("scenario", f"hangs up ({entry['reason']})")
@@ -118,7 +127,12 @@ class DemoRun:
     agent_lines: list[str]  # the agent's lines as printed: as heard, cut at a barge-in
 
 
-async def run_demo(out_dir: Path) -> DemoRun:
+DEFAULT_NUMBER = "+15550100"
+LIVE_NUMBER = "+15550900"
+GREETING_S = 5.0  # the default script's greeting lasts about 6 s: a Live turn shorter than this was cut by the model
+
+
+async def run_demo(out_dir: Path, dialect: str = "realtime") -> DemoRun:
     out_dir.mkdir(parents=True, exist_ok=True)
     calls_dir = out_dir / "calls"
     env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "REALTIME_URL", "TWILIO_AUTH_TOKEN", "PUBLIC_URL")}
@@ -136,7 +150,7 @@ async def run_demo(out_dir: Path) -> DemoRun:
         stop_tail = asyncio.Event()
         tail = asyncio.create_task(tail_journal(calls_dir / f"{call_sid}.jsonl", printer.journal, stop_tail))
         result = await place_call(server.base_url, caller_audio=audio, duration_s=30, call_sid=call_sid,
-                                  on_event=printer.simulator_event)
+                                  on_event=printer.simulator_event, to=LIVE_NUMBER if dialect == "live" else DEFAULT_NUMBER)
         transcript = calls_dir / f"{call_sid}.json"
         deadline = time.monotonic() + 10
         while not transcript.exists() and time.monotonic() < deadline:
@@ -161,7 +175,10 @@ async def run_demo(out_dir: Path) -> DemoRun:
     problems = []
     if result.error:
         problems.append(f"the call failed: {result.error}")
-    if not printer.seen_barge_in or not result.clears:
+    if dialect == "live":
+        if not printer.agent_stops or printer.agent_stops[0]["duration_ms"] > GREETING_S * 1000:
+            problems.append("the model did not yield to the caller")
+    elif not printer.seen_barge_in or not result.clears:
         problems.append("no barge-in happened")
     if not printer.seen_tool_call:
         problems.append("no tool call happened")
@@ -174,8 +191,8 @@ async def run_demo(out_dir: Path) -> DemoRun:
     return DemoRun(1 if problems else 0, result, transcript, problems, printer.transcript.agent_lines)
 
 
-def main(out_dir: str | os.PathLike[str] = "out/demo") -> int:
-    return asyncio.run(run_demo(Path(out_dir))).exit_code
+def main(out_dir: str | os.PathLike[str] = "out/demo", dialect: str = "realtime") -> int:
+    return asyncio.run(run_demo(Path(out_dir), dialect)).exit_code
 
 
 if __name__ == "__main__":

@@ -37,6 +37,10 @@ CAMEL_CASE_METHODS: tuple[str, ...] = (
     "RealtimeClient", "RealtimeWebSocket",
     # Outbound calls
     "callPSTN",
+    # GPT-Live: OpenAI.createLiveAPIClient and its LiveAPIClient
+    "createLiveAPIClient", "sessionStart", "sessionInstructionsAppend", "sessionThinkingAppend",
+    "sessionCommentaryAppend", "sessionInputAudioMute", "sessionInputAudioUnmute", "sessionOutputAudioFixturePlay",
+    "decisionCreate", "decisionItemCreate", "decisionItemDelete", "responseItemCreate", "sessionClose",
 )
 
 

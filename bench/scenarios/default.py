@@ -7,14 +7,22 @@ import os
 
 ENGINE_URL = os.environ.get("BENCH_ENGINE_URL") or os.environ.get("REALTIME_URL") or "ws://127.0.0.1:9/v1/realtime"
 CODEC = os.environ.get("BENCH_CODEC") or "pcm16"
+# BENCH_DIALECT=live (bench.load --dialect live): OpenAI.createLiveAPIClient on the engine's Live
+# endpoint, μ-law 8 kHz both ways: pass-through, the input keeper, the Live output classifier.
+DIALECT = os.environ.get("BENCH_DIALECT") or "realtime"
+LIVE_URL = ENGINE_URL.replace("/v1/realtime", "/v1/live/sessions")
 
 
 async def on_alerting(e):
     call = e.call
     call.answer()
-    client = await OpenAI.Beta.createRealtimeAPIClient(
-        {"url": f"{ENGINE_URL}?call={call.id()}&codec={CODEC}", "apiKey": "bench", "codec": CODEC}
-    )
+    if DIALECT == "live":
+        client = await OpenAI.createLiveAPIClient({"baseUrl": f"{LIVE_URL}?call={call.id()}", "apiKey": "bench"})
+        client.sessionStart({"session": {"model": "gpt-live-1"}})
+    else:
+        client = await OpenAI.Beta.createRealtimeAPIClient(
+            {"url": f"{ENGINE_URL}?call={call.id()}&codec={CODEC}", "apiKey": "bench", "codec": CODEC}
+        )
     VoxEngine.sendMediaBetween(call, client)
     call.addEventListener(CallEvents.Disconnected, lambda ev: client.close())
 

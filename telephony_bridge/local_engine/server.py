@@ -3,8 +3,9 @@
     async with LocalEngine(script=Script.from_turns(["Hi there!"])) as engine:
         client = AsyncOpenAI(api_key="test", websocket_base_url=f"ws://127.0.0.1:{engine.port}/v1")
 
-Serves `/v1/realtime` (any `?model=`) and `/v1/realtime/translations` (the translation mode,
-translation.py); any other path is refused with HTTP 404 at the handshake.
+Serves `/v1/realtime` (any `?model=`), `/v1/realtime/translations` (the translation mode,
+translation.py) and GPT-Live's `/v1/live/sessions` (live_session.py); any other path is refused
+with HTTP 404 at the handshake.
 The dialect follows the client: beta when the `OpenAI-Beta: realtime=v1` header is present, GA
 otherwise. Any bearer key is accepted unless `require_key` is set, in which case a missing or other
 key is refused with HTTP 401 (to exercise a client's auth-failure path).
@@ -28,6 +29,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from .config import Dialect
+from .live_session import LiveEngineSession
 from .script import Script, ScriptError
 from .session import MAX_MESSAGE_BYTES, EngineSession, SpeechRequest
 from .translation import TRANSLATIONS_PATH, TranslationSession
@@ -38,6 +40,7 @@ __all__ = ["REALTIME_PATH", "REQUIRE_KEY_ENV", "LocalEngine", "add_arguments", "
 log = logging.getLogger(__name__)
 
 REALTIME_PATH = "/v1/realtime"
+LIVE_PATH = "/v1/live/sessions"
 REQUIRE_KEY_ENV = "TELEPHONY_BRIDGE_ENGINE_REQUIRE_KEY"
 
 Synthesizer = Callable[[str, int, str, float], bytes]
@@ -92,6 +95,7 @@ class LocalEngine:
         self._port: int | None = None
         self.connections = 0  # open right now
         self.sessions_started = 0
+        self.live_sessions: list[LiveEngineSession] = []
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -134,6 +138,11 @@ class LocalEngine:
         return f"ws://{self.host}:{self.port}{REALTIME_PATH}"
 
     @property
+    def live_url(self) -> str:
+        """The GPT-Live endpoint (`LIVE_URL`)."""
+        return f"ws://{self.host}:{self.port}{LIVE_PATH}"
+
+    @property
     def base_url(self) -> str:
         """What `AsyncOpenAI(websocket_base_url=...)` wants (ws://HOST:PORT/v1)."""
         return f"ws://{self.host}:{self.port}/v1"
@@ -150,7 +159,7 @@ class LocalEngine:
 
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         path = urlsplit(request.path).path.rstrip("/")
-        if path not in (REALTIME_PATH, TRANSLATIONS_PATH):
+        if path not in (REALTIME_PATH, TRANSLATIONS_PATH, LIVE_PATH):
             return _json_error(connection, HTTPStatus.NOT_FOUND, f"Unknown path {path!r}; the realtime "
                                   f"endpoint is {REALTIME_PATH}.", "not_found")
         if self.require_key is not None:
@@ -169,6 +178,9 @@ class LocalEngine:
         to see connections open and close)."""
         request = websocket.request
         assert request is not None
+        if urlsplit(request.path).path.rstrip("/") == LIVE_PATH:
+            await self._serve_live(websocket)
+            return
         dialect: Dialect = "beta" if "realtime=v1" in request.headers.get("OpenAI-Beta", "") else "ga"
         models = parse_qs(urlsplit(request.path).query).get("model")
         model = models[0] if models else None
@@ -194,6 +206,19 @@ class LocalEngine:
             self.connections -= 1
 
 
+    async def _serve_live(self, websocket: EngineSocket) -> None:
+        session = LiveEngineSession(self._script, chunk_ms=self.chunk_ms, max_message_bytes=self.max_message_bytes)
+        self.connections += 1
+        self.sessions_started += 1
+        self.live_sessions.append(session)
+        del self.live_sessions[:-100]  # the newest ones, for tests
+        log.debug("local engine Live session from %s", websocket.remote_address)
+        try:
+            await _ConnectionRunner(websocket, session, self._synthesize).run()
+        finally:
+            self.connections -= 1
+
+
 class EngineSocket(Protocol):
     """What serving one connection uses of its WebSocket: a websockets `ServerConnection`, or a
     wrapper of one (the call-flow kit's `RecordingSocket` records the client events)."""
@@ -209,7 +234,7 @@ class EngineSocket(Protocol):
 class _ConnectionRunner:
     """Pumps one EngineSession: client messages, pacing deadlines and finished speech, in order."""
 
-    def __init__(self, websocket: EngineSocket, session: EngineSession | TranslationSession,
+    def __init__(self, websocket: EngineSocket, session: EngineSession | TranslationSession | LiveEngineSession,
                  synthesize: Synthesizer) -> None:
         self.websocket = websocket
         self.session = session
@@ -247,6 +272,8 @@ class _ConnectionRunner:
                 if getattr(self.session, "closed", False):
                     return  # a translation session sent session.closed: the server hangs up
                 self._start_speech()
+                if getattr(self.session, "finished", False):
+                    return  # GPT-Live: session.closed is the last event; the server closes
         except ConnectionClosed:
             return
         finally:

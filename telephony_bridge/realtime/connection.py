@@ -383,17 +383,8 @@ class ModelConnection:
             except RealtimeConnectionError as exc:
                 log.warning("%s: reconnect attempt %d failed: %s", self.tasks.label, attempt, exc)
                 continue
-            replay = self.conversation.replay_items()
-            self.conversation = ConversationMirror(self.conversation.max_items)  # refilled by the new session's echoes
-            self._session_updates.clear()  # a new session: the old one's answers never come
-            replayed_update = self.session_update_for(self.session_config, f"evt_bridge_su{next(self._update_ids)}")
-            self._session_updates.append((replayed_update["event_id"], True))
             try:
-                await ws.send(orjson.dumps(replayed_update), text=True)
-                for item in replay:
-                    await ws.send(orjson.dumps(wire.conversation_item_create(None, item, self.dialect)), text=True)
-                if resume:
-                    await ws.send(orjson.dumps(wire.response_create({}, self.dialect, self.codec)), text=True)
+                replayed = await self._replay(ws, resume)
             except ConnectionClosed:
                 continue
             self._ws = ws
@@ -402,14 +393,30 @@ class ModelConnection:
             self._ready(ws)
             self.stats.reconnects += 1
             downtime_ms = (loop.time() - down_at) * 1000
-            log.info("%s: model WebSocket reopened after %.0f ms; %d item(s) replayed", self.tasks.label, downtime_ms, len(replay))
+            log.info("%s: model WebSocket reopened after %.0f ms; %d item(s) replayed", self.tasks.label, downtime_ms, replayed)
             self._events.on_reconnected(Reconnected(
-                attempt=attempt, downtime_ms=round(downtime_ms, 1), replayed_items=len(replay), recycled=recycled,
+                attempt=attempt, downtime_ms=round(downtime_ms, 1), replayed_items=replayed, recycled=recycled,
                 resumed_answer=resume, caller_audio_lost_ms=round(self.stats.caller_audio_dropped_ms - dropped_before, 1),
                 model_silent_before_ms=round(silent_ms, 1)))
             return True
         log.error("%s: model WebSocket could not be reopened after %d attempt(s)", self.tasks.label, len(delays))
         return False
+
+    async def _replay(self, ws: ClientConnection, resume: bool) -> int:
+        """Seed a fresh session with the call so far; returns how many items were replayed. The
+        Realtime way: the session config, the mirrored conversation, and the cut-off answer asked
+        for again. (GPT-Live has its own: realtime/live_connection.py.)"""
+        replay = self.conversation.replay_items()
+        self.conversation = ConversationMirror(self.conversation.max_items)  # refilled by the new session's echoes
+        self._session_updates.clear()  # a new session: the old one's answers never come
+        replayed_update = self.session_update_for(self.session_config, f"evt_bridge_su{next(self._update_ids)}")
+        self._session_updates.append((replayed_update["event_id"], True))
+        await ws.send(orjson.dumps(replayed_update), text=True)
+        for item in replay:
+            await ws.send(orjson.dumps(wire.conversation_item_create(None, item, self.dialect)), text=True)
+        if resume:
+            await ws.send(orjson.dumps(wire.response_create({}, self.dialect, self.codec)), text=True)
+        return len(replay)
 
     async def _watch_answers(self) -> None:
         """Cut off a model whose answer stalled with its socket open; the reader then reconnects."""

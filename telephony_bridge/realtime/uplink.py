@@ -52,7 +52,7 @@ class Uplink:
         self.ws: ClientConnection | None = None  # set by the connection when the model can take audio
         self._stalled_since: float | None = None
         self.model_format = L16_24K if codec == "pcm16" else ULAW_8K
-        # base64 audio -> the append frame's JSON bytes; a translation session's append has its own type.
+        # base64 audio -> the append frame's JSON bytes; a translation session's and GPT-Live's have their own.
         self.encode = wire.encode_input_audio_append
         self.set_input_format(ULAW_8K)
 

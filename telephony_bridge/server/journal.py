@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -14,6 +15,7 @@ import orjson
 
 from telephony_bridge.realtime.events import MediaEvents as M
 from telephony_bridge.realtime.events import RealtimeAPIEvents as E
+from telephony_bridge.realtime.live_wire import LiveAPIEvents
 from telephony_bridge.realtime.observer import (
     ClientEventSent,
     Interrupted,
@@ -97,9 +99,13 @@ class CallJournal:
 
     def model_event(self, client: Any, observed: ObserverEvent) -> None:
         """Observer of a RealtimeAPIClient: server events, media events, client events and interruptions."""
+        if isinstance(observed, ServerEvent) and isinstance(observed.member, LiveAPIEvents):
+            self._live_event(observed.member, observed.data)
+            return
         if isinstance(observed, ClientEventSent):
             event = observed.event
-            if event.get("type") == "conversation.item.create" and (event.get("item") or {}).get("type") == "function_call_output":
+            if (event.get("type") in ("conversation.item.create", "response.item.create")  # Realtime, GPT-Live
+                    and (event.get("item") or {}).get("type") == "function_call_output"):
                 item = event["item"]
                 self.record("agent.tool_result", call_id=item.get("call_id"), output=item.get("output"))
             return
@@ -144,6 +150,26 @@ class CallJournal:
         elif member is E.Error:
             error = event.get("error") or {}
             self.record(kind, code=error.get("code"), message=error.get("message"))
+
+    def _live_event(self, member: LiveAPIEvents, event: Mapping[str, Any]) -> None:
+        """GPT-Live (voxengine/live_client.py): the same journal kinds where they exist."""
+        if member is LiveAPIEvents.SessionInputTranscriptDelta:
+            self.record("caller.transcript", text=event.get("delta"), start_ms=event.get("start_ms"))
+        elif member is LiveAPIEvents.SessionOutputTranscriptDelta:
+            self.record("agent.transcript_delta", item_id=event.get("item_id"), text=event.get("delta"))
+        elif member is LiveAPIEvents.ResponseEvent:
+            nested = event.get("event") or {}
+            item = nested.get("item") or {}
+            if nested.get("type") == "response.output_item.done" and item.get("type") == "function_call":
+                self.record("agent.tool_call", name=item.get("name"), arguments=item.get("arguments"),
+                            call_id=item.get("call_id"), delegation_id=event.get("delegation_id"))
+        elif member is LiveAPIEvents.AgentStoppedSpeaking:
+            self.record("agent.transcript", item_id=f"live_item_{event.get('turn')}", text=event.get("transcript"))
+            self.record("agent.stopped_speaking", heard_ms=event.get("heardMs"), duration_ms=event.get("durationMs"),
+                        interrupted=event.get("interrupted"), playout_lead_ms=event.get("playoutLeadMs"))
+        elif member is LiveAPIEvents.Error:
+            error = event.get("error") or {}
+            self.record("model.error", code=error.get("code"), message=error.get("message"))
 
     def close(self) -> None:
         if self._stream is not None:

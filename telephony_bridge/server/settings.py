@@ -85,6 +85,7 @@ class Settings:
     twilio_account_sid: str | None = None
     twilio_api_base_url: str | None = None  # TWILIO_API_BASE_URL: a stand-in REST API (tests)
     realtime_url: str | None = None        # REALTIME_URL: model endpoint override
+    live_url: str | None = None            # LIVE_URL: the GPT-Live endpoint's full WebSocket URL, used as given
     openai_api_key: str | None = field(default=None, repr=False)
     scenarios_dir: Path = Path("scenarios")
     calls_dir: Path | None = None          # CALLS_DIR: per-call JSON transcripts (journal) go here
@@ -135,6 +136,7 @@ class Settings:
             twilio_account_sid=opt("TWILIO_ACCOUNT_SID"),
             twilio_api_base_url=opt("TWILIO_API_BASE_URL"),
             realtime_url=opt("REALTIME_URL"),
+            live_url=opt("LIVE_URL"),
             openai_api_key=opt("OPENAI_API_KEY"),
             scenarios_dir=Path(opt("SCENARIOS_DIR") or "scenarios"),
             calls_dir=opt_path("CALLS_DIR"),
@@ -219,6 +221,8 @@ class Settings:
             env["REALTIME_URL"] = self.realtime_url
         if self.openai_api_key:
             env["OPENAI_API_KEY"] = self.openai_api_key
+        if self.live_url:
+            env["LIVE_URL"] = self.live_url
         return env
 
 

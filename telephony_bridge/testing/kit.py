@@ -182,6 +182,7 @@ class CallFlow:
                 scenarios_dir=self.scenarios,
                 calls_dir=self.calls_dir,
                 realtime_url=self.engine.url,
+                live_url=self.engine.live_url,  # GPT-Live scenarios (OpenAI.createLiveAPIClient)
                 twilio_account_sid=self._account_sid if self.twilio else None,
                 twilio_auth_token=self._auth_token if self.twilio else None,
                 twilio_api_base_url=self.twilio.url if self.twilio else None,

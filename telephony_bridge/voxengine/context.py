@@ -28,6 +28,7 @@ from telephony_bridge.voxengine.listeners import (
     Listeners,
     enum_normalizer,
 )
+from telephony_bridge.voxengine.live_client import LiveAPIClient, LiveAPIEvents, create_live_api_client
 from telephony_bridge.voxengine.net import Net
 from telephony_bridge.voxengine.realtime_client import (
     RealtimeAPIClient,
@@ -233,6 +234,17 @@ class OpenAINamespace:
         )
         client.observer = beta.observer
         beta._vox.clients.append(client)
+        return client
+
+    LiveAPIEvents = LiveAPIEvents
+
+    async def createLiveAPIClient(self, parameters: Mapping[str, Any] | None = None) -> LiveAPIClient:
+        """GPT-Live (voxengine/live_client.py), registered with the call like every client."""
+        beta = self.Beta
+        client = await create_live_api_client(parameters or {}, tasks=beta._tasks, environ=beta._environ,
+                                              local_engine_url=beta._local_engine_url)
+        client.observer = beta.observer
+        beta._vox.clients.append(client)  # type: ignore[arg-type]
         return client
 
     def RealtimeClient(self, settings: Mapping[str, Any] | None = None, config: Mapping[str, Any] | None = None) -> RealtimeClient:

@@ -68,3 +68,18 @@ async def test_demo_call_barges_in_calls_a_tool_and_hangs_up_after_goodbye(tmp_p
     assert call.closed_by == "server" and not call.marks_unechoed  # hung up after the goodbye played
     assert call.protocol_errors == []
     assert (tmp_path / "call-stereo.wav").stat().st_size > 8000 * 2 * 2 * 5
+
+
+async def test_demo_on_gpt_live_the_model_yields_delegates_the_tool_and_the_scenario_hangs_up(tmp_path):
+    """`telephony-bridge demo --dialect live`: the same conversation over the local engine's Live endpoint."""
+    run = await run_demo(tmp_path, dialect="live")
+    assert run.exit_code == 0, run.problems
+    journal = orjson.loads(run.transcript_path.read_bytes())
+    assert journal[0]["scenario"] == "live_receptionist"
+    assert "barge_in" not in [e["event"] for e in journal] and not run.call.clears  # the model stopped itself
+    tools = [e["name"] for e in journal if e["event"] == "agent.tool_call"]
+    assert tools == ["get_current_time", "end_call"]
+    first_stop = next(e for e in journal if e["event"] == "agent.stopped_speaking")
+    greeting_ms = speech_seconds("Hello! Thanks for calling Acme. I can tell you the time or end the call. How can I help?") * 1000
+    assert first_stop["duration_ms"] < greeting_ms - 2000 and not first_stop["interrupted"]
+    assert run.agent_lines[-1] == '"Thank you for calling Acme. Goodbye!"'

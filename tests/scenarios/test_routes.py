@@ -16,6 +16,7 @@ async def test_the_routes_file_loads_and_routes_the_example_numbers(call_flow):
     assert call_flow.scenario_for("+15550600") == "recording"
     assert call_flow.scenario_for("+15550700") == "voxengine_ga_port"
     assert call_flow.scenario_for("+15550800") == "translator"
+    assert call_flow.scenario_for("+15550900") == "live_receptionist"
     assert call_flow.scenario_for("+442071234567") == "default"  # the catch-all: your own number just works
     assert call_flow.scenario_for("+155501000") == "default"  # patterns match the whole number
 

@@ -168,6 +168,7 @@ def test_project_routes_file_loads():
     assert router.scenario_for("+15550700") == "voxengine_ga_port"
     assert router.scenario_for("+15550800") == "translator"
     assert router.scenario_for("+15550400") == "realtime_client_port"
+    assert router.scenario_for("+15550900") == "live_receptionist"
     assert router.routes[-1].catches_all
 
 

@@ -5,6 +5,7 @@ X-SignalWire-Signature (the same HMAC-SHA1 scheme, keyed with the project's sign
 from __future__ import annotations
 
 import uuid
+
 from telephony_bridge.testing.carrier_profile import StreamTarget
 from telephony_bridge.testing.profiles.twilio import TwilioProfile
 

@@ -1,0 +1,506 @@
+"""LiveAPIClient: Voximplant's `OpenAI.LiveAPIClient` (GPT-Live) over one LiveConnection.
+
+Methods take one object, the Live client event's body without `type` (as Voximplant's GA client
+does), and have snake_case twins. Events are `LiveAPIEvents` with payload
+`{client, name, data: {customEvent, payload}}`, `payload` being the raw server event.
+
+Output: Live sends audio continuously at about real time, silence included, with no response or
+item ids and no end marker. The bridge classifies each delta by its energy: the first audible
+delta starts a *turn* (synthetic ids `live_turn_N` / `live_item_N` in the call's playback ledger),
+which goes into the call's one Playout like any model answer; QUIET_MS of silent output ends it.
+Silence between turns is not sent to the phone. `AgentStartedSpeaking` fires when a turn's first
+audio enters the phone's playout (`outputMs`: its position on the session's output timeline);
+`AgentStoppedSpeaking` when it leaves it — QUIET_MS of silence, a clearMediaBuffer(), or the close
+— with `durationMs` (written to the phone), `heardMs` (what the ledger says the caller heard of
+it by then: marks-confirmed, or by clock) and `interrupted`. Heard audio keeps playing after
+AgentStoppedSpeaking for up to the playout lead; `WebSocketMediaEnded` says when it has played.
+
+Barge-in belongs to the model (it hears the caller and yields): the bridge sends nothing on
+caller speech. `clearMediaBuffer()` is the app's stop: the Playout drops what is queued and clears
+the carrier, and the model is told with `session.instructions.append` what was not heard.
+
+Playout lead: the model is paced at 1×, so the bridge's lead over the phone is the carrier's buffer
+plus jitter. It is measured per delta (written minus heard) and reported (`stats_live()`,
+`AgentStoppedSpeaking.playoutLeadMs`); above MAX_LEAD_MS the bridge waits before writing more.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import numpy as np
+
+from telephony_bridge.audio.formats import ULAW_8K
+from telephony_bridge.naming import with_snake_case_twins
+from telephony_bridge.realtime import live_wire
+from telephony_bridge.realtime.connection import DEFAULT_PING_INTERVAL_S
+from telephony_bridge.realtime.connection_events import Reconnected
+from telephony_bridge.realtime.events import MediaEvents
+from telephony_bridge.realtime.live_connection import LiveConnection
+from telephony_bridge.realtime.live_wire import LiveAPIEvents
+from telephony_bridge.realtime.observer import (
+    ClientEventSent,
+    Interrupted,
+    MediaEvent,
+    Observer,
+    ServerEvent,
+    Truncation,
+)
+from telephony_bridge.tasks import TaskOwner
+from telephony_bridge.voxengine.listeners import EventPayload, Handler, Listeners
+from telephony_bridge.voxengine.playout_channel import PlayoutChannel
+
+log = logging.getLogger("telephony_bridge.realtime")
+
+QUIET_MS = 350.0  # silent output that ends a turn
+MAX_LEAD_MS = 600.0  # the bridge's lead over the phone it lets build up before it waits
+# μ-law bytes whose magnitude is above ~-40 dBFS (|sample| > 330): 1, else 0. One translate + count per delta.
+_ULAW_LOUD = bytes(1 if abs(int(v)) > 330 else 0 for v in
+                   np.frombuffer(__import__("telephony_bridge.audio.g711", fromlist=["ulaw_decode"]).ulaw_decode(bytes(range(256))), "<i2"))
+LOUD_FRACTION = 0.05
+
+
+def audible(audio: bytes, codec: str) -> bool:
+    """Whether a delta carries speech (energy), not silence or comfort noise."""
+    if not audio:
+        return False
+    if codec == "g711_ulaw":
+        return audio.translate(_ULAW_LOUD).count(1) > len(audio) * LOUD_FRACTION
+    samples = np.frombuffer(audio[: len(audio) - len(audio) % 2], "<i2")
+    return bool(samples.size) and int(np.count_nonzero(np.abs(samples.astype(np.int32)) > 330)) > samples.size * LOUD_FRACTION
+
+
+@dataclass(slots=True)
+class _Turn:
+    number: int
+    response_id: str
+    item_id: str
+    output_start_ms: float
+    sent_ms: float = 0.0
+    quiet_ms: float = 0.0
+    max_lead_ms: float = 0.0
+    interrupted: bool = False
+
+
+class LiveChannel(PlayoutChannel):
+    """Model audio from a LiveAPIClient into one call's Playout (the Realtime channel's media
+    events; a clear is the Live way: see LiveAPIClient.clearMediaBuffer)."""
+
+    def interrupt(self, truncate: bool) -> bool:
+        client = self.client
+        assert isinstance(client, LiveAPIClient)
+        return client._interrupt_channel(self)
+
+
+@with_snake_case_twins
+class LiveAPIClient:
+    """Voximplant's OpenAI.LiveAPIClient. Create with `OpenAI.createLiveAPIClient`."""
+
+    _ids = itertools.count(1)
+
+    def __init__(self, *, url: str, api_key: str | None, tasks: TaskOwner, codec: live_wire.LiveCodec = "g711_ulaw",
+                 on_websocket_close: Callable[[Any], Any] | None = None, trace: bool = False, statistics: bool = False,
+                 privacy: bool = False, reconnect: bool = True, max_reconnect_attempts: int = 12,
+                 ping_interval_s: float | None = DEFAULT_PING_INTERVAL_S) -> None:
+        self.url = url
+        self.codec: live_wire.LiveCodec = codec
+        self.dialect = "live"
+        self.tasks = tasks
+        self.statistics = statistics
+        self.privacy = privacy
+        self._id = f"live_{next(self._ids)}_{os.urandom(4).hex()}"
+        self._connection = LiveConnection(url=url, api_key=api_key, codec=codec, tasks=tasks, events=self, name=self._id,
+                                          trace=trace and not privacy, reconnect=reconnect,
+                                          max_reconnect_attempts=max_reconnect_attempts, ping_interval_s=ping_interval_s)
+        self.stats = self._connection.stats
+        self.accept_caller_audio = self._connection.uplink.accept_caller_audio
+        self._caller_format = ULAW_8K
+        self._on_websocket_close = on_websocket_close
+        self._channels: dict[int, PlayoutChannel] = {}
+        self.listeners = Listeners(f"{tasks.label} client {self._id}", tasks, live_wire.normalize_event_name)
+        self.observer: Observer | None = None
+        self._started = False
+        self._turns = itertools.count(1)
+        self._turn: _Turn | None = None
+        self._dropping_rest = False  # a cleared turn: the rest of its speech is not played
+        self._transcript_marks: deque[tuple[float, float, str]] = deque(maxlen=400)  # agent words on the output timeline
+        self.max_lead_ms = 0.0
+        self.turns_spoken = 0
+
+    # --- lifecycle ------------------------------------------------------------------------
+    async def connect(self, timeout_s: float = 10.0) -> None:
+        await self._connection.connect(timeout_s)
+        # Told once the scenario has its client and has added listeners (before its next await).
+        asyncio.get_running_loop().call_soon(self._connected_events)
+
+    def _connected_events(self) -> None:
+        response = getattr(self._connection.ws, "response", None)
+        if response is not None:
+            headers = {k: v for k, v in response.headers.raw_items() if k.lower() not in ("set-cookie", "authorization")}
+            self._emit(LiveAPIEvents.HTTPResponse, {"statusCode": response.status_code, "reasonPhrase": response.reason_phrase,
+                                                    "headers": headers})
+        self._emit(LiveAPIEvents.ConnectorInformation, {"url": self._connection.safe_url(), "codec": self.codec,
+                                                         "audioFormat": live_wire.AUDIO_FORMATS[self.codec]})
+
+    def id(self) -> str:
+        return self._id
+
+    def webSocketId(self) -> str | None:
+        return self._connection.session_id
+
+    @property
+    def closed(self) -> bool:
+        return self._connection.closed
+
+    @property
+    def session(self) -> dict[str, Any]:
+        return self._connection.session
+
+    @property
+    def transcript(self) -> list[tuple[str, str]]:
+        return self._connection.transcript
+
+    @property
+    def uplink(self) -> Any:
+        return self._connection.uplink
+
+    @property
+    def local_address(self) -> tuple[str, int] | None:
+        ws = self._connection.ws
+        try:
+            return ws.local_address if ws is not None else None
+        except (OSError, AttributeError):
+            return None
+
+    async def aclose(self, reason: str = "closed by scenario") -> None:
+        await self._connection.aclose(reason)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.tasks.spawn(self.aclose(), name=f"close {self._id}")
+
+    def set_caller_format(self, audio_format: Any) -> None:
+        self._caller_format = audio_format
+        self._connection.uplink.set_input_format(audio_format)
+
+    # --- listeners ------------------------------------------------------------------------
+    def addEventListener(self, event: Any, handler: Handler) -> None:
+        self.listeners.add(event, handler)
+
+    def removeEventListener(self, event: Any, handler: Handler | None = None) -> None:
+        self.listeners.remove(event, handler)
+
+    def _emit(self, member: LiveAPIEvents, payload: Mapping[str, Any]) -> None:
+        if self.observer is not None and member in (LiveAPIEvents.AgentStartedSpeaking, LiveAPIEvents.AgentStoppedSpeaking):
+            self.observer(self, ServerEvent(member, payload))  # type: ignore[arg-type]
+        self.listeners.emit(member, EventPayload(client=self, name=member.name,
+                                                 data={"customEvent": member.name, "payload": payload}))
+
+    def _emit_media(self, member: MediaEvents, **fields: Any) -> None:
+        if self.observer is not None:
+            self.observer(self, MediaEvent(member, {k: v for k, v in fields.items() if k != "call"}))
+        self.listeners.emit(member, EventPayload(client=self, name=member.name, **fields))
+
+    # --- client events --------------------------------------------------------------------
+    def _send(self, event: Mapping[str, Any]) -> None:
+        if self._connection.closed:
+            log.warning("%s: %s after close ignored", self.tasks.label, event.get("type"))
+            return
+        if self.observer is not None:
+            self.observer(self, ClientEventSent(event))
+        self._connection.send(event)
+
+    def sessionStart(self, parameters: Mapping[str, Any] | None = None) -> None:
+        """`session.start`: the model, instructions, voice, delegation, input… The audio format is
+        the bridge's (μ-law 8 kHz pass-through; `{"type": "audio/pcm", "rate": 24000}` asks for
+        PCM16); Realtime-only fields are dropped with a warning (Live rejects them)."""
+        if self._started:
+            raise RuntimeError("sessionStart() was already called: use sessionUpdate / sessionInstructionsAppend")
+        parameters = dict(parameters or {})
+        session = dict(parameters.get("session") or {})
+        audio_format = (session.get("audio") or {}).get("format") if isinstance(session.get("audio"), Mapping) else None
+        if audio_format is not None:
+            codec = live_wire.codec_of_format(audio_format)
+            if codec != self.codec:
+                self.codec = codec
+                self._connection.set_codec(codec, self._caller_format)
+                for channel in self._channels.values():
+                    channel.playout.source_format(channel_format(codec))
+        self._started = True
+        self._connection.start(live_wire.live_session_config(session, self.codec), parameters.get("event_id"))
+
+    def sessionUpdate(self, parameters: Mapping[str, Any]) -> None:
+        """Only `delegation` and `triggers` change after the start; a new `instructions` goes as
+        `session.instructions.append`; voice and format are fixed (ValueError)."""
+        session = dict(parameters.get("session") or {})
+        audio = session.get("audio")
+        if audio:
+            raise ValueError("GPT-Live fixes the voice and audio format at sessionStart")
+        instructions = session.pop("instructions", None)
+        if instructions:
+            self.sessionInstructionsAppend({"content": instructions, "delegation_id": None})
+        update = live_wire.live_session_update(session)
+        if update:
+            if self._connection.start_config is not None:
+                self._connection.start_config.update(update)  # a reseeded session starts with it
+            self._send(live_wire.session_update(update, parameters.get("event_id")))
+
+    def sessionInstructionsAppend(self, parameters: Mapping[str, Any]) -> None:
+        self._send(live_wire.instructions_append(parameters["content"], parameters.get("delegation_id"), parameters.get("event_id")))
+
+    def sessionThinkingAppend(self, parameters: Mapping[str, Any]) -> None:
+        self._send(live_wire.thinking_append(parameters["content"], parameters.get("delegation_id"), parameters.get("event_id")))
+
+    def sessionCommentaryAppend(self, parameters: Mapping[str, Any]) -> None:
+        self._send(live_wire.commentary_append(parameters["content"], parameters.get("delegation_id"), parameters.get("event_id")))
+
+    def sessionInputAudioMute(self, parameters: Mapping[str, Any] | None = None) -> None:
+        self._send(live_wire.input_audio_mute((parameters or {}).get("event_id")))
+
+    def sessionInputAudioUnmute(self, parameters: Mapping[str, Any] | None = None) -> None:
+        self._send(live_wire.input_audio_unmute((parameters or {}).get("event_id")))
+
+    def sessionOutputAudioFixturePlay(self, parameters: Mapping[str, Any]) -> None:
+        self._send(live_wire.output_audio_fixture_play(parameters["audio"], parameters.get("event_id")))
+
+    def decisionCreate(self, parameters: Mapping[str, Any]) -> None:
+        self._send(live_wire.decision_create(parameters["event_id"]))
+
+    def decisionItemCreate(self, parameters: Mapping[str, Any]) -> None:
+        self._send(live_wire.decision_item_create(parameters["item"], parameters.get("event_id")))
+
+    def decisionItemDelete(self, parameters: Mapping[str, Any]) -> None:
+        self._send(live_wire.decision_item_delete(parameters["item_id"], parameters.get("event_id")))
+
+    def responseItemCreate(self, parameters: Mapping[str, Any]) -> None:
+        """`response.item.create` (Responses delegation): e.g. a `function_call_output`."""
+        self._send(live_wire.response_item_create(parameters["item"], parameters.get("event_id")))
+
+    def responseCreate(self, parameters: Mapping[str, Any] | None = None) -> None:
+        """`response.create`: lets the Responses backend continue (after all function outputs).
+        It does not make the voice model speak."""
+        self._send(live_wire.response_create((parameters or {}).get("event_id")))
+
+    def sessionClose(self, parameters: Mapping[str, Any] | None = None) -> None:
+        """`session.close`; `SessionClosed` follows, then the server closes the socket."""
+        self._send(live_wire.session_close((parameters or {}).get("event_id")))
+
+    # --- media graph ----------------------------------------------------------------------
+    def sendMediaTo(self, unit: Any, parameters: Mapping[str, Any] | None = None) -> None:
+        if not hasattr(unit, "attach_playout") or not hasattr(unit, "playout"):
+            raise TypeError(f"{unit!r} cannot play model audio")
+        channel = LiveChannel(self, unit, parameters or {})  # type: ignore[arg-type]
+        channel.playout.source_format(channel_format(self.codec))
+        unit.attach_playout(channel)
+        self._channels[id(unit)] = channel
+
+    def stopMediaTo(self, unit: Any) -> None:
+        channel = self._channels.get(id(unit))
+        if channel is not None:
+            channel.detach()
+
+    def clearMediaBuffer(self, parameters: Mapping[str, Any] | None = None) -> None:
+        """Stop the agent's audio at once (the app's decision, not caller speech): drop what is
+        queued, clear the carrier, and tell the model with `session.instructions.append` what the
+        caller did not hear. Nothing happens when nothing is playing."""
+        tag = (parameters or {}).get("tag")
+        for channel in list(self._channels.values()):
+            if tag is None or channel.tag == tag:
+                channel.interrupt(True)
+
+    def _interrupt_channel(self, channel: PlayoutChannel) -> bool:
+        turn = self._turn
+        interruption = channel.playout.interrupt()
+        if interruption is None:
+            return False
+        self.stats.interruptions += 1
+        heard_ms = 0.0
+        for cut in interruption.truncations:
+            heard_ms = max(heard_ms, float(cut.audio_end_ms))
+        if self.observer is not None:
+            self.observer(self, Interrupted(tuple(Truncation(item_id=c.item_id, audio_end_ms=c.audio_end_ms, deleted=c.delete)
+                                                  for c in interruption.truncations)))
+        if interruption.episode_ended is not None:
+            channel.media_ended(interruption.episode_ended)
+        said_ms = turn.sent_ms if turn is not None else heard_ms
+        heard_text = self._heard_text(turn, heard_ms) if turn is not None else None
+        self.sessionInstructionsAppend({"content": live_wire.unheard_note(heard_ms, said_ms, heard_text), "delegation_id": None})
+        if turn is not None:
+            turn.interrupted = True
+            self._dropping_rest = True
+            self._end_turn(heard_ms)
+        return True
+
+    def _heard_text(self, turn: _Turn, heard_ms: float) -> str:
+        until = turn.output_start_ms + heard_ms
+        words = [text for start, end, text in self._transcript_marks if turn.output_start_ms - 200 <= start and end <= until]
+        return "".join(words).strip()
+
+    # --- what the connection reports --------------------------------------------------------
+    async def on_audio_delta(self, response_id: str, item_id: str, content_index: int, audio: bytes,
+                             duration_ms: float, event: dict[str, Any]) -> None:
+        if self.listeners.has(LiveAPIEvents.SessionOutputAudioDelta):  # every delta, silent ones too
+            self._emit(LiveAPIEvents.SessionOutputAudioDelta, event)
+        loud = audible(audio, self.codec)
+        turn = self._turn
+        if self._dropping_rest:
+            if loud:
+                self.stats.late_deltas_dropped += 1
+                return
+            self._dropping_rest = False
+        if turn is None:
+            if not loud:
+                return  # silence between turns is not sent to the phone
+            turn = self._start_turn(duration_ms)
+        turn.quiet_ms = 0.0 if loud else turn.quiet_ms + duration_ms
+        for channel in list(self._channels.values()):
+            await channel.play(turn.response_id, turn.item_id, 0, audio, duration_ms)
+            await self._bound_lead(channel, turn)
+        turn.sent_ms += duration_ms
+        if turn.quiet_ms >= QUIET_MS and self._turn is turn:
+            for channel in list(self._channels.values()):
+                await channel.finish_audio(turn.response_id)
+            self._end_turn(None)
+
+    def _start_turn(self, duration_ms: float) -> _Turn:
+        number = next(self._turns)
+        turn = _Turn(number, f"live_turn_{number}", f"live_item_{number}", self._connection.output_ms - duration_ms)
+        self._turn = turn
+        self.turns_spoken += 1
+        for channel in self._channels.values():
+            ledger = channel.call.playback
+            ledger.response_started(turn.response_id)
+            ledger.item_added(turn.response_id, turn.item_id)
+        self._emit(LiveAPIEvents.AgentStartedSpeaking, {"turn": number, "outputMs": round(turn.output_start_ms)})
+        return turn
+
+    def _end_turn(self, heard_ms: float | None) -> None:
+        turn, self._turn = self._turn, None
+        if turn is None:
+            return
+        for channel in list(self._channels.values()):
+            ledger = channel.call.playback
+            if heard_ms is None:
+                heard_ms = ledger.heard_ms(turn.item_id, 0, channel.call.now_ms())
+            ended = ledger.response_finished(turn.response_id)
+            if ended is not None:
+                channel.media_ended(ended)
+        self._emit(LiveAPIEvents.AgentStoppedSpeaking, {
+            "turn": turn.number, "transcript": self._heard_text(turn, turn.sent_ms + QUIET_MS), "outputMs": round(turn.output_start_ms + turn.sent_ms), "durationMs": round(turn.sent_ms),
+            "heardMs": round(heard_ms or 0.0), "interrupted": turn.interrupted, "playoutLeadMs": round(turn.max_lead_ms)})
+
+    async def _bound_lead(self, channel: PlayoutChannel, turn: _Turn) -> None:
+        """Measure the bridge's lead over the phone (written minus heard); wait when it grows past MAX_LEAD_MS."""
+        ledger = channel.call.playback
+        lead = turn.sent_ms - ledger.heard_ms(turn.item_id, 0, channel.call.now_ms())
+        turn.max_lead_ms = max(turn.max_lead_ms, lead)
+        self.max_lead_ms = max(self.max_lead_ms, lead)
+        if lead > MAX_LEAD_MS:
+            await asyncio.sleep(min(lead - MAX_LEAD_MS, 500.0) / 1000)
+
+    def on_live_event(self, member: LiveAPIEvents, event: dict[str, Any]) -> None:
+        wire_event = event
+        if member is LiveAPIEvents.SessionOutputTranscriptDelta:
+            start, end = event.get("start_ms"), event.get("end_ms")
+            if isinstance(start, (int, float)) and isinstance(end, (int, float)):
+                self._transcript_marks.append((float(start), float(end), str(event.get("delta", ""))))
+        if self.observer is not None:
+            if member is LiveAPIEvents.SessionOutputTranscriptDelta and self._turn is not None:
+                event = {**event, "item_id": self._turn.item_id}  # the journal's line; the scenario gets the wire event
+            self.observer(self, ServerEvent(member, event))  # type: ignore[arg-type]
+        self._emit(member, wire_event)
+
+    async def on_audio_done(self, response_id: str) -> None: ...
+    def on_response_started(self, response_id: str) -> None: ...
+    def on_item_added(self, response_id: str, item_id: str) -> None: ...
+    def on_response_finished(self, response_id: str) -> None: ...
+    def on_server_event(self, member: Any, event: dict[str, Any]) -> None: ...
+
+    def on_reconnecting(self, attempt: int, code: int, reason: str) -> None:
+        self._end_turn(None)
+        self._emit_media(MediaEvents.WebSocketReconnecting, attempt=attempt, code=code, reason=reason)
+
+    def on_reconnected(self, reconnected: Reconnected) -> None:
+        self._transcript_marks.clear()  # the new session's timeline starts at zero
+        r = reconnected
+        self._emit_media(MediaEvents.WebSocketReconnected, attempt=r.attempt, downtimeMs=r.downtime_ms,
+                         replayedItems=r.replayed_items, recycled=r.recycled, resumedAnswer=False,
+                         callerAudioLostMs=r.caller_audio_lost_ms, modelSilentBeforeMs=r.model_silent_before_ms)
+
+    def on_closing(self) -> None:
+        self._end_turn(None)
+        for channel in list(self._channels.values()):
+            channel.detach()
+
+    def on_closed(self, code: int, reason: str, was_clean: bool) -> None:
+        if self.statistics:  # Voximplant's per-client statistics, here in the call's log
+            log.info("%s: Live client %s statistics: %s", self.tasks.label, self._id, self.stats_live())
+        if not was_clean and code != 1000:
+            self._emit(LiveAPIEvents.WebSocketError, {"code": code, "reason": reason})
+        if self._on_websocket_close is None:
+            return
+        event = EventPayload(client=self, code=code, reason=reason, wasClean=was_clean)
+        try:
+            result = self._on_websocket_close(event)
+            if asyncio.iscoroutine(result):
+                self.tasks.spawn(result, name="onWebSocketClose")
+        except Exception:
+            log.exception("%s: onWebSocketClose raised", self.tasks.label)
+
+    def stats_live(self) -> dict[str, Any]:
+        """Live-specific numbers: the playout lead, input kept flowing, gap fill not duplicated."""
+        uplink = self._connection.uplink
+        return {"maxPlayoutLeadMs": round(self.max_lead_ms), "inputMs": round(uplink.sent_ms),
+                "silenceFilledMs": round(uplink.filled_ms), "gapFillTrimmedMs": round(uplink.trimmed_ms),
+                "turns": self.turns_spoken, "reconnects": self.stats.reconnects}
+
+
+def channel_format(codec: str) -> Any:
+    from telephony_bridge.audio.formats import L16_24K
+
+    return L16_24K if codec == "pcm16" else ULAW_8K
+
+
+def resolve_live_url(base_url: str | None, environ: Mapping[str, str], local_engine_url: str | None, api_key: str | None) -> str:
+    """`baseUrl` (http(s) or ws(s), the Live path added) > LIVE_URL (as given) > the embedded local
+    engine when there is no key > OpenAI."""
+    if base_url:
+        parts = urlsplit(base_url)
+        scheme = {"https": "wss", "http": "ws"}.get(parts.scheme, parts.scheme)
+        path = parts.path.rstrip("/")
+        if not path.endswith("/live/sessions"):
+            path = (path if path.endswith("/v1") else path + "/v1") + "/live/sessions"
+        return urlunsplit((scheme, parts.netloc, path, parts.query, ""))
+    if environ.get("LIVE_URL"):
+        return environ["LIVE_URL"]
+    if not api_key and local_engine_url:
+        parts = urlsplit(local_engine_url)
+        return urlunsplit((parts.scheme, parts.netloc, live_wire.LIVE_PATH, "", ""))
+    return live_wire.OPENAI_LIVE_URL
+
+
+async def create_live_api_client(parameters: Mapping[str, Any], *, tasks: TaskOwner, environ: Mapping[str, str] | None = None,
+                                 local_engine_url: str | None = None) -> LiveAPIClient:
+    """Voximplant's `OpenAI.createLiveAPIClient(parameters)`; connects before returning."""
+    environ = os.environ if environ is None else environ
+    parameters = dict(parameters or {})
+    api_key = parameters.get("apiKey") or environ.get("OPENAI_API_KEY")
+    client = LiveAPIClient(
+        url=resolve_live_url(parameters.get("baseUrl"), environ, local_engine_url, api_key),
+        api_key=api_key, tasks=tasks, codec="pcm16" if parameters.get("codec") == "pcm16" else "g711_ulaw",
+        on_websocket_close=parameters.get("onWebSocketClose"), trace=bool(parameters.get("trace", False)),
+        statistics=bool(parameters.get("statistics", False)), privacy=bool(parameters.get("privacy", False)),
+        reconnect=bool(parameters.get("reconnect", True)),
+        max_reconnect_attempts=int(parameters.get("maxReconnectAttempts", 12)),
+        ping_interval_s=parameters.get("pingIntervalS", DEFAULT_PING_INTERVAL_S),
+    )
+    await client.connect()
+    return client
