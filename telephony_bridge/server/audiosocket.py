@@ -43,6 +43,8 @@ log = logging.getLogger("telephony_bridge.server")
 READ_BYTES: Final = 4096  # a dozen frames: reads follow the session's pace, never more than this ahead
 _DISCONNECTED: Final = {"type": "websocket.disconnect", "code": 1006}  # the TCP connection went without a 0x00
 SHUTDOWN_WAIT_S: Final = 5.0
+REFUSAL_LINGER_S: Final = 1.0  # how long a refused peer is given to read the hang-up and close
+REFUSAL_READ_LIMIT: Final = 64 * 1024  # what a refused peer may send meanwhile (discarded)
 
 
 class AudioSocketTransport:
@@ -100,6 +102,12 @@ class AudioSocketTransport:
             writer.close()
         with contextlib.suppress(OSError):
             await writer.wait_closed()
+
+    def half_close(self) -> None:
+        """No more frames from the bridge (TCP FIN); the peer may still send."""
+        self.application_state = WebSocketState.DISCONNECTED
+        if self._writer.can_write_eof():
+            self._writer.write_eof()
 
     def abort(self) -> None:
         self.application_state = self.client_state = WebSocketState.DISCONNECTED
@@ -167,7 +175,7 @@ class AudioSocketServer:
                 runtime.metrics.streams_forbidden += 1
                 log.warning("AudioSocket connection from %s on %s refused: not in %s%s", host or "?", carrier.listener,
                             ALLOW_ENV, "" if carrier.secured else " (unset: loopback only)")
-                await _refuse(transport, runtime.settings.peer_stall_timeout_s)
+                await _refuse(transport, reader)
                 return
             if runtime.draining or runtime.at_capacity():
                 if not runtime.draining:
@@ -175,7 +183,7 @@ class AudioSocketServer:
                 log.warning("AudioSocket connection from %s refused: %s", host,
                             "draining for shutdown" if runtime.draining
                             else f"{len(runtime.sessions)} calls in progress (MAX_CALLS)")
-                await _refuse(transport, runtime.settings.peer_stall_timeout_s)
+                await _refuse(transport, reader)
                 return
             runtime.streams_opened += 1
             session = CallSession(transport, runtime, runtime.streams_opened, carrier, binding=self._binding)
@@ -201,9 +209,15 @@ class AudioSocketServer:
         return StreamGrant(call_id=start.call_id, scenario=scenario, caller=start.caller, number=start.number)
 
 
-async def _refuse(transport: AudioSocketTransport, timeout_s: float) -> None:
-    try:
-        await asyncio.wait_for(transport.close(), timeout_s)
-    except (TimeoutError, OSError):
-        transport.abort()
-
+async def _refuse(transport: AudioSocketTransport, reader: asyncio.StreamReader) -> None:
+    """Hang up on a peer that is not let in. Asterisk sends its UUID frame at once: closing with it
+    unread would reset the connection and lose the hang-up frame, so the bridge half-closes first
+    and reads (discarding, bounded in time and size) until the peer closes too; then drops it."""
+    with contextlib.suppress(TimeoutError, OSError, RuntimeError):
+        async with asyncio.timeout(REFUSAL_LINGER_S):
+            await transport.send_bytes(HANGUP_FRAME)
+            transport.half_close()
+            discarded = 0
+            while discarded < REFUSAL_READ_LIMIT and (data := await reader.read(READ_BYTES)):
+                discarded += len(data)
+    transport.abort()
