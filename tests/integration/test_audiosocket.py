@@ -10,6 +10,7 @@ receptionist scenario against the embedded local engine.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import uuid
@@ -34,6 +35,7 @@ from telephony_bridge.local_engine.tts import synthesize_async
 from telephony_bridge.server.runtime import load_runtime
 from telephony_bridge.server.settings import Settings
 from telephony_bridge.testing.servers import running_bridge
+from telephony_bridge.testing.simulator import place_call
 
 pytestmark = [pytest.mark.timeout(90), pytest.mark.slow]
 
@@ -193,3 +195,24 @@ async def test_max_calls_refuses_the_next_connection_and_eof_ends_a_call():
             await asyncio.sleep(0.02)
         assert not live.sessions
         assert live.metrics.calls_started == 1
+
+
+async def test_the_phone_simulator_calls_an_audiosocket_listener_over_tcp():
+    """`telephony-bridge call --carrier audiosocket --url tcp://HOST:PORT`: the simulator's profile
+    and TCP driver, against the real listener (no answer request: straight to the stream)."""
+    from telephony_bridge.testing.call_cli import add_arguments, run
+
+    settings = audiosocket_settings()
+    async with running_bridge(settings) as live:
+        [(_, port)] = live.audiosocket.bound
+        result = await place_call(f"tcp://127.0.0.1:{port}", carrier="audiosocket", duration_s=3.0,
+                                  digits=[(2.0, "5")])
+        assert result.error is None and result.connected and not result.protocol_errors, result.summary()
+        assert result.connected_url == f"tcp://127.0.0.1:{port}" and result.closed_by == "caller"
+        assert len(result.heard_ulaw) > 8000 * 0.5  # the greeting played, as L16 8k converted for the report
+        parser = argparse.ArgumentParser()
+        add_arguments(parser)
+        args = parser.parse_args(["--carrier", "audiosocket", "--url", f"tcp://127.0.0.1:{port}", "--duration", "1",
+                                  "--quiet"])
+        assert await run(args) == 0
+        assert live.metrics.calls_started == 2
