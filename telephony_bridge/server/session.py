@@ -1,4 +1,8 @@
-"""One media WebSocket = one `CallSession`, which owns everything of that call.
+"""One media stream = one `CallSession`, which owns everything of that call.
+
+The stream is a WebSocket for the HTTP carriers and a TCP connection for AudioSocket: the session
+sees either as a `MediaTransport` (server/media_transport.py), and binds its start to an accepted
+call through a `StreamBinding` (the answer's token by default).
 
 All tasks of the call live in one `asyncio.TaskGroup` (through a `TaskOwner`); either side closing
 ends the call: Disconnected fires, the scenario's Terminating/Terminated fire, every client the
