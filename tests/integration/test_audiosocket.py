@@ -216,3 +216,24 @@ async def test_the_phone_simulator_calls_an_audiosocket_listener_over_tcp():
                                   "--quiet"])
         assert await run(args) == 0
         assert live.metrics.calls_started == 2
+
+
+async def test_stopping_the_server_hangs_up_calls_in_progress():
+    settings = audiosocket_settings()
+    ended: list[Any] = []
+    runtime = load_runtime(settings)
+    runtime.on_session_end.append(lambda session: ended.append(session.journal.entries[-1]))
+    async with running_bridge(settings, runtime) as live:
+        [(_, port)] = live.audiosocket.bound
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(frame(KIND_UUID, uuid.uuid4().bytes) + frame(KIND_AUDIO, b"\x00" * FRAME_BYTES))
+        for _ in range(200):
+            if live.metrics.calls_started:
+                break
+            await asyncio.sleep(0.02)
+        assert live.metrics.calls_started == 1
+    frames = FrameReader().feed(await asyncio.wait_for(reader.read(), 5))  # everything to EOF
+    writer.close()
+    assert frames[-1] == HANGUP_FRAME
+    [last] = ended
+    assert last["event"] == "call.ended" and last["end"] == "shutdown"

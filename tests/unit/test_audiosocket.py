@@ -190,3 +190,21 @@ def test_the_carrier_is_registered_paced_by_clock_with_a_stated_lead():
     assert carrier.secured and not AudioSocketCarrier({}).secured
     assert carrier.new_codec().parse(frame(KIND_UUID, CALL.bytes)).number == "+15550200"
     assert bytes((KIND_HANGUP, 0, 0)) == HANGUP_FRAME
+
+
+def test_settings_read_and_check_the_listeners_at_start_up():
+    from telephony_bridge.cli import build_parser
+    from telephony_bridge.server.settings import Settings
+
+    settings = Settings.from_environ({"AUDIOSOCKET_LISTEN": "127.0.0.1:9092=+15550100, [::1]:9093",
+                                      "AUDIOSOCKET_ALLOW": "10.0.0.0/8"})
+    assert settings.audiosocket_listeners == [Listener("127.0.0.1", 9092, "+15550100"), Listener("::1", 9093, "")]
+    assert Settings.from_environ({}).audiosocket_listen == ()
+    with pytest.raises(ValueError, match="AUDIOSOCKET_LISTEN"):
+        Settings.from_environ({"AUDIOSOCKET_LISTEN": "nowhere"})
+    with pytest.raises(ValueError, match="AUDIOSOCKET_ALLOW"):
+        Settings.from_environ({"AUDIOSOCKET_ALLOW": "not-a-network"})
+    for argv in (["serve", "--port", "0", "--audiosocket", "bad"],  # said plainly, before binding anything
+                 ["serve", "--port", "0", "--workers", "2", "--audiosocket", "127.0.0.1:0"]):
+        args = build_parser().parse_args(argv)  # not main(): it would reconfigure the process's logging
+        assert args.run(args) == 2
