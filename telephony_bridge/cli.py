@@ -32,10 +32,20 @@ def _serve(args: argparse.Namespace) -> int:
     from telephony_bridge.server.runtime import load_runtime
     from telephony_bridge.server.settings import Settings
 
-    settings = Settings.from_environ(
-        host=args.host, port=args.port, scenarios_dir=Path(args.scenarios) if args.scenarios else None,
-        calls_dir=Path(args.calls_dir) if args.calls_dir else None, reload=args.reload or None,
-    )
+    try:
+        settings = Settings.from_environ(
+            host=args.host, port=args.port, scenarios_dir=Path(args.scenarios) if args.scenarios else None,
+            calls_dir=Path(args.calls_dir) if args.calls_dir else None, reload=args.reload or None,
+            audiosocket_listen=tuple(args.audiosocket) or None,  # replaces AUDIOSOCKET_LISTEN when given
+        )
+    except ValueError as exc:  # a malformed setting: say which, without a traceback
+        print(f"telephony-bridge: {exc}", file=sys.stderr)
+        return 2
+    if settings.audiosocket_listen and args.workers > 1:
+        # Each worker would bind the listener's port; one process per listener set keeps a call's
+        # TCP connection and its MAX_CALLS count in one place. Run more instances instead.
+        print("telephony-bridge: --audiosocket works with one worker only", file=sys.stderr)
+        return 2
     if args.reload and args.workers > 1:
         print("telephony-bridge: --reload works with one worker only", file=sys.stderr)
         return 2
@@ -122,6 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--calls-dir", help="write each call's JSON transcript here (default: $CALLS_DIR)")
     serve.add_argument("--reload", action="store_true", help="reload scenarios and routes when their files change")
     serve.add_argument("--workers", type=int, default=1, help="processes serving the one port (calls never cross them)")
+    serve.add_argument("--audiosocket", action="append", default=[], metavar="HOST:PORT[=NUMBER]",
+                       help="also listen for Asterisk AudioSocket calls here (repeatable; NUMBER: the dialed number "
+                            "of every call on this listener, routed by routes.toml; default: $AUDIOSOCKET_LISTEN)")
     serve.set_defaults(run=_serve)
 
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from telephony_bridge.carriers.audiosocket_carrier import AudioSocketCarrier
 from telephony_bridge.carriers.base import Carrier
 from telephony_bridge.carriers.exotel_carrier import ExotelCarrier
 from telephony_bridge.carriers.plivo_carrier import PlivoCarrier
@@ -19,4 +20,5 @@ CARRIERS: tuple[type[Carrier], ...] = (
     VonageCarrier,
     PlivoCarrier,
     ExotelCarrier,
+    AudioSocketCarrier,  # no HTTP endpoint: its TCP listeners are server/audiosocket.py's
 )

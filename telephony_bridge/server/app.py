@@ -55,7 +55,7 @@ def create_app(settings: Settings, runtime: BridgeRuntime | None = None) -> Star
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         for carrier in runtime.carriers:
-            if not carrier.secured:
+            if not carrier.secured and carrier.prefixes:  # AudioSocket's listeners say it themselves
                 log.warning("%s is not set: %s signatures are not checked, so only loopback clients are accepted",
                             " / ".join(carrier.secret_names) or "no secret", carrier.name)
         engine = None
@@ -67,6 +67,15 @@ def create_app(settings: Settings, runtime: BridgeRuntime | None = None) -> Star
             runtime.local_engine_url = engine.url
             log.info("no OPENAI_API_KEY or REALTIME_URL: the model is the embedded local engine (a simulator, not a "
                      "language model; internal, at %s)", engine.url)
+        audiosocket = None
+        if settings.audiosocket_listen:
+            # In the lifespan, after the engine: its calls share this runtime (MAX_CALLS, drain,
+            # routes, the engine's URL) and stop with the app. A port in use fails start-up.
+            from telephony_bridge.server.audiosocket import AudioSocketServer
+
+            audiosocket = AudioSocketServer(runtime, settings.audiosocket_listeners, settings.carrier_config())
+            await audiosocket.start()
+            runtime.audiosocket = audiosocket
         if settings.call_store:
             from telephony_bridge.server.store_writer import StoreWriter
 
@@ -90,6 +99,8 @@ def create_app(settings: Settings, runtime: BridgeRuntime | None = None) -> Star
             yield
         finally:
             await stop_scenario_sessions(runtime)
+            if audiosocket is not None:
+                await audiosocket.stop()
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)

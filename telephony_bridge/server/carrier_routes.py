@@ -174,18 +174,18 @@ def _stream_endpoint(runtime: BridgeRuntime, carrier: Carrier, prefix: str) -> C
         session = CallSession(websocket, runtime, runtime.streams_opened, carrier)
         runtime.sessions.add(session)
         runtime.metrics.active_calls = len(runtime.sessions)
-        _notify(runtime.on_session_start, session)
+        notify_hooks(runtime.on_session_start, session)
         try:
             await session.run()
         finally:
             runtime.sessions.discard(session)
             runtime.metrics.active_calls = len(runtime.sessions)
-            _notify(runtime.on_session_end, session)
+            notify_hooks(runtime.on_session_end, session)
 
     return media_stream
 
 
-def _notify(hooks: list[Callable[[Any], None]], session: CallSession) -> None:
+def notify_hooks(hooks: list[Callable[[Any], None]], session: CallSession) -> None:
     for hook in list(hooks):
         try:
             hook(session)

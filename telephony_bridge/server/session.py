@@ -1,4 +1,8 @@
-"""One media WebSocket = one `CallSession`, which owns everything of that call.
+"""One media stream = one `CallSession`, which owns everything of that call.
+
+The stream is a WebSocket for the HTTP carriers and a TCP connection for AudioSocket: the session
+sees either as a `MediaTransport` (server/media_transport.py), and binds its start to an accepted
+call through a `StreamBinding` (the answer's token by default).
 
 All tasks of the call live in one `asyncio.TaskGroup` (through a `TaskOwner`); either side closing
 ends the call: Disconnected fires, the scenario's Terminating/Terminated fire, every client the
@@ -26,7 +30,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from telephony_bridge.audio.formats import ULAW_8K, AudioFormat
 from telephony_bridge.audio.gaps import GapFiller
@@ -43,9 +47,10 @@ from telephony_bridge.carriers.errors import CarrierProtocolError
 from telephony_bridge.lifecycle import CallEnd, EndReason
 from telephony_bridge.server.asgi import TRANSPORT_ABORT_SCOPE_KEY
 from telephony_bridge.server.journal import CallJournal
+from telephony_bridge.server.media_transport import MediaTransport
 from telephony_bridge.server.metrics import UPLINK_SAMPLE_EVERY, BridgeMetrics
 from telephony_bridge.server.session_http import HANDLER_TIMEOUT_S, access_url
-from telephony_bridge.server.stream_tokens import StreamTokenError
+from telephony_bridge.server.stream_tokens import StreamGrant, StreamTokenError
 from telephony_bridge.tasks import TaskOwner
 from telephony_bridge.voxengine.call import Call
 from telephony_bridge.voxengine.context import call_context
@@ -72,6 +77,15 @@ DTMF_JOURNALED = 200  # per call: a real caller presses a few dozen keys; beyond
 # connection went without a close frame); any other code is the connection failing.
 HANGUP_CLOSE_CODES = frozenset({1000, 1001, 1005, 1006})
 
+# How a stream's start is bound to a call the bridge accepted, giving the scenario and numbers.
+# By default the single-use token the answer request minted (server/stream_tokens.py); a carrier
+# with no answer request (AudioSocket: admitted by its listener's allow-list) passes its own.
+StreamBinding = Callable[[CallStarted], StreamGrant]
+
+
+class StreamRefused(Exception):
+    """A stream binding's refusal of a start: the reason is logged and ends the call."""
+
 
 class MediaLink:
     """The carrier side of one call, as the Call sees it: audio, marks and clears written through
@@ -85,7 +99,7 @@ class MediaLink:
     ending the call, and an exception here would only surface in the model's reader.
     """
 
-    def __init__(self, websocket: WebSocket, codec: CarrierCodec, carrier: Carrier, audio_format: AudioFormat,
+    def __init__(self, websocket: MediaTransport, codec: CarrierCodec, carrier: Carrier, audio_format: AudioFormat,
                  abort: Callable[[], None] | None = None, metrics: BridgeMetrics | None = None) -> None:
         self._websocket = websocket
         self._codec = codec
@@ -145,8 +159,10 @@ class MediaLink:
 
 
 class CallSession:
-    def __init__(self, websocket: WebSocket, runtime: BridgeRuntime, connection_id: int, carrier: Carrier) -> None:
-        self.websocket = websocket
+    def __init__(self, websocket: MediaTransport, runtime: BridgeRuntime, connection_id: int, carrier: Carrier,
+                 binding: StreamBinding | None = None) -> None:
+        self.websocket = websocket  # a Starlette WebSocket, or another MediaTransport (server/audiosocket.py)
+        self._binding = binding or self._redeem_token
         self.runtime = runtime
         self.carrier = carrier
         self.label = f"stream {connection_id}"
@@ -332,11 +348,10 @@ class CallSession:
     async def _start(self, start: CallStarted) -> None:
         runtime = self.runtime
         params = start.custom_parameters
-        call_sid = start.call_id  # the codec checked its form; the token below binds it to an answer
-        token = start.token or self.websocket.query_params.get(STREAM_TOKEN_PARAMETER)
+        call_sid = start.call_id  # the codec checked its form; the binding ties it to an accepted call
         try:
-            grant = runtime.stream_tokens.redeem(token, call_sid)
-        except StreamTokenError as exc:
+            grant = self._binding(start)
+        except (StreamTokenError, StreamRefused) as exc:
             runtime.metrics.streams_unbound += 1
             log.warning("%s: start for call %s refused: %s", self.label, call_sid, exc)
             self.end(CallEnd.STREAM_REFUSED, f"stream refused: {exc}")
@@ -398,6 +413,11 @@ class CallSession:
             headers={},
             scheme=self.carrier.name,
         )
+
+    def _redeem_token(self, start: CallStarted) -> StreamGrant:
+        """The default binding: the answer's single-use token, from the start or the stream URL."""
+        token = start.token or self.websocket.query_params.get(STREAM_TOKEN_PARAMETER)
+        return self.runtime.stream_tokens.redeem(token, start.call_id)
 
     def _bind(self, call_sid: str, start: CallStarted) -> tuple[MediaLink, TaskOwner]:
         """Name the session after its call and open its link; the link and the call's tasks."""

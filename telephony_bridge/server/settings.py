@@ -63,6 +63,11 @@ under ``DATA_DIR``, or in PostgreSQL at ``DATABASE_URL`` (``database_url``,
 ``CONSOLE_TOKEN`` (``console_token``): the web console's bearer token (``API_KEYS`` work too);
 without either the console serves loopback clients only.
 
+Asterisk AudioSocket (server/audiosocket.py): ``AUDIOSOCKET_LISTEN`` (``audiosocket_listen``;
+``serve --audiosocket``): comma-separated ``HOST:PORT`` or ``HOST:PORT=NUMBER`` TCP listeners, the
+number being the dialed number of every call on that listener, routed like any other.
+``AUDIOSOCKET_ALLOW``: the CIDRs an AudioSocket peer may connect from (unset: loopback only).
+
 ``IDLE_RELEASE_S`` (``idle_release_s``, default 1; 0 turns it off): once no call has been in
 progress for this long, the process runs a full garbage collection and returns free pages to the
 OS (server/memory.py), so RSS comes back down after a busy period.
@@ -74,6 +79,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from telephony_bridge.carriers.audiosocket_carrier import ALLOW_ENV, Listener, parse_allow, parse_listen
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +124,7 @@ class Settings:
     database_url: str | None = field(default=None, repr=False)  # DATABASE_URL: default SQLite under data_dir
     retention_days: float = 0.0            # RETENTION_DAYS: 0 = keep every call
     console_token: str | None = field(default=None, repr=False)  # CONSOLE_TOKEN: the console's bearer token
+    audiosocket_listen: tuple[str, ...] = ()  # AUDIOSOCKET_LISTEN / --audiosocket: HOST:PORT[=NUMBER] each
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -165,6 +173,8 @@ class Settings:
             database_url=opt("DATABASE_URL"),
             retention_days=_non_negative(opt("RETENTION_DAYS"), "RETENTION_DAYS", 0.0),
             console_token=opt("CONSOLE_TOKEN"),
+            audiosocket_listen=tuple(item.strip() for item in (opt("AUDIOSOCKET_LISTEN") or "").split(",")
+                                     if item.strip()),
         )
         if values["stream_token_secret"] is None:
             del values["stream_token_secret"]  # the default: a fresh random one
@@ -187,6 +197,14 @@ class Settings:
             raise ValueError(f"max_calls must be at least 1, got {self.max_calls!r}")
         if len(self.stream_token_secret) < 16:
             raise ValueError("stream_token_secret must be at least 16 bytes")
+        for spec in self.audiosocket_listen:
+            parse_listen(spec)  # ValueError at start-up, naming the bad listener
+        parse_allow(self.environ.get(ALLOW_ENV, ""))
+
+    @property
+    def audiosocket_listeners(self) -> list[Listener]:
+        """The AudioSocket listeners, parsed."""
+        return [parse_listen(spec) for spec in self.audiosocket_listen]
 
     @property
     def connection_limit(self) -> int:

@@ -155,6 +155,7 @@ class CallFlow:
         self._ended_signal: dict[str, asyncio.Event] = {}
         self._logs: dict[str, list[LogLine]] = {}
         self._in_flight: dict[str, tuple[str, str, list[TimelineEvent]]] = {}
+        self._audiosocket_urls: dict[str, str] = {}  # dialed number → tcp:// of its AudioSocket listener
         self._log_handler = CallLogHandler(self._owns, self._logged)
         self._rendered: list[Script] = []
         self._placed: asyncio.Queue[tuple[str, dict[str, str]]] | None = None
@@ -290,7 +291,9 @@ class CallFlow:
         audio_s = len(pcm16) / 2 / SAMPLE_RATE
         limit = audio_s + (timeout if timeout is not None else self.call_timeout)
         twilio = carrier == "twilio"
-        profile = make_profile(carrier, self.url, secret=self._auth_token if self.twilio and twilio else None,
+        # AudioSocket has no answer request: its dialed number is its listener's, one per number.
+        url = await self._audiosocket_url(to) if carrier == "audiosocket" else self.url
+        profile = make_profile(carrier, url, secret=self._auth_token if self.twilio and twilio else None,
                                account_id=self._account_sid if twilio else None)
         new_call_id = getattr(profile, "new_call_id", None)
         call_sid = str(new_call_id()) if new_call_id is not None else "CA" + secrets.token_hex(16)
@@ -300,7 +303,7 @@ class CallFlow:
         try:
             try:
                 result = await asyncio.wait_for(place_call(
-                    self.url, to=to, from_=from_, caller_audio=pcm16, digits=list(digits),
+                    url, to=to, from_=from_, caller_audio=pcm16, digits=list(digits),
                     duration_s=duration if duration is not None else limit,
                     hangup_after_silence_s=None if duration is not None else hang_up_after_silence,
                     call_sid=call_sid, on_event=phone_events.append, profile=profile,
@@ -316,6 +319,21 @@ class CallFlow:
         report = self._report(call_sid, to, from_, result, ended)
         self.reports.append(report)
         return report
+
+    async def _audiosocket_url(self, number: str) -> str:
+        """The tcp:// address of an AudioSocket listener whose calls dial `number` (opened on first use)."""
+        url = self._audiosocket_urls.get(number)
+        if url is None:
+            from telephony_bridge.carriers.audiosocket_carrier import Listener
+            from telephony_bridge.server.audiosocket import AudioSocketServer
+
+            assert self.runtime is not None
+            server = AudioSocketServer(self.runtime, [Listener("127.0.0.1", 0, number)],
+                                       self.runtime.settings.carrier_config())
+            await server.start()
+            self._stack.push_async_callback(server.stop)  # before the bridge stops
+            url = self._audiosocket_urls[number] = f"tcp://127.0.0.1:{server.bound[0][1]}"
+        return url
 
     async def start_scenario(
         self,

@@ -38,6 +38,7 @@ from telephony_bridge.testing.simulator_result import (
     MarkEcho,
     TimelineEvent,
 )
+from telephony_bridge.testing.simulator_tcp import TcpFrameStream
 from telephony_bridge.testing.simulator_webhook import (
     WebhookClient,
     connect_url_for,
@@ -112,7 +113,7 @@ class SimulatedCall(CallerSide, WebhookClient):
         self.early_events: list[tuple[float, str, str]] = []
         self.callback_tasks: set[asyncio.Task[Any]] = set()
 
-        self.ws: ClientConnection | None = None
+        self.ws: ClientConnection | TcpFrameStream | None = None
         self.send_lock = asyncio.Lock()
         self.sequence = 0
         self.playout = SimulatedPlayout()
@@ -176,7 +177,9 @@ class SimulatedCall(CallerSide, WebhookClient):
 
     async def run(self) -> CallResult:
         try:
-            answer = await self.webhook()
+            # A carrier with no answer request (AudioSocket) names its stream itself.
+            direct_target = getattr(self.profile, "direct_target", None)
+            answer = direct_target() if direct_target is not None else await self.webhook()
             if answer is not None:
                 await self.stream(answer)
         finally:
@@ -190,6 +193,9 @@ class SimulatedCall(CallerSide, WebhookClient):
 
     async def stream(self, answer: StreamTarget) -> None:
         result = self.result
+        if answer.url.startswith("tcp://"):
+            await self._stream_tcp(answer)
+            return
         url = self.stream_url_override or connect_url_for(answer.url, self.base_url)
         result.connected_url = url
         stream_headers = getattr(self.profile, "stream_headers", None)
@@ -213,6 +219,25 @@ class SimulatedCall(CallerSide, WebhookClient):
             result.error = f"WebSocket connection to {url} refused: nothing listens there"
         except (InvalidHandshake, OSError, TimeoutError) as e:
             result.error = f"WebSocket connection to {url} failed: {e!r}"
+        if result.error:
+            self.emit("connect", result.error)
+            return
+        try:
+            await self.talk(answer)
+        finally:
+            await ws.close()
+
+    async def _stream_tcp(self, answer: StreamTarget) -> None:
+        """The stream over raw TCP (testing/simulator_tcp.py), for carriers like AudioSocket."""
+        result = self.result
+        result.connected_url = url = answer.url
+        self.emit("connect", f"TCP {url}")
+        try:
+            self.ws = ws = await TcpFrameStream.open(url, self.connect_timeout_s)
+        except ConnectionRefusedError:
+            result.error = f"TCP connection to {url} refused: nothing listens there"
+        except (OSError, TimeoutError, ValueError) as e:
+            result.error = f"TCP connection to {url} failed: {e!r}"
         if result.error:
             self.emit("connect", result.error)
             return

@@ -6,6 +6,7 @@ Adding a carrier: its profile module here, and one line below.
 from __future__ import annotations
 
 from telephony_bridge.testing.carrier_profile import CarrierProfile
+from telephony_bridge.testing.profiles.audiosocket import AudioSocketProfile
 from telephony_bridge.testing.profiles.exotel import ExotelProfile
 from telephony_bridge.testing.profiles.plivo import PlivoProfile
 from telephony_bridge.testing.profiles.signalwire import SignalWireProfile
@@ -22,3 +23,4 @@ PROFILES["signalwire"] = SignalWireProfile
 PROFILES["vonage"] = VonageProfile
 PROFILES["plivo"] = PlivoProfile
 PROFILES["exotel"] = ExotelProfile
+PROFILES["audiosocket"] = AudioSocketProfile  # TCP, no answer request: testing/simulator_tcp.py
