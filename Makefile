@@ -26,7 +26,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-test: typecheck
+test: lint typecheck
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 demo: $(STAMP)

@@ -87,7 +87,10 @@ class Printer:
         kind = entry["event"]
         self.transcript.journal_entry(entry)
         if kind == "call.started":
-            self.line("call", f"{entry['call_sid']} from {entry['caller']} to {entry['number']} -> scenario '{entry['scenario']}'")
+            self.line(
+                "call",
+                f"{entry['call_sid']} from {entry['caller']} to {entry['number']} -> scenario '{entry['scenario']}'",
+            )
         elif kind == "caller.speech_started":
             self.line("caller", "starts speaking")
         elif kind == "barge_in":
@@ -102,7 +105,10 @@ class Printer:
         elif kind == "agent.stopped_speaking":
             self.agent_stops.append(entry)
             how = "stopped by the bridge" if entry.get("interrupted") else "stops speaking"
-            self.line("agent", f"{how} after {entry['duration_ms'] / 1000:.1f} s ({entry['heard_ms'] / 1000:.1f} s heard so far)")
+            self.line(
+                "agent",
+                f"{how} after {entry['duration_ms'] / 1000:.1f} s ({entry['heard_ms'] / 1000:.1f} s heard so far)",
+            )
         elif kind == "call.hangup":
             self.hung_up = True
             self.line("scenario", f"hangs up ({entry['reason']})")
@@ -135,7 +141,11 @@ GREETING_S = 5.0  # the default script's greeting lasts about 6 s: a Live turn s
 async def run_demo(out_dir: Path, dialect: str = "realtime") -> DemoRun:
     out_dir.mkdir(parents=True, exist_ok=True)
     calls_dir = out_dir / "calls"
-    env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "REALTIME_URL", "TWILIO_AUTH_TOKEN", "PUBLIC_URL")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("OPENAI_API_KEY", "REALTIME_URL", "TWILIO_AUTH_TOKEN", "PUBLIC_URL")
+    }
     env.update(SCENARIOS_DIR=str(_scenarios_dir()), CALLS_DIR=str(calls_dir))
     server = ServerProcess(out_dir / "server.log", env)
     printer = Printer()
@@ -149,8 +159,14 @@ async def run_demo(out_dir: Path, dialect: str = "realtime") -> DemoRun:
         call_sid = "CA" + os.urandom(16).hex()
         stop_tail = asyncio.Event()
         tail = asyncio.create_task(tail_journal(calls_dir / f"{call_sid}.jsonl", printer.journal, stop_tail))
-        result = await place_call(server.base_url, caller_audio=audio, duration_s=30, call_sid=call_sid,
-                                  on_event=printer.simulator_event, to=LIVE_NUMBER if dialect == "live" else DEFAULT_NUMBER)
+        result = await place_call(
+            server.base_url,
+            caller_audio=audio,
+            duration_s=30,
+            call_sid=call_sid,
+            on_event=printer.simulator_event,
+            to=LIVE_NUMBER if dialect == "live" else DEFAULT_NUMBER,
+        )
         transcript = calls_dir / f"{call_sid}.json"
         deadline = time.monotonic() + 10
         while not transcript.exists() and time.monotonic() < deadline:
@@ -166,8 +182,9 @@ async def run_demo(out_dir: Path, dialect: str = "realtime") -> DemoRun:
     result.write_stereo_wav(stereo)
     print()
     heard_ms = result.playout.played_ms if result.playout is not None else 0  # None: the call never connected
-    print(f"Caller heard {heard_ms / 1000:.1f} s of agent audio; "
-          f"{len(result.clears)} barge-in clear(s) from the bridge.")
+    print(
+        f"Caller heard {heard_ms / 1000:.1f} s of agent audio; {len(result.clears)} barge-in clear(s) from the bridge."
+    )
     print(f"Recording (stereo, left caller / right agent as heard): {stereo}")
     print(f"What the caller heard (mono):                           {heard}")
     print(f"JSON transcript of the call:                            {transcript}")

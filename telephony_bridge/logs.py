@@ -57,7 +57,9 @@ def configure_logging(verbose: bool = False, json_lines: bool = False, with_pid:
         handler.setFormatter(JsonFormatter())
     else:
         worker = "[%(process)d] " if with_pid else ""  # which worker, with --workers
-        handler.setFormatter(logging.Formatter(f"%(asctime)s {worker}%(levelname)-7s %(name)s: %(message)s", "%H:%M:%S"))
+        handler.setFormatter(
+            logging.Formatter(f"%(asctime)s {worker}%(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
+        )
     handler.addFilter(RedactingFilter(os.environ.get(name, "") for name in SECRET_ENVIRONMENT))
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -34,7 +34,11 @@ class TaskOwner:
             raise RuntimeError(f"{self.label} has ended; cannot start {name}")
         guarded = self._guard(coro, name)
         task_name = f"{self.label}: {name}"
-        task = self._group.create_task(guarded, name=task_name) if self._group else asyncio.get_running_loop().create_task(guarded, name=task_name)
+        task = (
+            self._group.create_task(guarded, name=task_name)
+            if self._group
+            else asyncio.get_running_loop().create_task(guarded, name=task_name)
+        )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task

@@ -84,13 +84,15 @@ def read_wav_as_pcm16_8k_mono(path: PathLike) -> bytes:
 
 def _decode_wav(data: bytes) -> bytes:
     if data[:4] != b"RIFF":
-        raise AudioFileError(f"{data[:4].decode('latin-1')} WAV files (big-endian or 64-bit) are not supported: "
-                             "convert to a plain PCM WAV")
+        raise AudioFileError(
+            f"{data[:4].decode('latin-1')} WAV files (big-endian or 64-bit) are not supported: "
+            "convert to a plain PCM WAV"
+        )
     fmt, payload = None, None
     offset = 12
     while offset + 8 <= len(data):
-        chunk_id, size = data[offset:offset + 4], struct.unpack_from("<I", data, offset + 4)[0]
-        body = data[offset + 8: offset + 8 + size]  # a streamed WAV's sizes may overrun: take what is there
+        chunk_id, size = data[offset : offset + 4], struct.unpack_from("<I", data, offset + 4)[0]
+        body = data[offset + 8 : offset + 8 + size]  # a streamed WAV's sizes may overrun: take what is there
         if chunk_id == b"fmt ":
             fmt = body
         elif chunk_id == b"data":
@@ -108,8 +110,7 @@ def _decode_wav(data: bytes) -> bytes:
         raise AudioFileError(f"not a usable WAV file: {channels} channels at {rate} Hz")
     if tag not in (_FORMAT_PCM, _FORMAT_FLOAT, _FORMAT_ALAW, _FORMAT_ULAW):
         name = _FORMAT_NAMES.get(tag, f"format 0x{tag:04x}")
-        raise AudioFileError(f"{name} WAV needs ffmpeg to decode (apt-get install ffmpeg), "
-                             "or convert it to a PCM WAV")
+        raise AudioFileError(f"{name} WAV needs ffmpeg to decode (apt-get install ffmpeg), or convert it to a PCM WAV")
     width = block_align // channels if block_align else (bits + 7) // 8
     if width < 1:
         raise AudioFileError(f"not a usable WAV file: {bits} bits per sample")
@@ -166,7 +167,7 @@ def _resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
         distance = positions[:, None] - taps
         window = np.i0(_KAISER_BETA * np.sqrt(np.clip(1 - (distance / half) ** 2, 0, None))) / np.i0(_KAISER_BETA)
         kernel = cutoff * np.sinc(cutoff * distance) * window
-        out[start: start + positions.size] = (padded[taps + half] * kernel).sum(axis=1)
+        out[start : start + positions.size] = (padded[taps + half] * kernel).sum(axis=1)
     return out
 
 
@@ -180,12 +181,15 @@ def _to_pcm16(samples: np.ndarray) -> bytes:
 def _decode_with_ffmpeg(path: str) -> bytes:
     kind = os.path.splitext(path)[1].lower() or "this file (not a WAV)"
     if shutil.which("ffmpeg") is None:
-        raise AudioFileError(f"reading {kind} needs ffmpeg (apt-get install ffmpeg); "
-                             "WAV files (PCM, float, μ-law, A-law) need nothing")
+        raise AudioFileError(
+            f"reading {kind} needs ffmpeg (apt-get install ffmpeg); WAV files (PCM, float, μ-law, A-law) need nothing"
+        )
     try:
         segment = _pydub().AudioSegment.from_file(path)
     except Exception as e:  # pydub raises CouldntDecodeError, or ffmpeg's own failure
-        raise AudioFileError(f"ffmpeg could not decode {kind}: {str(e).strip().splitlines()[-1] if str(e).strip() else e!r}") from e
+        raise AudioFileError(
+            f"ffmpeg could not decode {kind}: {str(e).strip().splitlines()[-1] if str(e).strip() else e!r}"
+        ) from e
     return segment.set_sample_width(SAMPLE_WIDTH).set_channels(1).set_frame_rate(SAMPLE_RATE).raw_data
 
 

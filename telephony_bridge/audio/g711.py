@@ -108,9 +108,7 @@ del _ALL_SAMPLES, _ALL_CODES
 
 def _samples_as_indices(pcm16: bytes) -> np.ndarray:
     if len(pcm16) % 2:
-        raise ValueError(
-            f"PCM16 input must have an even number of bytes (2 per sample), got {len(pcm16)}"
-        )
+        raise ValueError(f"PCM16 input must have an even number of bytes (2 per sample), got {len(pcm16)}")
     return np.frombuffer(pcm16, dtype="<u2")
 
 

@@ -12,7 +12,11 @@ from __future__ import annotations
 from .formats import ULAW_8K, AudioFormat, Encoding
 from .g711 import ALAW_SILENCE, ULAW_SILENCE
 
-_SILENT_SAMPLE = {Encoding.ULAW: bytes((ULAW_SILENCE,)), Encoding.ALAW: bytes((ALAW_SILENCE,)), Encoding.L16: b"\x00\x00"}
+_SILENT_SAMPLE = {
+    Encoding.ULAW: bytes((ULAW_SILENCE,)),
+    Encoding.ALAW: bytes((ALAW_SILENCE,)),
+    Encoding.L16: b"\x00\x00",
+}
 
 __all__ = ["GapFiller"]
 
@@ -29,7 +33,10 @@ class GapFiller:
     __slots__ = ("_expected_units", "_frame_units", "_max_fill_samples", "_sample_bytes", "_sample_rate", "_silence")
 
     def __init__(
-        self, frame_ms: int = 20, sample_rate: int | None = None, max_fill_ms: int = 2000,
+        self,
+        frame_ms: int = 20,
+        sample_rate: int | None = None,
+        max_fill_ms: int = 2000,
         audio_format: AudioFormat = ULAW_8K,
     ) -> None:
         if sample_rate is None:

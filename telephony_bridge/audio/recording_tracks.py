@@ -90,7 +90,7 @@ class HeardTrack(_Track):
             if last.start >= at:
                 segments.pop()
                 continue
-            del last.audio[(at - last.start) * width:]
+            del last.audio[(at - last.start) * width :]
             break
         self._end = min(self._end, at)
 
@@ -114,7 +114,7 @@ class HeardTrack(_Track):
                 cursor += gap
                 continue
             stop = min(end, until)
-            out += audio[(cursor - start) * width:(stop - start) * width]
+            out += audio[(cursor - start) * width : (stop - start) * width]
             cursor = stop
             if stop == end:
                 segments.popleft()

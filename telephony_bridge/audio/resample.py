@@ -144,9 +144,7 @@ class Resampler:
         if self._filter is not None:
             # Up: each output row needs branch_len input samples. Down: a full padded filter span.
             self._history_len = (
-                self._filter.branch_len - 1
-                if self._upsampling
-                else self._filter.branch_len * factor - 1
+                self._filter.branch_len - 1 if self._upsampling else self._filter.branch_len * factor - 1
             )
         # Only the integer filter uses it (the rational core has its own): 38 KB per stream.
         self._buffer = np.zeros(self._history_len + _MAX_BLOCK_SAMPLES if self._filter else 0)
@@ -178,9 +176,7 @@ class Resampler:
         """Resample the next chunk of the stream (little-endian PCM16 mono, any whole number of
         samples) and return all output that is complete so far."""
         if len(pcm16) % 2:
-            raise ValueError(
-                f"PCM16 input must have an even number of bytes (2 per sample), got {len(pcm16)}"
-            )
+            raise ValueError(f"PCM16 input must have an even number of bytes (2 per sample), got {len(pcm16)}")
         if self._filter is None:
             if self._rational is not None:
                 return self._rational.process(np.frombuffer(pcm16, dtype=_PCM16))
@@ -190,8 +186,7 @@ class Resampler:
         if samples.size <= _MAX_BLOCK_SAMPLES:
             return step(samples)
         return b"".join(
-            step(samples[start : start + _MAX_BLOCK_SAMPLES])
-            for start in range(0, samples.size, _MAX_BLOCK_SAMPLES)
+            step(samples[start : start + _MAX_BLOCK_SAMPLES]) for start in range(0, samples.size, _MAX_BLOCK_SAMPLES)
         )
 
     def flush(self) -> bytes:
@@ -236,11 +231,8 @@ class Resampler:
         if count:
             # Row i is the filter span ending at the i-th due input sample; rows step by factor.
             span = spec.down_taps.size
-            windows = np.ndarray(
-                (count, span), _F64, buffer, skip * _F64_SIZE, (factor * _F64_SIZE, _F64_SIZE)
-            )
+            windows = np.ndarray((count, span), _F64, buffer, skip * _F64_SIZE, (factor * _F64_SIZE, _F64_SIZE))
             out = _to_pcm16(np.ascontiguousarray(windows) @ spec.down_taps)
         self._skip = skip + factor * count - n
         buffer[:history] = buffer[n : n + history]
         return out
-

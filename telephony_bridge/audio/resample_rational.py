@@ -101,9 +101,7 @@ def _design(up: int, down: int) -> _RationalFilter:
         due.append(tuple(sum(1 for d in row[:up] if d <= r) for r in range(down)))
         banks.append(bank)
         phase_q.append((start * down + center) % up)
-    return _RationalFilter(
-        up, down, center, branch_len, tuple(offsets), tuple(due), tuple(banks), tuple(phase_q)
-    )
+    return _RationalFilter(up, down, center, branch_len, tuple(offsets), tuple(due), tuple(banks), tuple(phase_q))
 
 
 def reduced_ratio(from_rate: int, to_rate: int) -> tuple[int, int]:

@@ -32,8 +32,19 @@ from telephony_bridge.carriers.base import AudioReceived, CallStarted, DtmfRecei
 from telephony_bridge.carriers.errors import CarrierProtocolError
 
 __all__ = [
-    "ERROR_CODES", "FRAME_MS", "HANGUP_FRAME", "HEADER_BYTES", "KIND_AUDIO", "KIND_DTMF", "KIND_ERROR", "KIND_HANGUP",
-    "KIND_UUID", "MAX_PAYLOAD", "AudioSocketCodec", "FrameReader", "frame",
+    "ERROR_CODES",
+    "FRAME_MS",
+    "HANGUP_FRAME",
+    "HEADER_BYTES",
+    "KIND_AUDIO",
+    "KIND_DTMF",
+    "KIND_ERROR",
+    "KIND_HANGUP",
+    "KIND_UUID",
+    "MAX_PAYLOAD",
+    "AudioSocketCodec",
+    "FrameReader",
+    "frame",
 ]
 
 KIND_HANGUP: Final = 0x00
@@ -49,8 +60,12 @@ FRAME_MS: Final = 20
 MAX_PAYLOAD: Final = 8192
 HANGUP_FRAME: Final = bytes((KIND_HANGUP, 0, 0))
 # Asterisk's res_audiosocket error codes (the payload of a 0xff frame).
-ERROR_CODES: Final[dict[int, str]] = {0x00: "no error", 0x01: "hang-up", 0x02: "frame forwarding failed",
-                                      0x04: "out of memory"}
+ERROR_CODES: Final[dict[int, str]] = {
+    0x00: "no error",
+    0x01: "hang-up",
+    0x02: "frame forwarding failed",
+    0x04: "out of memory",
+}
 _DIGITS: Final = frozenset(b"0123456789*#ABCDabcd")
 
 
@@ -93,7 +108,7 @@ class FrameReader:
         while len(buffer) - start >= HEADER_BYTES:
             length = (buffer[start + 1] << 8) | buffer[start + 2]
             if length > self._max_payload:
-                frames.append(bytes(buffer[start:start + HEADER_BYTES]))
+                frames.append(bytes(buffer[start : start + HEADER_BYTES]))
                 available = len(buffer) - start - HEADER_BYTES
                 if available >= length:
                     start += HEADER_BYTES + length
@@ -139,10 +154,14 @@ class AudioSocketCodec:
         length = (message[1] << 8) | message[2]
         if len(message) - HEADER_BYTES != length:
             if length > MAX_PAYLOAD:
-                raise CarrierProtocolError(f"audiosocket: frame of kind 0x{kind:02x} declares {length} bytes, over the "
-                                           f"{MAX_PAYLOAD}-byte limit; skipped")
-            raise CarrierProtocolError(f"audiosocket: frame of kind 0x{kind:02x} declares {length} bytes and carries "
-                                       f"{len(message) - HEADER_BYTES}")
+                raise CarrierProtocolError(
+                    f"audiosocket: frame of kind 0x{kind:02x} declares {length} bytes, over the "
+                    f"{MAX_PAYLOAD}-byte limit; skipped"
+                )
+            raise CarrierProtocolError(
+                f"audiosocket: frame of kind 0x{kind:02x} declares {length} bytes and carries "
+                f"{len(message) - HEADER_BYTES}"
+            )
         if kind == KIND_AUDIO:
             if self._call_id is None:
                 raise CarrierProtocolError(f"audiosocket: {length} bytes of audio before the UUID frame")
@@ -172,15 +191,16 @@ class AudioSocketCodec:
             raise CarrierProtocolError(f"audiosocket: UUID frame of {len(payload)} bytes (16 are needed)")
         call_id = str(uuid.UUID(bytes=payload))
         self._call_id = call_id
-        return CallStarted(call_id=call_id, stream_id=call_id, audio_format=L16_8K, caller=self._caller,
-                           number=self._number)
+        return CallStarted(
+            call_id=call_id, stream_id=call_id, audio_format=L16_8K, caller=self._caller, number=self._number
+        )
 
     def audio(self, payload: bytes) -> bytes:
         """0x10 frames of `payload` (the Playout paces 20 ms frames, so normally one)."""
         if len(payload) <= 0xFFFF:
             return bytes((KIND_AUDIO, len(payload) >> 8, len(payload) & 0xFF)) + payload
         step = 0xFFFF - 1  # whole samples in each frame
-        return b"".join(frame(KIND_AUDIO, payload[i:i + step]) for i in range(0, len(payload), step))
+        return b"".join(frame(KIND_AUDIO, payload[i : i + step]) for i in range(0, len(payload), step))
 
     def mark(self, name: str) -> bytes:
         raise NotImplementedError("AudioSocket has no marks: the bridge paces it by clock")

@@ -27,7 +27,13 @@ from telephony_bridge.carriers.audiosocket import AudioSocketCodec
 from telephony_bridge.carriers.base import AnswerRequest, Capabilities, Carrier, HttpAnswer, HttpRequest
 
 __all__ = [
-    "ALLOW_ENV", "LISTEN_ENV", "PLAYOUT_LEAD_MS", "AllowList", "AudioSocketCarrier", "Listener", "parse_allow",
+    "ALLOW_ENV",
+    "LISTEN_ENV",
+    "PLAYOUT_LEAD_MS",
+    "AllowList",
+    "AudioSocketCarrier",
+    "Listener",
+    "parse_allow",
     "parse_listen",
 ]
 
@@ -111,8 +117,17 @@ class AudioSocketCarrier(Carrier):
     prefixes = ()  # no HTTP endpoint: the bridge listens on TCP (server/audiosocket.py)
     signature_header = f"source address ({ALLOW_ENV})"
     secret_names = (ALLOW_ENV,)
-    capabilities = Capabilities(audio_formats=(L16_8K,), marks=False, clear=False, dtmf_in=True, dtmf_out=False,
-                                hangup=False, transfer=False, dial=False, playout_lead_ms=PLAYOUT_LEAD_MS)
+    capabilities = Capabilities(
+        audio_formats=(L16_8K,),
+        marks=False,
+        clear=False,
+        dtmf_in=True,
+        dtmf_out=False,
+        hangup=False,
+        transfer=False,
+        dial=False,
+        playout_lead_ms=PLAYOUT_LEAD_MS,
+    )
 
     def __init__(self, config: Mapping[str, str], listener: Listener | None = None) -> None:
         super().__init__(config)

@@ -60,6 +60,7 @@ STREAM_TOKEN_PARAMETER: Final = "bridge_token"
 
 # --- carrier-neutral events -----------------------------------------------------------------------
 
+
 class AudioReceived(NamedTuple):
     """A caller frame in the stream's audio format. A NamedTuple: one is built per 20 ms frame.
 
@@ -142,6 +143,7 @@ class CarrierCodec(Protocol):
 
 # --- capabilities and control ---------------------------------------------------------------------
 
+
 @dataclass(frozen=True, slots=True)
 class Capabilities:
     audio_formats: tuple[AudioFormat, ...]  # what the stream can carry; the first is the default
@@ -212,8 +214,13 @@ class CallStatus(Enum):
 
     @property
     def final(self) -> bool:
-        return self in (CallStatus.COMPLETED, CallStatus.BUSY, CallStatus.NO_ANSWER, CallStatus.FAILED,
-                        CallStatus.CANCELED)
+        return self in (
+            CallStatus.COMPLETED,
+            CallStatus.BUSY,
+            CallStatus.NO_ANSWER,
+            CallStatus.FAILED,
+            CallStatus.CANCELED,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +235,7 @@ class CallStatusUpdate:
 
 
 # --- the answer endpoint, as data -----------------------------------------------------------------
+
 
 @dataclass(frozen=True, slots=True)
 class HttpRequest:

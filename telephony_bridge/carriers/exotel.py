@@ -145,9 +145,15 @@ class ExotelCodec:
         opening = orjson.dumps({"event": "media", "stream_sid": stream_sid}).decode()[:-1]
         self._prefix = opening + ',"media":{"payload":"'
         caller, number = start.get("from"), start.get("to")
-        return CallStarted(call_id=str(call_sid), stream_id=str(stream_sid), audio_format=audio_format,
-                           custom_parameters=parameters, token=token,
-                           caller=caller if type(caller) is str else "", number=number if type(number) is str else "")
+        return CallStarted(
+            call_id=str(call_sid),
+            stream_id=str(stream_sid),
+            audio_format=audio_format,
+            custom_parameters=parameters,
+            token=token,
+            caller=caller if type(caller) is str else "",
+            number=number if type(number) is str else "",
+        )
 
     def _started(self) -> str:
         if self._stream_sid is None:

@@ -74,8 +74,16 @@ class ExotelCarrier(Carrier):
     answer_methods = ("GET", "POST")
     signature_header = "Authorization (Basic) or EXOTEL_ALLOW"
     secret_names = ("EXOTEL_STREAM_AUTH", "EXOTEL_ALLOW")
-    capabilities = Capabilities(audio_formats=(L16_8K, L16_16K), marks=True, clear=True, dtmf_in=True, dtmf_out=False,
-                                hangup=False, transfer=False, dial=False)
+    capabilities = Capabilities(
+        audio_formats=(L16_8K, L16_16K),
+        marks=True,
+        clear=True,
+        dtmf_in=True,
+        dtmf_out=False,
+        hangup=False,
+        transfer=False,
+        dial=False,
+    )
 
     def __init__(self, config: Mapping[str, str]) -> None:
         super().__init__(config)
@@ -114,8 +122,9 @@ class ExotelCarrier(Carrier):
             raise AnswerRefused(400, "an Exotel stream URL request needs CallSid and CallTo")
         if not is_exotel_id(call_sid):
             raise AnswerRefused(400, "CallSid is not an Exotel call sid")
-        return AnswerRequest(call_id=call_sid, caller=_e164(form.get("CallFrom") or form.get("From") or ""),
-                             number=_e164(number))
+        return AnswerRequest(
+            call_id=call_sid, caller=_e164(form.get("CallFrom") or form.get("From") or ""), number=_e164(number)
+        )
 
     def answer_document(self, stream_url: str, token: str) -> HttpAnswer:
         parts = urlsplit(stream_url)

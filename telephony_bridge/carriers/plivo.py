@@ -29,7 +29,9 @@ __all__ = ["CONTENT_TYPES", "MAX_MESSAGE_CHARS", "PlivoCodec", "PlivoMedia", "is
 MAX_MESSAGE_CHARS: Final = 256 * 1024  # a 20 ms frame is ~300 chars; a long one is a broken peer
 # (encoding, sampleRate) as Plivo names them → the stream's format, and back for playAudio.
 CONTENT_TYPES: Final[dict[tuple[str, int], AudioFormat]] = {
-    ("audio/x-mulaw", 8000): ULAW_8K, ("audio/x-l16", 8000): L16_8K, ("audio/x-l16", 16000): L16_16K,
+    ("audio/x-mulaw", 8000): ULAW_8K,
+    ("audio/x-l16", 8000): L16_8K,
+    ("audio/x-l16", 16000): L16_16K,
 }
 _ID = re.compile(r"[0-9A-Za-z][0-9A-Za-z_-]{7,63}")  # Plivo: RFC 4122 uuids
 _DIGITS: Final = frozenset("0123456789*#ABCD")
@@ -162,9 +164,13 @@ class PlivoCodec:
         self._play_prefix = (
             f'{{"event":"playAudio","media":{{"contentType":"{content_type}","sampleRate":{rate},"payload":"'
         )
-        return CallStarted(call_id=str(call_id), stream_id=str(stream_id), audio_format=audio_format,
-                           custom_parameters=headers,
-                           token=token)
+        return CallStarted(
+            call_id=str(call_id),
+            stream_id=str(stream_id),
+            audio_format=audio_format,
+            custom_parameters=headers,
+            token=token,
+        )
 
     def _started(self) -> str:
         if self._stream_id is None:

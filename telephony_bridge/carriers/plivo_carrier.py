@@ -44,8 +44,9 @@ __all__ = ["PlivoCallControl", "PlivoCarrier", "signature_is_valid", "stream_xml
 CONTENT_TYPE: Final = "audio/x-mulaw;rate=8000"
 
 
-def signature_is_valid(auth_token: str, method: str, url: str, params: Mapping[str, list[str]],
-                       headers: Mapping[str, str]) -> bool:
+def signature_is_valid(
+    auth_token: str, method: str, url: str, params: Mapping[str, list[str]], headers: Mapping[str, str]
+) -> bool:
     """Whether the request carries Plivo's V3 signature over `url` (+ the POST `params`), by the
     SDK's algorithm. Missing or odd input is invalid, never an exception."""
     signature, nonce = headers.get("x-plivo-signature-v3"), headers.get("x-plivo-signature-v3-nonce")
@@ -53,8 +54,11 @@ def signature_is_valid(auth_token: str, method: str, url: str, params: Mapping[s
         return False
     fields: dict[str, Any] = {name: values[0] if len(values) == 1 else list(values) for name, values in params.items()}
     try:
-        return bool(validate_v3_signature(method.upper(), url, nonce, auth_token, signature,
-                                          fields if method.upper() == "POST" else {}))
+        return bool(
+            validate_v3_signature(
+                method.upper(), url, nonce, auth_token, signature, fields if method.upper() == "POST" else {}
+            )
+        )
     except Exception:  # the SDK's argument validators raise on anything unexpected
         return False
 
@@ -90,8 +94,16 @@ class PlivoCarrier(Carrier):
     answer_methods = ("POST",)
     signature_header = "X-Plivo-Signature-V3"
     secret_names = ("PLIVO_AUTH_TOKEN",)
-    capabilities = Capabilities(audio_formats=(ULAW_8K,), marks=True, clear=True, dtmf_in=True, dtmf_out=False,
-                                hangup=True, transfer=False, dial=False)
+    capabilities = Capabilities(
+        audio_formats=(ULAW_8K,),
+        marks=True,
+        clear=True,
+        dtmf_in=True,
+        dtmf_out=False,
+        hangup=True,
+        transfer=False,
+        dial=False,
+    )
 
     @property
     def _auth_token(self) -> str | None:
@@ -106,8 +118,9 @@ class PlivoCarrier(Carrier):
 
     def read_answer(self, request: HttpRequest) -> AnswerRequest:
         token = self._auth_token
-        if token is not None and not signature_is_valid(token, request.method, request.url, request.form_lists,
-                                                        request.headers):
+        if token is not None and not signature_is_valid(
+            token, request.method, request.url, request.form_lists, request.headers
+        ):
             raise AnswerRefused(403, "forbidden", forbidden=True)
         call_id, number = request.form.get("CallUUID"), request.form.get("To")
         if not call_id or not number:

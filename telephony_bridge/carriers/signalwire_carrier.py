@@ -72,8 +72,16 @@ class SignalWireCarrier(Carrier):
     prefixes = ("/signalwire",)
     signature_header = "X-SignalWire-Signature"
     secret_names = ("SIGNALWIRE_SIGNING_KEY",)
-    capabilities = Capabilities(audio_formats=(ULAW_8K,), marks=True, clear=True, dtmf_in=True, dtmf_out=False,
-                                hangup=True, transfer=True, dial=False)
+    capabilities = Capabilities(
+        audio_formats=(ULAW_8K,),
+        marks=True,
+        clear=True,
+        dtmf_in=True,
+        dtmf_out=False,
+        hangup=True,
+        transfer=True,
+        dial=False,
+    )
 
     @property
     def _signing_key(self) -> str | None:
@@ -112,8 +120,9 @@ class SignalWireCarrier(Carrier):
         return True  # no upgrade signature is documented: the single-use token binds the stream
 
     def call_control(self) -> TwilioCallControl | None:
-        project, token, space = (self.config.get(name) for name in
-                                 ("SIGNALWIRE_PROJECT_ID", "SIGNALWIRE_API_TOKEN", "SIGNALWIRE_SPACE_URL"))
+        project, token, space = (
+            self.config.get(name) for name in ("SIGNALWIRE_PROJECT_ID", "SIGNALWIRE_API_TOKEN", "SIGNALWIRE_SPACE_URL")
+        )
         if not (project and token and space):
             return None
         space = space.removeprefix("https://").rstrip("/")

@@ -41,7 +41,8 @@ __all__ = ["MAX_MESSAGE_SIZE", "TelnyxCodec", "call_control_id_of", "call_id_of"
 
 MAX_MESSAGE_SIZE: Final = 64 * 1024
 _FORMATS: Final[dict[tuple[object, object, object], AudioFormat]] = {
-    ("PCMU", 8000, 1): ULAW_8K, ("PCMA", 8000, 1): ALAW_8K,
+    ("PCMU", 8000, 1): ULAW_8K,
+    ("PCMA", 8000, 1): ALAW_8K,
 }
 _DTMF_DIGITS: Final = frozenset("0123456789*#ABCD")
 _CALL_CONTROL_ID: Final = re.compile(r"v[0-9]{1,2}:[A-Za-z0-9_-]{1,120}")
@@ -214,9 +215,15 @@ class TelnyxCodec:
         parameters = dict(params)
         token = parameters.pop(STREAM_TOKEN_PARAMETER, None)
         self._stream_id = stream_id  # commit only once the whole frame is known good
-        return CallStarted(call_id=call_id_of(ccid), stream_id=stream_id, audio_format=audio_format,
-                           custom_parameters=parameters, token=token,
-                           caller=caller if type(caller) is str else "", number=number if type(number) is str else "")
+        return CallStarted(
+            call_id=call_id_of(ccid),
+            stream_id=stream_id,
+            audio_format=audio_format,
+            custom_parameters=parameters,
+            token=token,
+            caller=caller if type(caller) is str else "",
+            number=number if type(number) is str else "",
+        )
 
     def _started(self) -> None:
         if self._stream_id is None:
@@ -224,7 +231,11 @@ class TelnyxCodec:
 
     def audio(self, payload: bytes) -> str:
         self._started()
-        return '{"event":"media","media":{"payload":"' + binascii.b2a_base64(payload, newline=False).decode("ascii") + '"}}'
+        return (
+            '{"event":"media","media":{"payload":"'
+            + binascii.b2a_base64(payload, newline=False).decode("ascii")
+            + '"}}'
+        )
 
     def mark(self, name: str) -> str:
         self._started()

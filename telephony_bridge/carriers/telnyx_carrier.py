@@ -60,8 +60,15 @@ DEFAULT_TOLERANCE_S: Final = 300
 _TIMEOUT_S: Final = 10.0
 
 
-def signature_is_valid(public_key: str, body: bytes, timestamp: str | None, signature: str | None,
-                       *, tolerance_s: float = DEFAULT_TOLERANCE_S, now: float | None = None) -> bool:
+def signature_is_valid(
+    public_key: str,
+    body: bytes,
+    timestamp: str | None,
+    signature: str | None,
+    *,
+    tolerance_s: float = DEFAULT_TOLERANCE_S,
+    now: float | None = None,
+) -> bool:
     """Whether `signature` (base64, the ``telnyx-signature-ed25519`` header) signs
     ``"{timestamp}|{body}"`` with the key whose public half is `public_key` (base64), and
     `timestamp` (Unix seconds, ``telnyx-timestamp``) is within `tolerance_s` of now. Never raises."""
@@ -93,8 +100,15 @@ def connect_stream_texml(stream_url: str, token: str, codec: str = "PCMU") -> st
     response = ET.Element("Response")
     connect = ET.SubElement(response, "Connect")
     url = f"{stream_url}?{urllib.parse.urlencode({STREAM_TOKEN_PARAMETER: token})}"
-    stream = ET.SubElement(connect, "Stream", url=url, track="inbound_track", bidirectionalMode="rtp",
-                           bidirectionalCodec=codec, bidirectionalSamplingRate="8000")
+    stream = ET.SubElement(
+        connect,
+        "Stream",
+        url=url,
+        track="inbound_track",
+        bidirectionalMode="rtp",
+        bidirectionalCodec=codec,
+        bidirectionalSamplingRate="8000",
+    )
     ET.SubElement(stream, "Parameter", name=STREAM_TOKEN_PARAMETER, value=token)
     return '<?xml version="1.0" encoding="UTF-8"?>' + ET.tostring(response, encoding="unicode")
 
@@ -121,9 +135,15 @@ class TelnyxCallControl:
     def _post(self, call_id: str, action: str, body: Mapping[str, str]) -> None:
         ccid = urllib.parse.quote(call_control_id_of(call_id), safe=":")
         request = urllib.request.Request(
-            f"{self._base_url}/v2/calls/{ccid}/actions/{action}", data=orjson.dumps(dict(body)), method="POST",
-            headers={"Authorization": f"Bearer {self._api_key}", "Content-Type": "application/json",
-                     "Accept": "application/json"})
+            f"{self._base_url}/v2/calls/{ccid}/actions/{action}",
+            data=orjson.dumps(dict(body)),
+            method="POST",
+            headers={
+                "Authorization": f"Bearer {self._api_key}",
+                "Content-Type": "application/json",
+                "Accept": "application/json",
+            },
+        )
         try:
             with urllib.request.urlopen(request, timeout=_TIMEOUT_S) as response:
                 response.read()
@@ -150,8 +170,16 @@ class TelnyxCarrier(Carrier):
     answer_methods = ("POST", "GET")  # a TeXML application's voice method is either
     signature_header = "telnyx-signature-ed25519"
     secret_names = ("TELNYX_PUBLIC_KEY",)
-    capabilities = Capabilities(audio_formats=(ULAW_8K, ALAW_8K), marks=True, clear=True, dtmf_in=True,
-                                dtmf_out=False, hangup=True, transfer=True, dial=False)
+    capabilities = Capabilities(
+        audio_formats=(ULAW_8K, ALAW_8K),
+        marks=True,
+        clear=True,
+        dtmf_in=True,
+        dtmf_out=False,
+        hangup=True,
+        transfer=True,
+        dial=False,
+    )
 
     @property
     def _public_key(self) -> str | None:
@@ -172,8 +200,13 @@ class TelnyxCarrier(Carrier):
             tolerance = float(self.config.get("TELNYX_SIGNATURE_TOLERANCE_S") or DEFAULT_TOLERANCE_S)
         except ValueError:
             tolerance = DEFAULT_TOLERANCE_S
-        if not signature_is_valid(key, request.body, request.headers.get("telnyx-timestamp"),
-                                  request.headers.get("telnyx-signature-ed25519"), tolerance_s=tolerance):
+        if not signature_is_valid(
+            key,
+            request.body,
+            request.headers.get("telnyx-timestamp"),
+            request.headers.get("telnyx-signature-ed25519"),
+            tolerance_s=tolerance,
+        ):
             raise AnswerRefused(403, "forbidden", forbidden=True)
 
     def read_answer(self, request: HttpRequest) -> AnswerRequest:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import binascii
 import re
 from dataclasses import dataclass, field
-from typing import Final, NamedTuple, Union
+from typing import Final, NamedTuple
 
 import orjson
 
@@ -106,9 +106,7 @@ class StreamStopped:
     call_sid: str
 
 
-TwilioEvent = Union[
-    StreamConnected, StreamStarted, MediaReceived, DtmfReceived, MarkReceived, StreamStopped
-]
+TwilioEvent = StreamConnected | StreamStarted | MediaReceived | DtmfReceived | MarkReceived | StreamStopped
 
 
 def _fail(event: str, reason: str) -> CarrierProtocolError:
@@ -190,29 +188,20 @@ class TwilioStreamParser:
             # A str is counted in characters; only when it could exceed the limit once encoded
             # (4 bytes per character at most) is it worth paying for the exact UTF-8 size.
             if size > MAX_MESSAGE_SIZE or (
-                size * 4 > MAX_MESSAGE_SIZE
-                and len(message.encode("utf-8", "surrogatepass")) > MAX_MESSAGE_SIZE
+                size * 4 > MAX_MESSAGE_SIZE and len(message.encode("utf-8", "surrogatepass")) > MAX_MESSAGE_SIZE
             ):
-                raise CarrierProtocolError(
-                    f"twilio: message of {size} characters exceeds {MAX_MESSAGE_SIZE} bytes"
-                )
+                raise CarrierProtocolError(f"twilio: message of {size} characters exceeds {MAX_MESSAGE_SIZE} bytes")
         elif isinstance(message, (bytes, bytearray, memoryview)):
             if len(message) > MAX_MESSAGE_SIZE:
-                raise CarrierProtocolError(
-                    f"twilio: message of {len(message)} bytes exceeds {MAX_MESSAGE_SIZE} bytes"
-                )
+                raise CarrierProtocolError(f"twilio: message of {len(message)} bytes exceeds {MAX_MESSAGE_SIZE} bytes")
         else:
-            raise CarrierProtocolError(
-                f"twilio: message must be text or bytes, got {type(message).__name__}"
-            )
+            raise CarrierProtocolError(f"twilio: message must be text or bytes, got {type(message).__name__}")
         try:
             msg = orjson.loads(message)
         except orjson.JSONDecodeError as exc:
             raise CarrierProtocolError(f"twilio: message is not valid JSON ({exc})") from None
         if type(msg) is not dict:
-            raise CarrierProtocolError(
-                f"twilio: message must be a JSON object, got {type(msg).__name__}"
-            )
+            raise CarrierProtocolError(f"twilio: message must be a JSON object, got {type(msg).__name__}")
         event = msg.get("event")
         if self._stopped:
             raise CarrierProtocolError(f"twilio: {excerpt(event)} message after stop")
@@ -240,9 +229,7 @@ class TwilioStreamParser:
         if sid != self._stream_sid:
             if sid is None:
                 raise _fail(event, "missing field 'streamSid'")
-            raise _fail(
-                event, f"streamSid {excerpt(sid)} does not match the started stream {self._stream_sid}"
-            )
+            raise _fail(event, f"streamSid {excerpt(sid)} does not match the started stream {self._stream_sid}")
 
     def _media(self, msg: dict) -> MediaReceived:
         # Happy path inline (what Twilio sends 50 times a second); any deviation falls through to
@@ -253,10 +240,18 @@ class TwilioStreamParser:
             seq, chunk, ts = msg.get("sequenceNumber"), media.get("chunk"), media.get("timestamp")
             encoded, track = media.get("payload"), media.get("track")
             if (
-                type(seq) is str and type(chunk) is str and type(ts) is str
-                and type(encoded) is str and type(track) is str and track
-                and 0 < len(seq) < 19 and 0 < len(chunk) < 19 and 0 < len(ts) < 19
-                and seq.isdigit() and chunk.isdigit() and ts.isdigit()
+                type(seq) is str
+                and type(chunk) is str
+                and type(ts) is str
+                and type(encoded) is str
+                and type(track) is str
+                and track
+                and 0 < len(seq) < 19
+                and 0 < len(chunk) < 19
+                and 0 < len(ts) < 19
+                and seq.isdigit()
+                and chunk.isdigit()
+                and ts.isdigit()
                 and (seq + chunk + ts).isascii()
             ):
                 try:
@@ -318,9 +313,7 @@ class TwilioStreamParser:
         account_sid = _string(start, "accountSid", "start", "start.accountSid")
         tracks = start.get("tracks")
         if type(tracks) is not list or not tracks or any(type(t) is not str for t in tracks):
-            raise _fail(
-                "start", f"field 'start.tracks' must be a non-empty list of strings, got {excerpt(tracks)}"
-            )
+            raise _fail("start", f"field 'start.tracks' must be a non-empty list of strings, got {excerpt(tracks)}")
         fmt = _object(start, "mediaFormat", "start", "start.mediaFormat")
         encoding = _string(fmt, "encoding", "start", "start.mediaFormat.encoding")
         sample_rate = fmt.get("sampleRate")
@@ -397,9 +390,7 @@ class TwilioStreamSerializer:
         """A mark; Twilio echoes it once the audio sent before it has played (or was cleared)."""
         if not isinstance(name, str):
             raise TypeError("mark name must be a string")
-        return orjson.dumps(
-            {"event": "mark", "streamSid": self.stream_sid, "mark": {"name": name}}
-        ).decode()
+        return orjson.dumps({"event": "mark", "streamSid": self.stream_sid, "mark": {"name": name}}).decode()
 
     def clear(self) -> str:
         """Drop all audio buffered at Twilio; every pending mark is echoed back at once."""

@@ -5,7 +5,8 @@ signatures, `twilio_rest` the REST API); this one puts them behind `carriers.bas
 
 Configuration (the environment): ``TWILIO_AUTH_TOKEN`` checks ``X-Twilio-Signature`` on the
 webhook, the outbound answer and status callbacks and the stream upgrade; with
-``TWILIO_ACCOUNT_SID`` it enables REST hang-up, transfer and dial (``Calls.create``). ``TWILIO_API_BASE_URL`` points REST calls at a stand-in (tests).
+``TWILIO_ACCOUNT_SID`` it enables REST hang-up, transfer and dial (``Calls.create``).
+``TWILIO_API_BASE_URL`` points REST calls at a stand-in (tests).
 """
 
 from __future__ import annotations
@@ -56,9 +57,15 @@ __all__ = ["TwilioCallControl", "TwilioCarrier", "TwilioCodec", "answered_by"]
 
 # Twilio's CallStatus of a status callback → the seam's. "in-progress" is what "answered" reports.
 _STATUSES = {
-    "queued": CallStatus.QUEUED, "initiated": CallStatus.QUEUED, "ringing": CallStatus.RINGING,
-    "in-progress": CallStatus.ANSWERED, "answered": CallStatus.ANSWERED, "completed": CallStatus.COMPLETED,
-    "busy": CallStatus.BUSY, "no-answer": CallStatus.NO_ANSWER, "failed": CallStatus.FAILED,
+    "queued": CallStatus.QUEUED,
+    "initiated": CallStatus.QUEUED,
+    "ringing": CallStatus.RINGING,
+    "in-progress": CallStatus.ANSWERED,
+    "answered": CallStatus.ANSWERED,
+    "completed": CallStatus.COMPLETED,
+    "busy": CallStatus.BUSY,
+    "no-answer": CallStatus.NO_ANSWER,
+    "failed": CallStatus.FAILED,
     "canceled": CallStatus.CANCELED,
 }
 
@@ -122,8 +129,13 @@ class TwilioCodec:
             # Twilio drops a stream URL's query string: the token comes back as a <Parameter>.
             parameters = dict(event.custom_parameters)
             token = parameters.pop(STREAM_TOKEN_PARAMETER, None)
-            return CallStarted(call_id=event.call_sid, stream_id=event.stream_sid, audio_format=ULAW_8K,
-                               custom_parameters=parameters, token=token)
+            return CallStarted(
+                call_id=event.call_sid,
+                stream_id=event.stream_sid,
+                audio_format=ULAW_8K,
+                custom_parameters=parameters,
+                token=token,
+            )
         if isinstance(event, StreamStopped):
             return StreamEnded("caller hung up")
         assert isinstance(event, StreamConnected)
@@ -159,9 +171,14 @@ class TwilioCallControl:
     async def dial(self, request: DialRequest) -> str:
         try:
             return await self._rest.create_call(
-                to=request.to, from_=request.caller_id, url=request.answer_url, status_callback=request.status_url,
+                to=request.to,
+                from_=request.caller_id,
+                url=request.answer_url,
+                status_callback=request.status_url,
                 # Synchronous detection: Twilio requests the answer URL once it knows, with AnsweredBy.
-                machine_detection="Enable" if request.machine_detection else None, timeout_s=request.ring_timeout_s)
+                machine_detection="Enable" if request.machine_detection else None,
+                timeout_s=request.ring_timeout_s,
+            )
         except TwilioRestError as exc:
             # No HTTP answer at all: the carrier is unreachable, as a SIP 503 would say.
             raise DialFailed(exc.status or 503, exc.message, exc.code) from None
@@ -172,8 +189,16 @@ class TwilioCarrier(Carrier):
     prefixes = ("", "/twilio")  # /incoming-call predates the other carriers and stays
     signature_header = "X-Twilio-Signature"
     secret_names = ("TWILIO_AUTH_TOKEN",)
-    capabilities = Capabilities(audio_formats=(ULAW_8K,), marks=True, clear=True, dtmf_in=True, dtmf_out=False,
-                                hangup=True, transfer=True, dial=True)
+    capabilities = Capabilities(
+        audio_formats=(ULAW_8K,),
+        marks=True,
+        clear=True,
+        dtmf_in=True,
+        dtmf_out=False,
+        hangup=True,
+        transfer=True,
+        dial=True,
+    )
 
     @property
     def _auth_token(self) -> str | None:
@@ -200,8 +225,12 @@ class TwilioCarrier(Carrier):
             raise AnswerRefused(400, "a Twilio voice webhook needs CallSid and To")
         if not is_sid(call_sid, "CA"):
             raise AnswerRefused(400, "CallSid is not a Twilio call id (CA + 32 hex digits)")
-        return AnswerRequest(call_id=call_sid, caller=request.form.get("From", ""), number=number,
-                             answered_by=answered_by(request.form.get("AnsweredBy")))
+        return AnswerRequest(
+            call_id=call_sid,
+            caller=request.form.get("From", ""),
+            number=number,
+            answered_by=answered_by(request.form.get("AnsweredBy")),
+        )
 
     def read_call_status(self, request: HttpRequest) -> CallStatusUpdate:
         self._check_signature(request)
@@ -211,9 +240,13 @@ class TwilioCarrier(Carrier):
         if status is None:
             raise AnswerRefused(400, "unknown CallStatus")
         duration = _number(request.form.get("CallDuration"))
-        return CallStatusUpdate(call_id=call_sid, status=status, duration_s=None if duration is None else float(duration),
-                                sip_code=_number(request.form.get("SipResponseCode")),
-                                answered_by=answered_by(request.form.get("AnsweredBy")))
+        return CallStatusUpdate(
+            call_id=call_sid,
+            status=status,
+            duration_s=None if duration is None else float(duration),
+            sip_code=_number(request.form.get("SipResponseCode")),
+            answered_by=answered_by(request.form.get("AnsweredBy")),
+        )
 
     def answer_document(self, stream_url: str, token: str) -> HttpAnswer:
         return HttpAnswer(connect_stream_twiml(stream_url, {STREAM_TOKEN_PARAMETER: token}), "text/xml")

@@ -105,9 +105,14 @@ class TwilioRest:
         (after answering-machine detection, whose result then comes as ``AnsweredBy``), reporting
         initiated, ringing, answered and completed to ``status_callback``. The new call's SID."""
         fields: dict[str, object] = {
-            "to": to, "from_": from_, "url": url, "method": "POST", "status_callback": status_callback,
+            "to": to,
+            "from_": from_,
+            "url": url,
+            "method": "POST",
+            "status_callback": status_callback,
             "status_callback_method": "POST",
-            "status_callback_event": ["initiated", "ringing", "answered", "completed"], "timeout": timeout_s,
+            "status_callback_event": ["initiated", "ringing", "answered", "completed"],
+            "timeout": timeout_s,
         }
         if machine_detection:
             fields["machine_detection"] = machine_detection

@@ -54,9 +54,7 @@ def _url_variants(url: str) -> list[str]:
     return variants
 
 
-def signature_is_valid(
-    auth_token: str, url: str, params: Mapping[str, str], signature: str | None
-) -> bool:
+def signature_is_valid(auth_token: str, url: str, params: Mapping[str, str], signature: str | None) -> bool:
     """Whether ``signature`` (the ``X-Twilio-Signature`` header) signs ``url`` + ``params``.
 
     ``url`` must be the URL Twilio requested, rebuilt from the configured public base URL (not from

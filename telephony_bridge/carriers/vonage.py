@@ -35,7 +35,13 @@ from telephony_bridge.carriers.base import (
 from telephony_bridge.carriers.errors import CarrierProtocolError, excerpt
 
 __all__ = [
-    "CALL_ID_HEADER", "CONTENT_TYPES", "FRAME_MS", "MAX_TEXT_CHARS", "VonageCodec", "content_type_of", "is_uuid",
+    "CALL_ID_HEADER",
+    "CONTENT_TYPES",
+    "FRAME_MS",
+    "MAX_TEXT_CHARS",
+    "VonageCodec",
+    "content_type_of",
+    "is_uuid",
 ]
 
 # The NCCO header naming the call (Vonage's call uuid): `websocket:connected` carries it back.
@@ -123,14 +129,20 @@ class VonageCodec:
         if not is_uuid(call_id):
             raise CarrierProtocolError(f"vonage: websocket:connected without a call uuid ({CALL_ID_HEADER} header)")
         token = event.get(STREAM_TOKEN_PARAMETER)
-        parameters = {name: value for name, value in event.items()
-                      if type(value) is str and name not in ("event", "content-type", CALL_ID_HEADER,
-                                                             STREAM_TOKEN_PARAMETER)}
+        parameters = {
+            name: value
+            for name, value in event.items()
+            if type(value) is str and name not in ("event", "content-type", CALL_ID_HEADER, STREAM_TOKEN_PARAMETER)
+        }
         self._audio_format = audio_format
         self._frame_bytes = audio_format.bytes_per_ms * FRAME_MS
-        return CallStarted(call_id=str(call_id), stream_id=str(call_id), audio_format=audio_format,
-                           custom_parameters=parameters,
-                           token=token if type(token) is str else None)
+        return CallStarted(
+            call_id=str(call_id),
+            stream_id=str(call_id),
+            audio_format=audio_format,
+            custom_parameters=parameters,
+            token=token if type(token) is str else None,
+        )
 
     def audio(self, payload: bytes) -> bytes:
         """One binary message: whole 20 ms frames of what is pending (a remainder waits for the next

@@ -65,8 +65,9 @@ def signature_is_valid(secret: str, authorization: str | None, body: bytes, now:
     try:
         if not verify_signature(token.strip(), secret):
             return False
-        claims = jwt.decode(token.strip(), secret, algorithms=["HS256"], options={"require": ["iat"]},
-                            leeway=MAX_TOKEN_AGE_S)
+        claims = jwt.decode(
+            token.strip(), secret, algorithms=["HS256"], options={"require": ["iat"]}, leeway=MAX_TOKEN_AGE_S
+        )
     except Exception:  # vonage-jwt wraps every decoding failure (expired, malformed) in its own error
         return False
     issued = claims.get("iat")
@@ -122,9 +123,17 @@ class VonageCarrier(Carrier):
     body_types = ("application/json",)
     signature_header = "Authorization (Vonage signed JWT)"
     secret_names = ("VONAGE_SIGNATURE_SECRET",)
-    capabilities = Capabilities(audio_formats=(L16_16K, L16_8K), marks=False, clear=True, dtmf_in=True,
-                                dtmf_out=False, hangup=True, transfer=True, dial=False,
-                                playout_lead_ms=PLAYOUT_LEAD_MS)
+    capabilities = Capabilities(
+        audio_formats=(L16_16K, L16_8K),
+        marks=False,
+        clear=True,
+        dtmf_in=True,
+        dtmf_out=False,
+        hangup=True,
+        transfer=True,
+        dial=False,
+        playout_lead_ms=PLAYOUT_LEAD_MS,
+    )
 
     # The call being answered, between read_answer and answer_document of one request (the stream
     # must name its call, and only the answer request knows it). Per task, so concurrent answers
@@ -148,8 +157,9 @@ class VonageCarrier(Carrier):
         secret = self._secret
         # A GET's query is not covered by Vonage's JWT (only a body is, by payload_hash): docs/carriers/vonage.md
         # says to set the answer URL's method to POST.
-        if secret is not None and not signature_is_valid(secret, request.headers.get("authorization"), request.body,
-                                                         now=time.time()):
+        if secret is not None and not signature_is_valid(
+            secret, request.headers.get("authorization"), request.body, now=time.time()
+        ):
             raise AnswerRefused(403, "forbidden", forbidden=True)
         uuid, number = request.form.get("uuid"), request.form.get("to")
         if not uuid or not number:
@@ -166,8 +176,9 @@ class VonageCarrier(Carrier):
         if call_id is None:
             raise ValueError("answer_document follows read_answer of the same request")
         headers = {STREAM_TOKEN_PARAMETER: token, CALL_ID_HEADER: call_id}
-        return HttpAnswer(connect_ncco(stream_url, headers, content_type_of(self.capabilities.audio_formats[0])),
-                          "application/json")
+        return HttpAnswer(
+            connect_ncco(stream_url, headers, content_type_of(self.capabilities.audio_formats[0])), "application/json"
+        )
 
     def reject_document(self) -> HttpAnswer:
         # An NCCO with no action ends the call; `reject` is not an NCCO action.

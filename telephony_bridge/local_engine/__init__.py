@@ -9,13 +9,13 @@ from .session import EngineSession, SpeechRequest
 from .tts import synthesize, synthesize_async
 
 __all__ = [
-           "EngineSession",
-           "LocalEngine",
-           "Script",
-           "ScriptError",
-           "SpeechRequest",
-           "ToolCall",
-           "Turn",
-           "synthesize",
-           "synthesize_async",
+    "EngineSession",
+    "LocalEngine",
+    "Script",
+    "ScriptError",
+    "SpeechRequest",
+    "ToolCall",
+    "Turn",
+    "synthesize",
+    "synthesize_async",
 ]

@@ -28,11 +28,18 @@ __all__ = [
 ]
 
 # The beta SDK types `session.model` as a closed list; other names are left out of beta sessions.
-BETA_MODELS = frozenset({
-    "gpt-realtime", "gpt-realtime-2025-08-28", "gpt-4o-realtime-preview", "gpt-4o-realtime-preview-2024-10-01",
-    "gpt-4o-realtime-preview-2024-12-17", "gpt-4o-realtime-preview-2025-06-03", "gpt-4o-mini-realtime-preview",
-    "gpt-4o-mini-realtime-preview-2024-12-17",
-})
+BETA_MODELS = frozenset(
+    {
+        "gpt-realtime",
+        "gpt-realtime-2025-08-28",
+        "gpt-4o-realtime-preview",
+        "gpt-4o-realtime-preview-2024-10-01",
+        "gpt-4o-realtime-preview-2024-12-17",
+        "gpt-4o-realtime-preview-2025-06-03",
+        "gpt-4o-mini-realtime-preview",
+        "gpt-4o-mini-realtime-preview-2024-12-17",
+    }
+)
 DEFAULT_MODEL = {"ga": "gpt-realtime", "beta": "gpt-4o-realtime-preview"}
 DEFAULT_INSTRUCTIONS = (
     "You are a helpful voice assistant. (Local engine: a simulator; what it says comes from its script.)"
@@ -44,40 +51,110 @@ GA_FORMAT_TYPES = {"audio/pcm": "pcm16", "audio/pcmu": "g711_ulaw", "audio/pcma"
 SAMPLE_RATE = {"pcm16": 24000, "g711_ulaw": 8000, "g711_alaw": 8000}
 BYTES_PER_MS = {"pcm16": 48, "g711_ulaw": 8, "g711_alaw": 8}
 
-SERVER_VAD_DEFAULTS = {"threshold": 0.5, "prefix_padding_ms": 300, "silence_duration_ms": 500,
-                       "create_response": True, "interrupt_response": True}
+SERVER_VAD_DEFAULTS = {
+    "threshold": 0.5,
+    "prefix_padding_ms": 300,
+    "silence_duration_ms": 500,
+    "create_response": True,
+    "interrupt_response": True,
+}
 # semantic_vad is simulated with the energy VAD; eagerness picks the hang-over.
 SEMANTIC_SILENCE_MS = {"low": 1200, "medium": 700, "auto": 700, "high": 350}
 
-_GA_SESSION_KEYS = {"type", "model", "output_modalities", "instructions", "audio", "tools", "tool_choice",
-                    "max_output_tokens", "tracing", "truncation", "prompt", "include", "parallel_tool_calls",
-                    "reasoning"}
+_GA_SESSION_KEYS = {
+    "type",
+    "model",
+    "output_modalities",
+    "instructions",
+    "audio",
+    "tools",
+    "tool_choice",
+    "max_output_tokens",
+    "tracing",
+    "truncation",
+    "prompt",
+    "include",
+    "parallel_tool_calls",
+    "reasoning",
+}
 _GA_AUDIO_KEYS = {"input", "output"}
 _GA_INPUT_KEYS = {"format", "transcription", "noise_reduction", "turn_detection"}
 _GA_OUTPUT_KEYS = {"format", "voice", "speed"}
-_BETA_SESSION_KEYS = {"model", "modalities", "instructions", "voice", "input_audio_format", "output_audio_format",
-                      "input_audio_transcription", "input_audio_noise_reduction", "turn_detection", "tools",
-                      "tool_choice", "temperature", "max_response_output_tokens", "speed", "tracing"}
-_SERVER_VAD_KEYS = {"type", "threshold", "prefix_padding_ms", "silence_duration_ms", "idle_timeout_ms",
-                    "create_response", "interrupt_response"}
+_BETA_SESSION_KEYS = {
+    "model",
+    "modalities",
+    "instructions",
+    "voice",
+    "input_audio_format",
+    "output_audio_format",
+    "input_audio_transcription",
+    "input_audio_noise_reduction",
+    "turn_detection",
+    "tools",
+    "tool_choice",
+    "temperature",
+    "max_response_output_tokens",
+    "speed",
+    "tracing",
+}
+_SERVER_VAD_KEYS = {
+    "type",
+    "threshold",
+    "prefix_padding_ms",
+    "silence_duration_ms",
+    "idle_timeout_ms",
+    "create_response",
+    "interrupt_response",
+}
 _SEMANTIC_VAD_KEYS = {"type", "eagerness", "create_response", "interrupt_response"}
-_BETA_TURN_KEYS = {"type", "threshold", "prefix_padding_ms", "silence_duration_ms", "create_response",
-                   "interrupt_response", "eagerness"}
+_BETA_TURN_KEYS = {
+    "type",
+    "threshold",
+    "prefix_padding_ms",
+    "silence_duration_ms",
+    "create_response",
+    "interrupt_response",
+    "eagerness",
+}
 _TOOL_KEYS = {"type", "name", "description", "parameters"}
 _GA_TRANSCRIPTION_KEYS = {"model", "language", "prompt", "languages", "keywords", "delay"}
 _BETA_TRANSCRIPTION_KEYS = {"model", "language", "prompt"}
 
-_GA_RESPONSE_KEYS = {"output_modalities", "instructions", "audio", "tools", "tool_choice", "max_output_tokens",
-                     "conversation", "metadata", "input", "prompt", "parallel_tool_calls", "reasoning"}
-_BETA_RESPONSE_KEYS = {"modalities", "instructions", "voice", "output_audio_format", "tools", "tool_choice",
-                       "temperature", "max_response_output_tokens", "conversation", "metadata", "input"}
+_GA_RESPONSE_KEYS = {
+    "output_modalities",
+    "instructions",
+    "audio",
+    "tools",
+    "tool_choice",
+    "max_output_tokens",
+    "conversation",
+    "metadata",
+    "input",
+    "prompt",
+    "parallel_tool_calls",
+    "reasoning",
+}
+_BETA_RESPONSE_KEYS = {
+    "modalities",
+    "instructions",
+    "voice",
+    "output_audio_format",
+    "tools",
+    "tool_choice",
+    "temperature",
+    "max_response_output_tokens",
+    "conversation",
+    "metadata",
+    "input",
+}
 
 
 class ClientError(Exception):
     """A client event the real API would answer with an `error` event (the connection goes on)."""
 
-    def __init__(self, message: str, code: str | None = None, param: str | None = None,
-                 error_type: str = "invalid_request_error") -> None:
+    def __init__(
+        self, message: str, code: str | None = None, param: str | None = None, error_type: str = "invalid_request_error"
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.code = code
@@ -97,18 +174,28 @@ def _invalid_value(param: str, value: Any, supported: tuple[str, ...] | None = N
 
 
 def _type_name(value: Any) -> str:
-    return {bool: "a boolean", int: "an integer", float: "a decimal", str: "a string", list: "an array",
-            dict: "an object", type(None): "null"}.get(type(value), type(value).__name__)
+    return {
+        bool: "a boolean",
+        int: "an integer",
+        float: "a decimal",
+        str: "a string",
+        list: "an array",
+        dict: "an object",
+        type(None): "null",
+    }.get(type(value), type(value).__name__)
 
 
 def _expect(param: str, value: Any, kind: type | tuple[type, ...], what: str, nullable: bool = False) -> None:
     if value is None and nullable:
         return
     if isinstance(value, bool) and kind in (int, float, (int, float)):
-        raise ClientError(f"Invalid type for '{param}': expected {what}, but got a boolean instead.", "invalid_type", param)
+        raise ClientError(
+            f"Invalid type for '{param}': expected {what}, but got a boolean instead.", "invalid_type", param
+        )
     if not isinstance(value, kind):
-        raise ClientError(f"Invalid type for '{param}': expected {what}, but got {_type_name(value)} instead.",
-                          "invalid_type", param)
+        raise ClientError(
+            f"Invalid type for '{param}': expected {what}, but got {_type_name(value)} instead.", "invalid_type", param
+        )
 
 
 def _check_keys(param: str, value: dict, allowed: set[str]) -> None:
@@ -186,7 +273,9 @@ def _check_max_tokens(param: str, value: Any) -> None:
     if value == "inf" or value is None:
         return
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 4096:
-        raise ClientError(f"Invalid '{param}': expected an integer between 1 and 4096, or 'inf'.", "invalid_value", param)
+        raise ClientError(
+            f"Invalid '{param}': expected an integer between 1 and 4096, or 'inf'.", "invalid_value", param
+        )
 
 
 def _check_tools(param: str, value: Any) -> None:
@@ -195,11 +284,16 @@ def _check_tools(param: str, value: Any) -> None:
         where = f"{param}[{index}]"
         _expect(where, tool, dict, "an object")
         if tool.get("type", "function") != "function":
-            raise ClientError(f"The local engine supports only function tools, not {tool.get('type')!r}.",
-                              "unsupported_tool_type", f"{where}.type")
+            raise ClientError(
+                f"The local engine supports only function tools, not {tool.get('type')!r}.",
+                "unsupported_tool_type",
+                f"{where}.type",
+            )
         _check_keys(where, tool, _TOOL_KEYS)
         if not isinstance(tool.get("name"), str) or not tool["name"]:
-            raise ClientError(f"Missing required parameter: '{where}.name'.", "missing_required_parameter", f"{where}.name")
+            raise ClientError(
+                f"Missing required parameter: '{where}.name'.", "missing_required_parameter", f"{where}.name"
+            )
 
 
 def _check_tool_choice(param: str, value: Any, dialect: Dialect) -> None:
@@ -207,7 +301,12 @@ def _check_tool_choice(param: str, value: Any, dialect: Dialect) -> None:
         if value not in ("auto", "none", "required") and dialect == "ga":
             raise _invalid_value(param, value, ("auto", "none", "required"))
         return
-    if dialect == "ga" and isinstance(value, dict) and value.get("type") == "function" and isinstance(value.get("name"), str):
+    if (
+        dialect == "ga"
+        and isinstance(value, dict)
+        and value.get("type") == "function"
+        and isinstance(value.get("name"), str)
+    ):
         _check_keys(param, value, {"type", "name"})
         return
     raise ClientError(f"Invalid type for '{param}'.", "invalid_type", param)
@@ -222,7 +321,9 @@ def _normalise_turn_detection(param: str, value: Any, dialect: Dialect) -> dict[
         raise ClientError(f"Missing required parameter: '{param}.type'.", "missing_required_parameter", f"{param}.type")
     if kind not in ("server_vad", "semantic_vad"):
         raise _invalid_value(f"{param}.type", kind, ("server_vad", "semantic_vad"))
-    allowed = _BETA_TURN_KEYS if dialect == "beta" else (_SERVER_VAD_KEYS if kind == "server_vad" else _SEMANTIC_VAD_KEYS)
+    allowed = (
+        _BETA_TURN_KEYS if dialect == "beta" else (_SERVER_VAD_KEYS if kind == "server_vad" else _SEMANTIC_VAD_KEYS)
+    )
     _check_keys(param, value, allowed)
     for key in ("create_response", "interrupt_response"):
         if key in value:
@@ -234,8 +335,11 @@ def _normalise_turn_detection(param: str, value: Any, dialect: Dialect) -> dict[
             threshold = SERVER_VAD_DEFAULTS["threshold"]
         _expect(f"{param}.threshold", threshold, (int, float), "a number")
         if not 0.0 <= threshold <= 1.0:
-            raise ClientError(f"Invalid '{param}.threshold': expected a number between 0.0 and 1.0.", "invalid_value",
-                              f"{param}.threshold")
+            raise ClientError(
+                f"Invalid '{param}.threshold': expected a number between 0.0 and 1.0.",
+                "invalid_value",
+                f"{param}.threshold",
+            )
         result["threshold"] = float(threshold)
         for key in ("prefix_padding_ms", "silence_duration_ms"):
             number = value.get(key)
@@ -269,7 +373,9 @@ def _ga_format(param: str, value: Any) -> dict[str, Any]:
         _check_keys(param, value, {"type", "rate"})
         rate = value.get("rate", 24000)
         if rate != 24000:
-            raise ClientError(f"Invalid value: {rate!r}. Supported values are: 24000.", "invalid_value", f"{param}.rate")
+            raise ClientError(
+                f"Invalid value: {rate!r}. Supported values are: 24000.", "invalid_value", f"{param}.rate"
+            )
         return {"type": kind, "rate": 24000}
     _check_keys(param, value, {"type"})
     return {"type": kind}
@@ -314,10 +420,15 @@ def merge_session_update(current: dict[str, Any], update: Any, dialect: Dialect)
     if dialect == "ga":
         _check_keys("session", update, _GA_SESSION_KEYS)
         if "type" not in update:
-            raise ClientError("Missing required parameter: 'session.type'.", "missing_required_parameter", "session.type")
+            raise ClientError(
+                "Missing required parameter: 'session.type'.", "missing_required_parameter", "session.type"
+            )
         if update["type"] != "realtime":
-            raise ClientError("The local engine supports only realtime sessions (session.type 'realtime').",
-                              "invalid_value", "session.type")
+            raise ClientError(
+                "The local engine supports only realtime sessions (session.type 'realtime').",
+                "invalid_value",
+                "session.type",
+            )
         for key, value in update.items():
             param = f"session.{key}"
             if key == "audio":
@@ -330,8 +441,9 @@ def merge_session_update(current: dict[str, Any], update: Any, dialect: Dialect)
             elif key == "output_modalities":
                 _check_modalities(param, value)
                 if len(value) != 1:
-                    raise ClientError("Invalid 'session.output_modalities': expected ['audio'] or ['text'].",
-                                      "invalid_value", param)
+                    raise ClientError(
+                        "Invalid 'session.output_modalities': expected ['audio'] or ['text'].", "invalid_value", param
+                    )
             elif key == "model":
                 _expect(param, value, str, "a string")
             elif key == "tools":
@@ -361,8 +473,9 @@ def merge_session_update(current: dict[str, Any], update: Any, dialect: Dialect)
         elif key == "temperature":
             _expect(param, value, (int, float), "a number")
             if not 0.6 <= value <= 1.2:
-                raise ClientError("Invalid 'session.temperature': expected a number between 0.6 and 1.2.",
-                                  "invalid_value", param)
+                raise ClientError(
+                    "Invalid 'session.temperature': expected a number between 0.6 and 1.2.", "invalid_value", param
+                )
         elif key == "turn_detection":
             value = _normalise_turn_detection(param, value, dialect)
         elif key == "input_audio_transcription":
@@ -375,9 +488,8 @@ def merge_session_update(current: dict[str, Any], update: Any, dialect: Dialect)
             _check_tool_choice(param, value, dialect)
         elif key == "max_response_output_tokens":
             _check_max_tokens(param, value)
-        elif key == "model":
-            if value not in BETA_MODELS:
-                continue  # the beta session object only carries known model names
+        elif key == "model" and value not in BETA_MODELS:
+            continue  # the beta session object only carries known model names
         merged[key] = copy.deepcopy(value)
     return merged
 

@@ -38,8 +38,11 @@ class ConversationStore(EngineBase):
                 return None
             index = self._find(previous_item_id)
             if index is None:
-                raise ClientError(f"Previous item with id '{previous_item_id}' not found.",
-                                  "previous_item_not_found", "previous_item_id")
+                raise ClientError(
+                    f"Previous item with id '{previous_item_id}' not found.",
+                    "previous_item_not_found",
+                    "previous_item_id",
+                )
             self.items.insert(index + 1, item)
             return previous_item_id
         previous = self.items[-1].id if self.items else None
@@ -79,12 +82,16 @@ class ConversationStore(EngineBase):
             self._check_item_keys(raw, common | {"role", "content"})
             role = raw.get("role")
             if role not in ("user", "assistant", "system"):
-                raise ClientError(f"Invalid value: {role!r}. Supported values are: 'user', 'assistant', 'system'.",
-                                  "invalid_value", "item.role")
+                raise ClientError(
+                    f"Invalid value: {role!r}. Supported values are: 'user', 'assistant', 'system'.",
+                    "invalid_value",
+                    "item.role",
+                )
             content = raw.get("content")
             if not isinstance(content, list) or not content:
-                raise ClientError("Missing required parameter: 'item.content'.", "missing_required_parameter",
-                                  "item.content")
+                raise ClientError(
+                    "Missing required parameter: 'item.content'.", "missing_required_parameter", "item.content"
+                )
             parts = [self._parse_content(part, role, index) for index, part in enumerate(content)]
             return _Item(id=item_id, type="message", role=role, content=parts, status="completed")
         if kind == "function_call":
@@ -98,14 +105,21 @@ class ConversationStore(EngineBase):
             self._check_item_keys(raw, common | {"call_id", "output"})
             call_id, output = raw.get("call_id"), raw.get("output")
             if not isinstance(call_id, str) or not isinstance(output, str):
-                raise ClientError("A function_call_output item needs string 'call_id' and 'output'.",
-                                  "missing_required_parameter", "item.call_id")
+                raise ClientError(
+                    "A function_call_output item needs string 'call_id' and 'output'.",
+                    "missing_required_parameter",
+                    "item.call_id",
+                )
             if not any(item.type == "function_call" and item.call_id == call_id for item in self.items):
-                raise ClientError(f"Tool call ID '{call_id}' not found in conversation.", "invalid_value",
-                                  "item.call_id")
+                raise ClientError(
+                    f"Tool call ID '{call_id}' not found in conversation.", "invalid_value", "item.call_id"
+                )
             return _Item(id=item_id, type="function_call_output", call_id=call_id, output=output)
-        raise ClientError(f"Invalid value: {kind!r}. Supported values are: 'message', 'function_call', "
-                          f"'function_call_output'.", "invalid_value", "item.type")
+        raise ClientError(
+            f"Invalid value: {kind!r}. Supported values are: 'message', 'function_call', 'function_call_output'.",
+            "invalid_value",
+            "item.type",
+        )
 
     @staticmethod
     def _check_item_keys(raw: dict, allowed: set[str]) -> None:
@@ -120,14 +134,20 @@ class ConversationStore(EngineBase):
         wire_type = part.get("type")
         allowed = _ROLE_CONTENT[self.dialect][role]
         if wire_type not in allowed:
-            raise ClientError(f"Invalid value: {wire_type!r}. Supported values for {role} messages are: "
-                              + ", ".join(f"'{t}'" for t in sorted(allowed)) + ".", "invalid_value", f"{param}.type")
+            raise ClientError(
+                f"Invalid value: {wire_type!r}. Supported values for {role} messages are: "
+                + ", ".join(f"'{t}'" for t in sorted(allowed))
+                + ".",
+                "invalid_value",
+                f"{param}.type",
+            )
         kind = _WIRE_TO_KIND[wire_type]
         content = _Content(kind=kind)
         if kind in ("input_text", "text"):
             if not isinstance(part.get("text"), str):
-                raise ClientError(f"Missing required parameter: '{param}.text'.", "missing_required_parameter",
-                                  f"{param}.text")
+                raise ClientError(
+                    f"Missing required parameter: '{param}.text'.", "missing_required_parameter", f"{param}.text"
+                )
             content.text = part["text"]
         elif kind in ("input_audio", "audio"):
             audio = part.get("audio")
@@ -135,8 +155,11 @@ class ConversationStore(EngineBase):
                 try:
                     content.audio = base64.b64decode(audio, validate=True)
                 except (binascii.Error, ValueError, TypeError):
-                    raise ClientError(f"Invalid '{param}.audio'. Expected base64-encoded audio bytes.",
-                                      "invalid_value", f"{param}.audio") from None
+                    raise ClientError(
+                        f"Invalid '{param}.audio'. Expected base64-encoded audio bytes.",
+                        "invalid_value",
+                        f"{param}.audio",
+                    ) from None
             content.audio_format = self.settings.input_format if kind == "input_audio" else self.settings.output_format
             content.transcript = part.get("transcript")
         elif kind == "input_image":
@@ -151,11 +174,17 @@ class ConversationStore(EngineBase):
         item_id = event.get("item_id")
         index = self._find(item_id)
         if index is None:
-            raise ClientError(f"Error deleting item: the item with id '{item_id}' does not exist.",
-                              "item_delete_invalid_item_id", "item_id")
+            raise ClientError(
+                f"Error deleting item: the item with id '{item_id}' does not exist.",
+                "item_delete_invalid_item_id",
+                "item_id",
+            )
         if self.items[index].response_id is not None:
-            raise ClientError(f"Item '{item_id}' belongs to the response in progress; cancel it first.",
-                              "item_in_active_response", "item_id")
+            raise ClientError(
+                f"Item '{item_id}' belongs to the response in progress; cancel it first.",
+                "item_in_active_response",
+                "item_id",
+            )
         del self.items[index]
         self._emit("conversation.item.deleted", item_id=item_id)
 
@@ -177,22 +206,29 @@ class ConversationStore(EngineBase):
             raise ClientError(f"Item with item_id not found: {item_id}", "item_truncate_invalid_item_id", "item_id")
         item = self.items[index]
         if item.type != "message" or item.role != "assistant":
-            raise ClientError("Only model output audio messages can be truncated", "unsupported_content_type", "item_id")
+            raise ClientError(
+                "Only model output audio messages can be truncated", "unsupported_content_type", "item_id"
+            )
         if content_index >= len(item.content) or item.content[content_index].kind != "audio":
-            raise ClientError("Only model output audio messages can be truncated", "unsupported_content_type",
-                              "content_index")
+            raise ClientError(
+                "Only model output audio messages can be truncated", "unsupported_content_type", "content_index"
+            )
         content = item.content[content_index]
         bytes_per_ms = BYTES_PER_MS[content.audio_format]
         available_ms = len(content.audio) // bytes_per_ms
         if audio_end_ms > available_ms:
-            raise ClientError(f"Audio content of {available_ms}ms is already shorter than {audio_end_ms}ms",
-                              "invalid_value", "audio_end_ms")
+            raise ClientError(
+                f"Audio content of {available_ms}ms is already shorter than {audio_end_ms}ms",
+                "invalid_value",
+                "audio_end_ms",
+            )
         content.audio = content.audio[: audio_end_ms * bytes_per_ms]
         # As the real API: the server-side transcript is removed, so the context holds no text the
         # caller did not hear.
         content.transcript = ""
-        self._emit("conversation.item.truncated", item_id=item.id, content_index=content_index,
-                   audio_end_ms=audio_end_ms)
+        self._emit(
+            "conversation.item.truncated", item_id=item.id, content_index=content_index, audio_end_ms=audio_end_ms
+        )
 
 
 def _non_negative_int(value: Any, name: str) -> int:

@@ -45,7 +45,6 @@ class InputAudio(EngineBase):
         self._pending_user_item = None
         self._speech_onset_ms = None
 
-
     def _stream_ms(self) -> int:
         return int(self._stream_bytes / BYTES_PER_MS[self.settings.input_format])
 
@@ -60,7 +59,9 @@ class InputAudio(EngineBase):
         try:
             raw = base64.b64decode(audio, validate=True)
         except (binascii.Error, ValueError):
-            raise ClientError("Invalid 'audio'. Expected base64-encoded audio bytes.", "invalid_value", "audio") from None
+            raise ClientError(
+                "Invalid 'audio'. Expected base64-encoded audio bytes.", "invalid_value", "audio"
+            ) from None
         if not raw:
             return
         self._buffer.append(raw)
@@ -77,8 +78,9 @@ class InputAudio(EngineBase):
     def _on_speech_started(self, started: SpeechStarted) -> None:
         self._pending_user_item = self._new_id("item_")
         self._speech_onset_ms = started.speech_ms
-        self._emit("input_audio_buffer.speech_started", audio_start_ms=started.audio_start_ms,
-                   item_id=self._pending_user_item)
+        self._emit(
+            "input_audio_buffer.speech_started", audio_start_ms=started.audio_start_ms, item_id=self._pending_user_item
+        )
         detection = self.settings.turn_detection or {}
         if self._active is not None and self._active.in_conversation and detection.get("interrupt_response", True):
             self._stop_response(self._active, "cancelled", {"type": "cancelled", "reason": "turn_detected"})
@@ -101,7 +103,9 @@ class InputAudio(EngineBase):
         if buffered < MIN_COMMIT_MS:
             raise ClientError(
                 f"Error committing input audio buffer: buffer too small. Expected at least {MIN_COMMIT_MS}ms of "
-                f"audio, but buffer only has {buffered:.2f}ms of audio.", "input_audio_buffer_commit_empty")
+                f"audio, but buffer only has {buffered:.2f}ms of audio.",
+                "input_audio_buffer_commit_empty",
+            )
         item_id = self._pending_user_item or self._new_id("item_")
         self._commit(item_id, speech_seconds=buffered / 1000)
 
@@ -125,16 +129,26 @@ class InputAudio(EngineBase):
     def _commit(self, item_id: str, speech_seconds: float, by_vad: bool = False) -> None:
         audio = b"".join(self._buffer)
         self._reset_buffer(reset_vad=not by_vad)
-        item = _Item(id=item_id, type="message", role="user", status="completed",
-                     content=[_Content(kind="input_audio", audio=audio, audio_format=self.settings.input_format)])
+        item = _Item(
+            id=item_id,
+            type="message",
+            role="user",
+            status="completed",
+            content=[_Content(kind="input_audio", audio=audio, audio_format=self.settings.input_format)],
+        )
         previous = self._append_item(item)
         self._emit("input_audio_buffer.committed", previous_item_id=previous, item_id=item_id)
         self._announce_item(item, previous)
         if self.settings.transcription:
             transcript = self._hears() or f"[speech {speech_seconds:.1f} s]"
             item.content[0].transcript = transcript
-            self._emit("conversation.item.input_audio_transcription.completed", item_id=item_id, content_index=0,
-                       transcript=transcript, usage={"type": "duration", "seconds": round(speech_seconds, 3)})
+            self._emit(
+                "conversation.item.input_audio_transcription.completed",
+                item_id=item_id,
+                content_index=0,
+                transcript=transcript,
+                usage={"type": "duration", "seconds": round(speech_seconds, 3)},
+            )
 
     def _hears(self) -> str | None:
         """What the script says the caller says before its next turn (each turn's line used once)."""

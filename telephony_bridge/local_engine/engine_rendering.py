@@ -49,11 +49,15 @@ class WireRendering(EngineBase):
     def _wire_format(self, fmt: str) -> Any:
         if self.dialect == "beta":
             return fmt
-        return {"pcm16": {"type": "audio/pcm", "rate": 24000}, "g711_ulaw": {"type": "audio/pcmu"},
-                "g711_alaw": {"type": "audio/pcma"}}[fmt]
+        return {
+            "pcm16": {"type": "audio/pcm", "rate": 24000},
+            "g711_ulaw": {"type": "audio/pcmu"},
+            "g711_alaw": {"type": "audio/pcma"},
+        }[fmt]
 
-    def _render_response(self, response: _Response, status: str, status_details: Any = None,
-                         usage: Any = None) -> dict[str, Any]:
+    def _render_response(
+        self, response: _Response, status: str, status_details: Any = None, usage: Any = None
+    ) -> dict[str, Any]:
         modalities = ["audio"] if response.audio_out else ["text"]
         wire: dict[str, Any] = {
             "id": response.id,

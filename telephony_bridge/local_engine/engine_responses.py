@@ -46,7 +46,9 @@ class ResponseScheduler(EngineBase):
         if self._active is not None:
             raise ClientError(
                 f"Conversation already has an active response in progress: {self._active.id}. Wait until the "
-                f"response is finished before creating a new one.", "conversation_already_has_active_response")
+                f"response is finished before creating a new one.",
+                "conversation_already_has_active_response",
+            )
         self._create_response(params, event_id=event.get("event_id"))
 
     def _on_response_cancel(self, event: dict) -> None:
@@ -63,8 +65,10 @@ class ResponseScheduler(EngineBase):
             if match:
                 return [_Say(match.group(1).strip().strip("\"'\u201c\u201d"))]
         for call_id, template in list(self._followups.items()):
-            output = next((item.output for item in self.items
-                           if item.type == "function_call_output" and item.call_id == call_id), None)
+            output = next(
+                (item.output for item in self.items if item.type == "function_call_output" and item.call_id == call_id),
+                None,
+            )
             if output is not None:
                 del self._followups[call_id]
                 return [_Say(render_followup(template, output))]
@@ -86,8 +90,9 @@ class ResponseScheduler(EngineBase):
             audio_params = (params.get("audio") or {}).get("output") or {}
             output_format = settings.output_format
             if "format" in audio_params:
-                output_format = {"audio/pcm": "pcm16", "audio/pcmu": "g711_ulaw",
-                                 "audio/pcma": "g711_alaw"}[audio_params["format"]["type"]]
+                output_format = {"audio/pcm": "pcm16", "audio/pcmu": "g711_ulaw", "audio/pcma": "g711_alaw"}[
+                    audio_params["format"]["type"]
+                ]
             voice = audio_params.get("voice", self.session["audio"]["output"].get("voice"))
             max_tokens = params.get("max_output_tokens", self.session.get("max_output_tokens", "inf"))
             temperature = None
@@ -137,15 +142,20 @@ class ResponseScheduler(EngineBase):
             except Exception:  # an engine bug: fail this response, not the session
                 log.exception("local engine response %s failed", response.id)
                 response.flow = None
-                self._stop_response(response, "failed", {"type": "failed", "error": {
-                    "type": "server_error", "code": "server_error", "message": "The response failed."}})
+                self._stop_response(
+                    response,
+                    "failed",
+                    {
+                        "type": "failed",
+                        "error": {"type": "server_error", "code": "server_error", "message": "The response failed."},
+                    },
+                )
                 return
             if isinstance(response.wait, _AwaitSpeech):
                 request = response.wait.request
                 if self._speak is not None:
                     try:
-                        response.wait.pcm = self._speak(request.text, request.sample_rate, request.voice,
-                                                        request.speed)
+                        response.wait.pcm = self._speak(request.text, request.sample_rate, request.voice, request.speed)
                     except Exception as exc:
                         self._fail_speech(response, str(exc))
                         return
@@ -164,8 +174,12 @@ class ResponseScheduler(EngineBase):
         item.response_id = response.id
         output_index = len(response.output)
         response.output.append(item)
-        self._emit("response.output_item.added", response_id=response.id, output_index=output_index,
-                   item=self._render_item(item))
+        self._emit(
+            "response.output_item.added",
+            response_id=response.id,
+            output_index=output_index,
+            item=self._render_item(item),
+        )
         if response.in_conversation:
             previous = self._append_item(item)
             rendered = self._render_item(item)
@@ -178,16 +192,24 @@ class ResponseScheduler(EngineBase):
         item.status = status
         item.response_id = None
         rendered = self._render_item(item)
-        self._emit("response.output_item.done", response_id=response.id, output_index=response.output.index(item),
-                   item=rendered)
+        self._emit(
+            "response.output_item.done",
+            response_id=response.id,
+            output_index=response.output.index(item),
+            item=rendered,
+        )
         if response.in_conversation and self.dialect == "ga":
             index = self._find(item.id)
             previous = self.items[index - 1].id if index else None
             self._emit("conversation.item.done", previous_item_id=previous, item=rendered)
 
     def _part_fields(self, response: _Response, item: _Item) -> dict[str, Any]:
-        return {"response_id": response.id, "item_id": item.id, "output_index": response.output.index(item),
-                "content_index": 0}
+        return {
+            "response_id": response.id,
+            "item_id": item.id,
+            "output_index": response.output.index(item),
+            "content_index": 0,
+        }
 
     def _say(self, response: _Response, text: str) -> Generator[Any, Any, None]:
         kind = "audio" if response.audio_out else "text"
@@ -214,8 +236,9 @@ class ResponseScheduler(EngineBase):
             self._emit("response.content_part.done", **fields, part={"type": "text", "text": text})
         else:
             sample_rate = SAMPLE_RATE[response.output_format]
-            pcm = yield _AwaitSpeech(SpeechRequest(self._new_id("speech_"), text, sample_rate,
-                                                   self.script.voice, response.speed))
+            pcm = yield _AwaitSpeech(
+                SpeechRequest(self._new_id("speech_"), text, sample_rate, self.script.voice, response.speed)
+            )
             encoded = _from_pcm16(pcm, response.output_format)
             bytes_per_ms = BYTES_PER_MS[response.output_format]
             duration_ms = len(encoded) / bytes_per_ms
@@ -256,15 +279,25 @@ class ResponseScheduler(EngineBase):
 
     def _call(self, response: _Response, call: _Call) -> None:
         call_id = self._new_id("call_")
-        item = _Item(id=self._new_id("item_"), type="function_call", status="in_progress",
-                     call_id=call_id, name=call.name, arguments="")
+        item = _Item(
+            id=self._new_id("item_"),
+            type="function_call",
+            status="in_progress",
+            call_id=call_id,
+            name=call.name,
+            arguments="",
+        )
         self._open_output_item(response, item)
-        fields = {"response_id": response.id, "item_id": item.id, "output_index": response.output.index(item),
-                  "call_id": item.call_id}
+        fields = {
+            "response_id": response.id,
+            "item_id": item.id,
+            "output_index": response.output.index(item),
+            "call_id": item.call_id,
+        }
         arguments = call.arguments
         piece = max(1, math.ceil(len(arguments) / 3))  # a few deltas, as a model streams tokens
         for offset in range(0, len(arguments), piece):
-            self._emit("response.function_call_arguments.delta", **fields, delta=arguments[offset:offset + piece])
+            self._emit("response.function_call_arguments.delta", **fields, delta=arguments[offset : offset + piece])
         item.arguments = arguments
         done = dict(fields, arguments=arguments)
         if self.dialect == "ga":
@@ -290,11 +323,16 @@ class ResponseScheduler(EngineBase):
             if content.kind == "audio":
                 self._emit(self._names["audio_done"], **fields)
                 self._emit(self._names["transcript_done"], **fields, transcript=response.transcript_sent)
-                self._emit("response.content_part.done", **fields,
-                           part={"type": "audio", "transcript": response.transcript_sent})
+                self._emit(
+                    "response.content_part.done",
+                    **fields,
+                    part={"type": "audio", "transcript": response.transcript_sent},
+                )
             else:
                 self._emit(self._names["text_done"], **fields, text=response.transcript_sent)
-                self._emit("response.content_part.done", **fields, part={"type": "text", "text": response.transcript_sent})
+                self._emit(
+                    "response.content_part.done", **fields, part={"type": "text", "text": response.transcript_sent}
+                )
             response.open_item = None
             self._close_output_item(response, item, "incomplete")
         for output_item in response.output:
@@ -336,7 +374,10 @@ class ResponseScheduler(EngineBase):
         }
 
     def _emit_rate_limits(self, response: _Response) -> None:
-        self._emit("rate_limits.updated", rate_limits=[
-            {"name": "requests", "limit": 5000, "remaining": 4999, "reset_seconds": 0.012},
-            {"name": "tokens", "limit": 400000, "remaining": 395000, "reset_seconds": 0.75},
-        ])
+        self._emit(
+            "rate_limits.updated",
+            rate_limits=[
+                {"name": "requests", "limit": 5000, "remaining": 4999, "reset_seconds": 0.012},
+                {"name": "tokens", "limit": 400000, "remaining": 395000, "reset_seconds": 0.75},
+            ],
+        )

@@ -14,38 +14,79 @@ from telephony_bridge.audio import g711
 MAX_MESSAGE_BYTES = 1 << 20
 MIN_COMMIT_MS = 100
 
-_CLIENT_TYPES = frozenset({
-    "session.update", "input_audio_buffer.append", "input_audio_buffer.commit", "input_audio_buffer.clear",
-    "output_audio_buffer.clear", "conversation.item.create", "conversation.item.delete",
-    "conversation.item.retrieve", "conversation.item.truncate", "response.create", "response.cancel",
-})
+_CLIENT_TYPES = frozenset(
+    {
+        "session.update",
+        "input_audio_buffer.append",
+        "input_audio_buffer.commit",
+        "input_audio_buffer.clear",
+        "output_audio_buffer.clear",
+        "conversation.item.create",
+        "conversation.item.delete",
+        "conversation.item.retrieve",
+        "conversation.item.truncate",
+        "response.create",
+        "response.cancel",
+    }
+)
 _BETA_ONLY_CLIENT_TYPES = frozenset({"transcription_session.update"})
 
 _NAMES = {
-    "ga": {"audio_delta": "response.output_audio.delta", "audio_done": "response.output_audio.done",
-           "transcript_delta": "response.output_audio_transcript.delta",
-           "transcript_done": "response.output_audio_transcript.done",
-           "text_delta": "response.output_text.delta", "text_done": "response.output_text.done"},
-    "beta": {"audio_delta": "response.audio.delta", "audio_done": "response.audio.done",
-             "transcript_delta": "response.audio_transcript.delta",
-             "transcript_done": "response.audio_transcript.done",
-             "text_delta": "response.text.delta", "text_done": "response.text.done"},
+    "ga": {
+        "audio_delta": "response.output_audio.delta",
+        "audio_done": "response.output_audio.done",
+        "transcript_delta": "response.output_audio_transcript.delta",
+        "transcript_done": "response.output_audio_transcript.done",
+        "text_delta": "response.output_text.delta",
+        "text_done": "response.output_text.done",
+    },
+    "beta": {
+        "audio_delta": "response.audio.delta",
+        "audio_done": "response.audio.done",
+        "transcript_delta": "response.audio_transcript.delta",
+        "transcript_done": "response.audio_transcript.done",
+        "text_delta": "response.text.delta",
+        "text_done": "response.text.done",
+    },
 }
 # Internal content kinds -> wire content types.
 _CONTENT_TYPE = {
-    "ga": {"input_text": "input_text", "input_audio": "input_audio", "input_image": "input_image",
-           "text": "output_text", "audio": "output_audio"},
-    "beta": {"input_text": "input_text", "input_audio": "input_audio", "item_reference": "item_reference",
-             "text": "text", "audio": "audio"},
+    "ga": {
+        "input_text": "input_text",
+        "input_audio": "input_audio",
+        "input_image": "input_image",
+        "text": "output_text",
+        "audio": "output_audio",
+    },
+    "beta": {
+        "input_text": "input_text",
+        "input_audio": "input_audio",
+        "item_reference": "item_reference",
+        "text": "text",
+        "audio": "audio",
+    },
 }
-_WIRE_TO_KIND = {"input_text": "input_text", "input_audio": "input_audio", "input_image": "input_image",
-                 "item_reference": "item_reference", "output_text": "text", "output_audio": "audio",
-                 "text": "text", "audio": "audio"}
+_WIRE_TO_KIND = {
+    "input_text": "input_text",
+    "input_audio": "input_audio",
+    "input_image": "input_image",
+    "item_reference": "item_reference",
+    "output_text": "text",
+    "output_audio": "audio",
+    "text": "text",
+    "audio": "audio",
+}
 _ROLE_CONTENT = {
-    "ga": {"user": {"input_text", "input_audio", "input_image"}, "system": {"input_text"},
-           "assistant": {"output_text", "output_audio"}},
-    "beta": {"user": {"input_text", "input_audio", "item_reference"}, "system": {"input_text"},
-             "assistant": {"text", "audio"}},
+    "ga": {
+        "user": {"input_text", "input_audio", "input_image"},
+        "system": {"input_text"},
+        "assistant": {"output_text", "output_audio"},
+    },
+    "beta": {
+        "user": {"input_text", "input_audio", "item_reference"},
+        "system": {"input_text"},
+        "assistant": {"text", "audio"},
+    },
 }
 _SAY_INSTRUCTION = re.compile(r"^\s*say(?:\s+exactly)?\s*:\s*(.+?)\s*$", re.IGNORECASE | re.DOTALL)
 _ID_ALPHABET = string.ascii_letters + string.digits
@@ -133,7 +174,7 @@ class _Response:
 
 def _chunks_of(data: bytes, size: int) -> Iterable[tuple[int, bytes]]:
     for offset in range(0, len(data), size):
-        yield offset, data[offset:offset + size]
+        yield offset, data[offset : offset + size]
 
 
 def _words(text: str) -> list[str]:

@@ -49,15 +49,40 @@ USAGE_EVERY_MS = 15_000
 SESSION_TTL_S = 3600
 STOP_PHRASE = re.compile(r"stop speaking", re.IGNORECASE)
 
-_FORMATS = {("audio/pcmu", 8000): "g711_ulaw", ("audio/pcm", 24000): "pcm16", ("audio/pcm", 16000): "pcm16_16k",
-            ("audio/pcma", 8000): "g711_alaw"}
-_SESSION_KEYS = {"model", "audio", "client", "delegation", "input", "instructions", "safety_identifier", "store", "triggers"}
+_FORMATS = {
+    ("audio/pcmu", 8000): "g711_ulaw",
+    ("audio/pcm", 24000): "pcm16",
+    ("audio/pcm", 16000): "pcm16_16k",
+    ("audio/pcma", 8000): "g711_alaw",
+}
+_SESSION_KEYS = {
+    "model",
+    "audio",
+    "client",
+    "delegation",
+    "input",
+    "instructions",
+    "safety_identifier",
+    "store",
+    "triggers",
+}
 _MODELS = {"gpt-live-1", "gpt-live-1.1"}
 _CLIENT_TYPES = (
-    "session.start", "session.update", "session.input_audio.append", "session.input_audio.mute",
-    "session.input_audio.unmute", "session.output_audio.fixture.play", "session.instructions.append",
-    "session.thinking.append", "session.commentary.append", "decision.create", "decision.item.create",
-    "decision.item.delete", "response.item.create", "response.create", "session.close",
+    "session.start",
+    "session.update",
+    "session.input_audio.append",
+    "session.input_audio.mute",
+    "session.input_audio.unmute",
+    "session.output_audio.fixture.play",
+    "session.instructions.append",
+    "session.thinking.append",
+    "session.commentary.append",
+    "decision.create",
+    "decision.item.create",
+    "decision.item.delete",
+    "response.item.create",
+    "response.create",
+    "session.close",
 )
 
 
@@ -79,7 +104,9 @@ def _keys(where: str, value: Any, allowed: set[str], required: tuple[str, ...] =
             raise _unknown(f"{where}.{key}")
     for key in required:
         if key not in value:
-            raise LiveClientError(f"Missing required parameter: '{where}.{key}'.", "missing_required_parameter", f"{where}.{key}")
+            raise LiveClientError(
+                f"Missing required parameter: '{where}.{key}'.", "missing_required_parameter", f"{where}.{key}"
+            )
     return value
 
 
@@ -109,8 +136,15 @@ class _Delegation:
 
 
 class LiveEngineSession:
-    def __init__(self, script: Script | None = None, *, chunk_ms: int = 100, seed: int | None = None,
-                 max_message_bytes: int = MAX_MESSAGE_BYTES, **_: Any) -> None:
+    def __init__(
+        self,
+        script: Script | None = None,
+        *,
+        chunk_ms: int = 100,
+        seed: int | None = None,
+        max_message_bytes: int = MAX_MESSAGE_BYTES,
+        **_: Any,
+    ) -> None:
         self.script = script if script is not None else Script()
         self.chunk_ms = max(20, int(chunk_ms))
         self.max_message_bytes = max_message_bytes
@@ -156,7 +190,9 @@ class LiveEngineSession:
             self._error(error, event_id)
         except Exception:
             log.exception("local Live engine failed on %r", event.get("type") if isinstance(event, dict) else event)
-            self._error(LiveClientError("The server had an error while processing your request.", "server_error"), event_id)
+            self._error(
+                LiveClientError("The server had an error while processing your request.", "server_error"), event_id
+            )
         return self._drain()
 
     def tick(self, now_ms: float) -> list[dict[str, Any]]:
@@ -208,8 +244,12 @@ class LiveEngineSession:
         return out
 
     def _error(self, error: LiveClientError, client_event_id: str | None) -> None:
-        body: dict[str, Any] = {"type": "invalid_request_error", "code": error.code, "message": error.message,
-                                "param": error.param}
+        body: dict[str, Any] = {
+            "type": "invalid_request_error",
+            "code": error.code,
+            "message": error.message,
+            "param": error.param,
+        }
         if client_event_id is not None:
             body["client_event_id"] = client_event_id
         self._emit("error", error=body)
@@ -247,11 +287,15 @@ class LiveEngineSession:
         kind = event.get("type")
         if kind not in _CLIENT_TYPES:
             supported = ", ".join(f"'{name}'" for name in _CLIENT_TYPES)
-            raise LiveClientError(f"Invalid value: '{kind}'. Supported values are: {supported}.", "invalid_value", "type")
+            raise LiveClientError(
+                f"Invalid value: '{kind}'. Supported values are: {supported}.", "invalid_value", "type"
+            )
         if kind != "session.input_audio.append":
             self.received.append(event)
         if self.session is None and kind != "session.start":
-            raise LiveClientError("The session has not started: send session.start first.", "session_not_started", "type")
+            raise LiveClientError(
+                "The session has not started: send session.start first.", "session_not_started", "type"
+            )
         if self.finished:
             raise LiveClientError("The session is closed.", "session_closed", "type")
         getattr(self, "_on_" + kind.replace(".", "_"))(event)
@@ -264,29 +308,54 @@ class LiveEngineSession:
             raise LiveClientError("The session has already started.", "session_already_started", "type")
         config = _keys("session", event["session"], _SESSION_KEYS, ("model",))
         if config["model"] not in _MODELS:
-            raise LiveClientError(f"The model '{config['model']}' does not exist or you do not have access to it.",
-                                  "model_not_found", "session.model")
+            raise LiveClientError(
+                f"The model '{config['model']}' does not exist or you do not have access to it.",
+                "model_not_found",
+                "session.model",
+            )
         audio = _keys("session.audio", config.get("audio") or {}, {"format", "output"})
         fmt = audio.get("format") or {"type": "audio/pcm", "rate": 24000}
         _keys("session.audio.format", fmt, {"type", "rate"}, ("type",))
-        codec = _FORMATS.get((str(fmt.get("type")), int(fmt.get("rate", 24000 if fmt.get("type") == "audio/pcm" else 8000))))
+        codec = _FORMATS.get(
+            (str(fmt.get("type")), int(fmt.get("rate", 24000 if fmt.get("type") == "audio/pcm" else 8000)))
+        )
         if codec is None:
             raise LiveClientError(f"Unsupported audio format {fmt!r}.", "invalid_value", "session.audio.format")
         output = _keys("session.audio.output", audio.get("output") or {}, {"voice"})
         delegation = config.get("delegation")
         if delegation is not None:
-            _keys("session.delegation", delegation, {"type", "responses", "decisions", "acknowledgement_delay_ms"}, ("type",))
+            _keys(
+                "session.delegation",
+                delegation,
+                {"type", "responses", "decisions", "acknowledgement_delay_ms"},
+                ("type",),
+            )
             if delegation["type"] == "responses":
-                _keys("session.delegation.responses", delegation.get("responses"),
-                      {"model", "instructions", "tools", "tool_choice", "parallel_tool_calls", "max_output_tokens",
-                       "reasoning", "text", "service_tier"}, ("model",))
+                _keys(
+                    "session.delegation.responses",
+                    delegation.get("responses"),
+                    {
+                        "model",
+                        "instructions",
+                        "tools",
+                        "tool_choice",
+                        "parallel_tool_calls",
+                        "max_output_tokens",
+                        "reasoning",
+                        "text",
+                        "service_tier",
+                    },
+                    ("model",),
+                )
         for index, item in enumerate(config.get("input") or []):
             _keys(f"session.input[{index}]", item, {"type", "role", "content", "id", "status"}, ("role", "content"))
         self.codec = codec
         rate = self._rate()
         self._vad = VoiceActivityDetector(rate, silence_duration_ms=500)
         resolved: dict[str, Any] = {
-            "id": self._new_id("live_"), "expires_at": int(time.time()) + SESSION_TTL_S, "model": config["model"],
+            "id": self._new_id("live_"),
+            "expires_at": int(time.time()) + SESSION_TTL_S,
+            "model": config["model"],
             "status": "active",
             "audio": {"format": {"type": fmt["type"], "rate": rate}, "output": {"voice": output.get("voice", "marin")}},
             "delegation": delegation if delegation is not None else {"type": "client"},
@@ -304,13 +373,18 @@ class LiveEngineSession:
         if isinstance(update, dict):
             for key in update:
                 if key in _SESSION_KEYS and key not in ("delegation", "triggers"):
-                    raise LiveClientError(f"'session.{key}' cannot change after the session started.",
-                                          "immutable_field_update", f"session.{key}")
+                    raise LiveClientError(
+                        f"'session.{key}' cannot change after the session started.",
+                        "immutable_field_update",
+                        f"session.{key}",
+                    )
         _keys("session", update, {"delegation", "triggers"})
         assert self.session is not None
         if "delegation" in update:
             if (update["delegation"] or {}).get("type") != self.session["delegation"].get("type"):
-                raise LiveClientError("The delegation type cannot change.", "immutable_field_update", "session.delegation")
+                raise LiveClientError(
+                    "The delegation type cannot change.", "immutable_field_update", "session.delegation"
+                )
             self.session["delegation"] = update["delegation"]
         if "triggers" in update:
             self.session["triggers"] = update["triggers"]
@@ -320,8 +394,13 @@ class LiveEngineSession:
         _keys("event", event, {"type", "event_id"})
         assert self.session is not None
         self.finished = True
-        self._emit("session.closed", event.get("event_id"), reason="close_requested", session=self.session,
-                   usage={"seconds": round(self.position_ms / 1000, 3)})
+        self._emit(
+            "session.closed",
+            event.get("event_id"),
+            reason="close_requested",
+            session=self.session,
+            usage={"seconds": round(self.position_ms / 1000, 3)},
+        )
 
     def _on_session_input_audio_mute(self, event: dict[str, Any]) -> None:
         _keys("event", event, {"type", "event_id"})
@@ -338,10 +417,16 @@ class LiveEngineSession:
         pcm24 = base64.b64decode(event["audio"])
         self._emit("session.output_audio.fixture.playing", event.get("event_id"))
         from telephony_bridge.audio.resample import Resampler  # only for fixtures
+
         rate = self._rate()
         pcm = pcm24 if rate == 24000 else Resampler(24000, rate).process(pcm24)
-        line = _Line(text="", audio=self._encode(pcm), ready=True, start_ms=self.position_ms,
-                     then=lambda: self._emit("session.output_audio.fixture.played"))
+        line = _Line(
+            text="",
+            audio=self._encode(pcm),
+            ready=True,
+            start_ms=self.position_ms,
+            then=lambda: self._emit("session.output_audio.fixture.played"),
+        )
         self._line = line
 
     # ------------------------------------------------------------------ text in
@@ -351,7 +436,9 @@ class LiveEngineSession:
         content = event["content"]
         if not isinstance(content, str) or not content:
             raise LiveClientError("'content' must be a non-empty string.", "invalid_value", "content")
-        self._emit(f"session.{kind}.appended", event.get("event_id"), start_ms=self.position_ms, end_ms=self.position_ms)
+        self._emit(
+            f"session.{kind}.appended", event.get("event_id"), start_ms=self.position_ms, end_ms=self.position_ms
+        )
         return content
 
     def _on_session_instructions_append(self, event: dict[str, Any]) -> None:
@@ -402,7 +489,9 @@ class LiveEngineSession:
                 output = item.get("output")
                 delegation.output = output if isinstance(output, str) else json.dumps(output)
                 return
-        raise LiveClientError(f"No function call with call_id '{item.get('call_id')}'.", "invalid_value", "item.call_id")
+        raise LiveClientError(
+            f"No function call with call_id '{item.get('call_id')}'.", "invalid_value", "item.call_id"
+        )
 
     def _on_response_create(self, event: dict[str, Any]) -> None:
         _keys("event", event, {"type", "event_id"})
@@ -418,11 +507,22 @@ class LiveEngineSession:
                     self._say(render_followup(then, delegation.output))
 
     def _response_event(self, delegation: _Delegation, kind: str, status: str, output: list[Any]) -> None:
-        response = {"id": delegation.response_id, "object": "response", "created_at": int(time.time()),
-                    "status": status, "model": self._backend_model(), "output": output,
-                    "parallel_tool_calls": True, "tool_choice": "auto", "tools": []}
-        self._emit("response.event", delegation_id=delegation.id, event={"type": kind, "response": response,
-                                                                          "sequence_number": 0})
+        response = {
+            "id": delegation.response_id,
+            "object": "response",
+            "created_at": int(time.time()),
+            "status": status,
+            "model": self._backend_model(),
+            "output": output,
+            "parallel_tool_calls": True,
+            "tool_choice": "auto",
+            "tools": [],
+        }
+        self._emit(
+            "response.event",
+            delegation_id=delegation.id,
+            event={"type": kind, "response": response, "sequence_number": 0},
+        )
 
     def _backend_model(self) -> str:
         delegation = (self.session or {}).get("delegation") or {}
@@ -450,8 +550,12 @@ class LiveEngineSession:
                 self._caller_speaking_since = change.audio_start_ms
             elif isinstance(change, SpeechStopped):
                 self._caller_stopped(change.audio_end_ms)
-        if (self._caller_speaking_since is not None and self._line is not None and self._line.text
-                and self.position_ms - self._caller_speaking_since >= YIELD_AFTER_MS):
+        if (
+            self._caller_speaking_since is not None
+            and self._line is not None
+            and self._line.text
+            and self.position_ms - self._caller_speaking_since >= YIELD_AFTER_MS
+        ):
             self._stop_line()  # the model hears the caller and yields
         self._output_until(self._input_bytes)
         if self.position_ms >= self._usage_at:
@@ -470,15 +574,23 @@ class LiveEngineSession:
         if line is not None and line.ready:
             if line.pos == 0:
                 line.start_ms = self._ms(self._output_bytes)
-            data = line.audio[line.pos: line.pos + size]
+            data = line.audio[line.pos : line.pos + size]
             line.pos += len(data)
             end_ms = self._ms(line.pos)
             while line.spoken_words < len(line.words) and line.words[line.spoken_words][0] < end_ms:
                 offset, word = line.words[line.spoken_words]
                 line.spoken_words += 1
-                nxt = line.words[line.spoken_words][0] if line.spoken_words < len(line.words) else self._ms(len(line.audio))
-                self._emit("session.output_transcript.delta", delta=word, start_ms=line.start_ms + offset,
-                           end_ms=line.start_ms + nxt)
+                nxt = (
+                    line.words[line.spoken_words][0]
+                    if line.spoken_words < len(line.words)
+                    else self._ms(len(line.audio))
+                )
+                self._emit(
+                    "session.output_transcript.delta",
+                    delta=word,
+                    start_ms=line.start_ms + offset,
+                    end_ms=line.start_ms + nxt,
+                )
             if line.pos >= len(line.audio):
                 self._line = None
                 if line.then is not None:
@@ -518,7 +630,8 @@ class LiveEngineSession:
             self._say(turn.say)
 
     def _delegate(self, turn: Turn) -> None:
-        assert self.session is not None and turn.call is not None
+        assert self.session is not None
+        assert turn.call is not None
         target = self.session["delegation"].get("type") or "client"
         target = target if target in ("client", "responses") else "client"
         delegation = _Delegation(self._new_id("deleg_"), turn, target)
@@ -530,11 +643,20 @@ class LiveEngineSession:
         self._emit("session.delegation.created", offset_ms=self.position_ms, delegation=body)
         if target == "responses":
             delegation.call_id = self._new_id("call_")
-            item = {"type": "function_call", "id": self._new_id("fc_"), "call_id": delegation.call_id,
-                    "name": turn.call.name, "arguments": turn.call.arguments_json(), "status": "completed"}
+            item = {
+                "type": "function_call",
+                "id": self._new_id("fc_"),
+                "call_id": delegation.call_id,
+                "name": turn.call.name,
+                "arguments": turn.call.arguments_json(),
+                "status": "completed",
+            }
             self._response_event(delegation, "response.created", "in_progress", [])
-            self._emit("response.event", delegation_id=delegation.id, event={
-                "type": "response.output_item.done", "output_index": 0, "item": item, "sequence_number": 1})
+            self._emit(
+                "response.event",
+                delegation_id=delegation.id,
+                event={"type": "response.output_item.done", "output_index": 0, "item": item, "sequence_number": 1},
+            )
 
     def _say(self, text: str) -> None:
         self._stop_line()

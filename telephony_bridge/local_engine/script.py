@@ -181,7 +181,9 @@ def _coerce_turn(raw: Any) -> Turn:
 
 
 def _turn_header_lines(text: str) -> list[int]:
-    return [number for number, line in enumerate(text.splitlines(), start=1) if re.match(r"\s*\[\[\s*turn\s*\]\]", line)]
+    return [
+        number for number, line in enumerate(text.splitlines(), start=1) if re.match(r"\s*\[\[\s*turn\s*\]\]", line)
+    ]
 
 
 def _line_of_key(text: str, key: str | None, after_line: int) -> int:

@@ -160,15 +160,20 @@ class LocalEngine:
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         path = urlsplit(request.path).path.rstrip("/")
         if path not in (REALTIME_PATH, TRANSLATIONS_PATH, LIVE_PATH):
-            return _json_error(connection, HTTPStatus.NOT_FOUND, f"Unknown path {path!r}; the realtime "
-                                  f"endpoint is {REALTIME_PATH}.", "not_found")
+            return _json_error(
+                connection,
+                HTTPStatus.NOT_FOUND,
+                f"Unknown path {path!r}; the realtime endpoint is {REALTIME_PATH}.",
+                "not_found",
+            )
         if self.require_key is not None:
             authorization = request.headers.get("Authorization", "")
             scheme, _, key = authorization.partition(" ")
             if scheme.lower() != "bearer" or key.strip() != self.require_key:
                 # Never echo the key that was offered.
-                return _json_error(connection, HTTPStatus.UNAUTHORIZED, "Incorrect API key provided.",
-                                      "invalid_api_key")
+                return _json_error(
+                    connection, HTTPStatus.UNAUTHORIZED, "Incorrect API key provided.", "invalid_api_key"
+                )
         return None
 
     # ------------------------------------------------------------------ one connection
@@ -186,8 +191,9 @@ class LocalEngine:
         model = models[0] if models else None
         session: EngineSession | TranslationSession
         if urlsplit(request.path).path.rstrip("/") == TRANSLATIONS_PATH:
-            session = TranslationSession(self._script, model=model, chunk_ms=self.chunk_ms,
-                                         max_message_bytes=self.max_message_bytes)
+            session = TranslationSession(
+                self._script, model=model, chunk_ms=self.chunk_ms, max_message_bytes=self.max_message_bytes
+            )
         else:
             session = EngineSession(
                 dialect,
@@ -204,7 +210,6 @@ class LocalEngine:
             await _ConnectionRunner(websocket, session, self._synthesize).run()
         finally:
             self.connections -= 1
-
 
     async def _serve_live(self, websocket: EngineSocket) -> None:
         session = LiveEngineSession(self._script, chunk_ms=self.chunk_ms, max_message_bytes=self.max_message_bytes)
@@ -234,8 +239,12 @@ class EngineSocket(Protocol):
 class _ConnectionRunner:
     """Pumps one EngineSession: client messages, pacing deadlines and finished speech, in order."""
 
-    def __init__(self, websocket: EngineSocket, session: EngineSession | TranslationSession | LiveEngineSession,
-                 synthesize: Synthesizer) -> None:
+    def __init__(
+        self,
+        websocket: EngineSocket,
+        session: EngineSession | TranslationSession | LiveEngineSession,
+        synthesize: Synthesizer,
+    ) -> None:
         self.websocket = websocket
         self.session = session
         self.synthesize = synthesize
@@ -302,8 +311,9 @@ class _ConnectionRunner:
 
     async def _speak(self, request: SpeechRequest) -> None:
         try:
-            pcm = await asyncio.to_thread(self.synthesize, request.text, request.sample_rate, request.voice,
-                                          request.speed)
+            pcm = await asyncio.to_thread(
+                self.synthesize, request.text, request.sample_rate, request.voice, request.speed
+            )
         except Exception as exc:  # a bad voice name in a script must not kill the connection
             await self.inbox.put(("speech_failed", (request.id, str(exc))))
         else:
@@ -317,12 +327,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `telephony-bridge engine`."""
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 picks a free one)")
-    parser.add_argument("--script", metavar="FILE", default=None,
-                        help="TOML script of what the simulated agent says (default: the Acme receptionist)")
-    parser.add_argument("--realtime-factor", type=float, default=4.0,
-                        help="deliver audio this many times faster than real time (default 4; 'inf' = at once)")
-    parser.add_argument("--require-key", default=os.environ.get(REQUIRE_KEY_ENV),
-                        help=f"refuse connections without this bearer key (default: ${REQUIRE_KEY_ENV}, else any key)")
+    parser.add_argument(
+        "--script",
+        metavar="FILE",
+        default=None,
+        help="TOML script of what the simulated agent says (default: the Acme receptionist)",
+    )
+    parser.add_argument(
+        "--realtime-factor",
+        type=float,
+        default=4.0,
+        help="deliver audio this many times faster than real time (default 4; 'inf' = at once)",
+    )
+    parser.add_argument(
+        "--require-key",
+        default=os.environ.get(REQUIRE_KEY_ENV),
+        help=f"refuse connections without this bearer key (default: ${REQUIRE_KEY_ENV}, else any key)",
+    )
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -333,8 +354,9 @@ async def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}")
         return 2
     factor = args.realtime_factor
-    engine = LocalEngine(args.host, args.port, script, require_key=args.require_key,
-                         realtime_factor=math.inf if factor <= 0 else factor)
+    engine = LocalEngine(
+        args.host, args.port, script, require_key=args.require_key, realtime_factor=math.inf if factor <= 0 else factor
+    )
     async with engine:
         print(f"local realtime engine on {engine.url} (script: {script.source}, {len(script.turns)} turns)", flush=True)
         print(f"  openai client: AsyncOpenAI(websocket_base_url={engine.base_url!r})", flush=True)

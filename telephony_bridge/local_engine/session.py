@@ -121,8 +121,13 @@ class EngineSession(InputAudio, ConversationStore, WireRendering, ResponseSchedu
         if isinstance(message, str) and size * 4 > self.max_message_bytes:
             size = len(message.encode())  # only long messages can exceed the limit in bytes
         if size > self.max_message_bytes:
-            self._error(ClientError(f"Message too large: {size} bytes exceeds the limit of "
-                                    f"{self.max_message_bytes} bytes.", "message_too_large"), None)
+            self._error(
+                ClientError(
+                    f"Message too large: {size} bytes exceeds the limit of {self.max_message_bytes} bytes.",
+                    "message_too_large",
+                ),
+                None,
+            )
             return self._drain()
         try:
             event = json.loads(message)
@@ -143,8 +148,12 @@ class EngineSession(InputAudio, ConversationStore, WireRendering, ResponseSchedu
             self._error(error, event_id)
         except Exception:  # an engine bug: report it like the real API's server_error, keep the session
             log.exception("local engine failed on a %r event", event.get("type") if isinstance(event, dict) else event)
-            self._error(ClientError("The server had an error while processing your request.", "server_error",
-                                    error_type="server_error"), event_id)
+            self._error(
+                ClientError(
+                    "The server had an error while processing your request.", "server_error", error_type="server_error"
+                ),
+                event_id,
+            )
         self._pump()
         return self._drain()
 
@@ -183,8 +192,14 @@ class EngineSession(InputAudio, ConversationStore, WireRendering, ResponseSchedu
 
     def _fail_speech(self, response: _Response, message: str) -> None:
         log.warning("speech synthesis failed: %s", message)
-        self._stop_response(response, "failed", {"type": "failed", "error": {
-            "type": "server_error", "code": "speech_synthesis_failed", "message": message}})
+        self._stop_response(
+            response,
+            "failed",
+            {
+                "type": "failed",
+                "error": {"type": "server_error", "code": "speech_synthesis_failed", "message": message},
+            },
+        )
 
     @property
     def response_active(self) -> bool:
@@ -204,8 +219,16 @@ class EngineSession(InputAudio, ConversationStore, WireRendering, ResponseSchedu
 
     def _error(self, error: ClientError, event_id: str | None) -> None:
         log.debug("client error %s: %s", error.code, error.message)
-        self._emit("error", error={"type": error.error_type, "code": error.code, "message": error.message,
-                                   "param": error.param, "event_id": event_id})
+        self._emit(
+            "error",
+            error={
+                "type": error.error_type,
+                "code": error.code,
+                "message": error.message,
+                "param": error.param,
+                "event_id": event_id,
+            },
+        )
 
     def _dispatch(self, event: Any) -> None:
         if not isinstance(event, dict):
@@ -214,8 +237,9 @@ class EngineSession(InputAudio, ConversationStore, WireRendering, ResponseSchedu
         if not isinstance(kind, str):
             raise ClientError("Missing required parameter: 'type'.", "missing_required_parameter", "type")
         if kind in _BETA_ONLY_CLIENT_TYPES and self.dialect == "beta":
-            raise ClientError("transcription_session.update is not supported in a realtime session.",
-                              "invalid_value", "type")
+            raise ClientError(
+                "transcription_session.update is not supported in a realtime session.", "invalid_value", "type"
+            )
         if kind not in _CLIENT_TYPES:
             supported = ", ".join(f"'{name}'" for name in sorted(_CLIENT_TYPES))
             raise ClientError(f"Invalid value: '{kind}'. Supported values are: {supported}.", "invalid_value", "type")
@@ -238,7 +262,6 @@ class EngineSession(InputAudio, ConversationStore, WireRendering, ResponseSchedu
         before = self.settings
         self.session = merged
         self.settings = settings_of(merged, self.dialect)
-        if (before.turn_detection != self.settings.turn_detection
-                or before.input_format != self.settings.input_format):
+        if before.turn_detection != self.settings.turn_detection or before.input_format != self.settings.input_format:
             self._rebuild_vad()
         self._emit("session.updated", session=self.session)

@@ -34,21 +34,31 @@ TRANSLATIONS_PATH = "/v1/realtime/translations"
 RATE = 24000
 BYTES_PER_MS = RATE * 2 // 1000
 _CLIENT_TYPES = ("session.update", "session.input_audio_buffer.append", "session.close")
-_ALLOWED = {"audio": {"input": {"transcription": {"model"}, "noise_reduction": {"type", "strength"}},
-                      "output": {"language"}}}
+_ALLOWED = {
+    "audio": {"input": {"transcription": {"model"}, "noise_reduction": {"type", "strength"}}, "output": {"language"}}
+}
 
 
 class TranslationSession:
-    def __init__(self, script: Script | None = None, *, model: str | None = None, chunk_ms: int = 100,
-                 max_message_bytes: int = MAX_MESSAGE_BYTES, seed: int | None = None) -> None:
+    def __init__(
+        self,
+        script: Script | None = None,
+        *,
+        model: str | None = None,
+        chunk_ms: int = 100,
+        max_message_bytes: int = MAX_MESSAGE_BYTES,
+        seed: int | None = None,
+    ) -> None:
         self.script = script if script is not None else Script()
         self.chunk_ms = max(10, int(chunk_ms))
         self.max_message_bytes = max_message_bytes
         self._random = random.Random(seed)
         self.session: dict[str, Any] = {
-            "id": self._new_id("sess_"), "type": "translation", "model": model or "gpt-realtime-translate",
-            "expires_at": 0, "audio": {"input": {"transcription": None, "noise_reduction": None},
-                                       "output": {"language": "en"}},
+            "id": self._new_id("sess_"),
+            "type": "translation",
+            "model": model or "gpt-realtime-translate",
+            "expires_at": 0,
+            "audio": {"input": {"transcription": None, "noise_reduction": None}, "output": {"language": "en"}},
         }
         self._vad = VoiceActivityDetector(sample_rate=RATE)
         self._stream_bytes = 0
@@ -100,8 +110,10 @@ class TranslationSession:
 
     def speech_failed(self, request_id: str, message: str, now_ms: float) -> list[dict[str, Any]]:
         self._ready[request_id] = b""
-        self._error(ClientError(f"speech synthesis failed: {message}", "speech_synthesis_failed",
-                                error_type="server_error"), None)
+        self._error(
+            ClientError(f"speech synthesis failed: {message}", "speech_synthesis_failed", error_type="server_error"),
+            None,
+        )
         self._speak_ready()
         return self._drain()
 
@@ -177,8 +189,14 @@ class TranslationSession:
             self._emit("session.output_transcript.delta", delta=request.text, elapsed_ms=elapsed)
             step = self.chunk_ms * BYTES_PER_MS
             for start in range(0, len(pcm), step):
-                self._emit("session.output_audio.delta", delta=base64.b64encode(pcm[start:start + step]).decode(),
-                           format="pcm16", sample_rate=RATE, channels=1, elapsed_ms=elapsed)
+                self._emit(
+                    "session.output_audio.delta",
+                    delta=base64.b64encode(pcm[start : start + step]).decode(),
+                    format="pcm16",
+                    sample_rate=RATE,
+                    channels=1,
+                    elapsed_ms=elapsed,
+                )
         if self._closing and not self._speech and not self.closed:
             self.closed = True
             self._emit("session.closed")
@@ -195,8 +213,16 @@ class TranslationSession:
         return out
 
     def _error(self, error: ClientError, event_id: str | None) -> None:
-        self._emit("error", error={"type": error.error_type, "code": error.code, "message": error.message,
-                                   "param": error.param, "event_id": event_id})
+        self._emit(
+            "error",
+            error={
+                "type": error.error_type,
+                "code": error.code,
+                "message": error.message,
+                "param": error.param,
+                "event_id": event_id,
+            },
+        )
 
 
 def _check_keys(obj: dict[str, Any], allowed: set[str], where: str) -> None:
@@ -215,4 +241,6 @@ def _check_shape(obj: dict[str, Any], allowed: dict[str, Any] | set[str], where:
             if isinstance(value, dict):
                 _check_shape(value, inner, f"{where}.{key}")
             elif value is not None and isinstance(inner, (dict, set)) and inner:
-                raise ClientError(f"Invalid type for '{where}.{key}': expected an object.", "invalid_type", f"{where}.{key}")
+                raise ClientError(
+                    f"Invalid type for '{where}.{key}': expected an object.", "invalid_type", f"{where}.{key}"
+                )

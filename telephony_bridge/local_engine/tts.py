@@ -59,8 +59,14 @@ class _Espeak:
         lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
         lib.espeak_SetParameter.restype = ctypes.c_int
         lib.espeak_Synth.argtypes = [
-            ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int, ctypes.c_uint, ctypes.c_uint,
-            ctypes.c_void_p, ctypes.c_void_p,
+            ctypes.c_void_p,
+            ctypes.c_size_t,
+            ctypes.c_uint,
+            ctypes.c_int,
+            ctypes.c_uint,
+            ctypes.c_uint,
+            ctypes.c_void_p,
+            ctypes.c_void_p,
         ]
         lib.espeak_Synth.restype = ctypes.c_int
         lib.espeak_Synchronize.argtypes = []
@@ -124,7 +130,7 @@ def _kaiser_sinc_resample(samples: np.ndarray, from_rate: int, to_rate: int, hal
         return samples.astype(np.float64)
     ratio = to_rate / from_rate
     cutoff = min(1.0, ratio) * 0.95  # of the input Nyquist; a little guard band against aliasing
-    out_count = int(round(samples.size * ratio))
+    out_count = round(samples.size * ratio)
     positions = np.arange(out_count) / ratio  # in input samples
     base = np.floor(positions).astype(np.int64)
     frac = positions - base
@@ -164,7 +170,7 @@ def cache_info() -> _CacheInfo:
 
 
 def _synthesize_uncached(text: str, sample_rate: int, voice: str, speed: float) -> bytes:
-    words_per_minute = max(80, min(450, int(round(DEFAULT_WORDS_PER_MINUTE * speed))))
+    words_per_minute = max(80, min(450, round(DEFAULT_WORDS_PER_MINUTE * speed)))
     native, native_rate = _render_native(text, voice, words_per_minute)
     samples = np.frombuffer(native, dtype="<i2")
     converted = _kaiser_sinc_resample(samples, native_rate, sample_rate)

@@ -92,7 +92,7 @@ class VoiceActivityDetector:
             self.floor_ms = floor_ms
 
     def _ms(self, samples: int) -> int:
-        return self.origin_ms + int(round(samples * 1000 / self.sample_rate))
+        return self.origin_ms + round(samples * 1000 / self.sample_rate)
 
     def feed(self, pcm16: bytes) -> list[SpeechStarted | SpeechStopped]:
         data = self._pending + pcm16

@@ -65,10 +65,17 @@ RECONNECT_BACKOFF_S = (0.0, 0.2, 0.3, 0.5, 0.5, 1.0, 1.0, 1.0, 1.0, 2.0, 2.0, 2.
 
 # Errors after which the session is unusable. Everything else (nothing to cancel, truncate
 # rejected, a response already active, …) is delivered to the consumer and the call goes on.
-FATAL_ERROR_CODES = frozenset({
-    "invalid_api_key", "insufficient_quota", "session_expired", "invalid_session",
-    "session_not_found", "account_deactivated", "billing_hard_limit_reached",
-})
+FATAL_ERROR_CODES = frozenset(
+    {
+        "invalid_api_key",
+        "insufficient_quota",
+        "session_expired",
+        "invalid_session",
+        "session_not_found",
+        "account_deactivated",
+        "billing_hard_limit_reached",
+    }
+)
 FATAL_ERROR_TYPES = frozenset({"authentication_error", "insufficient_quota", "permission_error"})
 
 
@@ -194,10 +201,13 @@ class ModelConnection:
         except InvalidStatus as exc:
             status = exc.response.status_code
             hint = " (authentication failed: check the API key)" if status in (401, 403) else ""
-            raise RealtimeConnectionError(f"model endpoint {self.safe_url()} refused the connection: HTTP {status}{hint}") from None
+            raise RealtimeConnectionError(
+                f"model endpoint {self.safe_url()} refused the connection: HTTP {status}{hint}"
+            ) from None
         except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
             raise RealtimeConnectionError(
-                f"cannot connect to model endpoint {self.safe_url()}: {redact(str(exc), self._api_key) or type(exc).__name__}"
+                f"cannot connect to model endpoint {self.safe_url()}: "
+                f"{redact(str(exc), self._api_key) or type(exc).__name__}"
             ) from None
 
     def safe_url(self) -> str:
@@ -255,14 +265,12 @@ class ModelConnection:
             raise RuntimeError("too many model messages queued; is the model connection stalled?") from None
 
     def track_session_update(self, event: Mapping[str, Any], *, own: bool) -> dict[str, Any]:
-        """A `session.update` about to be sent (returned with an `event_id`), remembering whether the bridge sent it (`own`) so that its
-        `session.updated` is kept from the consumer.
-
-        GA servers do not echo a session.update's `event_id` in the `session.updated` (the SDK says
-        so); they answer updates in order, each with one `session.updated` or one `error` that names
-        the `event_id`. So: every update gets an id; an error naming one drops it from the queue; a
-        `session.updated` answers the oldest one still waiting (or the one it names, where a server
-        does echo ids)."""
+        """A `session.update` about to be sent (returned with an `event_id`), remembering whether the bridge sent it
+        (`own`) so that its `session.updated` is kept from the consumer. GA servers do not echo a
+        session.update's `event_id` in the `session.updated` (the SDK says so); they answer updates in
+        order, each with one `session.updated` or one `error` that names the `event_id`. So: every update
+        gets an id; an error naming one drops it from the queue; a `session.updated` answers the oldest one
+        still waiting (or the one it names, where a server does echo ids)."""
         if not isinstance(event.get("event_id"), str):
             event = {**event, "event_id": f"evt_bridge_su{next(self._update_ids)}"}
         else:
@@ -393,11 +401,23 @@ class ModelConnection:
             self._ready(ws)
             self.stats.reconnects += 1
             downtime_ms = (loop.time() - down_at) * 1000
-            log.info("%s: model WebSocket reopened after %.0f ms; %d item(s) replayed", self.tasks.label, downtime_ms, replayed)
-            self._events.on_reconnected(Reconnected(
-                attempt=attempt, downtime_ms=round(downtime_ms, 1), replayed_items=replayed, recycled=recycled,
-                resumed_answer=resume, caller_audio_lost_ms=round(self.stats.caller_audio_dropped_ms - dropped_before, 1),
-                model_silent_before_ms=round(silent_ms, 1)))
+            log.info(
+                "%s: model WebSocket reopened after %.0f ms; %d item(s) replayed",
+                self.tasks.label,
+                downtime_ms,
+                replayed,
+            )
+            self._events.on_reconnected(
+                Reconnected(
+                    attempt=attempt,
+                    downtime_ms=round(downtime_ms, 1),
+                    replayed_items=replayed,
+                    recycled=recycled,
+                    resumed_answer=resume,
+                    caller_audio_lost_ms=round(self.stats.caller_audio_dropped_ms - dropped_before, 1),
+                    model_silent_before_ms=round(silent_ms, 1),
+                )
+            )
             return True
         log.error("%s: model WebSocket could not be reopened after %d attempt(s)", self.tasks.label, len(delays))
         return False
@@ -464,8 +484,10 @@ class ModelConnection:
             # The place, as text: a logged exc_info would pin the frames (and the call) in any log
             # handler that keeps records.
             where = traceback.extract_tb(exc.__traceback__)[-1]
-            self._malformed(f"{event.get('type')!r} event broke its handling ({type(exc).__name__}: {exc}, "
-                            f"at {os.path.basename(where.filename)}:{where.lineno})")
+            self._malformed(
+                f"{event.get('type')!r} event broke its handling ({type(exc).__name__}: {exc}, "
+                f"at {os.path.basename(where.filename)}:{where.lineno})"
+            )
 
     def _malformed(self, what: str) -> None:
         self.stats.malformed_events += 1
@@ -478,8 +500,14 @@ class ModelConnection:
         if kind == self.audio_delta_type:  # the hot path: model audio to the consumer
             audio = self._decode_audio(event)
             if audio is not None:
-                await self._events.on_audio_delta(event.get("response_id", ""), event.get("item_id", ""),
-                                                  event.get("content_index", 0), audio, len(audio) * self._ms_per_byte, event)
+                await self._events.on_audio_delta(
+                    event.get("response_id", ""),
+                    event.get("item_id", ""),
+                    event.get("content_index", 0),
+                    audio,
+                    len(audio) * self._ms_per_byte,
+                    event,
+                )
             return
         if self.trace:
             log.info("%s ← %s", self.tasks.label, trace_line(event))
@@ -555,7 +583,9 @@ class ModelConnection:
         code, kind = error.get("code"), error.get("type")
         message = redact(str(error.get("message", "")), self._api_key)
         if code in FATAL_ERROR_CODES or kind in FATAL_ERROR_TYPES:
-            log.error("%s: fatal model error %s/%s: %s — closing the model connection", self.tasks.label, kind, code, message)
+            log.error(
+                "%s: fatal model error %s/%s: %s — closing the model connection", self.tasks.label, kind, code, message
+            )
             self.tasks.spawn(self.aclose(f"fatal model error: {code or kind}"), name="close after fatal error")
         else:
             log.info("%s: model error (call goes on) %s/%s: %s", self.tasks.label, kind, code, message)

@@ -22,8 +22,15 @@ class Reconnected:
 class ConnectionEvents(Protocol):
     """The one consumer of a ModelConnection (the scenario-facing client), told in wire order."""
 
-    async def on_audio_delta(self, response_id: str, item_id: str, content_index: int, audio: bytes,
-                             duration_ms: float, event: dict[str, Any]) -> None:
+    async def on_audio_delta(
+        self,
+        response_id: str,
+        item_id: str,
+        content_index: int,
+        audio: bytes,
+        duration_ms: float,
+        event: dict[str, Any],
+    ) -> None:
         """Model audio, decoded (PCM16 24 kHz or μ-law 8 kHz, as the session's codec)."""
 
     async def on_audio_done(self, response_id: str) -> None:

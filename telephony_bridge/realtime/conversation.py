@@ -46,15 +46,24 @@ class ConversationMirror:
 
     def apply(self, event: dict[str, Any]) -> None:
         kind = event.get("type", "")
-        if kind in ("conversation.item.created", "conversation.item.added", "conversation.item.done",
-                    "response.output_item.added", "response.output_item.done"):
+        if kind in (
+            "conversation.item.created",
+            "conversation.item.added",
+            "conversation.item.done",
+            "response.output_item.added",
+            "response.output_item.done",
+        ):
             self._upsert(event.get("item") or {})
         elif kind == "conversation.item.input_audio_transcription.completed":
             item = self.items.get(event.get("item_id", ""))
             if item is not None:
                 item.text = event.get("transcript") or ""
-        elif kind in ("response.audio_transcript.delta", "response.output_audio_transcript.delta",
-                      "response.text.delta", "response.output_text.delta"):
+        elif kind in (
+            "response.audio_transcript.delta",
+            "response.output_audio_transcript.delta",
+            "response.text.delta",
+            "response.output_text.delta",
+        ):
             item = self.items.get(event.get("item_id", ""))
             if item is not None:
                 item.text += event.get("delta") or ""
@@ -68,7 +77,7 @@ class ConversationMirror:
                 item.heard_ms = float(event.get("audio_end_ms") or 0)
         elif kind == "conversation.item.deleted":
             self.items.pop(event.get("item_id", ""), None)
-        elif kind in ("response.function_call_arguments.done",):
+        elif kind == "response.function_call_arguments.done":
             item = self.items.get(event.get("item_id", ""))
             if item is not None:
                 item.arguments = event.get("arguments")
@@ -107,7 +116,14 @@ class ConversationMirror:
         replay: list[dict[str, Any]] = []
         for item in self.items.values():
             if item.kind == "function_call" and item.call_id and item.name:
-                replay.append({"type": "function_call", "call_id": item.call_id, "name": item.name, "arguments": item.arguments or "{}"})
+                replay.append(
+                    {
+                        "type": "function_call",
+                        "call_id": item.call_id,
+                        "name": item.name,
+                        "arguments": item.arguments or "{}",
+                    }
+                )
             elif item.kind == "function_call_output" and item.call_id:
                 replay.append({"type": "function_call_output", "call_id": item.call_id, "output": item.output or ""})
             elif item.kind == "message" and item.role in ("user", "system"):

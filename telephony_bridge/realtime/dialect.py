@@ -36,8 +36,8 @@ from telephony_bridge.realtime.events import Dialect
 
 __all__ = [
     "CODECS",
-    "Codec",
     "GA_FORMAT",
+    "Codec",
     "conversation_item_create",
     "conversation_item_delete",
     "conversation_item_retrieve",
@@ -201,7 +201,10 @@ def session_for_wire(session: Mapping[str, Any], dialect: Dialect, codec: Codec)
 
     modalities = _pick(
         "session",
-        [("modalities", rest.pop("modalities", _MISSING)), ("output_modalities", rest.pop("output_modalities", _MISSING))],
+        [
+            ("modalities", rest.pop("modalities", _MISSING)),
+            ("output_modalities", rest.pop("output_modalities", _MISSING)),
+        ],
         _modalities_for(dialect),
     )
     max_tokens = _pick(
@@ -211,8 +214,12 @@ def session_for_wire(session: Mapping[str, Any], dialect: Dialect, codec: Codec)
             ("max_output_tokens", rest.pop("max_output_tokens", _MISSING)),
         ],
     )
-    voice = _pick("session", [("voice", rest.pop("voice", _MISSING)), ("audio.output.voice", audio_output.pop("voice", _MISSING))])
-    speed = _pick("session", [("speed", rest.pop("speed", _MISSING)), ("audio.output.speed", audio_output.pop("speed", _MISSING))])
+    voice = _pick(
+        "session", [("voice", rest.pop("voice", _MISSING)), ("audio.output.voice", audio_output.pop("voice", _MISSING))]
+    )
+    speed = _pick(
+        "session", [("speed", rest.pop("speed", _MISSING)), ("audio.output.speed", audio_output.pop("speed", _MISSING))]
+    )
     transcription = _pick(
         "session",
         [
@@ -301,7 +308,10 @@ def response_for_wire(response: Mapping[str, Any], dialect: Dialect, codec: Code
 
     modalities = _pick(
         "response",
-        [("modalities", rest.pop("modalities", _MISSING)), ("output_modalities", rest.pop("output_modalities", _MISSING))],
+        [
+            ("modalities", rest.pop("modalities", _MISSING)),
+            ("output_modalities", rest.pop("output_modalities", _MISSING)),
+        ],
         _modalities_for(dialect),
     )
     max_tokens = _pick(
@@ -311,7 +321,10 @@ def response_for_wire(response: Mapping[str, Any], dialect: Dialect, codec: Code
             ("max_output_tokens", rest.pop("max_output_tokens", _MISSING)),
         ],
     )
-    voice = _pick("response", [("voice", rest.pop("voice", _MISSING)), ("audio.output.voice", audio_output.pop("voice", _MISSING))])
+    voice = _pick(
+        "response",
+        [("voice", rest.pop("voice", _MISSING)), ("audio.output.voice", audio_output.pop("voice", _MISSING))],
+    )
     temperature = rest.pop("temperature", _MISSING)
     if "tool_choice" in rest:
         rest["tool_choice"] = _tool_choice_for(dialect)(rest["tool_choice"])

@@ -46,13 +46,36 @@ LIVE_FATAL_ERROR_CODES = FATAL_ERROR_CODES | {"model_not_found", "credit_balance
 
 
 class LiveConnection(ModelConnection):
-    def __init__(self, *, url: str, api_key: str | None, codec: live_wire.LiveCodec, tasks: TaskOwner,
-                 events: ConnectionEvents, name: str, trace: bool = False, reconnect: bool = True,
-                 max_reconnect_attempts: int = 12, ping_interval_s: float | None = DEFAULT_PING_INTERVAL_S) -> None:
+    def __init__(
+        self,
+        *,
+        url: str,
+        api_key: str | None,
+        codec: live_wire.LiveCodec,
+        tasks: TaskOwner,
+        events: ConnectionEvents,
+        name: str,
+        trace: bool = False,
+        reconnect: bool = True,
+        max_reconnect_attempts: int = 12,
+        ping_interval_s: float | None = DEFAULT_PING_INTERVAL_S,
+    ) -> None:
         # The Realtime parts of the base (dialect, answer watchdog, recycling) stay unused.
-        super().__init__(url=url, api_key=api_key, dialect="ga", codec=codec, tasks=tasks, events=events, name=name,
-                         trace=trace, reconnect=reconnect, max_reconnect_attempts=max_reconnect_attempts,
-                         session_max_s=None, ping_interval_s=ping_interval_s, answer_stall_timeout_s=0)
+        super().__init__(
+            url=url,
+            api_key=api_key,
+            dialect="ga",
+            codec=codec,
+            tasks=tasks,
+            events=events,
+            name=name,
+            trace=trace,
+            reconnect=reconnect,
+            max_reconnect_attempts=max_reconnect_attempts,
+            session_max_s=None,
+            ping_interval_s=ping_interval_s,
+            answer_stall_timeout_s=0,
+        )
         self.uplink: LiveUplink = LiveUplink(codec, self.stats, tasks.label)
         self.start_config: dict[str, Any] | None = None  # session.start.session, as sent
         self.transcript: list[tuple[str, str]] = []  # (role, text): caller "user", agent "assistant"
@@ -82,7 +105,7 @@ class LiveConnection(ModelConnection):
         config = dict(self.start_config)
         seeded = live_wire.seed_input(self.transcript)
         earlier = list(config.get("input") or [])
-        config["input"] = (earlier + seeded)[-live_wire.MAX_INPUT_MESSAGES:]
+        config["input"] = (earlier + seeded)[-live_wire.MAX_INPUT_MESSAGES :]
         self.output_ms = 0.0
         await ws.send(orjson.dumps(live_wire.session_start(config)), text=True)
         return len(seeded)
@@ -137,7 +160,9 @@ class LiveConnection(ModelConnection):
         code, kind = error.get("code"), error.get("type")
         message = redact(str(error.get("message", "")), self._api_key)
         if code in LIVE_FATAL_ERROR_CODES or kind in FATAL_ERROR_TYPES:
-            log.error("%s: fatal Live error %s/%s: %s — closing the model connection", self.tasks.label, kind, code, message)
+            log.error(
+                "%s: fatal Live error %s/%s: %s — closing the model connection", self.tasks.label, kind, code, message
+            )
             self.tasks.spawn(self.aclose(f"fatal model error: {code or kind}"), name="close after fatal error")
         else:
             log.info("%s: Live error (call goes on) %s/%s: %s", self.tasks.label, kind, code, message)

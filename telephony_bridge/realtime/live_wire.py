@@ -31,18 +31,37 @@ AUDIO_FORMATS: dict[LiveCodec, dict[str, Any]] = {
 
 # What `openai.types.live.SessionConfig` declares (3.63), per level. Anything else is rejected by
 # the server: the bridge drops it (and says so) rather than lose the session.
-SESSION_FIELDS = frozenset({"model", "audio", "client", "delegation", "input", "instructions",
-                            "safety_identifier", "store", "triggers"})
+SESSION_FIELDS = frozenset(
+    {"model", "audio", "client", "delegation", "input", "instructions", "safety_identifier", "store", "triggers"}
+)
 AUDIO_FIELDS = frozenset({"format", "output"})
 AUDIO_OUTPUT_FIELDS = frozenset({"voice"})
 UPDATE_FIELDS = frozenset({"delegation", "triggers"})  # all that session.update may carry after the start
 
 # Realtime session fields a ported scenario may still pass: named in the warning, never sent.
-REALTIME_ONLY_FIELDS = frozenset({"type", "output_modalities", "modalities", "tools", "tool_choice",
-                                  "max_output_tokens", "max_response_output_tokens", "prompt", "truncation",
-                                  "tracing", "include", "temperature", "turn_detection", "voice",
-                                  "input_audio_format", "output_audio_format", "input_audio_transcription",
-                                  "input_audio_noise_reduction", "speed"})
+REALTIME_ONLY_FIELDS = frozenset(
+    {
+        "type",
+        "output_modalities",
+        "modalities",
+        "tools",
+        "tool_choice",
+        "max_output_tokens",
+        "max_response_output_tokens",
+        "prompt",
+        "truncation",
+        "tracing",
+        "include",
+        "temperature",
+        "turn_detection",
+        "voice",
+        "input_audio_format",
+        "output_audio_format",
+        "input_audio_transcription",
+        "input_audio_noise_reduction",
+        "speed",
+    }
+)
 
 MAX_INPUT_MESSAGES = 128  # `session.start.session.input`
 
@@ -90,8 +109,16 @@ class LiveAPIEvents(str, Enum):
     HTTPResponse = "OpenAI.LiveAPI.HTTPResponse"
 
 
-BRIDGE_EVENTS = frozenset({LiveAPIEvents.Unknown, LiveAPIEvents.AgentStartedSpeaking, LiveAPIEvents.AgentStoppedSpeaking,
-                           LiveAPIEvents.ConnectorInformation, LiveAPIEvents.WebSocketError, LiveAPIEvents.HTTPResponse})
+BRIDGE_EVENTS = frozenset(
+    {
+        LiveAPIEvents.Unknown,
+        LiveAPIEvents.AgentStartedSpeaking,
+        LiveAPIEvents.AgentStoppedSpeaking,
+        LiveAPIEvents.ConnectorInformation,
+        LiveAPIEvents.WebSocketError,
+        LiveAPIEvents.HTTPResponse,
+    }
+)
 
 # wire type -> member (error and info are single words).
 SERVER_EVENT_TYPES: dict[str, LiveAPIEvents] = {
@@ -125,12 +152,25 @@ SERVER_EVENT_TYPES: dict[str, LiveAPIEvents] = {
     "transport.failed": LiveAPIEvents.TransportFailed,
 }
 
-CLIENT_EVENT_TYPES = frozenset({
-    "session.start", "session.update", "session.input_audio.append", "session.input_audio.mute",
-    "session.input_audio.unmute", "session.output_audio.fixture.play", "session.instructions.append",
-    "session.thinking.append", "session.commentary.append", "decision.create", "decision.item.create",
-    "decision.item.delete", "response.item.create", "response.create", "session.close",
-})
+CLIENT_EVENT_TYPES = frozenset(
+    {
+        "session.start",
+        "session.update",
+        "session.input_audio.append",
+        "session.input_audio.mute",
+        "session.input_audio.unmute",
+        "session.output_audio.fixture.play",
+        "session.instructions.append",
+        "session.thinking.append",
+        "session.commentary.append",
+        "decision.create",
+        "decision.item.create",
+        "decision.item.delete",
+        "response.item.create",
+        "response.create",
+        "session.close",
+    }
+)
 
 OUTPUT_AUDIO_DELTA = "session.output_audio.delta"
 
@@ -161,19 +201,27 @@ def codec_of_format(audio_format: Any) -> LiveCodec:
             return "g711_ulaw"
         if kind == "audio/pcm" and rate in (None, 24000):
             return "pcm16"
-    raise ValueError(f"unsupported Live audio.format {audio_format!r}: use "
-                     "{'type': 'audio/pcmu', 'rate': 8000} (phone pass-through) or {'type': 'audio/pcm', 'rate': 24000}")
+    raise ValueError(
+        f"unsupported Live audio.format {audio_format!r}: use "
+        "{'type': 'audio/pcmu', 'rate': 8000} (phone pass-through) or {'type': 'audio/pcm', 'rate': 24000}"
+    )
 
 
 def _dropped(where: str, keys: list[str]) -> None:
     if keys:
         realtime = [k for k in keys if k in REALTIME_ONLY_FIELDS]
         why = " (Realtime-only: Live rejects them)" if realtime else " (unknown to GPT-Live)"
-        log.warning("Live session config: dropped %s%s%s", ", ".join(f"{where}{k}" for k in keys), why,
-                    "; tools go in delegation.responses.tools" if "tools" in keys else "")
+        log.warning(
+            "Live session config: dropped %s%s%s",
+            ", ".join(f"{where}{k}" for k in keys),
+            why,
+            "; tools go in delegation.responses.tools" if "tools" in keys else "",
+        )
 
 
-def live_session_config(session: Mapping[str, Any], codec: LiveCodec, model: str = DEFAULT_LIVE_MODEL) -> dict[str, Any]:
+def live_session_config(
+    session: Mapping[str, Any], codec: LiveCodec, model: str = DEFAULT_LIVE_MODEL
+) -> dict[str, Any]:
     """`session.start.session` from what a scenario passed: only declared fields, the model set,
     and the bridge's audio format (the voice kept)."""
     out: dict[str, Any] = {k: v for k, v in session.items() if k in SESSION_FIELDS and k != "audio"}

@@ -17,8 +17,16 @@ from typing import Any
 
 from telephony_bridge.realtime.events import MediaEvents, RealtimeAPIEvents
 
-__all__ = ["ClientEventSent", "DownlinkLatency", "Interrupted", "MediaEvent", "Observer", "ObserverEvent",
-           "ServerEvent", "Truncation"]
+__all__ = [
+    "ClientEventSent",
+    "DownlinkLatency",
+    "Interrupted",
+    "MediaEvent",
+    "Observer",
+    "ObserverEvent",
+    "ServerEvent",
+    "Truncation",
+]
 
 
 @dataclass(frozen=True, slots=True)

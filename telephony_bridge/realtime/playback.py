@@ -236,9 +236,7 @@ class PlaybackLedger:
 
     # -- audio -----------------------------------------------------------------------------
 
-    def audio_received(
-        self, response_id: str, item_id: str, content_index: int, duration_ms: float
-    ) -> None:
+    def audio_received(self, response_id: str, item_id: str, content_index: int, duration_ms: float) -> None:
         """The server sent ``duration_ms`` of audio for the item: the bound truncation never exceeds.
 
         Ignored for a response that is not in progress (a late delta after an interrupt).
@@ -331,13 +329,10 @@ class PlaybackLedger:
             heard = item.confirmed_ms + (progress if key == head_key else 0.0)
             end = max(0, math.floor(min(heard, item.received_ms)))
             truncations.append(Truncation(key[0], key[1], end, end == 0))
-        for item_id in self._silent_items:
-            truncations.append(Truncation(item_id, 0, 0, True))
+        truncations.extend(Truncation(item_id, 0, 0, True) for item_id in self._silent_items)
         cleared_ms = sum(s.duration_ms for s in self._segments) - progress
         episode_ended = (
-            EpisodeEnded(self._episode_played_ms + progress, interrupted=True)
-            if self._episode_active
-            else None
+            EpisodeEnded(self._episode_played_ms + progress, interrupted=True) if self._episode_active else None
         )
         interrupted = tuple(self._responses)
 

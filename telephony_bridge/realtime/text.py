@@ -29,7 +29,13 @@ def trace_line(event: Mapping[str, Any]) -> str:
     """One line per event with audio elided: traces must never carry audio (or secrets)."""
     kind = str(event.get("type", ""))
     carries_audio = kind == "input_audio_buffer.append" or kind.endswith("audio.delta")
-    shown = {key: (f"<{len(value)} base64 chars>" if carries_audio and key in _AUDIO_FIELDS and isinstance(value, str) else value)
-             for key, value in event.items()}
+    shown = {
+        key: (
+            f"<{len(value)} base64 chars>"
+            if carries_audio and key in _AUDIO_FIELDS and isinstance(value, str)
+            else value
+        )
+        for key, value in event.items()
+    }
     text = orjson.dumps(shown, default=str).decode()
     return text if len(text) <= 400 else text[:400] + "…"

@@ -79,8 +79,10 @@ def session_for_wire(session: Mapping[str, Any], model: str | None = None) -> di
         raise ValueError(f"a translation client's session type is 'translation', not {kind!r}")
     given_model = rest.pop("model", None)
     if given_model is not None and model is not None and given_model != model:
-        raise ValueError(f"a translation session's model is set at creation ({model!r}); "
-                         f"session.update cannot change it to {given_model!r}")
+        raise ValueError(
+            f"a translation session's model is set at creation ({model!r}); "
+            f"session.update cannot change it to {given_model!r}"
+        )
     for key in _BRIDGE_OWNED:
         rest.pop(key, None)
     audio = dict(rest.pop("audio", None) or {})
@@ -107,7 +109,8 @@ def session_for_wire(session: Mapping[str, Any], model: str | None = None) -> di
         raise ValueError(
             f"a translation session cannot take {', '.join(repr(k) for k in unknown)}: it may change only "
             "audio.output.language, audio.input.transcription ({model}) and audio.input.noise_reduction "
-            "({type, strength}); there are no instructions, voice, tools or turn detection")
+            "({type, strength}); there are no instructions, voice, tools or turn detection"
+        )
     out: dict[str, Any] = {}
     if audio_input or audio_output:
         out["audio"] = {}

@@ -108,6 +108,10 @@ class Uplink:
         if self._stalled_since is None:
             self._stalled_since = now
         elif now - self._stalled_since > MODEL_STALL_TIMEOUT_S:
-            log.warning("%s: the model has not read audio for %.0f s; dropping its connection", self.label, now - self._stalled_since)
+            log.warning(
+                "%s: the model has not read audio for %.0f s; dropping its connection",
+                self.label,
+                now - self._stalled_since,
+            )
             self._stalled_since = None
             transport.abort()

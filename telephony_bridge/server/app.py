@@ -56,8 +56,11 @@ def create_app(settings: Settings, runtime: BridgeRuntime | None = None) -> Star
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         for carrier in runtime.carriers:
             if not carrier.secured and carrier.prefixes:  # AudioSocket's listeners say it themselves
-                log.warning("%s is not set: %s signatures are not checked, so only loopback clients are accepted",
-                            " / ".join(carrier.secret_names) or "no secret", carrier.name)
+                log.warning(
+                    "%s is not set: %s signatures are not checked, so only loopback clients are accepted",
+                    " / ".join(carrier.secret_names) or "no secret",
+                    carrier.name,
+                )
         engine = None
         if settings.uses_local_engine and runtime.local_engine_url is None:
             from telephony_bridge.local_engine.server import LocalEngine
@@ -65,8 +68,11 @@ def create_app(settings: Settings, runtime: BridgeRuntime | None = None) -> Star
             engine = LocalEngine(script=_engine_script(settings))
             await engine.start()
             runtime.local_engine_url = engine.url
-            log.info("no OPENAI_API_KEY or REALTIME_URL: the model is the embedded local engine (a simulator, not a "
-                     "language model; internal, at %s)", engine.url)
+            log.info(
+                "no OPENAI_API_KEY or REALTIME_URL: the model is the embedded local engine (a simulator, not a "
+                "language model; internal, at %s)",
+                engine.url,
+            )
         audiosocket = None
         if settings.audiosocket_listen:
             # In the lifespan, after the engine: its calls share this runtime (MAX_CALLS, drain,
@@ -88,9 +94,16 @@ def create_app(settings: Settings, runtime: BridgeRuntime | None = None) -> Star
             log.debug("start-up heap frozen: %d objects out of the cyclic GC's reach", freeze_startup_heap())
         background = [asyncio.create_task(exporter.run_sampler(), name="metrics sampler")]
         if settings.idle_release_s > 0:
-            background.append(asyncio.create_task(release_when_idle(
-                lambda: (len(runtime.sessions), runtime.streams_opened), settings.idle_release_s, on_release=_count_release,
-            ), name="idle memory release"))
+            background.append(
+                asyncio.create_task(
+                    release_when_idle(
+                        lambda: (len(runtime.sessions), runtime.streams_opened),
+                        settings.idle_release_s,
+                        on_release=_count_release,
+                    ),
+                    name="idle memory release",
+                )
+            )
         if settings.reload:
             from telephony_bridge.server.reload import watch_scenarios
 

@@ -60,8 +60,11 @@ class AudioSocketTransport:
         peer = writer.get_extra_info("peername")
         self.client_host: str | None = peer[0] if peer else None
         transport = writer.transport
-        self.scope: Mapping[str, Any] = {"type": "audiosocket", "client": tuple(peer[:2]) if peer else None,
-                                         TRANSPORT_ABORT_SCOPE_KEY: lambda: reset(transport)}
+        self.scope: Mapping[str, Any] = {
+            "type": "audiosocket",
+            "client": tuple(peer[:2]) if peer else None,
+            TRANSPORT_ABORT_SCOPE_KEY: lambda: reset(transport),
+        }
         self.query_params: Mapping[str, str] = {}
 
     async def receive(self) -> Mapping[str, Any]:
@@ -129,11 +132,13 @@ class AudioSocketServer:
         for listener in self.listeners:
             carrier = AudioSocketCarrier(self._config, listener)
             if not carrier.secured:
-                log.warning("%s is not set: the AudioSocket listener %s accepts loopback peers only",
-                            ALLOW_ENV, listener)
+                log.warning(
+                    "%s is not set: the AudioSocket listener %s accepts loopback peers only", ALLOW_ENV, listener
+                )
 
-            async def connected(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                                carrier: AudioSocketCarrier = carrier) -> None:
+            async def connected(
+                reader: asyncio.StreamReader, writer: asyncio.StreamWriter, carrier: AudioSocketCarrier = carrier
+            ) -> None:
                 task = asyncio.current_task()
                 assert task is not None
                 self._connections.add(task)
@@ -150,8 +155,12 @@ class AudioSocketServer:
             self._servers.append(server)
             port = server.sockets[0].getsockname()[1]
             self.bound.append((listener, port))
-            log.info("AudioSocket listening on %s:%d%s", listener.host, port,
-                     f" (calls to {listener.number})" if listener.number else "")
+            log.info(
+                "AudioSocket listening on %s:%d%s",
+                listener.host,
+                port,
+                f" (calls to {listener.number})" if listener.number else "",
+            )
 
     async def stop(self) -> None:
         """No new connections; calls still in progress end (the drain has had its chance) and are awaited."""
@@ -165,24 +174,34 @@ class AudioSocketServer:
                 session.end(CallEnd.SHUTDOWN)
         await asyncio.wait(set(self._connections), timeout=SHUTDOWN_WAIT_S)
 
-    async def _serve(self, carrier: AudioSocketCarrier, reader: asyncio.StreamReader,
-                     writer: asyncio.StreamWriter) -> None:
+    async def _serve(
+        self, carrier: AudioSocketCarrier, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         runtime = self.runtime
         transport = AudioSocketTransport(reader, writer)
         host = transport.client_host
         try:
             if not carrier.allow.allows(host):
                 runtime.metrics.streams_forbidden += 1
-                log.warning("AudioSocket connection from %s on %s refused: not in %s%s", host or "?", carrier.listener,
-                            ALLOW_ENV, "" if carrier.secured else " (unset: loopback only)")
+                log.warning(
+                    "AudioSocket connection from %s on %s refused: not in %s%s",
+                    host or "?",
+                    carrier.listener,
+                    ALLOW_ENV,
+                    "" if carrier.secured else " (unset: loopback only)",
+                )
                 await _refuse(transport, reader)
                 return
             if runtime.draining or runtime.at_capacity():
                 if not runtime.draining:
                     runtime.metrics.calls_over_capacity += 1
-                log.warning("AudioSocket connection from %s refused: %s", host,
-                            "draining for shutdown" if runtime.draining
-                            else f"{len(runtime.sessions)} calls in progress (MAX_CALLS)")
+                log.warning(
+                    "AudioSocket connection from %s refused: %s",
+                    host,
+                    "draining for shutdown"
+                    if runtime.draining
+                    else f"{len(runtime.sessions)} calls in progress (MAX_CALLS)",
+                )
                 await _refuse(transport, reader)
                 return
             runtime.streams_opened += 1

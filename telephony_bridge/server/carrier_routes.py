@@ -47,8 +47,13 @@ def carrier_routes(runtime: BridgeRuntime) -> list[BaseRoute]:
     routes: list[BaseRoute] = []
     for carrier in runtime.carriers:
         for prefix in carrier.prefixes:
-            routes.append(Route(prefix + ANSWER_PATH, _answer_endpoint(runtime, carrier, prefix),
-                                methods=list(carrier.answer_methods)))
+            routes.append(
+                Route(
+                    prefix + ANSWER_PATH,
+                    _answer_endpoint(runtime, carrier, prefix),
+                    methods=list(carrier.answer_methods),
+                )
+            )
             routes.append(WebSocketRoute(prefix + STREAM_PATH, _stream_endpoint(runtime, carrier, prefix)))
     return routes
 
@@ -72,7 +77,9 @@ def is_loopback(host: str | None) -> bool:
         return False
 
 
-def _answer_endpoint(runtime: BridgeRuntime, carrier: Carrier, prefix: str) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+def _answer_endpoint(
+    runtime: BridgeRuntime, carrier: Carrier, prefix: str
+) -> Callable[[Request], Coroutine[Any, Any, Response]]:
     settings = runtime.settings
 
     async def answer(request: Request) -> Response:
@@ -98,8 +105,9 @@ def _answer_endpoint(runtime: BridgeRuntime, carrier: Carrier, prefix: str) -> C
             return Response(rejection.body, status_code=rejection.status, media_type=rejection.media_type)
         # The stream is bound to this answer: its start must carry this token (single use, short
         # lived), and the scenario and numbers are read from it, never from the stream.
-        token = runtime.stream_tokens.issue(StreamGrant(call_id=call.call_id, scenario=scenario, caller=call.caller,
-                                                        number=call.number))
+        token = runtime.stream_tokens.issue(
+            StreamGrant(call_id=call.call_id, scenario=scenario, caller=call.caller, number=call.number)
+        )
         try:
             document = carrier.answer_document(stream_url(settings.base_url, prefix), token)
         except ValueError as exc:  # a field so long the document would exceed the carrier's limit
@@ -126,9 +134,12 @@ async def read_carrier_request(runtime: BridgeRuntime, carrier: Carrier, request
     for name, value in pairs:
         lists.setdefault(name, []).append(value)
     return HttpRequest(
-        method=request.method, url=runtime.settings.base_url + request.url.path + query,
+        method=request.method,
+        url=runtime.settings.base_url + request.url.path + query,
         headers={k.lower(): v for k, v in request.headers.items()},
-        form={name: values[-1] for name, values in lists.items()}, form_lists=lists, client_host=client_host,
+        form={name: values[-1] for name, values in lists.items()},
+        form_lists=lists,
+        client_host=client_host,
         body=body,
     )
 
@@ -141,13 +152,20 @@ def refusal(runtime: BridgeRuntime, carrier: Carrier, refused: AnswerRefused, cl
 
 def _forbidden(runtime: BridgeRuntime, carrier: Carrier, client_host: str | None) -> Response:
     runtime.metrics.webhooks_forbidden += 1
-    log.warning("%s webhook from %s rejected: %s", carrier.name, client_host or "?",
-                f"missing or invalid {carrier.signature_header}" if carrier.secured
-                else "no secret configured, and not a loopback client")
+    log.warning(
+        "%s webhook from %s rejected: %s",
+        carrier.name,
+        client_host or "?",
+        f"missing or invalid {carrier.signature_header}"
+        if carrier.secured
+        else "no secret configured, and not a loopback client",
+    )
     return PlainTextResponse("forbidden", status_code=403)
 
 
-def _stream_endpoint(runtime: BridgeRuntime, carrier: Carrier, prefix: str) -> Callable[[WebSocket], Coroutine[Any, Any, None]]:
+def _stream_endpoint(
+    runtime: BridgeRuntime, carrier: Carrier, prefix: str
+) -> Callable[[WebSocket], Coroutine[Any, Any, None]]:
     settings = runtime.settings
 
     async def media_stream(websocket: WebSocket) -> None:
@@ -166,8 +184,12 @@ def _stream_endpoint(runtime: BridgeRuntime, carrier: Carrier, prefix: str) -> C
             return
         if not allowed:
             runtime.metrics.streams_forbidden += 1
-            log.warning("%s media stream from %s rejected: missing or invalid %s", carrier.name, client_host or "?",
-                        carrier.signature_header)
+            log.warning(
+                "%s media stream from %s rejected: missing or invalid %s",
+                carrier.name,
+                client_host or "?",
+                carrier.signature_header,
+            )
             await websocket.close(1008, f"invalid or missing {carrier.signature_header}")
             return
         runtime.streams_opened += 1
@@ -193,15 +215,19 @@ def notify_hooks(hooks: list[Callable[[Any], None]], session: CallSession) -> No
             log.exception("%s: session hook %r failed", session.label, hook)
 
 
-async def _read_form(request: Request, timeout_s: float, body_types: tuple[str, ...] = (FORM_CONTENT_TYPE,),
-                     ) -> tuple[list[tuple[str, str]], bytes] | Response:
+async def _read_form(
+    request: Request,
+    timeout_s: float,
+    body_types: tuple[str, ...] = (FORM_CONTENT_TYPE,),
+) -> tuple[list[tuple[str, str]], bytes] | Response:
     """The request's fields (a urlencoded body, a JSON object's top-level scalars where the carrier
     declares JSON bodies, or the query of a GET) and the body's bytes, or the response refusing it
     (415, 413, 408, 400) with the reason."""
     if request.method == "GET":
         try:
-            return parse_qsl(request.url.query, keep_blank_values=True, errors="strict",
-                             max_num_fields=MAX_WEBHOOK_FIELDS), b""
+            return parse_qsl(
+                request.url.query, keep_blank_values=True, errors="strict", max_num_fields=MAX_WEBHOOK_FIELDS
+            ), b""
         except (UnicodeDecodeError, ValueError):
             return PlainTextResponse("unreadable query string", status_code=400)
     content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
@@ -223,13 +249,19 @@ async def _read_form(request: Request, timeout_s: float, body_types: tuple[str, 
     except ClientDisconnect:
         return PlainTextResponse("request body incomplete", status_code=400)
     except TimeoutError:
-        return PlainTextResponse(f"request body not received within {timeout_s:g} s", status_code=408,
-                                 headers={"Connection": "close"})
+        return PlainTextResponse(
+            f"request body not received within {timeout_s:g} s", status_code=408, headers={"Connection": "close"}
+        )
     if content_type == JSON_CONTENT_TYPE:
         return _json_fields(bytes(body))
     try:
-        return parse_qsl(body.decode("ascii"), keep_blank_values=True, encoding="utf-8", errors="strict",
-                         max_num_fields=MAX_WEBHOOK_FIELDS), bytes(body)
+        return parse_qsl(
+            body.decode("ascii"),
+            keep_blank_values=True,
+            encoding="utf-8",
+            errors="strict",
+            max_num_fields=MAX_WEBHOOK_FIELDS,
+        ), bytes(body)
     except UnicodeDecodeError:
         return PlainTextResponse("the form is not percent-encoded UTF-8", status_code=400)
     except ValueError:

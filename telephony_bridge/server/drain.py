@@ -39,11 +39,19 @@ def announce_listening(settings: Settings, port: int, workers: int = 1) -> None:
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     base = settings.base_url
     processes = f" ({workers} workers)" if workers > 1 else ""
-    log.info("telephony_bridge listening on http://%s:%d%s — Twilio webhook: POST %s/incoming-call, media stream: %s",
-             host, port, processes, base, stream_url(base))
+    log.info(
+        "telephony_bridge listening on http://%s:%d%s — Twilio webhook: POST %s/incoming-call, media stream: %s",
+        host,
+        port,
+        processes,
+        base,
+        stream_url(base),
+    )
     if settings.public_url is None:
-        log.info("PUBLIC_URL is not set: the TwiML points at this local address, enough for `telephony-bridge call`; "
-                 "for Twilio set it to the https URL Twilio reaches")
+        log.info(
+            "PUBLIC_URL is not set: the TwiML points at this local address, enough for `telephony-bridge call`; "
+            "for Twilio set it to the https URL Twilio reaches"
+        )
 
 
 class DrainingServer(uvicorn.Server):
@@ -86,7 +94,12 @@ class DrainingServer(uvicorn.Server):
         runtime = self.runtime
         timeout_s = runtime.settings.drain_timeout_s
         calls = len(runtime.sessions)
-        log.info("%s: draining; %d call(s) in progress may finish within %.0f s (signal again to stop now)", why, calls, timeout_s)
+        log.info(
+            "%s: draining; %d call(s) in progress may finish within %.0f s (signal again to stop now)",
+            why,
+            calls,
+            timeout_s,
+        )
         deadline = time.monotonic() + timeout_s
         while runtime.sessions and time.monotonic() < deadline:
             await asyncio.sleep(0.1)

@@ -20,6 +20,10 @@ HOST_ENV, PORT_ENV = "TELEPHONY_BRIDGE_HOST", "TELEPHONY_BRIDGE_PORT"
 
 
 def app_from_environ() -> Starlette:
-    configure_logging(os.environ.get("TELEPHONY_BRIDGE_VERBOSE") == "1", os.environ.get("LOG_FORMAT") == "json", with_pid=True)
-    settings = Settings.from_environ(host=os.environ.get(HOST_ENV), port=int(os.environ[PORT_ENV]) if os.environ.get(PORT_ENV) else None)
+    configure_logging(
+        os.environ.get("TELEPHONY_BRIDGE_VERBOSE") == "1", os.environ.get("LOG_FORMAT") == "json", with_pid=True
+    )
+    settings = Settings.from_environ(
+        host=os.environ.get(HOST_ENV), port=int(os.environ[PORT_ENV]) if os.environ.get(PORT_ENV) else None
+    )
     return create_app(settings, load_runtime(settings))

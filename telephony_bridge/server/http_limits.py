@@ -35,8 +35,10 @@ log = logging.getLogger("telephony_bridge.server")
 MAX_HEAD_BYTES: Final = 32 * 1024  # a Twilio webhook's head is under 2 KiB
 WS_MAX_SIZE: Final = 1 << 20
 _HEAD_TIMEOUT_ATTRIBUTE: Final = "telephony_bridge_head_timeout_s"
-_TOO_LARGE: Final = (b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: text/plain; charset=utf-8\r\n"
-                     b"connection: close\r\ncontent-length: 30\r\n\r\nrequest head over 32768 bytes\n")
+_TOO_LARGE: Final = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: text/plain; charset=utf-8\r\n"
+    b"connection: close\r\ncontent-length: 30\r\n\r\nrequest head over 32768 bytes\n"
+)
 
 
 class GuardedHttpProtocol(_BaseProtocol):
@@ -73,7 +75,9 @@ class GuardedHttpProtocol(_BaseProtocol):
             return
         self._head_bytes, self._head_tail = head_bytes, seen[-3:]
         super().data_received(data)
-        if self._head_timer is not None and (self.cycle is not self._head_cycle or self.transport.get_protocol() is not self):
+        if self._head_timer is not None and (
+            self.cycle is not self._head_cycle or self.transport.get_protocol() is not self
+        ):
             self._head_done()  # a request (or an upgrade) began: its head is complete
 
     def on_response_complete(self) -> None:
@@ -100,7 +104,9 @@ class GuardedHttpProtocol(_BaseProtocol):
         transport = self.transport
         if transport.is_closing() or transport.get_protocol() is not self or self.cycle is not self._head_cycle:
             return
-        log.warning("connection from %s closed: no complete request head within %g s", _peer(self), self._head_timeout_s)
+        log.warning(
+            "connection from %s closed: no complete request head within %g s", _peer(self), self._head_timeout_s
+        )
         transport.close()
 
 

@@ -44,8 +44,15 @@ _MODEL_EVENTS = {
 
 
 # Journaled, but logged only at DEBUG: several per answer, 200 lines a second at 100 calls.
-_QUIET = frozenset({"agent.transcript_delta", "agent.response_started", "agent.response_done",
-                    "agent.audio_started", "agent.audio_ended"})
+_QUIET = frozenset(
+    {
+        "agent.transcript_delta",
+        "agent.response_started",
+        "agent.response_done",
+        "agent.audio_started",
+        "agent.audio_ended",
+    }
+)
 
 
 # A journal's file is named after its call id, which came from a peer: only a plain name is a
@@ -83,7 +90,7 @@ class CallJournal:
         self._directory.mkdir(parents=True, exist_ok=True)
         live = safe_child(self._directory, call_id, ".jsonl")  # raises before anything is written
         self.path = safe_child(self._directory, call_id, ".json")
-        self._stream = open(live, "wb")
+        self._stream = open(live, "wb")  # noqa: SIM115 (kept open for the call: close() closes it)
 
     def record(self, kind: str, **fields: Any) -> None:
         entry = {"t": round(time.monotonic() - self.started_at, 3), "event": kind, **fields}
@@ -104,14 +111,21 @@ class CallJournal:
             return
         if isinstance(observed, ClientEventSent):
             event = observed.event
-            if (event.get("type") in ("conversation.item.create", "response.item.create")  # Realtime, GPT-Live
-                    and (event.get("item") or {}).get("type") == "function_call_output"):
+            if (
+                event.get("type") in ("conversation.item.create", "response.item.create")  # Realtime, GPT-Live
+                and (event.get("item") or {}).get("type") == "function_call_output"
+            ):
                 item = event["item"]
                 self.record("agent.tool_result", call_id=item.get("call_id"), output=item.get("output"))
             return
         if isinstance(observed, Interrupted):
-            self.record("barge_in", truncations=[
-                {"item_id": c.item_id, "audio_end_ms": c.audio_end_ms, "deleted": c.deleted} for c in observed.truncations])
+            self.record(
+                "barge_in",
+                truncations=[
+                    {"item_id": c.item_id, "audio_end_ms": c.audio_end_ms, "deleted": c.deleted}
+                    for c in observed.truncations
+                ],
+            )
             return
         member: E | M
         if isinstance(observed, ServerEvent):
@@ -161,12 +175,22 @@ class CallJournal:
             nested = event.get("event") or {}
             item = nested.get("item") or {}
             if nested.get("type") == "response.output_item.done" and item.get("type") == "function_call":
-                self.record("agent.tool_call", name=item.get("name"), arguments=item.get("arguments"),
-                            call_id=item.get("call_id"), delegation_id=event.get("delegation_id"))
+                self.record(
+                    "agent.tool_call",
+                    name=item.get("name"),
+                    arguments=item.get("arguments"),
+                    call_id=item.get("call_id"),
+                    delegation_id=event.get("delegation_id"),
+                )
         elif member is LiveAPIEvents.AgentStoppedSpeaking:
             self.record("agent.transcript", item_id=f"live_item_{event.get('turn')}", text=event.get("transcript"))
-            self.record("agent.stopped_speaking", heard_ms=event.get("heardMs"), duration_ms=event.get("durationMs"),
-                        interrupted=event.get("interrupted"), playout_lead_ms=event.get("playoutLeadMs"))
+            self.record(
+                "agent.stopped_speaking",
+                heard_ms=event.get("heardMs"),
+                duration_ms=event.get("durationMs"),
+                interrupted=event.get("interrupted"),
+                playout_lead_ms=event.get("playoutLeadMs"),
+            )
         elif member is LiveAPIEvents.Error:
             error = event.get("error") or {}
             self.record("model.error", code=error.get("code"), message=error.get("message"))

@@ -22,8 +22,11 @@ from telephony_bridge.voxengine.storage import StorageKey
 
 FILE_NAME = "application_storage.sqlite3"
 BUSY_TIMEOUT_MS = 5000
-_SCHEMA = ("CREATE TABLE IF NOT EXISTS application_storage (key TEXT PRIMARY KEY, value TEXT NOT NULL, expire_at INTEGER NOT NULL);"
-           "CREATE INDEX IF NOT EXISTS application_storage_expiry ON application_storage (expire_at);")
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS application_storage "
+    "(key TEXT PRIMARY KEY, value TEXT NOT NULL, expire_at INTEGER NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS application_storage_expiry ON application_storage (expire_at);"
+)
 _PAST_EVERY_PREFIX = "\U0010ffff"  # sorts after any text that starts with the prefix (keys compare as UTF-8 bytes)
 
 
@@ -55,7 +58,9 @@ class SqliteKeyValueStore:
     def _connection(self) -> sqlite3.Connection:
         if self._db is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
+            db = sqlite3.connect(
+                self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+            )
             try:
                 db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
                 db.execute("PRAGMA journal_mode = WAL")
@@ -69,27 +74,44 @@ class SqliteKeyValueStore:
 
     def _get(self, key: str, now: float) -> StorageKey | None:
         with self._lock:
-            row = self._connection().execute(
-                "SELECT key, value, expire_at FROM application_storage WHERE key = ? AND expire_at > ?", (key, now)).fetchone()
+            row = (
+                self._connection()
+                .execute(
+                    "SELECT key, value, expire_at FROM application_storage WHERE key = ? AND expire_at > ?", (key, now)
+                )
+                .fetchone()
+            )
         return StorageKey(*row) if row else None
 
     def _put(self, item: StorageKey, now: float) -> None:
         with self._lock:
             db = self._connection()
-            db.execute("INSERT INTO application_storage (key, value, expire_at) VALUES (?, ?, ?) "
-                       "ON CONFLICT (key) DO UPDATE SET value = excluded.value, expire_at = excluded.expire_at", item)
+            db.execute(
+                "INSERT INTO application_storage (key, value, expire_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value, expire_at = excluded.expire_at",
+                item,
+            )
             db.execute("DELETE FROM application_storage WHERE expire_at <= ?", (now,))  # indexed: cheap when none
 
     def _delete(self, key: str, now: float) -> StorageKey | None:
         with self._lock:
-            row = self._connection().execute(
-                "DELETE FROM application_storage WHERE key = ? RETURNING key, value, expire_at", (key,)).fetchone()
+            row = (
+                self._connection()
+                .execute("DELETE FROM application_storage WHERE key = ? RETURNING key, value, expire_at", (key,))
+                .fetchone()
+            )
         return StorageKey(*row) if row and row[2] > now else None
 
     def _keys(self, prefix: str, count: int, now: float) -> list[str]:
         # A range on the primary key, not LIKE: LIKE ignores case and would scan the table.
         with self._lock:
-            rows = self._connection().execute(
-                "SELECT key FROM application_storage WHERE key >= ? AND key < ? AND expire_at > ? ORDER BY key LIMIT ?",
-                (prefix, prefix + _PAST_EVERY_PREFIX, now, count)).fetchall()
+            rows = (
+                self._connection()
+                .execute(
+                    "SELECT key FROM application_storage WHERE key >= ? AND key < ? AND expire_at > ? "
+                    "ORDER BY key LIMIT ?",
+                    (prefix, prefix + _PAST_EVERY_PREFIX, now, count),
+                )
+                .fetchall()
+            )
         return [row[0] for row in rows]

@@ -102,8 +102,11 @@ def freeze_startup_heap() -> int:
     return gc.get_freeze_count()
 
 
-async def release_when_idle(calls: Callable[[], tuple[int, int]], idle_s: float = DEFAULT_IDLE_S,
-                            on_release: Callable[[Release], None] | None = None) -> None:
+async def release_when_idle(
+    calls: Callable[[], tuple[int, int]],
+    idle_s: float = DEFAULT_IDLE_S,
+    on_release: Callable[[Release], None] | None = None,
+) -> None:
     """Run for the life of the server: release memory once each time the bridge falls idle.
     `calls()` gives (calls in progress, media streams opened so far)."""
     policy = IdlePolicy(idle_s)
@@ -118,8 +121,12 @@ async def release_when_idle(calls: Callable[[], tuple[int, int]], idle_s: float 
                 log.exception("idle memory release failed; trying again at the next idle period")
                 continue
             if released.rss_before is not None and released.rss_after is not None:
-                log.debug("idle: collected %d objects; RSS %.1f → %.1f MB%s", released.collected,
-                          released.rss_before / 2**20, released.rss_after / 2**20,
-                          "" if released.trimmed else " (no malloc_trim here)")
+                log.debug(
+                    "idle: collected %d objects; RSS %.1f → %.1f MB%s",
+                    released.collected,
+                    released.rss_before / 2**20,
+                    released.rss_after / 2**20,
+                    "" if released.trimmed else " (no malloc_trim here)",
+                )
             if on_release is not None:
                 on_release(released)

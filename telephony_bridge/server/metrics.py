@@ -88,10 +88,24 @@ class BridgeMetrics:
             self.model_reconnects += 1
 
 
-_COUNTED = ("calls_started", "calls_rejected", "webhooks_forbidden", "streams_forbidden", "streams_unbound",
-            "calls_over_capacity", "handler_events_dropped", "frames_rejected",
-            "barge_ins", "truncations", "deletions", "model_reconnects", "idle_memory_releases",
-            "store_writes", "store_failures", "store_dropped")
+_COUNTED = (
+    "calls_started",
+    "calls_rejected",
+    "webhooks_forbidden",
+    "streams_forbidden",
+    "streams_unbound",
+    "calls_over_capacity",
+    "handler_events_dropped",
+    "frames_rejected",
+    "barge_ins",
+    "truncations",
+    "deletions",
+    "model_reconnects",
+    "idle_memory_releases",
+    "store_writes",
+    "store_failures",
+    "store_dropped",
+)
 
 
 class Exporter:
@@ -104,34 +118,71 @@ class Exporter:
         self._counters = {
             "calls_started": Counter("telephony_bridge_calls_started", "Calls whose media stream started", registry=r),
             "calls_rejected": Counter("telephony_bridge_calls_rejected", "Calls rejected by routing", registry=r),
-            "webhooks_forbidden": Counter("telephony_bridge_webhooks_forbidden", "Webhooks refused for a bad signature", registry=r),
-            "streams_forbidden": Counter("telephony_bridge_streams_forbidden", "Media streams refused for a bad signature", registry=r),
-            "streams_unbound": Counter("telephony_bridge_streams_unbound",
-                                       "Media streams refused: no valid, unused token from the answer", registry=r),
-            "calls_over_capacity": Counter("telephony_bridge_calls_over_capacity",
-                                           "Webhooks and streams refused at MAX_CALLS", registry=r),
-            "handler_events_dropped": Counter("telephony_bridge_handler_events_dropped",
-                                              "Events dropped because a slow handler's queue was full", registry=r),
-            "frames_rejected": Counter("telephony_bridge_carrier_frames_rejected", "Malformed carrier frames logged and skipped", registry=r),
+            "webhooks_forbidden": Counter(
+                "telephony_bridge_webhooks_forbidden", "Webhooks refused for a bad signature", registry=r
+            ),
+            "streams_forbidden": Counter(
+                "telephony_bridge_streams_forbidden", "Media streams refused for a bad signature", registry=r
+            ),
+            "streams_unbound": Counter(
+                "telephony_bridge_streams_unbound",
+                "Media streams refused: no valid, unused token from the answer",
+                registry=r,
+            ),
+            "calls_over_capacity": Counter(
+                "telephony_bridge_calls_over_capacity", "Webhooks and streams refused at MAX_CALLS", registry=r
+            ),
+            "handler_events_dropped": Counter(
+                "telephony_bridge_handler_events_dropped",
+                "Events dropped because a slow handler's queue was full",
+                registry=r,
+            ),
+            "frames_rejected": Counter(
+                "telephony_bridge_carrier_frames_rejected", "Malformed carrier frames logged and skipped", registry=r
+            ),
             "barge_ins": Counter("telephony_bridge_barge_ins", "Interruptions that cleared playback", registry=r),
-            "truncations": Counter("telephony_bridge_truncations", "Assistant items truncated at what the caller heard", registry=r),
-            "deletions": Counter("telephony_bridge_deletions", "Assistant items deleted because nothing was heard", registry=r),
+            "truncations": Counter(
+                "telephony_bridge_truncations", "Assistant items truncated at what the caller heard", registry=r
+            ),
+            "deletions": Counter(
+                "telephony_bridge_deletions", "Assistant items deleted because nothing was heard", registry=r
+            ),
             "model_reconnects": Counter("telephony_bridge_model_reconnects", "Model WebSocket reconnects", registry=r),
-            "idle_memory_releases": Counter("telephony_bridge_idle_memory_releases",
-                                            "Full collections + malloc_trim run when the bridge fell idle", registry=r),
+            "idle_memory_releases": Counter(
+                "telephony_bridge_idle_memory_releases",
+                "Full collections + malloc_trim run when the bridge fell idle",
+                registry=r,
+            ),
             "store_writes": Counter("telephony_bridge_store_writes", "Calls saved to the call store", registry=r),
-            "store_failures": Counter("telephony_bridge_store_failures",
-                                      "Failed attempts to open or write the call store (retried)", registry=r),
-            "store_dropped": Counter("telephony_bridge_store_dropped",
-                                     "Calls dropped from the store's full buffer while the database was down", registry=r),
+            "store_failures": Counter(
+                "telephony_bridge_store_failures",
+                "Failed attempts to open or write the call store (retried)",
+                registry=r,
+            ),
+            "store_dropped": Counter(
+                "telephony_bridge_store_dropped",
+                "Calls dropped from the store's full buffer while the database was down",
+                registry=r,
+            ),
         }
         self._frames = Counter("telephony_bridge_carrier_frames", "Carrier media frames", ["direction"], registry=r)
         self._calls_ended = Counter("telephony_bridge_calls_ended", "Calls ended, by outcome", ["outcome"], registry=r)
-        self._active = Gauge("telephony_bridge_active_calls", "Calls in progress", registry=r, multiprocess_mode="livesum")
-        self._latency = Histogram("telephony_bridge_added_latency_seconds", "Time the bridge adds to audio (sampled)",
-                                  ["direction"], buckets=LATENCY_BUCKETS, registry=r)
-        self._lag = Histogram("telephony_bridge_event_loop_lag_seconds", "Event-loop lag, sampled every 100 ms",
-                              buckets=LAG_BUCKETS, registry=r)
+        self._active = Gauge(
+            "telephony_bridge_active_calls", "Calls in progress", registry=r, multiprocess_mode="livesum"
+        )
+        self._latency = Histogram(
+            "telephony_bridge_added_latency_seconds",
+            "Time the bridge adds to audio (sampled)",
+            ["direction"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self._lag = Histogram(
+            "telephony_bridge_event_loop_lag_seconds",
+            "Event-loop lag, sampled every 100 ms",
+            buckets=LAG_BUCKETS,
+            registry=r,
+        )
         self._exported: dict[str, int] = {}
 
     def fold(self) -> None:

@@ -293,25 +293,42 @@ class Dialer:
         link = PendingLink(capabilities, capabilities.audio_formats[0])
         outbound = OutboundCall(key, host, runtime, link, amd)
         call = outbound.call = Call(
-            call_sid=f"outbound-{key[:8]}", caller_id=callerid, number=number, custom_data={}, link=link,
-            tasks=host.tasks, control=_OutboundControl(outbound, control) if control is not None else None,
-            clock_ms=host.now_ms, on_hangup=outbound.hangup_requested, preroll_ms=runtime.settings.preroll_ms)
+            call_sid=f"outbound-{key[:8]}",
+            caller_id=callerid,
+            number=number,
+            custom_data={},
+            link=link,
+            tasks=host.tasks,
+            control=_OutboundControl(outbound, control) if control is not None else None,
+            clock_ms=host.now_ms,
+            on_hangup=outbound.hangup_requested,
+            preroll_ms=runtime.settings.preroll_ms,
+        )
         runtime.outbound_calls[key] = outbound
         host.call_placed(outbound)
         if carrier is None or control is None:
             # After the scenario's current handler has registered its listeners, as a carrier's refusal would come.
             asyncio.get_running_loop().call_soon(
-                outbound.fail, 503, "no carrier can place calls (set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN)")
+                outbound.fail, 503, "no carrier can place calls (set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN)"
+            )
             return call
         prefix = carrier.prefixes[-1]
         base = runtime.settings.base_url
         request = DialRequest(
-            to=number, caller_id=callerid,
+            to=number,
+            caller_id=callerid,
             answer_url=f"{base}{prefix}{OUTBOUND_ANSWER_PATH}?{CALL_KEY_PARAMETER}={key}",
             status_url=f"{base}{prefix}{STATUS_PATH}?{CALL_KEY_PARAMETER}={key}",
-            machine_detection=amd, ring_timeout_s=RING_TIMEOUT_S,
+            machine_detection=amd,
+            ring_timeout_s=RING_TIMEOUT_S,
         )
-        log.info("%s: calling %s from %s%s", host.label, number, callerid, " (with answering-machine detection)" if amd else "")
+        log.info(
+            "%s: calling %s from %s%s",
+            host.label,
+            number,
+            callerid,
+            " (with answering-machine detection)" if amd else "",
+        )
         host.tasks.spawn(outbound.dial(control, request), name=f"dial {number}")
         return call
 

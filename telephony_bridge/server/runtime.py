@@ -78,8 +78,9 @@ class BridgeRuntime:
         self.secrets = load_secrets(self.settings.secrets_file, self.settings.environ)
         self.kv_store = SqliteKeyValueStore(self.settings.data_dir)
         self.net = NetClient()
-        self.services = ScenarioServices(secret=self.secrets.get, secrets_source=self.secrets.source,
-                                         storage=self.kv_store, net=self.net)
+        self.services = ScenarioServices(
+            secret=self.secrets.get, secrets_source=self.secrets.source, storage=self.kv_store, net=self.net
+        )
         self.session_access = SessionAccess()
 
     def at_capacity(self) -> bool:

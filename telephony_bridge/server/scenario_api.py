@@ -56,7 +56,9 @@ def scenario_routes(runtime: BridgeRuntime) -> list[BaseRoute]:
         if not carrier.capabilities.dial:
             continue
         for prefix in carrier.prefixes:
-            routes.append(Route(prefix + OUTBOUND_ANSWER_PATH, _outbound_answer(runtime, carrier, prefix), methods=["POST"]))
+            routes.append(
+                Route(prefix + OUTBOUND_ANSWER_PATH, _outbound_answer(runtime, carrier, prefix), methods=["POST"])
+            )
             routes.append(Route(prefix + STATUS_PATH, _status_callback(runtime, carrier), methods=["POST"]))
     return routes
 
@@ -80,8 +82,12 @@ def _start_endpoint(runtime: BridgeRuntime) -> Endpoint:
         if isinstance(custom_data, Response):
             return custom_data
         session = start_scenario_session(runtime, scenario, custom_data)
-        log.info("%s: scenario %s started through the API (%d bytes of custom data)", session.label, scenario.name,
-                 len(custom_data.encode()))
+        log.info(
+            "%s: scenario %s started through the API (%d bytes of custom data)",
+            session.label,
+            scenario.name,
+            len(custom_data.encode()),
+        )
         return JSONResponse({"sessionId": session.session_id, "scenario": scenario.name}, status_code=201)
 
     return start
@@ -104,13 +110,13 @@ async def _custom_data(request: Request, timeout_s: float) -> str | Response:
         return ""
     content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if content_type != "application/json":
-        return PlainTextResponse("the body is JSON: {\"customData\": \"...\"}", status_code=415)
+        return PlainTextResponse('the body is JSON: {"customData": "..."}', status_code=415)
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError:
         return PlainTextResponse("the body is not JSON", status_code=400)
     if not isinstance(document, dict):
-        return PlainTextResponse("the body is a JSON object: {\"customData\": \"...\"}", status_code=400)
+        return PlainTextResponse('the body is a JSON object: {"customData": "..."}', status_code=400)
     custom_data = document.get("customData", "")
     if custom_data is None:
         custom_data = ""
@@ -137,12 +143,23 @@ def _outbound_answer(runtime: BridgeRuntime, carrier: Carrier, prefix: str) -> E
             rejection = carrier.reject_document()
             return Response(rejection.body, status_code=rejection.status, media_type=rejection.media_type)
         call = outbound.call
-        token = runtime.stream_tokens.issue(StreamGrant(call_id=answered.call_id, scenario=outbound.host.scenario_name,
-                                                        caller=call.callerid(), number=call.number(),
-                                                        outbound=outbound.key))
+        token = runtime.stream_tokens.issue(
+            StreamGrant(
+                call_id=answered.call_id,
+                scenario=outbound.host.scenario_name,
+                caller=call.callerid(),
+                number=call.number(),
+                outbound=outbound.key,
+            )
+        )
         document = carrier.answer_document(stream_url(runtime.settings.base_url, prefix), token)
-        log.info("%s: call %s to %s answered%s", outbound.host.label, answered.call_id, call.number(),
-                 f" ({answered.answered_by})" if answered.answered_by else "")
+        log.info(
+            "%s: call %s to %s answered%s",
+            outbound.host.label,
+            answered.call_id,
+            call.number(),
+            f" ({answered.answered_by})" if answered.answered_by else "",
+        )
         return Response(document.body, status_code=document.status, media_type=document.media_type)
 
     return answer

@@ -29,8 +29,12 @@ class Secrets:
 
     __slots__ = ("_environ", "_file", "source")
 
-    def __init__(self, file_values: Mapping[str, str] | None = None, environ: Mapping[str, str] | None = None,
-                 source: str = "the environment") -> None:
+    def __init__(
+        self,
+        file_values: Mapping[str, str] | None = None,
+        environ: Mapping[str, str] | None = None,
+        source: str = "the environment",
+    ) -> None:
         self._file = dict(file_values or {})
         self._environ = environ if environ is not None else {}
         self.source = source  # where a missing secret was looked for, for the error
@@ -82,7 +86,7 @@ def _parse_env(path: Path, text: str) -> dict[str, str]:
         if not line or line.startswith("#"):
             continue
         if line.startswith("export "):
-            line = line[len("export "):].lstrip()
+            line = line[len("export ") :].lstrip()
         name, equals, value = line.partition("=")
         name = name.strip()
         if not equals or not _NAME.fullmatch(name):

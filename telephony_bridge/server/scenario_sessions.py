@@ -34,8 +34,13 @@ from telephony_bridge.voxengine.scenario import Scenario
 if TYPE_CHECKING:
     from telephony_bridge.server.runtime import BridgeRuntime
 
-__all__ = ["CALLS_GONE_GRACE_S", "NO_CALL_TIMEOUT_S", "ScenarioSession", "start_scenario_session",
-           "stop_scenario_sessions"]
+__all__ = [
+    "CALLS_GONE_GRACE_S",
+    "NO_CALL_TIMEOUT_S",
+    "ScenarioSession",
+    "start_scenario_session",
+    "stop_scenario_sessions",
+]
 
 log = logging.getLogger("telephony_bridge.call")
 
@@ -98,7 +103,9 @@ class ScenarioSession:
         try:
             async with asyncio.TaskGroup() as group:
                 self.tasks = TaskOwner(self.label, group)
-                vox, openai = call_context(self.tasks, self.end, runtime.local_engine_url, runtime.settings.model_environ())
+                vox, openai = call_context(
+                    self.tasks, self.end, runtime.local_engine_url, runtime.settings.model_environ()
+                )
                 openai.Beta.observer = self._observe_model
                 vox.custom_data = self.custom_data  # VoxEngine.customData() reads it
                 vox.dialer = Dialer(runtime, self)
@@ -108,12 +115,18 @@ class ScenarioSession:
                 try:
                     self.scenario.execute(self._namespace)
                 except Exception:
-                    log.exception("%s: scenario %s raised at its top level; ending the session", self.label, self.scenario_name)
+                    log.exception(
+                        "%s: scenario %s raised at its top level; ending the session", self.label, self.scenario_name
+                    )
                     self.end(CallEnd.SCENARIO_ERROR)
                 else:
                     log.info("%s: scenario %s started", self.label, self.scenario_name)
-                    vox.emit(AppEvents.Started, on_error=lambda: self.end(CallEnd.SCENARIO_ERROR),
-                             sessionId=self.session_id, customData=self.custom_data)
+                    vox.emit(
+                        AppEvents.Started,
+                        on_error=lambda: self.end(CallEnd.SCENARIO_ERROR),
+                        sessionId=self.session_id,
+                        customData=self.custom_data,
+                    )
                 await self._ended.wait()
                 watchdog.cancel()
                 await self._teardown()
@@ -161,8 +174,9 @@ class ScenarioSession:
     async def _teardown(self) -> None:
         reason = self._end.text
         for outbound in list(self.calls):
-            outbound.end(CallEnd.SCENARIO_TERMINATED if self._end.kind is CallEnd.SCENARIO_TERMINATED else self._end.kind,
-                         reason)
+            outbound.end(
+                CallEnd.SCENARIO_TERMINATED if self._end.kind is CallEnd.SCENARIO_TERMINATED else self._end.kind, reason
+            )
         if self.calls:  # streams tearing down: their Disconnected handlers run on this session's tasks
             try:
                 await asyncio.wait_for(self._calls_gone.wait(), CALLS_END_WAIT_S)
@@ -173,8 +187,10 @@ class ScenarioSession:
         vox.emit(AppEvents.Terminating, reason=reason)
         await self._close_clients()
         vox.emit(AppEvents.Terminated, reason=reason)
-        await self.tasks.drain(timeout_s=HANDLERS_DRAIN_S, exclude=frozenset(
-            task for task in earlier if not task.get_name().endswith("REST hangup")))
+        await self.tasks.drain(
+            timeout_s=HANDLERS_DRAIN_S,
+            exclude=frozenset(task for task in earlier if not task.get_name().endswith("REST hangup")),
+        )
         await self._close_clients()
         log.info("%s: ended (%s)", self.label, reason)
         await self.tasks.aclose()

@@ -99,8 +99,15 @@ class MediaLink:
     ending the call, and an exception here would only surface in the model's reader.
     """
 
-    def __init__(self, websocket: MediaTransport, codec: CarrierCodec, carrier: Carrier, audio_format: AudioFormat,
-                 abort: Callable[[], None] | None = None, metrics: BridgeMetrics | None = None) -> None:
+    def __init__(
+        self,
+        websocket: MediaTransport,
+        codec: CarrierCodec,
+        carrier: Carrier,
+        audio_format: AudioFormat,
+        abort: Callable[[], None] | None = None,
+        metrics: BridgeMetrics | None = None,
+    ) -> None:
         self._websocket = websocket
         self._codec = codec
         self.capabilities = carrier.capabilities
@@ -145,7 +152,10 @@ class MediaLink:
         out; a carrier that does not read by then is dropped (its socket aborted). False then."""
         self.gone = True
         websocket = self._websocket
-        if websocket.application_state == WebSocketState.DISCONNECTED or websocket.client_state == WebSocketState.DISCONNECTED:
+        if (
+            websocket.application_state == WebSocketState.DISCONNECTED
+            or websocket.client_state == WebSocketState.DISCONNECTED
+        ):
             return True  # the carrier closed first
         try:
             await asyncio.wait_for(websocket.close(code, reason), timeout_s)
@@ -159,8 +169,14 @@ class MediaLink:
 
 
 class CallSession:
-    def __init__(self, websocket: MediaTransport, runtime: BridgeRuntime, connection_id: int, carrier: Carrier,
-                 binding: StreamBinding | None = None) -> None:
+    def __init__(
+        self,
+        websocket: MediaTransport,
+        runtime: BridgeRuntime,
+        connection_id: int,
+        carrier: Carrier,
+        binding: StreamBinding | None = None,
+    ) -> None:
         self.websocket = websocket  # a Starlette WebSocket, or another MediaTransport (server/audiosocket.py)
         self._binding = binding or self._redeem_token
         self.runtime = runtime
@@ -294,7 +310,9 @@ class CallSession:
         elif isinstance(event, CallStarted):
             await self._start(event)
         elif isinstance(event, StreamEnded):
-            self._end = EndReason(CallEnd.CALLER_HUNG_UP, event.reason if event.reason != CallEnd.CALLER_HUNG_UP.text else None)
+            self._end = EndReason(
+                CallEnd.CALLER_HUNG_UP, event.reason if event.reason != CallEnd.CALLER_HUNG_UP.text else None
+            )
             return True
         return False
 
@@ -302,8 +320,14 @@ class CallSession:
         """A media unit raised on caller audio: a scenario bug, logged; the call goes on."""
         self.unit_failures += 1
         if self.unit_failures <= UNIT_FAILURES_LOGGED or self.unit_failures % 100 == 0:
-            log.warning("%s: media unit failed on caller audio (%d so far): %s: %s", self.label, self.unit_failures,
-                        type(exc).__name__, exc, exc_info=self.unit_failures == 1)
+            log.warning(
+                "%s: media unit failed on caller audio (%d so far): %s: %s",
+                self.label,
+                self.unit_failures,
+                type(exc).__name__,
+                exc,
+                exc_info=self.unit_failures == 1,
+            )
 
     # --- the watchdog ---------------------------------------------------------------------
     async def _watch(self) -> None:
@@ -332,16 +356,24 @@ class CallSession:
             if link.sends_waiting == 0 or link.sends_done != link_done:
                 link_done, link_moved_at = link.sends_done, now
             elif now - link_moved_at >= peer_timeout:
-                log.warning("%s: the carrier has not read for %g s (%d send(s) waiting); ending the call",
-                            self.label, peer_timeout, link.sends_waiting)
+                log.warning(
+                    "%s: the carrier has not read for %g s (%d send(s) waiting); ending the call",
+                    self.label,
+                    peer_timeout,
+                    link.sends_waiting,
+                )
                 self._carrier_stalled = True
                 self.end(CallEnd.CARRIER_STALLED, f"carrier stopped reading for {peer_timeout:g} s")
                 return
             if not self._forwarding or self.frames_in != frames_seen:
                 frames_seen, frames_moved_at = self.frames_in, now
             elif now - frames_moved_at >= media_timeout:
-                log.warning("%s: a media unit has not taken caller audio for %g s; ending the call", self.label, media_timeout)
-                self.end(CallEnd.MEDIA_STALLED, f"caller audio stalled: a media unit took no audio for {media_timeout:g} s")
+                log.warning(
+                    "%s: a media unit has not taken caller audio for %g s; ending the call", self.label, media_timeout
+                )
+                self.end(
+                    CallEnd.MEDIA_STALLED, f"caller audio stalled: a media unit took no audio for {media_timeout:g} s"
+                )
                 return
 
     # --- call start -----------------------------------------------------------------------
@@ -365,8 +397,14 @@ class CallSession:
         scenario = scenarios.get(scenario_name)
         self.journal = CallJournal(self.label, runtime.settings.calls_dir)
         self.journal.open(call_sid)
-        self.journal.record("call.started", call_sid=call_sid, caller=grant.caller, number=grant.number,
-                            scenario=scenario_name, pid=os.getpid())  # the worker, with --workers
+        self.journal.record(
+            "call.started",
+            call_sid=call_sid,
+            caller=grant.caller,
+            number=grant.number,
+            scenario=scenario_name,
+            pid=os.getpid(),
+        )  # the worker, with --workers
         runtime.metrics.calls_started += 1
         self.call = Call(
             call_sid=call_sid,
@@ -385,8 +423,14 @@ class CallSession:
             log.error("%s: scenario %r not found; ending the call", self.label, scenario_name)
             self.end(CallEnd.NO_SCENARIO)
             return
-        vox, openai = call_context(tasks, self.end, runtime.local_engine_url, runtime.settings.model_environ(),
-                                   runtime.services, scenario=scenario.name)
+        vox, openai = call_context(
+            tasks,
+            self.end,
+            runtime.local_engine_url,
+            runtime.settings.model_environ(),
+            runtime.services,
+            scenario=scenario.name,
+        )
         openai.Beta.observer = self._observe_model
         vox.call_custom_data = self.call.customData()
         self.vox, self._openai = vox, openai
@@ -426,8 +470,14 @@ class CallSession:
         assert self.tasks is not None
         self.tasks.label = self.label
         self.gaps = GapFiller(audio_format=start.audio_format)
-        self.link = MediaLink(self.websocket, self.codec, self.carrier, start.audio_format,
-                              self.websocket.scope.get(TRANSPORT_ABORT_SCOPE_KEY), self.runtime.metrics)
+        self.link = MediaLink(
+            self.websocket,
+            self.codec,
+            self.carrier,
+            start.audio_format,
+            self.websocket.scope.get(TRANSPORT_ABORT_SCOPE_KEY),
+            self.runtime.metrics,
+        )
         return self.link, self.tasks
 
     def _join_outbound(self, grant: Any, start: CallStarted) -> None:
@@ -436,15 +486,25 @@ class CallSession:
         outbound = runtime.outbound_calls.get(grant.outbound)
         if outbound is None or outbound.call_sid != start.call_id or outbound.stream is not None:
             runtime.metrics.streams_unbound += 1
-            log.warning("%s: start for outbound call %s refused: no call waits for this stream", self.label, start.call_id)
+            log.warning(
+                "%s: start for outbound call %s refused: no call waits for this stream", self.label, start.call_id
+            )
             self.end(CallEnd.STREAM_REFUSED, "stream refused: no outbound call waits for it")
             return
         self._bind(start.call_id, start)
         self.journal = CallJournal(self.label, runtime.settings.calls_dir)
         self.journal.open(start.call_id)
-        self.journal.record("call.started", call_sid=start.call_id, caller=grant.caller, number=grant.number,
-                            scenario=grant.scenario, direction="outbound", session=outbound.host.session_id,
-                            answered_by=outbound.answered_by, pid=os.getpid())
+        self.journal.record(
+            "call.started",
+            call_sid=start.call_id,
+            caller=grant.caller,
+            number=grant.number,
+            scenario=grant.scenario,
+            direction="outbound",
+            session=outbound.host.session_id,
+            answered_by=outbound.answered_by,
+            pid=os.getpid(),
+        )
         runtime.metrics.calls_started += 1
         self.outbound, self.scenario_vox = outbound, outbound.host.vox
         self.call = outbound.call
@@ -508,8 +568,15 @@ class CallSession:
         await self._close_link(reason)
         if self.journal is not None:
             self._journal_recording()
-            self.journal.record("call.ended", reason=reason, end=end.kind.journal_name, duration_s=round(duration, 3), frames_in=self.frames_in,
-                                bad_frames=self.bad_frames, dtmf=self.dtmf_in)
+            self.journal.record(
+                "call.ended",
+                reason=reason,
+                end=end.kind.journal_name,
+                duration_s=round(duration, 3),
+                frames_in=self.frames_in,
+                bad_frames=self.bad_frames,
+                dtmf=self.dtmf_in,
+            )
             self.journal.close()
         # Handlers started at the end (and anything they started) still running: their globals stay
         # until they finish, bounded; the scenario's older timers are not waited for (pitfall 24).
@@ -544,8 +611,12 @@ class CallSession:
         recording = self.call.recording if self.call is not None else None
         if recording is not None and self.journal is not None:
             journal_start = self._loop.time() - (time.monotonic() - self.journal.started_at)  # on the loop's clock
-            self.journal.record("call.recording", recording_id=recording.recording_id, file=recording.url.rsplit("/", 1)[-1],
-                                offset_s=round(recording.started_ms / 1000 - journal_start, 3))
+            self.journal.record(
+                "call.recording",
+                recording_id=recording.recording_id,
+                file=recording.url.rsplit("/", 1)[-1],
+                offset_s=round(recording.started_ms / 1000 - journal_start, 3),
+            )
 
     def _handler_events_dropped(self) -> int:
         """Events the call's busy async handlers could not take (voxengine/listeners.py)."""
@@ -564,7 +635,9 @@ class CallSession:
         link = self.link or MediaLink(self.websocket, self.codec, self.carrier, ULAW_8K, abort)  # never started
         wait_s = self.runtime.settings.peer_stall_timeout_s
         if not await link.close(self._close_code, _close_reason(reason), wait_s):
-            log.warning("%s: the carrier did not take the close frame within %g s; connection dropped", self.label, wait_s)
+            log.warning(
+                "%s: the carrier did not take the close frame within %g s; connection dropped", self.label, wait_s
+            )
 
 
 def _close_reason(reason: str) -> str:

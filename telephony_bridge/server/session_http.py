@@ -90,8 +90,13 @@ def session_http_routes(runtime: BridgeRuntime) -> list[Route]:
         rest = request.path_params.get("rest", "")
         content = body.decode("utf-8", errors="replace")
         payload = EventPayload(
-            name="HttpRequest", method=request.method, path="/" + rest, query=request.url.query,
-            content=content, body=content, headers=[{"key": k, "value": v} for k, v in request.headers.items()],
+            name="HttpRequest",
+            method=request.method,
+            path="/" + rest,
+            query=request.url.query,
+            content=content,
+            body=content,
+            headers=[{"key": k, "value": v} for k, v in request.headers.items()],
         )
         answered, reply = await deliver(payload)
         if not answered:
@@ -140,6 +145,7 @@ async def _read_body(request: Request, timeout_s: float) -> bytes | Response:
     except ClientDisconnect:
         return PlainTextResponse("request body incomplete", status_code=400)
     except TimeoutError:
-        return PlainTextResponse(f"request body not received within {timeout_s:g} s", status_code=408,
-                                 headers={"Connection": "close"})
+        return PlainTextResponse(
+            f"request body not received within {timeout_s:g} s", status_code=408, headers={"Connection": "close"}
+        )
     return bytes(body)

@@ -87,42 +87,42 @@ from telephony_bridge.carriers.audiosocket_carrier import ALLOW_ENV, Listener, p
 class Settings:
     host: str = "127.0.0.1"
     port: int = 8080
-    public_url: str | None = None          # PUBLIC_URL: https://bridge.example.com — what Twilio calls
+    public_url: str | None = None  # PUBLIC_URL: https://bridge.example.com — what Twilio calls
     twilio_auth_token: str | None = field(default=None, repr=False)
     twilio_account_sid: str | None = None
     twilio_api_base_url: str | None = None  # TWILIO_API_BASE_URL: a stand-in REST API (tests)
-    realtime_url: str | None = None        # REALTIME_URL: model endpoint override
-    live_url: str | None = None            # LIVE_URL: the GPT-Live endpoint's full WebSocket URL, used as given
+    realtime_url: str | None = None  # REALTIME_URL: model endpoint override
+    live_url: str | None = None  # LIVE_URL: the GPT-Live endpoint's full WebSocket URL, used as given
     openai_api_key: str | None = field(default=None, repr=False)
     scenarios_dir: Path = Path("scenarios")
-    calls_dir: Path | None = None          # CALLS_DIR: per-call JSON transcripts (journal) go here
-    engine_script: Path | None = None      # LOCAL_ENGINE_SCRIPT: the embedded engine's script
+    calls_dir: Path | None = None  # CALLS_DIR: per-call JSON transcripts (journal) go here
+    engine_script: Path | None = None  # LOCAL_ENGINE_SCRIPT: the embedded engine's script
     reload: bool = False
-    drain_timeout_s: float = 30.0          # DRAIN_TIMEOUT_S: on SIGTERM, how long calls in progress may finish
-    peer_stall_timeout_s: float = 10.0     # PEER_STALL_TIMEOUT_S: see the module docstring
-    media_stall_timeout_s: float = 10.0    # MEDIA_STALL_TIMEOUT_S
-    start_timeout_s: float = 10.0          # START_TIMEOUT_S
-    idle_release_s: float = 1.0            # IDLE_RELEASE_S: 0 = never give memory back when idle
-    gc_freeze: bool = False                # GC_FREEZE: on (1) by default from the environment
-    max_calls: int = 300                   # MAX_CALLS: media streams in progress at once
-    max_connections: int | None = None     # MAX_CONNECTIONS: default max_calls + 200
-    http_header_timeout_s: float = 10.0    # HTTP_HEADER_TIMEOUT_S: slowloris guard
-    http_body_timeout_s: float = 10.0      # HTTP_BODY_TIMEOUT_S
+    drain_timeout_s: float = 30.0  # DRAIN_TIMEOUT_S: on SIGTERM, how long calls in progress may finish
+    peer_stall_timeout_s: float = 10.0  # PEER_STALL_TIMEOUT_S: see the module docstring
+    media_stall_timeout_s: float = 10.0  # MEDIA_STALL_TIMEOUT_S
+    start_timeout_s: float = 10.0  # START_TIMEOUT_S
+    idle_release_s: float = 1.0  # IDLE_RELEASE_S: 0 = never give memory back when idle
+    gc_freeze: bool = False  # GC_FREEZE: on (1) by default from the environment
+    max_calls: int = 300  # MAX_CALLS: media streams in progress at once
+    max_connections: int | None = None  # MAX_CONNECTIONS: default max_calls + 200
+    http_header_timeout_s: float = 10.0  # HTTP_HEADER_TIMEOUT_S: slowloris guard
+    http_body_timeout_s: float = 10.0  # HTTP_BODY_TIMEOUT_S
     stream_token_secret: bytes = field(default_factory=lambda: os.urandom(32), repr=False)  # STREAM_TOKEN_SECRET
-    stream_token_ttl_s: float = 30.0       # STREAM_TOKEN_TTL_S
+    stream_token_ttl_s: float = 30.0  # STREAM_TOKEN_TTL_S
     api_keys: tuple[str, ...] = field(default=(), repr=False)  # API_KEYS: bearer keys of the management API
     # The environment the settings were read from: each carrier reads its own names from it
     # (carriers/*: TWILIO_*, …) through carrier_config().
     environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
-    answer_stall_timeout_s: float = 1.0    # ANSWER_STALL_TIMEOUT_S: 0 = no answer watchdog
-    preroll_ms: int = 1000                 # PREROLL_MS: 0 = drop caller audio until a unit takes it
-    data_dir: Path = Path("data")          # DATA_DIR: ApplicationStorage's file
-    secrets_file: Path | None = None       # SECRETS_FILE: VoxEngine.getSecretValue's file (then the environment)
+    answer_stall_timeout_s: float = 1.0  # ANSWER_STALL_TIMEOUT_S: 0 = no answer watchdog
+    preroll_ms: int = 1000  # PREROLL_MS: 0 = drop caller audio until a unit takes it
+    data_dir: Path = Path("data")  # DATA_DIR: ApplicationStorage's file
+    secrets_file: Path | None = None  # SECRETS_FILE: VoxEngine.getSecretValue's file (then the environment)
     scenario_session_max_s: float = 3600.0  # SCENARIO_SESSION_MAX_S: longest life of a session started by the API
     recordings_dir: Path = Path("data/recordings")  # RECORDINGS_DIR: where call.record() writes
-    call_store: bool = False               # CALL_STORE: on (1) by default from the environment
+    call_store: bool = False  # CALL_STORE: on (1) by default from the environment
     database_url: str | None = field(default=None, repr=False)  # DATABASE_URL: default SQLite under data_dir
-    retention_days: float = 0.0            # RETENTION_DAYS: 0 = keep every call
+    retention_days: float = 0.0  # RETENTION_DAYS: 0 = keep every call
     console_token: str | None = field(default=None, repr=False)  # CONSOLE_TOKEN: the console's bearer token
     audiosocket_listen: tuple[str, ...] = ()  # AUDIOSOCKET_LISTEN / --audiosocket: HOST:PORT[=NUMBER] each
 
@@ -138,61 +138,75 @@ class Settings:
             value = opt(name)
             return Path(value) if value else None
 
-        values: dict[str, object] = dict(
-            public_url=(opt("PUBLIC_URL") or "").rstrip("/") or None,
-            twilio_auth_token=opt("TWILIO_AUTH_TOKEN"),
-            twilio_account_sid=opt("TWILIO_ACCOUNT_SID"),
-            twilio_api_base_url=opt("TWILIO_API_BASE_URL"),
-            realtime_url=opt("REALTIME_URL"),
-            live_url=opt("LIVE_URL"),
-            openai_api_key=opt("OPENAI_API_KEY"),
-            scenarios_dir=Path(opt("SCENARIOS_DIR") or "scenarios"),
-            calls_dir=opt_path("CALLS_DIR"),
-            engine_script=opt_path("LOCAL_ENGINE_SCRIPT"),
-            drain_timeout_s=float(opt("DRAIN_TIMEOUT_S") or 30.0),
-            peer_stall_timeout_s=_positive(opt("PEER_STALL_TIMEOUT_S"), "PEER_STALL_TIMEOUT_S", 10.0),
-            media_stall_timeout_s=_positive(opt("MEDIA_STALL_TIMEOUT_S"), "MEDIA_STALL_TIMEOUT_S", 10.0),
-            start_timeout_s=_positive(opt("START_TIMEOUT_S"), "START_TIMEOUT_S", 10.0),
-            idle_release_s=_non_negative(opt("IDLE_RELEASE_S"), "IDLE_RELEASE_S", 1.0),
-            gc_freeze=_flag(opt("GC_FREEZE"), "GC_FREEZE", True),
-            max_calls=_count(opt("MAX_CALLS"), "MAX_CALLS", 300),
-            max_connections=_count(opt("MAX_CONNECTIONS"), "MAX_CONNECTIONS", 0) or None,
-            http_header_timeout_s=_positive(opt("HTTP_HEADER_TIMEOUT_S"), "HTTP_HEADER_TIMEOUT_S", 10.0),
-            http_body_timeout_s=_positive(opt("HTTP_BODY_TIMEOUT_S"), "HTTP_BODY_TIMEOUT_S", 10.0),
-            stream_token_secret=_secret(opt("STREAM_TOKEN_SECRET"), "STREAM_TOKEN_SECRET"),
-            stream_token_ttl_s=_positive(opt("STREAM_TOKEN_TTL_S"), "STREAM_TOKEN_TTL_S", 30.0),
-            api_keys=tuple(key.strip() for key in (opt("API_KEYS") or "").split(",") if key.strip()) or None,
-            environ=dict(env),
-            answer_stall_timeout_s=_non_negative(opt("ANSWER_STALL_TIMEOUT_S"), "ANSWER_STALL_TIMEOUT_S", 1.0),
-            preroll_ms=_milliseconds(opt("PREROLL_MS"), "PREROLL_MS", 1000),
-            data_dir=Path(opt("DATA_DIR") or "data"),
-            secrets_file=_optional_path(opt("SECRETS_FILE")),
-            scenario_session_max_s=_positive(opt("SCENARIO_SESSION_MAX_S"), "SCENARIO_SESSION_MAX_S", 3600.0),
-            recordings_dir=Path(opt("RECORDINGS_DIR") or "data/recordings"),
-            call_store=_flag(opt("CALL_STORE"), "CALL_STORE", True),
-            database_url=opt("DATABASE_URL"),
-            retention_days=_non_negative(opt("RETENTION_DAYS"), "RETENTION_DAYS", 0.0),
-            console_token=opt("CONSOLE_TOKEN"),
-            audiosocket_listen=tuple(item.strip() for item in (opt("AUDIOSOCKET_LISTEN") or "").split(",")
-                                     if item.strip()),
-        )
+        values: dict[str, object] = {
+            "public_url": (opt("PUBLIC_URL") or "").rstrip("/") or None,
+            "twilio_auth_token": opt("TWILIO_AUTH_TOKEN"),
+            "twilio_account_sid": opt("TWILIO_ACCOUNT_SID"),
+            "twilio_api_base_url": opt("TWILIO_API_BASE_URL"),
+            "realtime_url": opt("REALTIME_URL"),
+            "live_url": opt("LIVE_URL"),
+            "openai_api_key": opt("OPENAI_API_KEY"),
+            "scenarios_dir": Path(opt("SCENARIOS_DIR") or "scenarios"),
+            "calls_dir": opt_path("CALLS_DIR"),
+            "engine_script": opt_path("LOCAL_ENGINE_SCRIPT"),
+            "drain_timeout_s": float(opt("DRAIN_TIMEOUT_S") or 30.0),
+            "peer_stall_timeout_s": _positive(opt("PEER_STALL_TIMEOUT_S"), "PEER_STALL_TIMEOUT_S", 10.0),
+            "media_stall_timeout_s": _positive(opt("MEDIA_STALL_TIMEOUT_S"), "MEDIA_STALL_TIMEOUT_S", 10.0),
+            "start_timeout_s": _positive(opt("START_TIMEOUT_S"), "START_TIMEOUT_S", 10.0),
+            "idle_release_s": _non_negative(opt("IDLE_RELEASE_S"), "IDLE_RELEASE_S", 1.0),
+            "gc_freeze": _flag(opt("GC_FREEZE"), "GC_FREEZE", True),
+            "max_calls": _count(opt("MAX_CALLS"), "MAX_CALLS", 300),
+            "max_connections": _count(opt("MAX_CONNECTIONS"), "MAX_CONNECTIONS", 0) or None,
+            "http_header_timeout_s": _positive(opt("HTTP_HEADER_TIMEOUT_S"), "HTTP_HEADER_TIMEOUT_S", 10.0),
+            "http_body_timeout_s": _positive(opt("HTTP_BODY_TIMEOUT_S"), "HTTP_BODY_TIMEOUT_S", 10.0),
+            "stream_token_secret": _secret(opt("STREAM_TOKEN_SECRET"), "STREAM_TOKEN_SECRET"),
+            "stream_token_ttl_s": _positive(opt("STREAM_TOKEN_TTL_S"), "STREAM_TOKEN_TTL_S", 30.0),
+            "api_keys": tuple(key.strip() for key in (opt("API_KEYS") or "").split(",") if key.strip()) or None,
+            "environ": dict(env),
+            "answer_stall_timeout_s": _non_negative(opt("ANSWER_STALL_TIMEOUT_S"), "ANSWER_STALL_TIMEOUT_S", 1.0),
+            "preroll_ms": _milliseconds(opt("PREROLL_MS"), "PREROLL_MS", 1000),
+            "data_dir": Path(opt("DATA_DIR") or "data"),
+            "secrets_file": _optional_path(opt("SECRETS_FILE")),
+            "scenario_session_max_s": _positive(opt("SCENARIO_SESSION_MAX_S"), "SCENARIO_SESSION_MAX_S", 3600.0),
+            "recordings_dir": Path(opt("RECORDINGS_DIR") or "data/recordings"),
+            "call_store": _flag(opt("CALL_STORE"), "CALL_STORE", True),
+            "database_url": opt("DATABASE_URL"),
+            "retention_days": _non_negative(opt("RETENTION_DAYS"), "RETENTION_DAYS", 0.0),
+            "console_token": opt("CONSOLE_TOKEN"),
+            "audiosocket_listen": tuple(
+                item.strip() for item in (opt("AUDIOSOCKET_LISTEN") or "").split(",") if item.strip()
+            ),
+        }
         if values["stream_token_secret"] is None:
             del values["stream_token_secret"]  # the default: a fresh random one
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
 
     def __post_init__(self) -> None:
-        for name in ("peer_stall_timeout_s", "media_stall_timeout_s", "start_timeout_s", "http_header_timeout_s",
-                     "http_body_timeout_s", "stream_token_ttl_s"):
+        for name in (
+            "peer_stall_timeout_s",
+            "media_stall_timeout_s",
+            "start_timeout_s",
+            "http_header_timeout_s",
+            "http_body_timeout_s",
+            "stream_token_ttl_s",
+        ):
             value = getattr(self, name)
             if not value > 0:
                 raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
         if not self.idle_release_s >= 0:
-            raise ValueError(f"idle_release_s must be 0 (off) or a positive number of seconds, got {self.idle_release_s!r}")
+            raise ValueError(
+                f"idle_release_s must be 0 (off) or a positive number of seconds, got {self.idle_release_s!r}"
+            )
         if not self.answer_stall_timeout_s >= 0:
-            raise ValueError(f"answer_stall_timeout_s must be 0 (off) or a positive number of seconds, got {self.answer_stall_timeout_s!r}")
+            raise ValueError(
+                "answer_stall_timeout_s must be 0 (off) or a positive number of seconds, "
+                f"got {self.answer_stall_timeout_s!r}"
+            )
         if not self.preroll_ms >= 0:
-            raise ValueError(f"preroll_ms must be 0 (off) or a positive number of milliseconds, got {self.preroll_ms!r}")
+            raise ValueError(
+                f"preroll_ms must be 0 (off) or a positive number of milliseconds, got {self.preroll_ms!r}"
+            )
         if self.max_calls < 1:
             raise ValueError(f"max_calls must be at least 1, got {self.max_calls!r}")
         if len(self.stream_token_secret) < 16:
@@ -220,8 +234,11 @@ class Settings:
         """What the carriers read their secrets and endpoints from: the environment, with the
         Twilio fields of these settings (which code and tests may set directly) in force."""
         config = dict(self.environ)
-        for name, value in (("TWILIO_AUTH_TOKEN", self.twilio_auth_token), ("TWILIO_ACCOUNT_SID", self.twilio_account_sid),
-                            ("TWILIO_API_BASE_URL", self.twilio_api_base_url)):
+        for name, value in (
+            ("TWILIO_AUTH_TOKEN", self.twilio_auth_token),
+            ("TWILIO_ACCOUNT_SID", self.twilio_account_sid),
+            ("TWILIO_API_BASE_URL", self.twilio_api_base_url),
+        ):
             if value:
                 config[name] = value
             else:

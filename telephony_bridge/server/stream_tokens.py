@@ -79,8 +79,12 @@ class StreamTokens:
 
     def issue(self, grant: StreamGrant) -> str:
         fields = {
-            "c": grant.call_id, "s": grant.scenario, "f": grant.caller, "t": grant.number,
-            "e": round(self._clock() + self._ttl_s, 3), "n": os.urandom(9).hex(),
+            "c": grant.call_id,
+            "s": grant.scenario,
+            "f": grant.caller,
+            "t": grant.number,
+            "e": round(self._clock() + self._ttl_s, 3),
+            "n": os.urandom(9).hex(),
         }
         if grant.outbound:
             fields["o"] = grant.outbound
@@ -106,8 +110,13 @@ class StreamTokens:
             raise StreamTokenError(StreamTokenProblem.BAD_SIGNATURE)
         try:  # signed by us: malformed now means a bug or a changed format, still refused
             fields = orjson.loads(_unb64(body_b64))
-            grant = StreamGrant(call_id=str(fields["c"]), scenario=str(fields["s"]), caller=str(fields["f"]),
-                                number=str(fields["t"]), outbound=str(fields.get("o", "")))
+            grant = StreamGrant(
+                call_id=str(fields["c"]),
+                scenario=str(fields["s"]),
+                caller=str(fields["f"]),
+                number=str(fields["t"]),
+                outbound=str(fields.get("o", "")),
+            )
             expires, nonce = float(fields["e"]), str(fields["n"])
         except (ValueError, KeyError, TypeError):
             raise StreamTokenError(StreamTokenProblem.MALFORMED) from None

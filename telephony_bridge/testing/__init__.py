@@ -12,10 +12,25 @@ from typing import Any
 
 # Static on purpose: `from telephony_bridge.testing import simulator` probes this module's
 # attributes first, and answering that by importing the kit would import the simulator mid-import.
-KIT_NAMES = frozenset({
-    "CALLER_VOICE", "CallFlow", "CallFlowError", "CallReport", "Event", "Line", "LogLine", "ModelConnection",
-    "RestRequest", "Script", "ToolCall", "ToolCallRecord", "Transfer", "Turn", "TwilioApiStandIn",
-})
+KIT_NAMES = frozenset(
+    {
+        "CALLER_VOICE",
+        "CallFlow",
+        "CallFlowError",
+        "CallReport",
+        "Event",
+        "Line",
+        "LogLine",
+        "ModelConnection",
+        "RestRequest",
+        "Script",
+        "ToolCall",
+        "ToolCallRecord",
+        "Transfer",
+        "Turn",
+        "TwilioApiStandIn",
+    }
+)
 
 
 def __getattr__(name: str) -> Any:

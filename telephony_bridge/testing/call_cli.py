@@ -44,22 +44,47 @@ def parse_digits(text: str) -> list[tuple[float, str]]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
     add("--url", default="http://127.0.0.1:8080", help="the bridge's base URL (default: %(default)s)")
-    add("--carrier", default="twilio", choices=sorted(PROFILES),
-        help="which carrier's phone calls: its answer endpoint and media stream (default: %(default)s)")
+    add(
+        "--carrier",
+        default="twilio",
+        choices=sorted(PROFILES),
+        help="which carrier's phone calls: its answer endpoint and media stream (default: %(default)s)",
+    )
     add("--to", default="+15550100", help="called number (default: %(default)s)")
     add("--from", dest="from_", default="+15550199", help="caller's number (default: %(default)s)")
     add("--audio", metavar="FILE", help="what the caller says: any WAV (mp3 etc. need ffmpeg), converted to mono 8 kHz")
-    add("--digits", type=parse_digits, default=[], metavar="T:D,...",
-        help='DTMF, e.g. "5.0:1,7.5:0" (seconds since the stream start)')
+    add(
+        "--digits",
+        type=parse_digits,
+        default=[],
+        metavar="T:D,...",
+        help='DTMF, e.g. "5.0:1,7.5:0" (seconds since the stream start)',
+    )
     end = parser.add_mutually_exclusive_group()
-    end.add_argument("--hangup-after-silence", type=float, metavar="SECONDS",
-                     help=f"after the caller's audio, hang up once the agent has been silent this long (default {DEFAULT_QUIET_S})")
+    end.add_argument(
+        "--hangup-after-silence",
+        type=float,
+        metavar="SECONDS",
+        help=f"after the caller's audio, hang up once the agent has been silent this long (default {DEFAULT_QUIET_S})",
+    )
     end.add_argument("--duration", type=float, metavar="SECONDS", help="a fixed stream length instead")
-    add("--max-duration", type=float, metavar="SECONDS",
-        help=f"longest call when waiting for silence (default: audio length + {DEFAULT_MAX_AFTER_AUDIO_S:.0f} s)")
-    add("--calls-dir", default=os.environ.get("CALLS_DIR"), metavar="DIR",
-        help="the bridge's CALLS_DIR, when it runs on this machine: adds the words to the transcript (default: $CALLS_DIR)")
-    add("--auth-token", help="the carrier's secret to sign with (Twilio: default $TWILIO_AUTH_TOKEN; unsigned when unset)")
+    add(
+        "--max-duration",
+        type=float,
+        metavar="SECONDS",
+        help=f"longest call when waiting for silence (default: audio length + {DEFAULT_MAX_AFTER_AUDIO_S:.0f} s)",
+    )
+    add(
+        "--calls-dir",
+        default=os.environ.get("CALLS_DIR"),
+        metavar="DIR",
+        help="the bridge's CALLS_DIR, when it runs on this machine: adds the words to the transcript "
+        "(default: $CALLS_DIR)",
+    )
+    add(
+        "--auth-token",
+        help="the carrier's secret to sign with (Twilio: default $TWILIO_AUTH_TOKEN; unsigned when unset)",
+    )
     add("--account-sid", help="account id to send (Twilio: default $TWILIO_ACCOUNT_SID, or a random AC...)")
     add("--stream-url", help="connect here instead of the TwiML's stream URL (the signature stays over the TwiML's)")
     add("--heard-wav", metavar="PATH", help="write what the caller heard (mono PCM16 8 kHz)")
@@ -123,9 +148,17 @@ async def run(args: argparse.Namespace) -> int:
     tail = asyncio.create_task(tail_journal(journal, console.transcript.journal_entry, stop_tail)) if journal else None
     try:
         result = await place_call(
-            args.url, to=args.to, from_=args.from_, caller_audio=args.audio or b"", digits=args.digits,
-            duration_s=duration, hangup_after_silence_s=quiet, call_sid=call_sid, stream_url_override=args.stream_url,
-            on_event=console.on_event, profile=profile,
+            args.url,
+            to=args.to,
+            from_=args.from_,
+            caller_audio=args.audio or b"",
+            digits=args.digits,
+            duration_s=duration,
+            hangup_after_silence_s=quiet,
+            call_sid=call_sid,
+            stream_url_override=args.stream_url,
+            on_event=console.on_event,
+            profile=profile,
         )
     except (ValueError, OSError) as e:  # bad arguments, unreadable audio
         print(f"error: {e}", flush=True)

@@ -26,7 +26,14 @@ from typing import Protocol
 from telephony_bridge.audio.formats import AudioFormat
 
 __all__ = [
-    "AnswerDeclined", "AnswerRequestSpec", "BridgeAudio", "BridgeClear", "BridgeMark", "CarrierProfile", "PhoneEvent", "StreamTarget",
+    "AnswerDeclined",
+    "AnswerRequestSpec",
+    "BridgeAudio",
+    "BridgeClear",
+    "BridgeMark",
+    "CarrierProfile",
+    "PhoneEvent",
+    "StreamTarget",
 ]
 
 

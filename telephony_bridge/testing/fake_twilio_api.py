@@ -69,8 +69,12 @@ class TwilioApiStandIn:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": poll_interval},
-                                        name="twilio-stand-in", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": poll_interval},
+            name="twilio-stand-in",
+            daemon=True,
+        )
 
     @property
     def base_url(self) -> str:
@@ -85,29 +89,43 @@ class TwilioApiStandIn:
         if create is not None:
             return self._create(create.group(1), path, headers, body, form)
         match = _CALL_PATH.search(path)
-        self.requests.append(RestRequest(match.group(1) if match else None, path, form, time.monotonic(),
-                                         "POST", headers, body))
+        self.requests.append(
+            RestRequest(match.group(1) if match else None, path, form, time.monotonic(), "POST", headers, body)
+        )
         if self.answer is not None:
             status, payload = self.answer
             return status, orjson.dumps(payload)
         sid = match.group(1) if match else "CA" + "0" * 32
         if self.status == 200:
             return 200, orjson.dumps({"sid": sid, "status": "in-progress"})
-        return self.status, orjson.dumps({"code": 20404, "message": "stand-in refused the request", "status": self.status})
+        return self.status, orjson.dumps(
+            {"code": 20404, "message": "stand-in refused the request", "status": self.status}
+        )
 
-    def _create(self, account_sid: str, path: str, headers: dict[str, str], body: str,
-                form: dict[str, str]) -> tuple[int, bytes]:
+    def _create(
+        self, account_sid: str, path: str, headers: dict[str, str], body: str, form: dict[str, str]
+    ) -> tuple[int, bytes]:
         sid = "CA" + secrets.token_hex(16)
         self.requests.append(RestRequest(sid, path, form, time.monotonic(), "POST", headers, body))
         if self.answer is not None:
             status, payload = self.answer
             return status, orjson.dumps(payload)
         if self.status != 200:
-            return self.status, orjson.dumps({"code": 20404, "message": "stand-in refused the request", "status": self.status})
+            return self.status, orjson.dumps(
+                {"code": 20404, "message": "stand-in refused the request", "status": self.status}
+            )
         if self.on_create is not None:
             self.on_create(sid, form)
-        return 201, orjson.dumps({"sid": sid, "account_sid": account_sid, "status": "queued", "to": form.get("To"),
-                                  "from": form.get("From"), "direction": "outbound-api"})
+        return 201, orjson.dumps(
+            {
+                "sid": sid,
+                "account_sid": account_sid,
+                "status": "queued",
+                "to": form.get("To"),
+                "from": form.get("From"),
+                "direction": "outbound-api",
+            }
+        )
 
     def start(self) -> TwilioApiStandIn:
         self._thread.start()

@@ -124,12 +124,21 @@ class CallFlow:
       which the web console at `flow.url + "/console"` reads.
     """
 
-    def __init__(self, scenarios: str | Path = "scenarios", *, calls_dir: str | Path | None = None,
-                 twilio: bool = False, realtime_factor: float = 4.0,
-                 call_timeout: float = DEFAULT_CALL_TIMEOUT_S, data_dir: str | Path | None = None,
-                 secret_values: Mapping[str, str] | None = None, recordings_dir: str | Path | None = None,
-                 api_keys: Sequence[str] | None = None, call_store: bool = False,
-                 database_url: str | None = None) -> None:
+    def __init__(
+        self,
+        scenarios: str | Path = "scenarios",
+        *,
+        calls_dir: str | Path | None = None,
+        twilio: bool = False,
+        realtime_factor: float = 4.0,
+        call_timeout: float = DEFAULT_CALL_TIMEOUT_S,
+        data_dir: str | Path | None = None,
+        secret_values: Mapping[str, str] | None = None,
+        recordings_dir: str | Path | None = None,
+        api_keys: Sequence[str] | None = None,
+        call_store: bool = False,
+        database_url: str | None = None,
+    ) -> None:
         self.scenarios = Path(scenarios)
         self.data_dir = Path(data_dir) if data_dir is not None else None
         self._secrets = dict(secret_values or {})
@@ -174,7 +183,9 @@ class CallFlow:
                 self._placed = asyncio.Queue()
                 loop = asyncio.get_running_loop()
                 placed = self._placed
-                self.twilio.on_create = lambda sid, form: loop.call_soon_threadsafe(placed.put_nowait, (sid, dict(form)))
+                self.twilio.on_create = lambda sid, form: loop.call_soon_threadsafe(
+                    placed.put_nowait, (sid, dict(form))
+                )
                 self.twilio.start()
                 stack.push_async_callback(asyncio.to_thread, self.twilio.stop)  # shutdown() blocks up to 0.5 s
             self._capture_logs(stack)
@@ -224,8 +235,13 @@ class CallFlow:
         return self.runtime.settings.base_url
 
     # -- the model --------------------------------------------------------------------------------
-    def script(self, turns: Script | Iterable[Turn | str | Mapping[str, Any]], *, fallback: str | None = None,
-               voice: str | None = None) -> Script:
+    def script(
+        self,
+        turns: Script | Iterable[Turn | str | Mapping[str, Any]],
+        *,
+        fallback: str | None = None,
+        voice: str | None = None,
+    ) -> Script:
         """What the model says from now on, turn by turn (calls placed after this use it).
 
         Each turn is a line to say, a `Turn(say=, hears=, call=ToolCall(name, args), then=)` or a dict
@@ -293,8 +309,12 @@ class CallFlow:
         twilio = carrier == "twilio"
         # AudioSocket has no answer request: its dialed number is its listener's, one per number.
         url = await self._audiosocket_url(to) if carrier == "audiosocket" else self.url
-        profile = make_profile(carrier, url, secret=self._auth_token if self.twilio and twilio else None,
-                               account_id=self._account_sid if twilio else None)
+        profile = make_profile(
+            carrier,
+            url,
+            secret=self._auth_token if self.twilio and twilio else None,
+            account_id=self._account_sid if twilio else None,
+        )
         new_call_id = getattr(profile, "new_call_id", None)
         call_sid = str(new_call_id()) if new_call_id is not None else "CA" + secrets.token_hex(16)
         phone_events: list[TimelineEvent] = []
@@ -302,15 +322,25 @@ class CallFlow:
         deadline = asyncio.get_running_loop().time() + limit
         try:
             try:
-                result = await asyncio.wait_for(place_call(
-                    url, to=to, from_=from_, caller_audio=pcm16, digits=list(digits),
-                    duration_s=duration if duration is not None else limit,
-                    hangup_after_silence_s=None if duration is not None else hang_up_after_silence,
-                    call_sid=call_sid, on_event=phone_events.append, profile=profile,
-                ), limit + 5)
+                result = await asyncio.wait_for(
+                    place_call(
+                        url,
+                        to=to,
+                        from_=from_,
+                        caller_audio=pcm16,
+                        digits=list(digits),
+                        duration_s=duration if duration is not None else limit,
+                        hangup_after_silence_s=None if duration is not None else hang_up_after_silence,
+                        call_sid=call_sid,
+                        on_event=phone_events.append,
+                        profile=profile,
+                    ),
+                    limit + 5,
+                )
             except TimeoutError:
-                raise CallFlowError(f"call {call_sid} did not end within {limit + 5:.0f} s\n"
-                                    + self._in_flight_timeline(call_sid)) from None
+                raise CallFlowError(
+                    f"call {call_sid} did not end within {limit + 5:.0f} s\n" + self._in_flight_timeline(call_sid)
+                ) from None
             ended = None
             if result.connected:
                 ended = await self._wait_ended(call_sid, deadline)
@@ -328,8 +358,9 @@ class CallFlow:
             from telephony_bridge.server.audiosocket import AudioSocketServer
 
             assert self.runtime is not None
-            server = AudioSocketServer(self.runtime, [Listener("127.0.0.1", 0, number)],
-                                       self.runtime.settings.carrier_config())
+            server = AudioSocketServer(
+                self.runtime, [Listener("127.0.0.1", 0, number)], self.runtime.settings.carrier_config()
+            )
             await server.start()
             self._stack.push_async_callback(server.stop)  # before the bridge stops
             url = self._audiosocket_urls[number] = f"tcp://127.0.0.1:{server.bound[0][1]}"
@@ -362,8 +393,10 @@ class CallFlow:
         if self.runtime is None:
             raise RuntimeError("CallFlow is not started: use `async with CallFlow(...)` or the call_flow fixture")
         if self.twilio is None or self._placed is None:
-            raise RuntimeError("start_scenario needs CallFlow(twilio=True) (the fixture: "
-                               "@pytest.mark.call_flow(twilio=True)): Twilio's REST stand-in places the call")
+            raise RuntimeError(
+                "start_scenario needs CallFlow(twilio=True) (the fixture: "
+                "@pytest.mark.call_flow(twilio=True)): Twilio's REST stand-in places the call"
+            )
         pcm16, _ = await asyncio.gather(_caller_audio(callee_says, audio, ()), self._render_script())
         status, body = await asyncio.to_thread(self.start_scenario_request, name, custom_data)
         if status != 201:
@@ -380,16 +413,25 @@ class CallFlow:
         deadline = asyncio.get_running_loop().time() + limit
         try:
             try:
-                result = await asyncio.wait_for(answer_outbound_call(
-                    form, call_sid=call_sid, account_sid=self._account_sid, callee_audio=pcm16, outcome=outcome,
-                    answered_by=answered_by, auth_token=self._auth_token,
-                    duration_s=duration if duration is not None else limit,
-                    hangup_after_silence_s=None if duration is not None else hang_up_after_silence,
-                    on_event=phone_events.append,
-                ), limit + 5)
+                result = await asyncio.wait_for(
+                    answer_outbound_call(
+                        form,
+                        call_sid=call_sid,
+                        account_sid=self._account_sid,
+                        callee_audio=pcm16,
+                        outcome=outcome,
+                        answered_by=answered_by,
+                        auth_token=self._auth_token,
+                        duration_s=duration if duration is not None else limit,
+                        hangup_after_silence_s=None if duration is not None else hang_up_after_silence,
+                        on_event=phone_events.append,
+                    ),
+                    limit + 5,
+                )
             except TimeoutError:
-                raise CallFlowError(f"call {call_sid} did not end within {limit + 5:.0f} s\n"
-                                    + self._in_flight_timeline(call_sid)) from None
+                raise CallFlowError(
+                    f"call {call_sid} did not end within {limit + 5:.0f} s\n" + self._in_flight_timeline(call_sid)
+                ) from None
             ended = await self._wait_ended(call_sid, deadline) if result.connected else None
         finally:
             del self._in_flight[call_sid]
@@ -403,8 +445,9 @@ class CallFlow:
         deadline = loop.time() + timeout
         while self.runtime.scenario_sessions:
             if loop.time() >= deadline:
-                raise CallFlowError(f"{len(self.runtime.scenario_sessions)} scenario session(s) still running "
-                                    f"after {timeout:g} s")
+                raise CallFlowError(
+                    f"{len(self.runtime.scenario_sessions)} scenario session(s) still running after {timeout:g} s"
+                )
             await asyncio.sleep(0.05)
 
     def start_scenario_request(self, name: str, custom_data: str = "", api_key: str | None = None) -> tuple[int, str]:
@@ -417,8 +460,10 @@ class CallFlow:
 
         request = urllib.request.Request(
             f"{self.url}/api/scenarios/{urllib.parse.quote(name, safe='')}/start",
-            data=orjson.dumps({"customData": custom_data}), method="POST",
-            headers={"Content-Type": "application/json", "Authorization": f"Bearer {api_key or self.api_key}"})
+            data=orjson.dumps({"customData": custom_data}),
+            method="POST",
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {api_key or self.api_key}"},
+        )
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
         try:
             with opener.open(request, timeout=10) as response:
@@ -432,13 +477,16 @@ class CallFlow:
         try:
             await asyncio.wait_for(signal.wait(), remaining)
         except TimeoutError:
-            raise CallFlowError(f"the bridge did not finish call {call_sid} within {remaining:.0f} s of its "
-                                f"stream closing\n" + self._in_flight_timeline(call_sid)) from None
+            raise CallFlowError(
+                f"the bridge did not finish call {call_sid} within {remaining:.0f} s of its "
+                f"stream closing\n" + self._in_flight_timeline(call_sid)
+            ) from None
         ended = self._ended[call_sid]
         # Let the engine read the last client events of this call's model connections.
         addresses = set(ended.model_addresses)
         await self.engine.wait_until(
-            lambda: all(c.closed for c in self.engine.model_connections if c.remote in addresses), MODEL_CLOSE_WAIT_S)
+            lambda: all(c.closed for c in self.engine.model_connections if c.remote in addresses), MODEL_CLOSE_WAIT_S
+        )
         return ended
 
     # -- bridge notifications (the runtime's session hooks and the log handler) ------------------
@@ -456,10 +504,10 @@ class CallFlow:
         if sid is None:
             return
         journal = getattr(session, "journal", None)
-        vox = getattr(session, "vox", None) or getattr(session, "scenario_vox", None)  # an outbound call's is its session's
-        addresses = []
-        for client in getattr(vox, "clients", None) or ():
-            addresses.append(socket_address(client.local_address))
+        vox = getattr(session, "vox", None) or getattr(
+            session, "scenario_vox", None
+        )  # an outbound call's is its session's
+        addresses = [socket_address(client.local_address) for client in getattr(vox, "clients", None) or ()]
         self._ended[sid] = _EndedCall(
             entries=list(journal.entries) if journal is not None else [],
             t0=journal.started_at if journal is not None else None,
@@ -478,7 +526,9 @@ class CallFlow:
         started = next((e for e in events if e.kind == "call.started"), None)
         finished = next((e for e in events if e.kind == "call.ended"), None)
         rest = self._rest_requests(call_sid, ended.t0 if ended else None)
-        model = [c for c in self.engine.model_connections if ended is not None and c.remote in set(ended.model_addresses)]
+        model = [
+            c for c in self.engine.model_connections if ended is not None and c.remote in set(ended.model_addresses)
+        ]
         return CallReport(
             call_sid=call_sid,
             to=to,
@@ -517,15 +567,26 @@ class CallFlow:
     def _in_flight_timeline(self, call_sid: str) -> str:
         """The timeline of a call that has not finished: the phone's events and the live journal."""
         to, from_, phone = self._in_flight.get(call_sid, ("?", "?", []))
-        session = next((s for s in list(self.runtime.sessions) if session_sid(s) == call_sid), None) if self.runtime else None
+        session = (
+            next((s for s in list(self.runtime.sessions) if session_sid(s) == call_sid), None) if self.runtime else None
+        )
         journal = getattr(session, "journal", None)
         ended = self._ended.get(call_sid)
         entries = ended.entries if ended else list(journal.entries) if journal is not None else []
         t0 = ended.t0 if ended else journal.started_at if journal is not None else None
         events = journal_events(entries)
         rest = self._rest_requests(call_sid, t0)
-        return render_timeline(call_sid, to, from_, sorted(phone, key=lambda e: e.t_ms), events, transcript_of(events),
-                               self._log_lines(call_sid, t0), rest, "still in progress")
+        return render_timeline(
+            call_sid,
+            to,
+            from_,
+            sorted(phone, key=lambda e: e.t_ms),
+            events,
+            transcript_of(events),
+            self._log_lines(call_sid, t0),
+            rest,
+            "still in progress",
+        )
 
     def timelines(self) -> list[tuple[str, str]]:
         """(title, text) of every call placed so far, finished or not: what a failing test prints."""
@@ -535,8 +596,9 @@ class CallFlow:
         return out
 
 
-async def _caller_audio(caller_says: Sequence[tuple[float, str]], audio: bytes | str | Path | None,
-                        digits: Sequence[tuple[float, str]]) -> bytes:
+async def _caller_audio(
+    caller_says: Sequence[tuple[float, str]], audio: bytes | str | Path | None, digits: Sequence[tuple[float, str]]
+) -> bytes:
     """PCM16 8 kHz of the whole caller side: each line at its time, silence between, long enough to
     reach the last key press (the simulator's silence hang-up only starts after the caller's audio)."""
     if audio is not None and caller_says:
@@ -552,13 +614,15 @@ async def _caller_audio(caller_says: Sequence[tuple[float, str]], audio: bytes |
         for at, text in sorted(caller_says):
             if at < 0:
                 raise ValueError(f"caller line {text!r} at {at} s: times are seconds >= 0")
-            speech = np.frombuffer(await synthesize_async(text, SAMPLE_RATE, CALLER_VOICE), dtype="<i2").astype(np.int32)
-            start = int(round(at * SAMPLE_RATE))
+            speech = np.frombuffer(await synthesize_async(text, SAMPLE_RATE, CALLER_VOICE), dtype="<i2").astype(
+                np.int32
+            )
+            start = round(at * SAMPLE_RATE)
             if len(samples) < start + len(speech):
                 samples = np.concatenate([samples, np.zeros(start + len(speech) - len(samples), dtype=np.int32)])
-            samples[start:start + len(speech)] += speech  # overlapping lines mix, as two voices would
+            samples[start : start + len(speech)] += speech  # overlapping lines mix, as two voices would
     last_key = max((float(t) for t, _ in digits), default=-math.inf)
-    wanted = int(math.ceil((last_key + 0.1) * SAMPLE_RATE)) if last_key > -math.inf else 0
+    wanted = math.ceil((last_key + 0.1) * SAMPLE_RATE) if last_key > -math.inf else 0
     if len(samples) < wanted:
         samples = np.concatenate([samples, np.zeros(wanted - len(samples), dtype=np.int32)])
     return np.clip(samples, -32768, 32767).astype("<i2").tobytes()

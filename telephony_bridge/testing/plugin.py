@@ -45,10 +45,16 @@ _TIMELINES_SHOWN = pytest.StashKey[bool]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addini(SCENARIOS_INI, "scenarios directory served by the call_flow fixture (relative to the ini file; "
-                  "default: scenarios)", default="scenarios")
-    parser.addini(TIMEOUT_INI, "seconds a call_flow call may take after the caller's last line before it fails "
-                  "(default: 30)", default="30")
+    parser.addini(
+        SCENARIOS_INI,
+        "scenarios directory served by the call_flow fixture (relative to the ini file; default: scenarios)",
+        default="scenarios",
+    )
+    parser.addini(
+        TIMEOUT_INI,
+        "seconds a call_flow call may take after the caller's last line before it fails (default: 30)",
+        default="30",
+    )
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-asyncio's, which warns
@@ -59,11 +65,15 @@ def pytest_configure(config: pytest.Config) -> None:
         # reminder is not about it; a project whose only async fixture is `call_flow` would get
         # it on every run just for installing the kit. Projects with async fixtures of their own
         # should set the option (docs/testing-scenarios.md).
-        warnings.filterwarnings("ignore", message=f'The configuration option "{LOOP_SCOPE_INI}" is unset',
-                                category=pytest.PytestDeprecationWarning)
+        warnings.filterwarnings(
+            "ignore",
+            message=f'The configuration option "{LOOP_SCOPE_INI}" is unset',
+            category=pytest.PytestDeprecationWarning,
+        )
     config.addinivalue_line(
         "markers",
-        "call_flow(twilio=False, realtime_factor=4.0, call_timeout=None, recordings_dir=None, api_keys=None): options of the call_flow fixture "
+        "call_flow(twilio=False, realtime_factor=4.0, call_timeout=None, recordings_dir=None, api_keys=None): "
+        "options of the call_flow fixture "
         "(twilio=True: Twilio credentials and a local REST stand-in, so transfers and REST hang-ups happen)",
     )
 

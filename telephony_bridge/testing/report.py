@@ -36,8 +36,16 @@ class Line(str):
     t: float
     item_id: str | None
 
-    def __new__(cls, text: str, speaker: str, t: float, *, cut: bool = False, heard_s: float | None = None,
-                item_id: str | None = None) -> Line:
+    def __new__(
+        cls,
+        text: str,
+        speaker: str,
+        t: float,
+        *,
+        cut: bool = False,
+        heard_s: float | None = None,
+        item_id: str | None = None,
+    ) -> Line:
         line = super().__new__(cls, text)
         line.speaker, line.t, line.cut, line.heard_s, line.item_id = speaker, t, cut, heard_s, item_id
         return line
@@ -149,12 +157,25 @@ class CallReport:
         for event in self.model_inputs:
             item = event.get("item") or {}
             if event.get("type") == "conversation.item.create" and item.get("type", "message") == "message":
-                texts += [part.get("text", "") for part in item.get("content") or [] if isinstance(part, dict) and "text" in part]
+                texts += [
+                    part.get("text", "")
+                    for part in item.get("content") or []
+                    if isinstance(part, dict) and "text" in part
+                ]
         return texts
 
     def timeline(self) -> str:
-        return render_timeline(self.call_sid, self.to, self.from_, self.caller.timeline, self.events,
-                               self.transcript, self.log, self.rest_requests, self._headline())
+        return render_timeline(
+            self.call_sid,
+            self.to,
+            self.from_,
+            self.caller.timeline,
+            self.events,
+            self.transcript,
+            self.log,
+            self.rest_requests,
+            self._headline(),
+        )
 
     def _headline(self) -> str:
         if self.rejected:
@@ -165,9 +186,11 @@ class CallReport:
         return ", ".join(parts)
 
     def __repr__(self) -> str:
-        return (f"<CallReport {self.call_sid} {self.from_} -> {self.to} scenario={self.scenario} "
-                f"rejected={self.rejected} hung_up={self.hung_up} lines={len(self.transcript)} "
-                f"tool_calls={[c.name for c in self.tool_calls]} errors={len(self.errors)}>")
+        return (
+            f"<CallReport {self.call_sid} {self.from_} -> {self.to} scenario={self.scenario} "
+            f"rejected={self.rejected} hung_up={self.hung_up} lines={len(self.transcript)} "
+            f"tool_calls={[c.name for c in self.tool_calls]} errors={len(self.errors)}>"
+        )
 
     def __str__(self) -> str:
         return self.timeline()
@@ -175,8 +198,11 @@ class CallReport:
 
 def journal_events(entries: Iterable[Mapping[str, Any]]) -> list[Event]:
     """The journal's entries as events (transcript deltas left out: the full transcripts are there)."""
-    return [Event(float(e.get("t", 0.0)), str(e.get("event")), {k: v for k, v in e.items() if k not in ("t", "event")})
-            for e in entries if e.get("event") != "agent.transcript_delta"]
+    return [
+        Event(float(e.get("t", 0.0)), str(e.get("event")), {k: v for k, v in e.items() if k not in ("t", "event")})
+        for e in entries
+        if e.get("event") != "agent.transcript_delta"
+    ]
 
 
 def transfers_of(requests: Iterable[RestRequest]) -> list[Transfer]:
@@ -207,8 +233,16 @@ def transcript_of(events: Sequence[Event]) -> list[Line]:
     for event in events:
         if event.kind == "agent.transcript":
             item_id = event.get("item_id")
-            lines.append(Line(event.get("text") or "", "agent", event.t, cut=item_id in heard,
-                              heard_s=heard.get(item_id), item_id=item_id))
+            lines.append(
+                Line(
+                    event.get("text") or "",
+                    "agent",
+                    event.t,
+                    cut=item_id in heard,
+                    heard_s=heard.get(item_id),
+                    item_id=item_id,
+                )
+            )
         elif event.kind == "caller.transcript":
             lines.append(Line(event.get("text") or "", "caller", event.t))
     return lines
@@ -217,9 +251,15 @@ def transcript_of(events: Sequence[Event]) -> list[Line]:
 def tool_calls_of(events: Sequence[Event]) -> list[ToolCallRecord]:
     outputs = {e.get("call_id"): e.get("output") for e in events if e.kind == "agent.tool_result"}
     return [
-        ToolCallRecord(name=e.get("name"), arguments=_json_or_text(e.get("arguments")), call_id=e.get("call_id"),
-                       output=_json_or_text(outputs.get(e.get("call_id"))), t=e.t)
-        for e in events if e.kind == "agent.tool_call"
+        ToolCallRecord(
+            name=e.get("name"),
+            arguments=_json_or_text(e.get("arguments")),
+            call_id=e.get("call_id"),
+            output=_json_or_text(outputs.get(e.get("call_id"))),
+            t=e.t,
+        )
+        for e in events
+        if e.kind == "agent.tool_call"
     ]
 
 

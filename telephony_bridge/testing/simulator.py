@@ -56,10 +56,25 @@ from telephony_bridge.testing.simulator_webhook import (
 )
 
 __all__ = [
-    "BURST_GAP_MS", "DEFAULT_TAIL_S", "DTMF_DIGITS", "FRAME_BYTES", "FRAME_MS", "PARAMETER_LIMIT",
-    "SILENCE_HANGUP_CAP_S", "SPEECH_GAP_MS", "TWILIO_HTTP_USER_AGENT", "TWILIO_WS_USER_AGENT",
-    "ULAW_SILENCE_FRAME", "WEBHOOK_PATH", "CallResult", "EventCallback", "MarkEcho", "TimelineEvent",
-    "connect_url_for", "make_profile", "place_call",
+    "BURST_GAP_MS",
+    "DEFAULT_TAIL_S",
+    "DTMF_DIGITS",
+    "FRAME_BYTES",
+    "FRAME_MS",
+    "PARAMETER_LIMIT",
+    "SILENCE_HANGUP_CAP_S",
+    "SPEECH_GAP_MS",
+    "TWILIO_HTTP_USER_AGENT",
+    "TWILIO_WS_USER_AGENT",
+    "ULAW_SILENCE_FRAME",
+    "WEBHOOK_PATH",
+    "CallResult",
+    "EventCallback",
+    "MarkEcho",
+    "TimelineEvent",
+    "connect_url_for",
+    "make_profile",
+    "place_call",
 ]
 
 DEFAULT_TAIL_S = 2.0  # silence sent after the caller's audio when no duration is given
@@ -67,13 +82,16 @@ SILENCE_HANGUP_CAP_S = 60.0  # longest call after the caller's audio when waitin
 DTMF_DIGITS = frozenset("0123456789*#")
 
 
-def make_profile(carrier: str, base_url: str, *, secret: str | None = None,
-                 account_id: str | None = None) -> CarrierProfile:
+def make_profile(
+    carrier: str, base_url: str, *, secret: str | None = None, account_id: str | None = None
+) -> CarrierProfile:
     """The simulator profile of `carrier` (a name in PROFILES) for one call; ValueError for another name."""
     try:
         profile_type = PROFILES[carrier]
     except KeyError:
-        raise ValueError(f"no simulator profile for carrier {carrier!r}; known: {', '.join(sorted(PROFILES))}") from None
+        raise ValueError(
+            f"no simulator profile for carrier {carrier!r}; known: {', '.join(sorted(PROFILES))}"
+        ) from None
     return profile_type(base_url=base_url.rstrip("/"), secret=secret, account_id=account_id)  # type: ignore[call-arg]
 
 

@@ -52,14 +52,16 @@ class _AnsweringCall(SimulatedCall):
 
     def webhook_request(self) -> tuple[str, AnswerRequestSpec]:
         result = self.result
-        form = messages.webhook_form(account_sid=result.account_sid, call_sid=result.call_sid, from_=self.from_,
-                                     to=self.to, status="in-progress")
+        form = messages.webhook_form(
+            account_sid=result.account_sid, call_sid=result.call_sid, from_=self.from_, to=self.to, status="in-progress"
+        )
         form["Direction"] = "outbound-api"
         if self.answered_by is not None:
             form["AnsweredBy"] = self.answered_by
         assert isinstance(self.profile, TwilioProfile)
-        return self.answer_url, AnswerRequestSpec("POST", urllib.parse.urlsplit(self.answer_url).path, form,
-                                                  headers=self.profile.sign(self.answer_url, form))
+        return self.answer_url, AnswerRequestSpec(
+            "POST", urllib.parse.urlsplit(self.answer_url).path, form, headers=self.profile.sign(self.answer_url, form)
+        )
 
 
 async def answer_outbound_call(
@@ -92,8 +94,16 @@ async def answer_outbound_call(
     async def status(call_status: str, event: str, **extra: str) -> None:
         if not status_url or (event not in events and event != "completed"):
             return
-        form = {"AccountSid": account_sid, "ApiVersion": messages.API_VERSION, "CallSid": call_sid,
-                "CallStatus": call_status, "Direction": "outbound-api", "From": from_, "To": to, **extra}
+        form = {
+            "AccountSid": account_sid,
+            "ApiVersion": messages.API_VERSION,
+            "CallSid": call_sid,
+            "CallStatus": call_status,
+            "Direction": "outbound-api",
+            "From": from_,
+            "To": to,
+            **extra,
+        }
         headers = {"Content-Type": "application/x-www-form-urlencoded", "User-Agent": TWILIO_HTTP_USER_AGENT}
         if validator is not None:
             headers["X-Twilio-Signature"] = validator.compute_signature(status_url, form)
@@ -112,12 +122,18 @@ async def answer_outbound_call(
         return CallResult(call_sid=call_sid, account_sid=account_sid, rejected=True, error=f"callee: {outcome}")
     audio_s = len(callee_audio) / 2 / 8000
     call = _AnsweringCall(
-        base_url=base_url, to=to, from_=from_, caller_ulaw=ulaw_encode(callee_audio), digits=[],
+        base_url=base_url,
+        to=to,
+        from_=from_,
+        caller_ulaw=ulaw_encode(callee_audio),
+        digits=[],
         duration_ms=(duration_s if duration_s is not None else audio_s + 60.0) * 1000,
         hangup_after_silence_ms=None if hangup_after_silence_s is None else hangup_after_silence_s * 1000,
-        profile=TwilioProfile(base_url=base_url, secret=auth_token, account_id=account_sid), call_sid=call_sid,
+        profile=TwilioProfile(base_url=base_url, secret=auth_token, account_id=account_sid),
+        call_sid=call_sid,
         stream_url_override=None,
-        on_event=on_event, connect_timeout_s=connect_timeout_s,
+        on_event=on_event,
+        connect_timeout_s=connect_timeout_s,
     )
     call.answer_url = answer_url
     detection = create_form.get("MachineDetection")

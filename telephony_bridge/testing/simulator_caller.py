@@ -79,8 +79,12 @@ class CallerSide:
                 result.frames_sent += 1
                 while self.caller_spans and self.caller_spans[0].end_ms <= due_ms + frame_ms:
                     span = self.caller_spans.popleft()
-                    self.emit("caller_speech", f"caller speech {span.start_ms:.0f}-{span.end_ms:.0f} ms", span.end_ms,
-                              {"start_ms": span.start_ms, "end_ms": span.end_ms})
+                    self.emit(
+                        "caller_speech",
+                        f"caller speech {span.start_ms:.0f}-{span.end_ms:.0f} ms",
+                        span.end_ms,
+                        {"start_ms": span.start_ms, "end_ms": span.end_ms},
+                    )
                 if k == 0:
                     audio = f"{audio_frames * frame_ms} ms of caller audio"
                     self.emit("caller_audio", f"first frame; {audio}, then silence")

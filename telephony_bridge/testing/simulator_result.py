@@ -83,8 +83,10 @@ class CallResult:
         recording.write_stereo_wav(path, self.caller_pcm16, self.heard_pcm16)
 
     def timeline_json(self) -> list[dict[str, Any]]:
-        return [{"t_ms": round(e.t_ms, 3), "kind": e.kind, "detail": e.detail, **({"data": dict(e.data)} if e.data else {})}
-                for e in self.timeline]
+        return [
+            {"t_ms": round(e.t_ms, 3), "kind": e.kind, "detail": e.detail, **({"data": dict(e.data)} if e.data else {})}
+            for e in self.timeline
+        ]
 
     def summary(self) -> str:
         lines = [f"call {self.call_sid}"]
@@ -98,8 +100,10 @@ class CallResult:
             flushed = len(self.marks_echoed) - echoed
             lines += [
                 f"  stream {self.stream_sid}, parameters {self.custom_parameters}",
-                (f"  lasted {self.stream_duration_ms / 1000:.2f} s; caller sent {self.frames_sent} frames,"
-                f" {len(self.digits_sent)} DTMF digits"),
+                (
+                    f"  lasted {self.stream_duration_ms / 1000:.2f} s; caller sent {self.frames_sent} frames,"
+                    f" {len(self.digits_sent)} DTMF digits"
+                ),
                 f"  bridge sent {self.media_received} media messages ({self.media_received_ms:.0f} ms of audio)",
             ]
             if stats is not None:

@@ -103,8 +103,9 @@ class SimulatedCall(CallerSide, WebhookClient):
         self.stream_url_override = stream_url_override
         self.on_event = on_event
         self.connect_timeout_s = connect_timeout_s
-        self.result = CallResult(call_sid=call_sid, account_sid=str(getattr(profile, "account_sid", "")),
-                                 carrier=profile.name)
+        self.result = CallResult(
+            call_sid=call_sid, account_sid=str(getattr(profile, "account_sid", "")), carrier=profile.name
+        )
         self.stream_sid = ""  # set by talk(), before anything of the stream is sent
 
         self.loop = asyncio.get_running_loop()
@@ -304,7 +305,9 @@ class SimulatedCall(CallerSide, WebhookClient):
         self.emit("close", f"by {result.closed_by}, code {result.close_code} {result.close_reason or ''}".rstrip())
         self.end_burst()
         unheard = self.playout.buffered_ms(self.end_ms)
-        self.end_agent_speech(min(self.end_ms, self.playout.busy_until_ms()), unheard_ms=unheard, interrupted=unheard > 0)
+        self.end_agent_speech(
+            min(self.end_ms, self.playout.busy_until_ms()), unheard_ms=unheard, interrupted=unheard > 0
+        )
         heard = self.playout.heard(self.end_ms)
         result.heard_ulaw, result.playout = heard.ulaw, heard.stats
         result.caller_ulaw = bytes(self.caller_sent)
@@ -419,8 +422,13 @@ class SimulatedCall(CallerSide, WebhookClient):
         detail = f"agent audio from {start_ms:.0f} ms: {heard_ms:.0f} ms heard"
         if interrupted:
             detail += f", interrupted ({unheard_ms:.0f} ms not heard)"
-        data = {"start_ms": start_ms, "end_ms": end_ms, "heard_ms": heard_ms, "unheard_ms": unheard_ms,
-                "interrupted": interrupted}
+        data = {
+            "start_ms": start_ms,
+            "end_ms": end_ms,
+            "heard_ms": heard_ms,
+            "unheard_ms": unheard_ms,
+            "interrupted": interrupted,
+        }
         self.emit("agent_speech", detail, end_ms, data)
 
     async def echo_due_marks(self, now: float) -> None:

@@ -53,8 +53,9 @@ class TcpFrameStream:
             if not data:
                 if self.close_code is None:
                     self.close_code = 1000 if self._hung_up else 1006
-                    self.close_reason = ("hang-up frame" if self._hung_up
-                                         else "connection closed without a hang-up frame")
+                    self.close_reason = (
+                        "hang-up frame" if self._hung_up else "connection closed without a hang-up frame"
+                    )
                 return
             for message in self._frames.feed(data):
                 self._hung_up = self._hung_up or message[0] == KIND_HANGUP

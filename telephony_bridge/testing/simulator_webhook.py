@@ -44,8 +44,15 @@ def is_loopback(url: str) -> bool:
         return False
 
 
-def _post_form(url: str, params: Mapping[str, str], headers: Mapping[str, str], timeout: float,
-               *, method: str = "POST", body: bytes | None = None) -> tuple[int, str, str]:
+def _post_form(
+    url: str,
+    params: Mapping[str, str],
+    headers: Mapping[str, str],
+    timeout: float,
+    *,
+    method: str = "POST",
+    body: bytes | None = None,
+) -> tuple[int, str, str]:
     """A request with a urlencoded form (the body of a POST, the query of a GET) or `body` as is."""
     data: bytes | None
     if method == "GET":
@@ -66,7 +73,7 @@ def _post_form(url: str, params: Mapping[str, str], headers: Mapping[str, str], 
 
 _HTTP_HINTS = {
     403: ": the bridge refused the signature (--auth-token must be its {carrier} secret; without one it"
-         " takes loopback clients only)",
+    " takes loopback clients only)",
     404: ": nothing answers {path} there (is --url the bridge's base URL?)",
     405: ": {path} there does not take {method} (is --url the bridge's base URL?)",
     503: ": the bridge is draining for shutdown",
@@ -76,7 +83,9 @@ _HTTP_HINTS = {
 def _unreachable(base_url: str, reason: object) -> str:
     """What a failed webhook POST means to a person, from the socket error under urllib's."""
     if isinstance(reason, ConnectionRefusedError):
-        return f"no bridge answered at {base_url} (connection refused: is `telephony-bridge serve` running on that port?)"
+        return (
+            f"no bridge answered at {base_url} (connection refused: is `telephony-bridge serve` running on that port?)"
+        )
     if isinstance(reason, socket.gaierror):
         return f"no bridge at {base_url}: unknown host ({reason.strerror})"
     if isinstance(reason, TimeoutError | socket.timeout):
@@ -124,7 +133,9 @@ class WebhookClient:
         elif spec.method != "GET":
             headers["Content-Type"] = "application/x-www-form-urlencoded"
         headers.update(spec.headers)
-        self.emit("webhook", f"{spec.method} {url} From={self.from_} To={self.to}" + (" (signed)" if self.signed else ""))
+        self.emit(
+            "webhook", f"{spec.method} {url} From={self.from_} To={self.to}" + (" (signed)" if self.signed else "")
+        )
         try:
             status, content_type, text = await asyncio.to_thread(
                 _post_form, url, spec.form, headers, self.connect_timeout_s, method=spec.method, body=body

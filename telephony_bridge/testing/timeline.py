@@ -14,9 +14,17 @@ if TYPE_CHECKING:
 _PHONE_KINDS_HIDDEN = {"mark", "mark_echo"}
 
 
-def render_timeline(call_sid: str, to: str, from_: str, phone: Sequence[TimelineEvent], events: Sequence[Event],
-                    transcript: Sequence[Line], log_lines: Sequence[LogLine], rest: Sequence[RestRequest],
-                    headline: str) -> str:
+def render_timeline(
+    call_sid: str,
+    to: str,
+    from_: str,
+    phone: Sequence[TimelineEvent],
+    events: Sequence[Event],
+    transcript: Sequence[Line],
+    log_lines: Sequence[LogLine],
+    rest: Sequence[RestRequest],
+    headline: str,
+) -> str:
     """One call as text, phone and bridge side merged on one clock (seconds since the stream start)."""
     cut = {line.item_id: line for line in transcript if line.cut and line.item_id}
     rows: list[tuple[float, int, int, str, str]] = []  # (t, source, order in source, side, text)

@@ -119,7 +119,7 @@ class LiveTranscript:
                 else:
                     self._complete.add(cut.get("item_id"))
         elif kind == "caller.transcript" and entry.get("text"):
-            self.write(None, "caller", f"\"{entry['text'].strip()}\"")
+            self.write(None, "caller", f'"{entry["text"].strip()}"')
         self._pair()
 
     def finish(self) -> None:
@@ -146,7 +146,7 @@ class LiveTranscript:
         if text is None:
             line = f"(speaks for {heard / 1000:.1f} s)"
         else:
-            line = f"\"{cut_text(text, heard / (heard + unheard) if heard + unheard else 1.0)}\""
+            line = f'"{cut_text(text, heard / (heard + unheard) if heard + unheard else 1.0)}"'
         if spoken["interrupted"]:
             line += f" [interrupted: {unheard / 1000:.1f} s not heard]" if unheard else " [interrupted]"
         self.agent_lines.append(line)

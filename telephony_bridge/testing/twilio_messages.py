@@ -99,25 +99,53 @@ def connected() -> str:
     return _dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"})
 
 
-def start(*, seq: int | str, stream_sid: str, account_sid: str, call_sid: str,
-          custom_parameters: Mapping[str, str], tracks: tuple[str, ...] = ("inbound",)) -> str:
+def start(
+    *,
+    seq: int | str,
+    stream_sid: str,
+    account_sid: str,
+    call_sid: str,
+    custom_parameters: Mapping[str, str],
+    tracks: tuple[str, ...] = ("inbound",),
+) -> str:
     """`start`: the stream's metadata and the TwiML's <Parameter>s (the bridge's token among them)."""
-    return _dumps({
-        "event": "start", "sequenceNumber": str(seq), "streamSid": stream_sid,
-        "start": {"accountSid": account_sid, "streamSid": stream_sid, "callSid": call_sid, "tracks": list(tracks),
-                  "mediaFormat": MULAW_8K, "customParameters": dict(custom_parameters)},
-    })
+    return _dumps(
+        {
+            "event": "start",
+            "sequenceNumber": str(seq),
+            "streamSid": stream_sid,
+            "start": {
+                "accountSid": account_sid,
+                "streamSid": stream_sid,
+                "callSid": call_sid,
+                "tracks": list(tracks),
+                "mediaFormat": MULAW_8K,
+                "customParameters": dict(custom_parameters),
+            },
+        }
+    )
 
 
-def media(*, seq: int | str, stream_sid: str, chunk: int | str, timestamp_ms: int | str,
-          payload: bytes | str, track: str = "inbound") -> str:
+def media(
+    *,
+    seq: int | str,
+    stream_sid: str,
+    chunk: int | str,
+    timestamp_ms: int | str,
+    payload: bytes | str,
+    track: str = "inbound",
+) -> str:
     """One frame of caller audio; `payload` is μ-law bytes or already base64 text."""
     if not isinstance(payload, str):
         payload = base64.b64encode(payload).decode("ascii")
-    return _dumps({
-        "event": "media", "sequenceNumber": str(seq), "streamSid": stream_sid,
-        "media": {"track": track, "chunk": str(chunk), "timestamp": str(timestamp_ms), "payload": payload},
-    })
+    return _dumps(
+        {
+            "event": "media",
+            "sequenceNumber": str(seq),
+            "streamSid": stream_sid,
+            "media": {"track": track, "chunk": str(chunk), "timestamp": str(timestamp_ms), "payload": payload},
+        }
+    )
 
 
 def mark(*, seq: int | str, stream_sid: str, name: str) -> str:
@@ -126,11 +154,23 @@ def mark(*, seq: int | str, stream_sid: str, name: str) -> str:
 
 
 def dtmf(*, seq: int | str, stream_sid: str, digit: str) -> str:
-    return _dumps({"event": "dtmf", "sequenceNumber": str(seq), "streamSid": stream_sid,
-                   "dtmf": {"track": "inbound_track", "digit": digit}})
+    return _dumps(
+        {
+            "event": "dtmf",
+            "sequenceNumber": str(seq),
+            "streamSid": stream_sid,
+            "dtmf": {"track": "inbound_track", "digit": digit},
+        }
+    )
 
 
 def stop(*, seq: int | str, stream_sid: str, account_sid: str, call_sid: str) -> str:
     """The caller hung up (Twilio closes the WebSocket after it)."""
-    return _dumps({"event": "stop", "sequenceNumber": str(seq), "streamSid": stream_sid,
-                   "stop": {"accountSid": account_sid, "callSid": call_sid}})
+    return _dumps(
+        {
+            "event": "stop",
+            "sequenceNumber": str(seq),
+            "streamSid": stream_sid,
+            "stop": {"accountSid": account_sid, "callSid": call_sid},
+        }
+    )

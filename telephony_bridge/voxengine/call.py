@@ -213,7 +213,11 @@ class Call:
 
     async def _transfer(self, to: str, caller_id: str | None) -> None:
         if self._control is None:
-            self.emit(CallEvents.TransferFailed, to=to, reason="no carrier credentials (TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN)")
+            self.emit(
+                CallEvents.TransferFailed,
+                to=to,
+                reason="no carrier credentials (TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN)",
+            )
             return
         try:
             await self._control.transfer(self._call_sid, to, caller_id)
@@ -271,9 +275,15 @@ class Call:
             log.warning("call %s: %s", self._call_sid, error)
             self.emit(CallEvents.RecordError, error=error)
             return
-        recording = CallRecording(config=self._recordings, options=options, audio_format=self.link.audio_format,
-                                  clock_ms=self.now_ms, tasks=self.tasks, emit=self._emit_named,
-                                  label=f"call {self._call_sid}")
+        recording = CallRecording(
+            config=self._recordings,
+            options=options,
+            audio_format=self.link.audio_format,
+            clock_ms=self.now_ms,
+            tasks=self.tasks,
+            emit=self._emit_named,
+            label=f"call {self._call_sid}",
+        )
         self.recording = recording
         self.playout.tap = recording
         recording.start()

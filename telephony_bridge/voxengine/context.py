@@ -65,8 +65,12 @@ class VoxEngine:
     # session), so customData() has no snake_case twin here.
     _without_twins = ("customData",)
 
-    def __init__(self, tasks: TaskOwner, terminate: Callable[[CallEnd], None] | None = None,
-                 services: ScenarioServices | None = None) -> None:
+    def __init__(
+        self,
+        tasks: TaskOwner,
+        terminate: Callable[[CallEnd], None] | None = None,
+        services: ScenarioServices | None = None,
+    ) -> None:
         self._tasks = tasks
         self._terminate = terminate
         self.listeners = Listeners(tasks.label, tasks, enum_normalizer(AppEvents))
@@ -81,6 +85,8 @@ class VoxEngine:
         # The call's context (made in the call's task): handlers run for requests from outside the
         # call (AppEvents.HttpRequest) run in it, so their log lines name the call like any other.
         self._context = contextvars.copy_context()
+        # What places a started session's outbound calls (server/outbound.py); inbound calls have none.
+        self.dialer: Any = None
 
     def scenario_globals(self) -> dict[str, Any]:
         """The call's globals besides VoxEngine itself (scenario.py puts them in the namespace)."""
@@ -123,7 +129,9 @@ class VoxEngine:
         handlers = self.listeners.handlers(AppEvents.HttpRequest)
         if not handlers:
             return True, None
-        task = self._context.run(self._tasks.spawn, self._run_http_handlers(handlers, payload), name="HttpRequest handlers")
+        task = self._context.run(
+            self._tasks.spawn, self._run_http_handlers(handlers, payload), name="HttpRequest handlers"
+        )
         done, _ = await asyncio.wait({task}, timeout=timeout_s)
         if not done or task.cancelled():
             return False, None
@@ -137,14 +145,15 @@ class VoxEngine:
                 if inspect.isawaitable(result):
                     result = await result
             except Exception:
-                log.exception("%s: handler %s for HttpRequest raised", self._tasks.label,
-                              getattr(handler, "__qualname__", repr(handler)))
+                log.exception(
+                    "%s: handler %s for HttpRequest raised",
+                    self._tasks.label,
+                    getattr(handler, "__qualname__", repr(handler)),
+                )
                 continue
             if reply is None:
                 reply = result
         return reply
-        # What places a started session's outbound calls (server/outbound.py); inbound calls have none.
-        self.dialer: Any = None
 
     def addEventListener(self, event: AppEvents | str, handler: Handler) -> None:
         self.listeners.add(event, handler)
@@ -188,8 +197,14 @@ class _Beta:
     RealtimeAPIEvents = RealtimeAPIEvents
     Events = MediaEvents
 
-    def __init__(self, tasks: TaskOwner, vox: VoxEngine, local_engine_url: str | None, environ: Mapping[str, str] | None,
-                 scenario: str | None = None) -> None:
+    def __init__(
+        self,
+        tasks: TaskOwner,
+        vox: VoxEngine,
+        local_engine_url: str | None,
+        environ: Mapping[str, str] | None,
+        scenario: str | None = None,
+    ) -> None:
         self._tasks = tasks
         self._vox = vox
         self._local_engine_url = local_engine_url
@@ -201,9 +216,12 @@ class _Beta:
         scenario = self._scenario or "?"
         if scenario not in _BETA_DEPRECATION_LOGGED:
             _BETA_DEPRECATION_LOGGED.add(scenario)
-            realtime_log.info("scenario %s uses OpenAI.Beta.createRealtimeAPIClient, which Voximplant deprecates: it "
-                              "keeps working (over the GA wire), but new scenarios should use "
-                              "OpenAI.createRealtimeAPIClient (README, Writing scenarios)", scenario)
+            realtime_log.info(
+                "scenario %s uses OpenAI.Beta.createRealtimeAPIClient, which Voximplant deprecates: it "
+                "keeps working (over the GA wire), but new scenarios should use "
+                "OpenAI.createRealtimeAPIClient (README, Writing scenarios)",
+                scenario,
+            )
         client = await create_realtime_api_client(
             parameters or {}, tasks=self._tasks, environ=self._environ, local_engine_url=self._local_engine_url
         )
@@ -241,13 +259,16 @@ class OpenAINamespace:
     async def createLiveAPIClient(self, parameters: Mapping[str, Any] | None = None) -> LiveAPIClient:
         """GPT-Live (voxengine/live_client.py), registered with the call like every client."""
         beta = self.Beta
-        client = await create_live_api_client(parameters or {}, tasks=beta._tasks, environ=beta._environ,
-                                              local_engine_url=beta._local_engine_url)
+        client = await create_live_api_client(
+            parameters or {}, tasks=beta._tasks, environ=beta._environ, local_engine_url=beta._local_engine_url
+        )
         client.observer = beta.observer
         beta._vox.clients.append(client)  # type: ignore[arg-type]
         return client
 
-    def RealtimeClient(self, settings: Mapping[str, Any] | None = None, config: Mapping[str, Any] | None = None) -> RealtimeClient:
+    def RealtimeClient(
+        self, settings: Mapping[str, Any] | None = None, config: Mapping[str, Any] | None = None
+    ) -> RealtimeClient:
         """OpenAI's RealtimeClient (openai-realtime-api-beta), over this call's engine."""
         return RealtimeClient(settings, config, **in_call(self.Beta))
 
@@ -285,4 +306,3 @@ class _InertTasks(TaskOwner):
 def inert_context() -> tuple[VoxEngine, OpenAINamespace]:
     tasks = _InertTasks()
     return call_context(tasks, lambda reason: None, None, {})
-

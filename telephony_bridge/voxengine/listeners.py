@@ -148,7 +148,9 @@ class Listeners:
             if inspect.isawaitable(result):
                 self._start(result, handler, event, on_error)
 
-    def _start(self, awaitable: Awaitable[Any], handler: Handler, event: Any, on_error: Callable[[], None] | None) -> None:
+    def _start(
+        self, awaitable: Awaitable[Any], handler: Handler, event: Any, on_error: Callable[[], None] | None
+    ) -> None:
         lane = self._lanes.get((event, handler))
         if lane is None:
             lane = self._lanes[(event, handler)] = _Lane()
@@ -162,11 +164,19 @@ class Listeners:
                 awaitable.close()  # never started: no "never awaited" warning
             self.dropped += 1
             if self.dropped <= _DROPS_LOGGED or self.dropped % 100 == 0:
-                log.warning("%s: %s is busy (%d running, %d waiting): %s event dropped (%d so far)", self._owner_label,
-                            _name(handler), lane.running, len(lane.waiting), _event_name(event), self.dropped)
+                log.warning(
+                    "%s: %s is busy (%d running, %d waiting): %s event dropped (%d so far)",
+                    self._owner_label,
+                    _name(handler),
+                    lane.running,
+                    len(lane.waiting),
+                    _event_name(event),
+                    self.dropped,
+                )
 
-    async def _run(self, lane: _Lane, awaitable: Awaitable[Any], handler: Handler, event: Any,
-                   on_error: Callable[[], None] | None) -> None:
+    async def _run(
+        self, lane: _Lane, awaitable: Awaitable[Any], handler: Handler, event: Any, on_error: Callable[[], None] | None
+    ) -> None:
         try:
             while True:
                 try:

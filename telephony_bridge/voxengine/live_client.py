@@ -63,8 +63,12 @@ log = logging.getLogger("telephony_bridge.realtime")
 QUIET_MS = 350.0  # silent output that ends a turn
 MAX_LEAD_MS = 600.0  # the bridge's lead over the phone it lets build up before it waits
 # μ-law bytes whose magnitude is above ~-40 dBFS (|sample| > 330): 1, else 0. One translate + count per delta.
-_ULAW_LOUD = bytes(1 if abs(int(v)) > 330 else 0 for v in
-                   np.frombuffer(__import__("telephony_bridge.audio.g711", fromlist=["ulaw_decode"]).ulaw_decode(bytes(range(256))), "<i2"))
+_ULAW_LOUD = bytes(
+    1 if abs(int(v)) > 330 else 0
+    for v in np.frombuffer(
+        __import__("telephony_bridge.audio.g711", fromlist=["ulaw_decode"]).ulaw_decode(bytes(range(256))), "<i2"
+    )
+)
 LOUD_FRACTION = 0.05
 
 
@@ -75,7 +79,10 @@ def audible(audio: bytes, codec: str) -> bool:
     if codec == "g711_ulaw":
         return audio.translate(_ULAW_LOUD).count(1) > len(audio) * LOUD_FRACTION
     samples = np.frombuffer(audio[: len(audio) - len(audio) % 2], "<i2")
-    return bool(samples.size) and int(np.count_nonzero(np.abs(samples.astype(np.int32)) > 330)) > samples.size * LOUD_FRACTION
+    return (
+        bool(samples.size)
+        and int(np.count_nonzero(np.abs(samples.astype(np.int32)) > 330)) > samples.size * LOUD_FRACTION
+    )
 
 
 @dataclass(slots=True)
@@ -106,10 +113,21 @@ class LiveAPIClient:
 
     _ids = itertools.count(1)
 
-    def __init__(self, *, url: str, api_key: str | None, tasks: TaskOwner, codec: live_wire.LiveCodec = "g711_ulaw",
-                 on_websocket_close: Callable[[Any], Any] | None = None, trace: bool = False, statistics: bool = False,
-                 privacy: bool = False, reconnect: bool = True, max_reconnect_attempts: int = 12,
-                 ping_interval_s: float | None = DEFAULT_PING_INTERVAL_S) -> None:
+    def __init__(
+        self,
+        *,
+        url: str,
+        api_key: str | None,
+        tasks: TaskOwner,
+        codec: live_wire.LiveCodec = "g711_ulaw",
+        on_websocket_close: Callable[[Any], Any] | None = None,
+        trace: bool = False,
+        statistics: bool = False,
+        privacy: bool = False,
+        reconnect: bool = True,
+        max_reconnect_attempts: int = 12,
+        ping_interval_s: float | None = DEFAULT_PING_INTERVAL_S,
+    ) -> None:
         self.url = url
         self.codec: live_wire.LiveCodec = codec
         self.dialect = "live"
@@ -117,9 +135,18 @@ class LiveAPIClient:
         self.statistics = statistics
         self.privacy = privacy
         self._id = f"live_{next(self._ids)}_{os.urandom(4).hex()}"
-        self._connection = LiveConnection(url=url, api_key=api_key, codec=codec, tasks=tasks, events=self, name=self._id,
-                                          trace=trace and not privacy, reconnect=reconnect,
-                                          max_reconnect_attempts=max_reconnect_attempts, ping_interval_s=ping_interval_s)
+        self._connection = LiveConnection(
+            url=url,
+            api_key=api_key,
+            codec=codec,
+            tasks=tasks,
+            events=self,
+            name=self._id,
+            trace=trace and not privacy,
+            reconnect=reconnect,
+            max_reconnect_attempts=max_reconnect_attempts,
+            ping_interval_s=ping_interval_s,
+        )
         self.stats = self._connection.stats
         self.accept_caller_audio = self._connection.uplink.accept_caller_audio
         self._caller_format = ULAW_8K
@@ -131,7 +158,9 @@ class LiveAPIClient:
         self._turns = itertools.count(1)
         self._turn: _Turn | None = None
         self._dropping_rest = False  # a cleared turn: the rest of its speech is not played
-        self._transcript_marks: deque[tuple[float, float, str]] = deque(maxlen=400)  # agent words on the output timeline
+        self._transcript_marks: deque[tuple[float, float, str]] = deque(
+            maxlen=400
+        )  # agent words on the output timeline
         self.max_lead_ms = 0.0
         self.turns_spoken = 0
 
@@ -144,11 +173,21 @@ class LiveAPIClient:
     def _connected_events(self) -> None:
         response = getattr(self._connection.ws, "response", None)
         if response is not None:
-            headers = {k: v for k, v in response.headers.raw_items() if k.lower() not in ("set-cookie", "authorization")}
-            self._emit(LiveAPIEvents.HTTPResponse, {"statusCode": response.status_code, "reasonPhrase": response.reason_phrase,
-                                                    "headers": headers})
-        self._emit(LiveAPIEvents.ConnectorInformation, {"url": self._connection.safe_url(), "codec": self.codec,
-                                                         "audioFormat": live_wire.AUDIO_FORMATS[self.codec]})
+            headers = {
+                k: v for k, v in response.headers.raw_items() if k.lower() not in ("set-cookie", "authorization")
+            }
+            self._emit(
+                LiveAPIEvents.HTTPResponse,
+                {"statusCode": response.status_code, "reasonPhrase": response.reason_phrase, "headers": headers},
+            )
+        self._emit(
+            LiveAPIEvents.ConnectorInformation,
+            {
+                "url": self._connection.safe_url(),
+                "codec": self.codec,
+                "audioFormat": live_wire.AUDIO_FORMATS[self.codec],
+            },
+        )
 
     def id(self) -> str:
         return self._id
@@ -199,10 +238,14 @@ class LiveAPIClient:
         self.listeners.remove(event, handler)
 
     def _emit(self, member: LiveAPIEvents, payload: Mapping[str, Any]) -> None:
-        if self.observer is not None and member in (LiveAPIEvents.AgentStartedSpeaking, LiveAPIEvents.AgentStoppedSpeaking):
+        if self.observer is not None and member in (
+            LiveAPIEvents.AgentStartedSpeaking,
+            LiveAPIEvents.AgentStoppedSpeaking,
+        ):
             self.observer(self, ServerEvent(member, payload))  # type: ignore[arg-type]
-        self.listeners.emit(member, EventPayload(client=self, name=member.name,
-                                                 data={"customEvent": member.name, "payload": payload}))
+        self.listeners.emit(
+            member, EventPayload(client=self, name=member.name, data={"customEvent": member.name, "payload": payload})
+        )
 
     def _emit_media(self, member: MediaEvents, **fields: Any) -> None:
         if self.observer is not None:
@@ -254,13 +297,25 @@ class LiveAPIClient:
             self._send(live_wire.session_update(update, parameters.get("event_id")))
 
     def sessionInstructionsAppend(self, parameters: Mapping[str, Any]) -> None:
-        self._send(live_wire.instructions_append(parameters["content"], parameters.get("delegation_id"), parameters.get("event_id")))
+        self._send(
+            live_wire.instructions_append(
+                parameters["content"], parameters.get("delegation_id"), parameters.get("event_id")
+            )
+        )
 
     def sessionThinkingAppend(self, parameters: Mapping[str, Any]) -> None:
-        self._send(live_wire.thinking_append(parameters["content"], parameters.get("delegation_id"), parameters.get("event_id")))
+        self._send(
+            live_wire.thinking_append(
+                parameters["content"], parameters.get("delegation_id"), parameters.get("event_id")
+            )
+        )
 
     def sessionCommentaryAppend(self, parameters: Mapping[str, Any]) -> None:
-        self._send(live_wire.commentary_append(parameters["content"], parameters.get("delegation_id"), parameters.get("event_id")))
+        self._send(
+            live_wire.commentary_append(
+                parameters["content"], parameters.get("delegation_id"), parameters.get("event_id")
+            )
+        )
 
     def sessionInputAudioMute(self, parameters: Mapping[str, Any] | None = None) -> None:
         self._send(live_wire.input_audio_mute((parameters or {}).get("event_id")))
@@ -326,13 +381,22 @@ class LiveAPIClient:
         for cut in interruption.truncations:
             heard_ms = max(heard_ms, float(cut.audio_end_ms))
         if self.observer is not None:
-            self.observer(self, Interrupted(tuple(Truncation(item_id=c.item_id, audio_end_ms=c.audio_end_ms, deleted=c.delete)
-                                                  for c in interruption.truncations)))
+            self.observer(
+                self,
+                Interrupted(
+                    tuple(
+                        Truncation(item_id=c.item_id, audio_end_ms=c.audio_end_ms, deleted=c.delete)
+                        for c in interruption.truncations
+                    )
+                ),
+            )
         if interruption.episode_ended is not None:
             channel.media_ended(interruption.episode_ended)
         said_ms = turn.sent_ms if turn is not None else heard_ms
         heard_text = self._heard_text(turn, heard_ms) if turn is not None else None
-        self.sessionInstructionsAppend({"content": live_wire.unheard_note(heard_ms, said_ms, heard_text), "delegation_id": None})
+        self.sessionInstructionsAppend(
+            {"content": live_wire.unheard_note(heard_ms, said_ms, heard_text), "delegation_id": None}
+        )
         if turn is not None:
             turn.interrupted = True
             self._dropping_rest = True
@@ -341,12 +405,21 @@ class LiveAPIClient:
 
     def _heard_text(self, turn: _Turn, heard_ms: float) -> str:
         until = turn.output_start_ms + heard_ms
-        words = [text for start, end, text in self._transcript_marks if turn.output_start_ms - 200 <= start and end <= until]
+        words = [
+            text for start, end, text in self._transcript_marks if turn.output_start_ms - 200 <= start and end <= until
+        ]
         return "".join(words).strip()
 
     # --- what the connection reports --------------------------------------------------------
-    async def on_audio_delta(self, response_id: str, item_id: str, content_index: int, audio: bytes,
-                             duration_ms: float, event: dict[str, Any]) -> None:
+    async def on_audio_delta(
+        self,
+        response_id: str,
+        item_id: str,
+        content_index: int,
+        audio: bytes,
+        duration_ms: float,
+        event: dict[str, Any],
+    ) -> None:
         if self.listeners.has(LiveAPIEvents.SessionOutputAudioDelta):  # every delta, silent ones too
             self._emit(LiveAPIEvents.SessionOutputAudioDelta, event)
         loud = audible(audio, self.codec)
@@ -393,9 +466,18 @@ class LiveAPIClient:
             ended = ledger.response_finished(turn.response_id)
             if ended is not None:
                 channel.media_ended(ended)
-        self._emit(LiveAPIEvents.AgentStoppedSpeaking, {
-            "turn": turn.number, "transcript": self._heard_text(turn, turn.sent_ms + QUIET_MS), "outputMs": round(turn.output_start_ms + turn.sent_ms), "durationMs": round(turn.sent_ms),
-            "heardMs": round(heard_ms or 0.0), "interrupted": turn.interrupted, "playoutLeadMs": round(turn.max_lead_ms)})
+        self._emit(
+            LiveAPIEvents.AgentStoppedSpeaking,
+            {
+                "turn": turn.number,
+                "transcript": self._heard_text(turn, turn.sent_ms + QUIET_MS),
+                "outputMs": round(turn.output_start_ms + turn.sent_ms),
+                "durationMs": round(turn.sent_ms),
+                "heardMs": round(heard_ms or 0.0),
+                "interrupted": turn.interrupted,
+                "playoutLeadMs": round(turn.max_lead_ms),
+            },
+        )
 
     async def _bound_lead(self, channel: PlayoutChannel, turn: _Turn) -> None:
         """Measure the bridge's lead over the phone (written minus heard); wait when it grows past MAX_LEAD_MS."""
@@ -431,9 +513,16 @@ class LiveAPIClient:
     def on_reconnected(self, reconnected: Reconnected) -> None:
         self._transcript_marks.clear()  # the new session's timeline starts at zero
         r = reconnected
-        self._emit_media(MediaEvents.WebSocketReconnected, attempt=r.attempt, downtimeMs=r.downtime_ms,
-                         replayedItems=r.replayed_items, recycled=r.recycled, resumedAnswer=False,
-                         callerAudioLostMs=r.caller_audio_lost_ms, modelSilentBeforeMs=r.model_silent_before_ms)
+        self._emit_media(
+            MediaEvents.WebSocketReconnected,
+            attempt=r.attempt,
+            downtimeMs=r.downtime_ms,
+            replayedItems=r.replayed_items,
+            recycled=r.recycled,
+            resumedAnswer=False,
+            callerAudioLostMs=r.caller_audio_lost_ms,
+            modelSilentBeforeMs=r.model_silent_before_ms,
+        )
 
     def on_closing(self) -> None:
         self._end_turn(None)
@@ -458,9 +547,14 @@ class LiveAPIClient:
     def stats_live(self) -> dict[str, Any]:
         """Live-specific numbers: the playout lead, input kept flowing, gap fill not duplicated."""
         uplink = self._connection.uplink
-        return {"maxPlayoutLeadMs": round(self.max_lead_ms), "inputMs": round(uplink.sent_ms),
-                "silenceFilledMs": round(uplink.filled_ms), "gapFillTrimmedMs": round(uplink.trimmed_ms),
-                "turns": self.turns_spoken, "reconnects": self.stats.reconnects}
+        return {
+            "maxPlayoutLeadMs": round(self.max_lead_ms),
+            "inputMs": round(uplink.sent_ms),
+            "silenceFilledMs": round(uplink.filled_ms),
+            "gapFillTrimmedMs": round(uplink.trimmed_ms),
+            "turns": self.turns_spoken,
+            "reconnects": self.stats.reconnects,
+        }
 
 
 def channel_format(codec: str) -> Any:
@@ -469,7 +563,9 @@ def channel_format(codec: str) -> Any:
     return L16_24K if codec == "pcm16" else ULAW_8K
 
 
-def resolve_live_url(base_url: str | None, environ: Mapping[str, str], local_engine_url: str | None, api_key: str | None) -> str:
+def resolve_live_url(
+    base_url: str | None, environ: Mapping[str, str], local_engine_url: str | None, api_key: str | None
+) -> str:
     """`baseUrl` (http(s) or ws(s), the Live path added) > LIVE_URL (as given) > the embedded local
     engine when there is no key > OpenAI."""
     if base_url:
@@ -487,17 +583,26 @@ def resolve_live_url(base_url: str | None, environ: Mapping[str, str], local_eng
     return live_wire.OPENAI_LIVE_URL
 
 
-async def create_live_api_client(parameters: Mapping[str, Any], *, tasks: TaskOwner, environ: Mapping[str, str] | None = None,
-                                 local_engine_url: str | None = None) -> LiveAPIClient:
+async def create_live_api_client(
+    parameters: Mapping[str, Any],
+    *,
+    tasks: TaskOwner,
+    environ: Mapping[str, str] | None = None,
+    local_engine_url: str | None = None,
+) -> LiveAPIClient:
     """Voximplant's `OpenAI.createLiveAPIClient(parameters)`; connects before returning."""
     environ = os.environ if environ is None else environ
     parameters = dict(parameters or {})
     api_key = parameters.get("apiKey") or environ.get("OPENAI_API_KEY")
     client = LiveAPIClient(
         url=resolve_live_url(parameters.get("baseUrl"), environ, local_engine_url, api_key),
-        api_key=api_key, tasks=tasks, codec="pcm16" if parameters.get("codec") == "pcm16" else "g711_ulaw",
-        on_websocket_close=parameters.get("onWebSocketClose"), trace=bool(parameters.get("trace", False)),
-        statistics=bool(parameters.get("statistics", False)), privacy=bool(parameters.get("privacy", False)),
+        api_key=api_key,
+        tasks=tasks,
+        codec="pcm16" if parameters.get("codec") == "pcm16" else "g711_ulaw",
+        on_websocket_close=parameters.get("onWebSocketClose"),
+        trace=bool(parameters.get("trace", False)),
+        statistics=bool(parameters.get("statistics", False)),
+        privacy=bool(parameters.get("privacy", False)),
         reconnect=bool(parameters.get("reconnect", True)),
         max_reconnect_attempts=int(parameters.get("maxReconnectAttempts", 12)),
         ping_interval_s=parameters.get("pingIntervalS", DEFAULT_PING_INTERVAL_S),

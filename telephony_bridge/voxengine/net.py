@@ -60,8 +60,11 @@ class NetClient:
 
     def client(self) -> httpx.AsyncClient:
         if self._client is None:
-            self._client = httpx.AsyncClient(follow_redirects=True, trust_env=False,
-                                             limits=httpx.Limits(max_connections=200, max_keepalive_connections=50))
+            self._client = httpx.AsyncClient(
+                follow_redirects=True,
+                trust_env=False,
+                limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+            )
         return self._client
 
     async def aclose(self) -> None:
@@ -85,7 +88,9 @@ class Net:
             raise RuntimeError("Net is not available here (a scenario's start-up check): call it from an event handler")
         options = options or {}
         if self._slots.locked() and self._waiting >= QUEUED_PER_CALL:
-            return _failure(CODE_LIMIT, f"too many requests at once ({CONCURRENT_PER_CALL} running, {QUEUED_PER_CALL} waiting)")
+            return _failure(
+                CODE_LIMIT, f"too many requests at once ({CONCURRENT_PER_CALL} running, {QUEUED_PER_CALL} waiting)"
+            )
         self._waiting += 1
         try:
             await self._slots.acquire()
@@ -156,7 +161,11 @@ class Net:
         timeout = _timeout(options)
         connect = min(float(options.get("connectionTimeout") or DEFAULT_CONNECT_TIMEOUT_S), timeout)
         return self._client.client().build_request(  # type: ignore[union-attr]
-            method, url, headers=headers, content=content, params=dict(params) if params else None,
+            method,
+            url,
+            headers=headers,
+            content=content,
+            params=dict(params) if params else None,
             timeout=httpx.Timeout(timeout, connect=connect),
         )
 
@@ -207,8 +216,16 @@ def _text(response: httpx.Response, body: bytes) -> str:
 
 def _host_not_found(exc: Exception) -> bool:
     text = str(exc).lower()
-    return any(hint in text for hint in ("name or service not known", "nodename nor servname", "getaddrinfo failed",
-                                         "no address associated", "temporary failure in name resolution"))
+    return any(
+        hint in text
+        for hint in (
+            "name or service not known",
+            "nodename nor servname",
+            "getaddrinfo failed",
+            "no address associated",
+            "temporary failure in name resolution",
+        )
+    )
 
 
 def redacted_url(url: Any) -> str:

@@ -65,8 +65,14 @@ class Confirmation(Enum):
 
 
 class Playout:
-    def __init__(self, link: CarrierLink, tasks: TaskOwner, clock_ms: Callable[[], float],
-                 on_mark: Callable[[str, float], None], lead_ms: float | None = None) -> None:
+    def __init__(
+        self,
+        link: CarrierLink,
+        tasks: TaskOwner,
+        clock_ms: Callable[[], float],
+        on_mark: Callable[[str, float], None],
+        lead_ms: float | None = None,
+    ) -> None:
         self.ledger = PlaybackLedger()
         self._link = link
         self._tasks = tasks
@@ -97,8 +103,9 @@ class Playout:
         if self._converter is None or self._converter.src != audio_format:
             self._converter = converter(audio_format, self._link.audio_format)
 
-    async def play(self, response_id: str, item_id: str, content_index: int, audio: bytes,
-                   duration_ms: float) -> bool | None:
+    async def play(
+        self, response_id: str, item_id: str, content_index: int, audio: bytes, duration_ms: float
+    ) -> bool | None:
         """One model delta. None when dropped (its answer was interrupted: pitfall 6); otherwise
         whether it started an episode (`WebSocketMediaStarted`)."""
         ledger = self.ledger
@@ -145,8 +152,8 @@ class Playout:
             step = self._link.audio_format.bytes_per_ms * 1000  # one second per media message
             for start in range(0, len(out), step):
                 if self.tap is not None:
-                    self.tap.wrote(self._clock_ms(), out[start:start + step])
-                await self._link.send_media(out[start:start + step])
+                    self.tap.wrote(self._clock_ms(), out[start : start + step])
+                await self._link.send_media(out[start : start + step])
             await self._link.send_mark(mark)
         else:
             self._enqueue(out, mark, self._schedule_start(), self._link.audio_format.duration_ms(len(out)))

@@ -39,7 +39,10 @@ class PlayoutChannel:
         if starting:
             self.client._emit_media(
                 MediaEvents.WebSocketMediaStarted,
-                tag=self.tag, encoding=self.client.codec, customParameters=self.custom_parameters, call=self.call,
+                tag=self.tag,
+                encoding=self.client.codec,
+                customParameters=self.custom_parameters,
+                call=self.call,
             )
 
     async def finish_audio(self, response_id: str) -> None:
@@ -54,7 +57,9 @@ class PlayoutChannel:
     def media_ended(self, ended: Any) -> None:
         self.client._emit_media(
             MediaEvents.WebSocketMediaEnded,
-            tag=self.tag, mediaInfo={"duration": ended.duration_ms / 1000}, call=self.call,
+            tag=self.tag,
+            mediaInfo={"duration": ended.duration_ms / 1000},
+            call=self.call,
         )
 
     def interrupt(self, truncate: bool) -> bool:
@@ -70,9 +75,17 @@ class PlayoutChannel:
         client = self.client
         client.stats.interruptions += 1
         if client.observer is not None:
-            client.observer(client, Interrupted(tuple(
-                Truncation(item_id=c.item_id, audio_end_ms=c.audio_end_ms, deleted=c.delete) for c in interruption.truncations
-            ) if truncate else ()))
+            client.observer(
+                client,
+                Interrupted(
+                    tuple(
+                        Truncation(item_id=c.item_id, audio_end_ms=c.audio_end_ms, deleted=c.delete)
+                        for c in interruption.truncations
+                    )
+                    if truncate
+                    else ()
+                ),
+            )
         # An answer still generating would keep adding audio the caller will never hear. Name it,
         # so a late cancel can never hit a newer answer; if the server already cancelled it (server
         # VAD), it says so with a benign error.

@@ -59,13 +59,38 @@ DEFAULT_MODEL = "gpt-realtime-2.1"
 # Models OpenAI has announced it shuts down (or has shut down): model -> date. A client created with
 # one logs a warning with the date, so a scenario is moved before its calls start failing.
 RETIRED_MODELS: Mapping[str, str] = {
-    **dict.fromkeys(("gpt-realtime", "gpt-realtime-2025-08-28", "gpt-realtime-mini", "gpt-realtime-mini-2025-12-15",
-                     "gpt-audio-mini", "gpt-audio-mini-2025-12-15"), "2027-01-20"),
-    **dict.fromkeys(("whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe", "gpt-4o-mini-transcribe-2025-12-15",
-                     "gpt-4o-transcribe-diarize"), "2027-02-26"),
-    **dict.fromkeys(("gpt-4o-realtime-preview", "gpt-4o-realtime-preview-2024-10-01", "gpt-4o-realtime-preview-2024-12-17",
-                     "gpt-4o-realtime-preview-2025-06-03", "gpt-4o-mini-realtime-preview",
-                     "gpt-4o-mini-realtime-preview-2024-12-17"), "2026-04-30"),
+    **dict.fromkeys(
+        (
+            "gpt-realtime",
+            "gpt-realtime-2025-08-28",
+            "gpt-realtime-mini",
+            "gpt-realtime-mini-2025-12-15",
+            "gpt-audio-mini",
+            "gpt-audio-mini-2025-12-15",
+        ),
+        "2027-01-20",
+    ),
+    **dict.fromkeys(
+        (
+            "whisper-1",
+            "gpt-4o-transcribe",
+            "gpt-4o-mini-transcribe",
+            "gpt-4o-mini-transcribe-2025-12-15",
+            "gpt-4o-transcribe-diarize",
+        ),
+        "2027-02-26",
+    ),
+    **dict.fromkeys(
+        (
+            "gpt-4o-realtime-preview",
+            "gpt-4o-realtime-preview-2024-10-01",
+            "gpt-4o-realtime-preview-2024-12-17",
+            "gpt-4o-realtime-preview-2025-06-03",
+            "gpt-4o-mini-realtime-preview",
+            "gpt-4o-mini-realtime-preview-2024-12-17",
+        ),
+        "2026-04-30",
+    ),
 }
 DOWNLINK_SAMPLE_EVERY = 10  # model deltas between two latency samples
 
@@ -114,9 +139,19 @@ class RealtimeClientCore:
         self.tasks = tasks
         self._id = f"rtc_{next(self._ids)}_{os.urandom(4).hex()}"
         self._connection = ModelConnection(
-            url=self.url, api_key=api_key, dialect=dialect, codec=codec, tasks=tasks, events=self, name=self._id,
-            trace=trace, reconnect=reconnect, max_reconnect_attempts=max_reconnect_attempts,
-            session_max_s=session_max_s, ping_interval_s=ping_interval_s, answer_stall_timeout_s=answer_stall_timeout_s,
+            url=self.url,
+            api_key=api_key,
+            dialect=dialect,
+            codec=codec,
+            tasks=tasks,
+            events=self,
+            name=self._id,
+            trace=trace,
+            reconnect=reconnect,
+            max_reconnect_attempts=max_reconnect_attempts,
+            session_max_s=session_max_s,
+            ping_interval_s=ping_interval_s,
+            answer_stall_timeout_s=answer_stall_timeout_s,
         )
         self.stats = self._connection.stats
         # The caller-audio hot path, bound straight to the uplink: no extra coroutine per frame.
@@ -263,8 +298,15 @@ class RealtimeClientCore:
                 channel.interrupt(truncate)
 
     # --- what the model connection reports (realtime.connection.ConnectionEvents) ---------
-    async def on_audio_delta(self, response_id: str, item_id: str, content_index: int, audio: bytes,
-                             duration_ms: float, event: dict[str, Any]) -> None:
+    async def on_audio_delta(
+        self,
+        response_id: str,
+        item_id: str,
+        content_index: int,
+        audio: bytes,
+        duration_ms: float,
+        event: dict[str, Any],
+    ) -> None:
         observer = self.observer
         sampled = observer is not None and self.stats.model_audio_deltas % DOWNLINK_SAMPLE_EVERY == 0
         started = asyncio.get_running_loop().time() if sampled else 0.0
@@ -304,9 +346,16 @@ class RealtimeClientCore:
 
     def on_reconnected(self, reconnected: Reconnected) -> None:
         r = reconnected
-        self._emit_media(MediaEvents.WebSocketReconnected, attempt=r.attempt, downtimeMs=r.downtime_ms,
-                         replayedItems=r.replayed_items, recycled=r.recycled, resumedAnswer=r.resumed_answer,
-                         callerAudioLostMs=r.caller_audio_lost_ms, modelSilentBeforeMs=r.model_silent_before_ms)
+        self._emit_media(
+            MediaEvents.WebSocketReconnected,
+            attempt=r.attempt,
+            downtimeMs=r.downtime_ms,
+            replayedItems=r.replayed_items,
+            recycled=r.recycled,
+            resumedAnswer=r.resumed_answer,
+            callerAudioLostMs=r.caller_audio_lost_ms,
+            modelSilentBeforeMs=r.model_silent_before_ms,
+        )
 
     def on_closing(self) -> None:
         for channel in list(self._channels.values()):
@@ -333,13 +382,17 @@ class RealtimeAPIClient(RealtimeClientCore):
         self._connection.update_session(session)  # replayed as one session.update after a reconnect
         self._send(wire.session_update(session, self.dialect, self.codec, eventId))
 
-    def conversationItemCreate(self, previousItemId: str | None, item: Mapping[str, Any], eventId: str | None = None) -> None:
+    def conversationItemCreate(
+        self, previousItemId: str | None, item: Mapping[str, Any], eventId: str | None = None
+    ) -> None:
         self._send(wire.conversation_item_create(previousItemId, item, self.dialect, eventId))
 
     def conversationItemDelete(self, itemId: str, eventId: str | None = None) -> None:
         self._send(wire.conversation_item_delete(itemId, eventId))
 
-    def conversationItemTruncate(self, itemId: str, contentIndex: int, audioEndMs: int, eventId: str | None = None) -> None:
+    def conversationItemTruncate(
+        self, itemId: str, contentIndex: int, audioEndMs: int, eventId: str | None = None
+    ) -> None:
         self._send(wire.conversation_item_truncate(itemId, contentIndex, audioEndMs, eventId))
 
     def conversationItemRetrieve(self, itemId: str, eventId: str | None = None) -> None:
@@ -386,8 +439,11 @@ def client_options(parameters: Mapping[str, Any], environ: Mapping[str, str]) ->
         "max_reconnect_attempts": int(parameters.get("maxReconnectAttempts", 12)),
         "session_max_s": parameters.get("sessionMaxDurationS", DEFAULT_SESSION_MAX_S),
         "ping_interval_s": parameters.get("pingIntervalS", DEFAULT_PING_INTERVAL_S),
-        "answer_stall_timeout_s": float(parameters.get("answerStallTimeoutS", environ.get("ANSWER_STALL_TIMEOUT_S")
-                                                       or DEFAULT_ANSWER_STALL_TIMEOUT_S)),
+        "answer_stall_timeout_s": float(
+            parameters.get(
+                "answerStallTimeoutS", environ.get("ANSWER_STALL_TIMEOUT_S") or DEFAULT_ANSWER_STALL_TIMEOUT_S
+            )
+        ),
     }
 
 

@@ -58,16 +58,35 @@ DEFAULT_SESSION_CONFIG: dict[str, Any] = {
 }
 
 # Server events whose cache change is told as `conversation.updated` (the library's handlerWithDispatch).
-_UPDATES = frozenset({
-    "conversation.item.created", "conversation.item.added", "conversation.item.truncated", "conversation.item.deleted",
-    "conversation.item.input_audio_transcription.completed", "response.audio_transcript.delta",
-    "response.output_audio_transcript.delta", "response.audio.delta", "response.output_audio.delta",
-    "response.text.delta", "response.output_text.delta", "response.function_call_arguments.delta",
-    "response.output_item.done",
-})
+_UPDATES = frozenset(
+    {
+        "conversation.item.created",
+        "conversation.item.added",
+        "conversation.item.truncated",
+        "conversation.item.deleted",
+        "conversation.item.input_audio_transcription.completed",
+        "response.audio_transcript.delta",
+        "response.output_audio_transcript.delta",
+        "response.audio.delta",
+        "response.output_audio.delta",
+        "response.text.delta",
+        "response.output_text.delta",
+        "response.function_call_arguments.delta",
+        "response.output_item.done",
+    }
+)
 # Settings the engine takes as they are (see create_realtime_api_client).
-_ENGINE_SETTINGS = ("url", "apiKey", "model", "dialect", "reconnect", "maxReconnectAttempts", "sessionMaxDurationS",
-                    "pingIntervalS", "answerStallTimeoutS")
+_ENGINE_SETTINGS = (
+    "url",
+    "apiKey",
+    "model",
+    "dialect",
+    "reconnect",
+    "maxReconnectAttempts",
+    "sessionMaxDurationS",
+    "pingIntervalS",
+    "answerStallTimeoutS",
+)
 
 
 def _now() -> str:
@@ -189,7 +208,9 @@ class RealtimeClient(EngineFront, RealtimeEventHandler):
 
     def _engine_closed(self, event: Mapping[str, Any]) -> None:
         self.sessionCreated = False
-        closed = EventPayload(error=not event.get("wasClean", False), code=event.get("code"), reason=event.get("reason"))
+        closed = EventPayload(
+            error=not event.get("wasClean", False), code=event.get("code"), reason=event.get("reason")
+        )
         self.realtime.dispatch("close", closed)
         self.dispatch("close", closed)
 
@@ -217,7 +238,9 @@ class RealtimeClient(EngineFront, RealtimeEventHandler):
         if not name:
             raise ValueError("Missing tool name in definition")
         if name in self.tools:
-            raise ValueError(f'Tool "{name}" already added. Please use .removeTool("{name}") before trying to add again.')
+            raise ValueError(
+                f'Tool "{name}" already added. Please use .removeTool("{name}") before trying to add again.'
+            )
         if not callable(handler):
             raise TypeError(f'Tool "{name}" handler must be a function')
         self.tools[name] = {"definition": dict(definition), "handler": handler}
@@ -249,13 +272,15 @@ class RealtimeClient(EngineFront, RealtimeEventHandler):
         try:
             result = await self.executeTool(tool["name"], json.loads(tool.get("arguments") or "{}"))
             output = json.dumps(result)
-        except Exception as exc:  # noqa: BLE001 - any tool failure is told to the model, as the library does
+        except Exception as exc:
             log.warning("%s: tool %s failed: %s", self._label, tool.get("name"), exc)
             output = json.dumps({"error": str(exc)})
         if not self.isConnected():
             return
-        self.realtime.send("conversation.item.create", {
-            "item": {"type": "function_call_output", "call_id": tool["call_id"], "output": output}})
+        self.realtime.send(
+            "conversation.item.create",
+            {"item": {"type": "function_call_output", "call_id": tool["call_id"], "output": output}},
+        )
         self.createResponse()
 
     # --- conversation -----------------------------------------------------------------------
@@ -272,7 +297,9 @@ class RealtimeClient(EngineFront, RealtimeEventHandler):
             for part in parts:
                 if part.get("type") == "input_audio" and "audio" in part:
                     part["audio"] = _b64(part["audio"])
-            self.realtime.send("conversation.item.create", {"item": {"type": "message", "role": "user", "content": parts}})
+            self.realtime.send(
+                "conversation.item.create", {"item": {"type": "message", "role": "user", "content": parts}}
+            )
         self.createResponse()
         return True
 
@@ -317,13 +344,21 @@ class RealtimeClient(EngineFront, RealtimeEventHandler):
         if not on_call or not self._barge_in(truncate=False):
             self.engine.responseCancel()
         if item is not None:
-            audio_index = next((i for i, part in enumerate(item.get("content") or [])
-                                if part.get("type") in ("audio", "output_audio")), -1)
+            audio_index = next(
+                (
+                    i
+                    for i, part in enumerate(item.get("content") or [])
+                    if part.get("type") in ("audio", "output_audio")
+                ),
+                -1,
+            )
             if audio_index == -1:
                 raise ValueError("Could not find audio on item to cancel")
             audio_end_ms = int((sampleCount or 0) / self.conversation.defaultFrequency * 1000)
-            self.realtime.send("conversation.item.truncate",
-                               {"item_id": id, "content_index": audio_index, "audio_end_ms": audio_end_ms})
+            self.realtime.send(
+                "conversation.item.truncate",
+                {"item_id": id, "content_index": audio_index, "audio_end_ms": audio_end_ms},
+            )
         return {"item": item}
 
     async def waitForNextItem(self) -> dict[str, Any]:
@@ -361,11 +396,20 @@ class RealtimeClient(EngineFront, RealtimeEventHandler):
         if appended:
             self._announced.add(item_id)
             self.dispatch("conversation.item.appended", EventPayload(item=item))
-        if item.get("status") == "completed" and item_id not in self._completed and item_id in self.conversation.itemLookup:
+        if (
+            item.get("status") == "completed"
+            and item_id not in self._completed
+            and item_id in self.conversation.itemLookup
+        ):
             self._completed.add(item_id)
             self.dispatch("conversation.item.completed", EventPayload(item=item))
         tool = item.get("formatted", {}).get("tool")
-        if (kind == "response.output_item.done" and tool and item.get("status") == "completed"
-                and tool.get("name") in self.tools and tool.get("call_id") not in self._tools_run):
+        if (
+            kind == "response.output_item.done"
+            and tool
+            and item.get("status") == "completed"
+            and tool.get("name") in self.tools
+            and tool.get("call_id") not in self._tools_run
+        ):
             self._tools_run.add(tool["call_id"])
             self._runner.spawn(self._call_tool(dict(tool)), f"tool {tool['name']}")

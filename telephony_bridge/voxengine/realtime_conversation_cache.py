@@ -119,8 +119,12 @@ class RealtimeConversation:
             elif item.get("status") != "completed":
                 item["status"] = "in_progress"
         elif item.get("type") == "function_call":
-            formatted["tool"] = {"type": "function", "name": item.get("name"), "call_id": item.get("call_id"),
-                                 "arguments": item.get("arguments") or ""}
+            formatted["tool"] = {
+                "type": "function",
+                "name": item.get("name"),
+                "call_id": item.get("call_id"),
+                "arguments": item.get("arguments") or "",
+            }
             item["arguments"] = item.get("arguments") or ""
             if item.get("status") != "completed":
                 item["status"] = "in_progress"
@@ -166,7 +170,9 @@ class RealtimeConversation:
         return None, None
 
     def _speech_stopped(self, event: dict[str, Any], input_audio: array | None = None) -> tuple[None, None]:
-        speech = self.queuedSpeechItems.setdefault(event.get("item_id", ""), {"audio_start_ms": event.get("audio_end_ms", 0)})
+        speech = self.queuedSpeechItems.setdefault(
+            event.get("item_id", ""), {"audio_start_ms": event.get("audio_end_ms", 0)}
+        )
         speech["audio_end_ms"] = event.get("audio_end_ms", 0)
         if input_audio is not None:
             start = int(speech["audio_start_ms"] * self.defaultFrequency / 1000)
@@ -260,8 +266,9 @@ class RealtimeConversation:
             return None, None
         delta = event.get("delta") or ""
         item["arguments"] = (item.get("arguments") or "") + delta
-        tool = _ensure_formatted(item).setdefault("tool", {"type": "function", "name": item.get("name"),
-                                                           "call_id": item.get("call_id"), "arguments": ""})
+        tool = _ensure_formatted(item).setdefault(
+            "tool", {"type": "function", "name": item.get("name"), "call_id": item.get("call_id"), "arguments": ""}
+        )
         tool["arguments"] += delta
         return item, {"arguments": delta}
 

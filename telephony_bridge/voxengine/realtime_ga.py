@@ -54,7 +54,9 @@ class GARealtimeAPIEvents(str, Enum):
     SessionCreated = "OpenAI.RealtimeAPI.SessionCreated"
     SessionUpdated = "OpenAI.RealtimeAPI.SessionUpdated"
     ConversationItemRetrieved = "OpenAI.RealtimeAPI.ConversationItemRetrieved"
-    ConversationItemInputAudioTranscriptionCompleted = "OpenAI.RealtimeAPI.ConversationItemInputAudioTranscriptionCompleted"
+    ConversationItemInputAudioTranscriptionCompleted = (
+        "OpenAI.RealtimeAPI.ConversationItemInputAudioTranscriptionCompleted"
+    )
     ConversationItemInputAudioTranscriptionDelta = "OpenAI.RealtimeAPI.ConversationItemInputAudioTranscriptionDelta"
     ConversationItemInputAudioTranscriptionFailed = "OpenAI.RealtimeAPI.ConversationItemInputAudioTranscriptionFailed"
     ConversationItemTruncated = "OpenAI.RealtimeAPI.ConversationItemTruncated"
@@ -142,8 +144,10 @@ GA_METHODS: Final[Mapping[str, str]] = {
 }
 
 _BY_NAME: Final[dict[str, GARealtimeAPIEvents | GAEvents]] = {
-    **{m.name: m for m in GARealtimeAPIEvents}, **{m.value: m for m in GARealtimeAPIEvents},
-    **{m.name: m for m in GAEvents}, **{m.value: m for m in GAEvents},
+    **{m.name: m for m in GARealtimeAPIEvents},
+    **{m.value: m for m in GARealtimeAPIEvents},
+    **{m.name: m for m in GAEvents},
+    **{m.value: m for m in GAEvents},
 }
 
 
@@ -163,8 +167,9 @@ def _with_ga_methods(cls: type) -> type:
         if method_name in cls.__dict__:
             continue  # written out by hand (sessionClose)
 
-        def method(self: GARealtimeAPIClient, parameters: Mapping[str, Any] | None = None, *,
-                   _type: str = event_type) -> None:
+        def method(
+            self: GARealtimeAPIClient, parameters: Mapping[str, Any] | None = None, *, _type: str = event_type
+        ) -> None:
             self._send_ga(_type, parameters)
 
         method.__name__ = method.__qualname__ = method_name
@@ -181,8 +186,11 @@ def transcription_session_for_wire(session: Mapping[str, Any], codec: wire.Codec
     rest.pop("input_audio_format", None)
     audio = dict(rest.pop("audio", None) or {})
     audio_input = dict(audio.pop("input", None) or {})
-    for flat, nested in (("input_audio_transcription", "transcription"), ("turn_detection", "turn_detection"),
-                         ("input_audio_noise_reduction", "noise_reduction")):
+    for flat, nested in (
+        ("input_audio_transcription", "transcription"),
+        ("turn_detection", "turn_detection"),
+        ("input_audio_noise_reduction", "noise_reduction"),
+    ):
         if flat in rest:
             audio_input.setdefault(nested, rest.pop(flat))
     audio_input["format"] = dict(wire.GA_FORMAT[codec])
@@ -226,15 +234,20 @@ class GARealtimeAPIClient(RealtimeClientCore):
         await super().connect(timeout_s)
         response = getattr(self._connection.ws, "response", None)
         if response is not None:
-            payload = {"status_code": response.status_code, "reason": response.reason_phrase,
-                       "headers": dict(response.headers.raw_items())}
+            payload = {
+                "status_code": response.status_code,
+                "reason": response.reason_phrase,
+                "headers": dict(response.headers.raw_items()),
+            }
             # After the awaited create returns, so that the scenario has had its turn to listen.
             asyncio.get_running_loop().call_soon(self._emit, G.HTTPResponse, payload)
 
     def on_reconnected(self, reconnected: Reconnected) -> None:
         super().on_reconnected(reconnected)
-        self._emit(G.ConnectorInformation, {"type": "connector.reconnected", "attempt": reconnected.attempt,
-                                            "downtime_ms": reconnected.downtime_ms})
+        self._emit(
+            G.ConnectorInformation,
+            {"type": "connector.reconnected", "attempt": reconnected.attempt, "downtime_ms": reconnected.downtime_ms},
+        )
 
     def on_closed(self, code: int, reason: str, was_clean: bool) -> None:
         if not was_clean:
@@ -246,8 +259,10 @@ class GARealtimeAPIClient(RealtimeClientCore):
         if parameters is None:
             parameters = {}
         if not isinstance(parameters, Mapping):
-            raise TypeError(f"{event_type}: the GA client takes one object (the event body without 'type'), "
-                            f"not {type(parameters).__name__}; Beta's positional arguments do not apply")
+            raise TypeError(
+                f"{event_type}: the GA client takes one object (the event body without 'type'), "
+                f"not {type(parameters).__name__}; Beta's positional arguments do not apply"
+            )
         body = {key: value for key, value in parameters.items() if key != "type"}
         if event_type == "session.update":
             session = body.get("session") or {}

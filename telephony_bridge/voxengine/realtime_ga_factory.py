@@ -33,7 +33,9 @@ async def create_ga_realtime_api_client(
     environ = os.environ if environ is None else environ
     parameters = dict(parameters or {})
     client_type = RealtimeAPIClientType(parameters.get("type") or RealtimeAPIClientType.REALTIME)
-    explicit = parameters.get("url") or (realtime_url_from_base(parameters["baseUrl"]) if parameters.get("baseUrl") else None)
+    explicit = parameters.get("url") or (
+        realtime_url_from_base(parameters["baseUrl"]) if parameters.get("baseUrl") else None
+    )
     url = resolve_realtime_url(explicit, environ, local_engine_url)
     options = client_options(parameters, environ)
     dialect = parameters.get("dialect", "ga")
@@ -43,8 +45,9 @@ async def create_ga_realtime_api_client(
             raise ValueError("a translation session exists only on the GA wire; leave dialect at 'ga'")
         # REALTIME_MODEL names the realtime model, not the interpreter: only `model` overrides the default.
         model = model_for({"model": parameters.get("model") or translation_wire.DEFAULT_MODEL}, {})
-        client = TranslationRealtimeAPIClient(url=translation_wire.translation_url(url), model=model,
-                                              dialect="ga", tasks=tasks, **options)
+        client = TranslationRealtimeAPIClient(
+            url=translation_wire.translation_url(url), model=model, dialect="ga", tasks=tasks, **options
+        )
     else:
         transcription = client_type is RealtimeAPIClientType.TRANSCRIPTION
         model = model_for(parameters, environ, DEFAULT_TRANSCRIPTION_MODEL if transcription else None)

@@ -49,8 +49,10 @@ class TranslationRealtimeAPIClient(GARealtimeAPIClient):
 
     def __init__(self, **options: Any) -> None:
         if options.get("codec", "pcm16") != "pcm16":
-            raise ValueError("a translation session takes only PCM16 24 kHz audio (the SDK: other formats are "
-                             f"refused); codec {options['codec']!r} does not apply, leave it at 'pcm16'")
+            raise ValueError(
+                "a translation session takes only PCM16 24 kHz audio (the SDK: other formats are "
+                f"refused); codec {options['codec']!r} does not apply, leave it at 'pcm16'"
+            )
         super().__init__(client_type=RealtimeAPIClientType.TRANSLATION, **options)
         connection = self._connection
         connection.audio_delta_type = wire.AUDIO_DELTA_TYPE
@@ -68,8 +70,10 @@ class TranslationRealtimeAPIClient(GARealtimeAPIClient):
     # --- client events -------------------------------------------------------------------
     def _send_ga(self, event_type: str, parameters: Mapping[str, Any] | None) -> None:
         if event_type in _NOT_FOR_TRANSLATION:
-            raise ValueError(f"{event_type}: a translation session has no conversation, no response and no "
-                             "input buffer to commit; it takes sessionUpdate and sessionClose (and the call's audio)")
+            raise ValueError(
+                f"{event_type}: a translation session has no conversation, no response and no "
+                "input buffer to commit; it takes sessionUpdate and sessionClose (and the call's audio)"
+            )
         if event_type != "session.update":
             super()._send_ga(event_type, parameters)
             return
@@ -111,8 +115,15 @@ class TranslationRealtimeAPIClient(GARealtimeAPIClient):
     def _truncate_item(self, item_id: str, content_index: int, audio_end_ms: float) -> None:
         pass
 
-    async def on_audio_delta(self, response_id: str, item_id: str, content_index: int, audio: bytes,
-                             duration_ms: float, event: dict[str, Any]) -> None:
+    async def on_audio_delta(
+        self,
+        response_id: str,
+        item_id: str,
+        content_index: int,
+        audio: bytes,
+        duration_ms: float,
+        event: dict[str, Any],
+    ) -> None:
         segment = self._segment
         if segment is None:
             segment = self._segment = f"translation_{next(self._segment_ids)}"

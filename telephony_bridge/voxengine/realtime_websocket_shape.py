@@ -84,8 +84,13 @@ def _realtime_item(item: Mapping[str, Any], previous_item_id: str | None = None)
             content.append(shown)
         out.update(role=item.get("role"), status=item.get("status", "completed"), content=content)
     elif kind == "function_call":
-        out.update(callId=item.get("call_id"), name=item.get("name"), arguments=item.get("arguments") or "",
-                   status=item.get("status", "in_progress"), output=None)
+        out.update(
+            callId=item.get("call_id"),
+            name=item.get("name"),
+            arguments=item.get("arguments") or "",
+            status=item.get("status", "in_progress"),
+            output=None,
+        )
     elif kind == "function_call_output":
         out.update(callId=item.get("call_id"), output=item.get("output"))
     return out
@@ -95,8 +100,12 @@ def _wire_item(item: Mapping[str, Any]) -> dict[str, Any]:
     """The SDK's `RealtimeItem` back to a wire item (for resetHistory)."""
     kind = item.get("type")
     if kind == "function_call":
-        return {"type": "function_call", "call_id": item.get("callId"), "name": item.get("name"),
-                "arguments": item.get("arguments") or "{}"}
+        return {
+            "type": "function_call",
+            "call_id": item.get("callId"),
+            "name": item.get("name"),
+            "arguments": item.get("arguments") or "{}",
+        }
     if kind == "function_call_output":
         return {"type": "function_call_output", "call_id": item.get("callId"), "output": item.get("output") or ""}
     role = item.get("role", "user")
@@ -110,9 +119,14 @@ def _wire_item(item: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _usage(usage: Mapping[str, Any]) -> dict[str, Any]:
-    return {"requests": 1, "inputTokens": usage.get("input_tokens", 0), "outputTokens": usage.get("output_tokens", 0),
-            "totalTokens": usage.get("total_tokens", 0), "inputTokensDetails": usage.get("input_token_details") or {},
-            "outputTokensDetails": usage.get("output_token_details") or {}}
+    return {
+        "requests": 1,
+        "inputTokens": usage.get("input_tokens", 0),
+        "outputTokens": usage.get("output_tokens", 0),
+        "totalTokens": usage.get("total_tokens", 0),
+        "inputTokensDetails": usage.get("input_token_details") or {},
+        "outputTokensDetails": usage.get("output_token_details") or {},
+    }
 
 
 @with_snake_case_twins
@@ -182,11 +196,22 @@ class OpenAIRealtimeWebSocket(EngineFront, TransportEmitter):
             if inspect.isawaitable(api_key):
                 api_key = await api_key
         self._model = options.get("model") or self._model
-        parameters = {key: options[key] for key in ("url", "dialect", "reconnect", "maxReconnectAttempts",
-                                                    "sessionMaxDurationS", "pingIntervalS", "answerStallTimeoutS")
-                      if options.get(key) is not None}
-        parameters.update(apiKey=api_key, model=self._model, codec=options.get("codec", "pcm16"),
-                          onWebSocketClose=self._engine_closed)
+        parameters = {
+            key: options[key]
+            for key in (
+                "url",
+                "dialect",
+                "reconnect",
+                "maxReconnectAttempts",
+                "sessionMaxDurationS",
+                "pingIntervalS",
+                "answerStallTimeoutS",
+            )
+            if options.get(key) is not None
+        }
+        parameters.update(
+            apiKey=api_key, model=self._model, codec=options.get("codec", "pcm16"), onWebSocketClose=self._engine_closed
+        )
         self._set_status("connecting")
         try:
             await self._open_engine(parameters)
@@ -228,8 +253,14 @@ class OpenAIRealtimeWebSocket(EngineFront, TransportEmitter):
         if commit if commit is not None else (options or {}).get("commit", False):
             self._send(wire.input_audio_commit())
 
-    def sendMessage(self, message: Any, otherEventData: Mapping[str, Any] | None = None,
-                    options: Mapping[str, Any] | None = None, *, triggerResponse: bool | None = None) -> None:
+    def sendMessage(
+        self,
+        message: Any,
+        otherEventData: Mapping[str, Any] | None = None,
+        options: Mapping[str, Any] | None = None,
+        *,
+        triggerResponse: bool | None = None,
+    ) -> None:
         if isinstance(message, str):
             content = [{"type": "input_text", "text": message}]
         else:
@@ -239,7 +270,9 @@ class OpenAIRealtimeWebSocket(EngineFront, TransportEmitter):
         if (options or {}).get("triggerResponse", True) if triggerResponse is None else triggerResponse:
             self._send({"type": "response.create"})
 
-    def addImage(self, image: str, options: Mapping[str, Any] | None = None, *, triggerResponse: bool | None = None) -> None:
+    def addImage(
+        self, image: str, options: Mapping[str, Any] | None = None, *, triggerResponse: bool | None = None
+    ) -> None:
         item = {"type": "message", "role": "user", "content": [{"type": "input_image", "image_url": image}]}
         self._send(wire.conversation_item_create(None, item, self._dialect))
         if (options or {}).get("triggerResponse", True) if triggerResponse is None else triggerResponse:
@@ -271,7 +304,9 @@ class OpenAIRealtimeWebSocket(EngineFront, TransportEmitter):
 
     def mute(self, muted: bool) -> None:
         if self._caller_format is None:
-            raise RuntimeError("Mute is not supported for the WebSocket transport. You have to mute the audio input yourself.")
+            raise RuntimeError(
+                "Mute is not supported for the WebSocket transport. You have to mute the audio input yourself."
+            )
         self._muted = bool(muted)
 
     def interrupt(self, cancelOngoingResponse: bool = True) -> None:
@@ -288,8 +323,13 @@ class OpenAIRealtimeWebSocket(EngineFront, TransportEmitter):
             if cancelOngoingResponse and self._ongoing_response:
                 self._send(wire.response_cancel())
             self.emit("audio_interrupted")
-            self._send(wire.conversation_item_truncate(self._current_item_id, self._current_content_index or 0,
-                                                       max(0, min(elapsed_ms, self._audio_length_ms))))
+            self._send(
+                wire.conversation_item_truncate(
+                    self._current_item_id,
+                    self._current_content_index or 0,
+                    max(0, min(elapsed_ms, self._audio_length_ms)),
+                )
+            )
         self._reset_interruption()
 
     # --- what the engine reports --------------------------------------------------------------
@@ -314,8 +354,13 @@ class OpenAIRealtimeWebSocket(EngineFront, TransportEmitter):
             response = event.get("response") or {}
             usage = _usage(response.get("usage") or {})
             self.emit("usage_update", usage)
-            self.emit("turn_done", {"type": "response_done", "response": {
-                "id": response.get("id"), "output": response.get("output") or [], "usage": usage}})
+            self.emit(
+                "turn_done",
+                {
+                    "type": "response_done",
+                    "response": {"id": response.get("id"), "output": response.get("output") or [], "usage": usage},
+                },
+            )
         elif kind == "conversation.item.deleted":
             self.emit("item_deleted", {"itemId": event.get("item_id")})
         elif kind in ("conversation.item.input_audio_transcription.completed", "conversation.item.truncated"):
@@ -323,19 +368,35 @@ class OpenAIRealtimeWebSocket(EngineFront, TransportEmitter):
             if self._open and self.listens("item_update"):
                 self._send(wire.conversation_item_retrieve(event.get("item_id", "")))
         elif kind in _TRANSCRIPT_DELTAS:
-            delta = {"type": "transcript_delta", "delta": event.get("delta", ""), "itemId": event.get("item_id"),
-                     "responseId": event.get("response_id")}
+            delta = {
+                "type": "transcript_delta",
+                "delta": event.get("delta", ""),
+                "itemId": event.get("item_id"),
+                "responseId": event.get("response_id"),
+            }
             self.emit("audio_transcript_delta", delta)
             self.emit("transcript_delta", delta)
-        elif kind in ("conversation.item.added", "conversation.item.done", "conversation.item.retrieved",
-                      "conversation.item.created"):
+        elif kind in (
+            "conversation.item.added",
+            "conversation.item.done",
+            "conversation.item.retrieved",
+            "conversation.item.created",
+        ):
             self.emit("item_update", _realtime_item(event.get("item") or {}, event.get("previous_item_id")))
         elif kind in ("response.output_item.added", "response.output_item.done"):
             item = event.get("item") or {}
             if item.get("type") == "function_call" and item.get("status") == "completed":
                 self.emit("item_update", _realtime_item(item))
-                self.emit("function_call", {"type": "function_call", "id": item.get("id"), "callId": item.get("call_id", ""),
-                                            "name": item.get("name", ""), "arguments": item.get("arguments", "")})
+                self.emit(
+                    "function_call",
+                    {
+                        "type": "function_call",
+                        "id": item.get("id"),
+                        "callId": item.get("call_id", ""),
+                        "name": item.get("name", ""),
+                        "arguments": item.get("arguments", ""),
+                    },
+                )
             elif item.get("type") == "message":
                 self.emit("item_update", _realtime_item(item))
 

@@ -79,9 +79,18 @@ def new_recording_id() -> str:
 class CallRecording:
     """One recording of one call. `caller_frames` and `writes` are the hot path's appends."""
 
-    def __init__(self, *, config: RecordingsConfig, options: RecordOptions, audio_format: AudioFormat,
-                 clock_ms: Callable[[], float], tasks: TaskOwner, emit: Callable[..., None], label: str,
-                 recording_id: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        config: RecordingsConfig,
+        options: RecordOptions,
+        audio_format: AudioFormat,
+        clock_ms: Callable[[], float],
+        tasks: TaskOwner,
+        emit: Callable[..., None],
+        label: str,
+        recording_id: str | None = None,
+    ) -> None:
         self.options = options
         self.recording_id = recording_id or new_recording_id()
         self._directory = config.directory
@@ -130,8 +139,11 @@ class CallRecording:
     # --- lifecycle --------------------------------------------------------------------------
     def start(self) -> None:
         if self.options.lossless and self._ffmpeg is None:
-            log.warning("%s: a lossless (FLAC) recording needs ffmpeg (apt-get install ffmpeg); recording %s is "
-                        "written as WAV", self._label, self.recording_id)
+            log.warning(
+                "%s: a lossless (FLAC) recording needs ffmpeg (apt-get install ffmpeg); recording %s is written as WAV",
+                self._label,
+                self.recording_id,
+            )
         self._writer = self._tasks.spawn(self._run(), name="recording writer")
 
     def stop(self) -> asyncio.Task[Any] | None:
@@ -205,7 +217,9 @@ class CallRecording:
         self.active = False
         self.error = f"{type(exc).__name__}: {exc}"
         self.caller_frames, self.writes = [], []
-        log.warning("%s: recording %s failed; the call goes on without it: %s", self._label, self.recording_id, self.error)
+        log.warning(
+            "%s: recording %s failed; the call goes on without it: %s", self._label, self.recording_id, self.error
+        )
         with contextlib.suppress(Exception):
             self._close()
         self._emit("RecordError", error=self.error)
@@ -231,8 +245,9 @@ class CallRecording:
         wav.setframerate(RECORDING_RATE)
         self._wav = wav
 
-    def _render(self, batch: tuple[float | None, list[bytes], list[tuple[str, float, bytes]]], until_ms: float,
-                final: bool) -> None:
+    def _render(
+        self, batch: tuple[float | None, list[bytes], list[tuple[str, float, bytes]]], until_ms: float, final: bool
+    ) -> None:
         first_frame_ms, frames, writes = batch
         caller, heard = self._caller, self._heard
         if first_frame_ms is not None:
@@ -274,7 +289,21 @@ class CallRecording:
 
     async def _to_flac(self, ffmpeg: str) -> None:
         await asyncio.to_thread(
-            subprocess.run, [ffmpeg, "-nostdin", "-loglevel", "error", "-y", "-i", os.fspath(self._path),
-                             "-c:a", "flac", os.fspath(self._final_path)],
-            check=True, capture_output=True, timeout=FFMPEG_TIMEOUT_S)
+            subprocess.run,
+            [
+                ffmpeg,
+                "-nostdin",
+                "-loglevel",
+                "error",
+                "-y",
+                "-i",
+                os.fspath(self._path),
+                "-c:a",
+                "flac",
+                os.fspath(self._final_path),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=FFMPEG_TIMEOUT_S,
+        )
         await asyncio.to_thread(self._path.unlink)

@@ -33,8 +33,16 @@ ROUTE_KEYS = frozenset({"pattern", "exclude", "scenario"})
 # matches every one of them leaves nothing for the rules after it. (Whether a regular expression
 # matches every string is not decidable in general; these probes catch `.*`, `^.*$`, `.+`,
 # `(.*)`, `[\s\S]*`, `(\+1)?.*` and the like.)
-_CATCH_ALL_PROBES = ("+15550100", "15550100", "100", "anonymous", "sip:alice@example.com;user=phone",
-                     "client:Agent 7", "#*0", "Ünïcødé ☎")
+_CATCH_ALL_PROBES = (
+    "+15550100",
+    "15550100",
+    "100",
+    "anonymous",
+    "sip:alice@example.com;user=phone",
+    "client:Agent 7",
+    "#*0",
+    "Ünïcødé ☎",
+)
 
 _TABLE_HEADER = re.compile(r"^\s*\[")
 _ROUTE_HEADER = re.compile(r"^\s*\[\[\s*route\s*\]\]\s*(#.*)?$")
@@ -126,8 +134,10 @@ def load_routes(path: Path, scenario_names: Collection[str]) -> Router:
     source = _SourceLines(text)
     for name in data:
         if name != "route":
-            raise ScenarioError(f"{path}:{source.top_level_name(name)}: unknown table or key {name!r} "
-                                "(routes.toml holds only [[route]] tables)")
+            raise ScenarioError(
+                f"{path}:{source.top_level_name(name)}: unknown table or key {name!r} "
+                "(routes.toml holds only [[route]] tables)"
+            )
     tables = data.get("route")
     if not isinstance(tables, list) or not tables or not all(isinstance(t, dict) for t in tables):
         raise ScenarioError(f"{path}:{source.top_level_name('route')}: expected one or more [[route]] tables")
@@ -135,9 +145,11 @@ def load_routes(path: Path, scenario_names: Collection[str]) -> Router:
     for index, table in enumerate(tables, start=1):
         route = _route(table, index, path, source, scenario_names)
         if routes and routes[-1].catches_all:
-            raise ScenarioError(f"{path}:{source.route_header(index)}: route {index} can never match: route {index - 1} "
-                                f"(line {source.route_key(index - 1, 'pattern')}) matches every number; "
-                                "move the catch-all last, or give it an 'exclude'")
+            raise ScenarioError(
+                f"{path}:{source.route_header(index)}: route {index} can never match: route {index - 1} "
+                f"(line {source.route_key(index - 1, 'pattern')}) matches every number; "
+                "move the catch-all last, or give it an 'exclude'"
+            )
         routes.append(route)
     return Router(tuple(routes))
 
@@ -145,8 +157,10 @@ def load_routes(path: Path, scenario_names: Collection[str]) -> Router:
 def _route(table: dict, index: int, path: Path, source: _SourceLines, scenario_names: Collection[str]) -> Route:
     for key in table:
         if key not in ROUTE_KEYS:
-            raise ScenarioError(f"{path}:{source.route_key(index, key)}: route {index} has unknown key {key!r} "
-                                f"(known: {', '.join(sorted(ROUTE_KEYS))})")
+            raise ScenarioError(
+                f"{path}:{source.route_key(index, key)}: route {index} has unknown key {key!r} "
+                f"(known: {', '.join(sorted(ROUTE_KEYS))})"
+            )
     for key in ("pattern", "scenario"):
         if not isinstance(table.get(key), str):
             raise ScenarioError(f"{path}:{source.route_key(index, key)}: route {index} needs a string {key!r}")
@@ -155,10 +169,15 @@ def _route(table: dict, index: int, path: Path, source: _SourceLines, scenario_n
         raise ScenarioError(f"{path}:{source.route_key(index, 'exclude')}: route {index}: 'exclude' must be a string")
     scenario = table["scenario"]
     if scenario not in scenario_names:
-        raise ScenarioError(f"{path}:{source.route_key(index, 'scenario')}: route {index} names scenario {scenario!r}, "
-                            f"which does not exist (have: {', '.join(sorted(scenario_names)) or 'none'})")
-    return Route(_compile(table["pattern"], "pattern", index, path, source),
-                 _compile(exclude, "exclude", index, path, source) if exclude else None, scenario)
+        raise ScenarioError(
+            f"{path}:{source.route_key(index, 'scenario')}: route {index} names scenario {scenario!r}, "
+            f"which does not exist (have: {', '.join(sorted(scenario_names)) or 'none'})"
+        )
+    return Route(
+        _compile(table["pattern"], "pattern", index, path, source),
+        _compile(exclude, "exclude", index, path, source) if exclude else None,
+        scenario,
+    )
 
 
 def _compile(pattern: str, key: str, index: int, path: Path, source: _SourceLines) -> re.Pattern[str]:
@@ -166,16 +185,20 @@ def _compile(pattern: str, key: str, index: int, path: Path, source: _SourceLine
         return re.compile(pattern)
     except re.error as exc:
         at = f" at position {exc.pos}" if exc.pos is not None else ""
-        raise ScenarioError(f"{path}:{source.route_key(index, key)}: route {index}: bad regular expression in {key!r} "
-                            f"{pattern!r}{at}: {exc.msg}") from None
+        raise ScenarioError(
+            f"{path}:{source.route_key(index, key)}: route {index}: bad regular expression in {key!r} "
+            f"{pattern!r}{at}: {exc.msg}"
+        ) from None
 
 
 def _syntax_hint(message: str) -> str:
     # "\d" or "\+" inside a double-quoted (basic) TOML string is an invalid escape; in a
     # single-quoted (literal) string a backslash is just a backslash, as a regular expression needs.
     if "Unescaped '\\'" in message or "escape" in message.lower():
-        return (" (backslashes in double-quoted TOML strings start escapes: write regular expressions in "
-                "single quotes, e.g. pattern = '\\+1555\\d+')")
+        return (
+            " (backslashes in double-quoted TOML strings start escapes: write regular expressions in "
+            "single quotes, e.g. pattern = '\\+1555\\d+')"
+        )
     return ""
 
 

@@ -2,7 +2,8 @@
 
 A scenario is a Python file in `scenarios/` written like a VoxEngine script: its top level runs once
 per call, in a fresh namespace that already holds `VoxEngine`, `OpenAI`, `AppEvents`, `CallEvents`,
-`Logger`, `Net` and `ApplicationStorage` for *that* call. Module-level variables are therefore per call, exactly as in VoxEngine,
+`Logger`, `Net` and `ApplicationStorage` for *that* call. Module-level variables are therefore per
+call, exactly as in VoxEngine,
 and nothing leaks between calls. Files are checked at start-up (compiled, and their top level run
 against an inert context) so a broken scenario fails `serve` with file, line and reason — never
 mid-call.

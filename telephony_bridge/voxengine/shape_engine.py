@@ -46,8 +46,11 @@ def in_call(beta: Any) -> dict[str, Any]:
     """A shape's ties to one call, from its `OpenAI.Beta`: the call's engine factory (journal,
     observer, closed with the call) and its task owner for async handlers and tools."""
     tasks = beta._tasks
-    return {"engine_factory": beta.createRealtimeAPIClient, "spawn": lambda coro, name: tasks.spawn(coro, name=name),
-            "label": tasks.label}
+    return {
+        "engine_factory": beta.createRealtimeAPIClient,
+        "spawn": lambda coro, name: tasks.spawn(coro, name=name),
+        "label": tasks.label,
+    }
 
 
 async def _dropped(frame: bytes) -> None:
@@ -116,7 +119,9 @@ class EngineFront:
 
     def _send_input_audio(self, pcm16: bytes) -> None:
         if pcm16:
-            self._send({"type": "input_audio_buffer.append", "audio": binascii.b2a_base64(pcm16, newline=False).decode()})
+            self._send(
+                {"type": "input_audio_buffer.append", "audio": binascii.b2a_base64(pcm16, newline=False).decode()}
+            )
 
     # --- media graph: the call's audio in, the model's audio out ----------------------------
     @property

@@ -58,7 +58,9 @@ class ApplicationStorage:
         if not isinstance(value, str):
             raise TypeError(f"ApplicationStorage values are strings (json.dumps the rest), got {type(value).__name__}")
         if len(value) > MAX_VALUE_CHARS:
-            raise ValueError(f"ApplicationStorage value for {key!r} is {len(value)} characters; the limit is {MAX_VALUE_CHARS}")
+            raise ValueError(
+                f"ApplicationStorage value for {key!r} is {len(value)} characters; the limit is {MAX_VALUE_CHARS}"
+            )
         if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not 0 <= ttl <= MAX_TTL_S:
             raise ValueError(f"ApplicationStorage ttl must be 0..{MAX_TTL_S} seconds (90 days), got {ttl!r}")
         now = self._clock()

@@ -248,7 +248,7 @@ def test_temperature_is_dropped_on_ga_because_the_sdk_rejects_it():
 
 
 def test_the_same_setting_in_both_shapes_must_agree():
-    with pytest.raises(ValueError, match="'voice' and 'audio.output.voice'"):
+    with pytest.raises(ValueError, match=r"'voice' and 'audio\.output\.voice'"):
         wire.session_for_wire({"voice": "alloy", "audio": {"output": {"voice": "marin"}}}, "ga", "pcm16")
     with pytest.raises(ValueError, match="max_response_output_tokens"):
         wire.session_for_wire({"max_response_output_tokens": 10, "max_output_tokens": 20}, "beta", "pcm16")
@@ -527,8 +527,8 @@ def test_input_audio_append_and_its_hot_path_encoding(dialect):
     b64 = base64.b64encode(pcm)
     event = wire.input_audio_append(b64.decode())
     validate_client_event(event, dialect)
-    for given in (b64, b64.decode()):
-        encoded = wire.encode_input_audio_append(given)
+    for audio in (b64, b64.decode()):
+        encoded = wire.encode_input_audio_append(audio)
         assert isinstance(encoded, bytes)
         assert encoded == orjson.dumps(event)
         assert json.loads(encoded) == event

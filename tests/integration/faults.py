@@ -90,7 +90,7 @@ async def run_fault(fault: str, calls: int, work: Path) -> FaultRow:
             results = await asyncio.gather(*placing, inject(fault, proxy))
     journals = [orjson.loads((calls_dir / f"{sid}.json").read_bytes()) for sid in sids]
     row = FaultRow(fault, calls, 0, 0, [], [], [])
-    for result, journal in zip(results, journals):
+    for result, journal in zip(results, journals, strict=False):
         ended = journal[-1]
         row.calls_kept += ended["event"] == "call.ended" and ended["reason"] == "caller hung up" and result.error is None
         fault_t = next((e["t"] for e in journal if e["event"] == "call.started"), 0) + FAULT_AT_S

@@ -95,7 +95,7 @@ class Bystander:
             self.frames += 1
             sent_at = loop.time()
             expected = self.frames * len(FRAME)
-            await self.probe.wait_for(lambda: self.probe.media_bytes[call_id] >= expected, timeout=5)
+            await self.probe.wait_for(lambda expected=expected: self.probe.media_bytes[call_id] >= expected, timeout=5)
             self.max_wait_ms = max(self.max_wait_ms, (loop.time() - sent_at) * 1000)
             await asyncio.sleep(0.02)
 

@@ -102,7 +102,7 @@ async def test_same_member_fires_for_both_dialects_names():
         async with ScriptedModel() as model:
             client, tasks = await make_client(model, dialect=dialect)
             seen = asyncio.get_running_loop().create_future()
-            client.addEventListener(RealtimeAPIEvents.ResponseAudioTranscriptDelta, lambda e: seen.set_result(e.data["delta"]))
+            client.addEventListener(RealtimeAPIEvents.ResponseAudioTranscriptDelta, lambda e, seen=seen: seen.set_result(e.data["delta"]))
             await model.send({"type": wire, "delta": "hel"})
             assert await asyncio.wait_for(seen, 5) == "hel"
             await client.aclose()
@@ -133,7 +133,7 @@ async def test_server_dropping_the_socket_reports_close_once_without_reconnect()
         closed = asyncio.get_running_loop().create_future()
         client, tasks = await make_client(model, reconnect=False, onWebSocketClose=lambda e: closed.set_result((e.code, e.wasClean)))
         await model.connections[-1].close(4000, "session limit reached")
-        code, clean = await asyncio.wait_for(closed, 5)
+        code, _clean = await asyncio.wait_for(closed, 5)
         assert code == 4000
         assert client.closed
         client.sessionUpdate({"instructions": "after close"})  # ignored with a warning, no crash

@@ -314,7 +314,7 @@ async def test_call_streams_caller_audio_like_twilio_and_echoes_marks_after_thei
     assert 0.395 <= m2 - sent_at < 0.55, m2 - sent_at
     assert [(e.name, e.flushed) for e in result.marks_echoed] == [("m1", False), ("m2", False)]
     playing_from_ms = result.heard_ulaw.index(AGENT) / 8
-    for echo, played in zip(result.marks_echoed, (200, 400)):
+    for echo, played in zip(result.marks_echoed, (200, 400), strict=False):
         assert played <= echo.echoed_ms - playing_from_ms <= played + 20  # echoed once its audio played
     mark_echoes = stream.of("mark")
     assert [m["mark"]["name"] for _, m in mark_echoes] == ["m1", "m2"]

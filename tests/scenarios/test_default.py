@@ -45,7 +45,7 @@ async def test_get_current_time_is_answered_with_the_time(call_flow):
     report = await call_flow.call(caller_says=[(1.5, "What time is it?")])
     [tool] = report.tool_calls
     assert tool.name == "get_current_time" and tool.arguments == {}
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     told = datetime.datetime.strptime(tool.output["time"], "%H:%M").replace(year=now.year, month=now.month, day=now.day, tzinfo=now.tzinfo)
     assert abs((now - told).total_seconds()) < 120
     assert report.caller_lines == ["What time is it?"]

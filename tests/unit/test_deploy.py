@@ -621,7 +621,7 @@ def check_console_script_matches_pyproject(d: Deploy) -> None:
     assert name in scripts, f"CMD runs {name!r}, pyproject.toml [project.scripts] defines {sorted(scripts)}"
     module, _, function = scripts[name].partition(":")
     source = ROOT / (module.replace(".", "/") + ".py")
-    assert source.exists() and re.search(rf"^def {function}\(", source.read_text(), re.M), f"{scripts[name]} does not exist"
+    assert source.exists() and re.search(rf"^def {function}\(", source.read_text(), re.MULTILINE), f"{scripts[name]} does not exist"
 
 
 def check_docker_installs_the_makefiles_runtime_extras(d: Deploy) -> None:

@@ -310,7 +310,7 @@ _valid_frames = st.one_of(
               st.sampled_from([STREAM, OTHER_STREAM]), st.binary(max_size=320), st.integers(0, 10**12)),
     st.builds(lambda sid, name: _frame("mark", sid, mark={"name": name}), st.sampled_from([STREAM, OTHER_STREAM]), _text),
     st.builds(lambda sid, digit: _frame("dtmf", sid, dtmf={"track": "inbound_track", "digit": digit}),
-              st.sampled_from([STREAM, OTHER_STREAM]), st.sampled_from(list("0123456789*#ABCDE") + ["", "12"])),
+              st.sampled_from([STREAM, OTHER_STREAM]), st.sampled_from([*list("0123456789*#ABCDE"), "", "12"])),
     st.builds(lambda sid: _frame("stop", sid, stop={"accountSid": "AC1", "callSid": "CA1"}), st.sampled_from([STREAM, OTHER_STREAM])),
 )
 _garbage_frames = st.one_of(

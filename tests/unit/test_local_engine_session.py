@@ -206,7 +206,7 @@ def test_a_response_streams_paced_audio_and_word_transcripts(dialect):
     expected_tail = [AUDIO_DELTA[dialect].replace("delta", "done"), TRANSCRIPT_DONE[dialect],
                      "response.content_part.done", "response.output_item.done"]
     expected_tail += ["conversation.item.done"] if dialect == "ga" else []
-    assert tail == expected_tail + ["response.done", "rate_limits.updated"]
+    assert tail == [*expected_tail, "response.done", "rate_limits.updated"]
     done = [e for e in h.log if e["type"] == "response.done"][-1]["response"]
     assert done["status"] == "completed"
     assert done["output"][0]["content"][0]["transcript"] == text
@@ -238,7 +238,7 @@ def test_failed_speech_fails_the_response(dialect):
     h.send({"type": "response.create"})
     (request,) = h.session.take_speech_requests()
     done = h.take(h.session.speech_failed(request.id, "no voice", 0))
-    response = [e for e in done if e["type"] == "response.done"][0]["response"]
+    response = next(e for e in done if e["type"] == "response.done")["response"]
     assert response["status"] == "failed"
     assert response["status_details"]["error"]["code"] == "speech_synthesis_failed"
     assert response["output"][0]["status"] == "incomplete"
@@ -262,7 +262,7 @@ def test_only_one_response_at_a_time_and_cancel(dialect):
     assert error["code"] == "conversation_already_has_active_response" and response_id in error["message"]
     assert error["event_id"] == "evt_2"
     cancelled = h.send({"type": "response.cancel"})
-    done = [e for e in cancelled if e["type"] == "response.done"][0]["response"]
+    done = next(e for e in cancelled if e["type"] == "response.done")["response"]
     assert (done["status"], done["status_details"]) == ("cancelled", {"type": "cancelled", "reason": "client_cancelled"})
     assert done["output"][0]["status"] == "incomplete"
     assert TRANSCRIPT_DONE[dialect] in types(cancelled)
@@ -315,7 +315,7 @@ def test_tool_call_round_trip(dialect):
     h = Harness(dialect, script, realtime_factor=math.inf)
     events = h.send({"type": "response.create"})
     assert types(events).count("response.output_item.added") == 2
-    done_args = [e for e in events if e["type"] == "response.function_call_arguments.done"][0]
+    done_args = next(e for e in events if e["type"] == "response.function_call_arguments.done")
     call_id = done_args["call_id"]
     assert json.loads(done_args["arguments"]) == {"timezone": "UTC"}
     assert done_args.get("name") == ("get_current_time" if dialect == "ga" else None)
@@ -381,7 +381,7 @@ def test_positions_count_stream_audio_across_turns(dialect, frame_bytes):
              for e in h.log if e["type"].startswith("input_audio_buffer.speech")]
     assert [m[0] for m in marks] == ["started", "stopped", "started", "stopped"]
     truth = [500 - 100, 900, 1600 - 100, 1800]
-    assert all(abs(mark[1] - expected) <= 20 for mark, expected in zip(marks, truth))
+    assert all(abs(mark[1] - expected) <= 20 for mark, expected in zip(marks, truth, strict=False))
     assert "response.created" not in types(h.log)
 
 
@@ -438,12 +438,12 @@ def test_g711_ulaw_in_and_out(dialect):
         h.update(beta={"input_audio_format": "g711_ulaw", "output_audio_format": "g711_ulaw"})
     caller = g711.ulaw_encode(silence_pcm(600, 8000) + tone_pcm(500, 8000) + silence_pcm(700, 8000))
     events = h.append(caller, frame_bytes=160)  # 20 ms Twilio frames
-    started = [e for e in events if e["type"] == "input_audio_buffer.speech_started"][0]
-    stopped = [e for e in events if e["type"] == "input_audio_buffer.speech_stopped"][0]
+    started = next(e for e in events if e["type"] == "input_audio_buffer.speech_started")
+    stopped = next(e for e in events if e["type"] == "input_audio_buffer.speech_stopped")
     assert abs(started["audio_start_ms"] - 300) <= 20 and abs(stopped["audio_end_ms"] - 1100) <= 20
     audio = joined_audio(h.log, dialect)
     assert audio == g711.ulaw_encode(fake_speak("Hello there, how can I help?", 8000, "", 1.0))
-    response = [e for e in h.log if e["type"] == "response.created"][0]["response"]
+    response = next(e for e in h.log if e["type"] == "response.created")["response"]
     if dialect == "ga":
         assert response["audio"]["output"]["format"] == {"type": "audio/pcmu"}
     else:

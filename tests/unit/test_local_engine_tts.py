@@ -63,7 +63,7 @@ def test_concurrent_threads_each_get_their_own_speech():
     assert sorted(sequential) == sequential and sequential[0] * 4 < sequential[-1]
     with ThreadPoolExecutor(max_workers=4) as pool:
         concurrent = list(pool.map(lambda text: uncached(text, 8000, "en-us", 1.0), texts * 2))
-    for audio, expected in zip(concurrent, sequential * 2):
+    for audio, expected in zip(concurrent, sequential * 2, strict=False):
         assert abs(len(audio) - expected) <= 0.03 * expected + 400
         assert level_dbfs(audio) > -35
 

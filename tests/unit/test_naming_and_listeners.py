@@ -118,7 +118,7 @@ def test_event_payloads_read_as_attributes_all_the_way_down_without_changing_the
     assert event.data.payload.get("response").id == "r1" and event.data.payload.get("missing") is None
     assert type(raw["response"]) is dict and type(raw["response"]["output"][0]) is dict  # the shared event is untouched
     try:
-        event.data.payload.nope
+        _ = event.data.payload.nope
     except AttributeError:
         pass
     else:

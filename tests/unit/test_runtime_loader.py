@@ -20,7 +20,7 @@ def settings_for(directory) -> Settings:
 
 def test_start_up_refuses_a_directory_that_routes_no_call(tmp_path):
     (tmp_path / "sales.py").write_text(SCENARIO)
-    with pytest.raises(ScenarioError, match="no routes.toml and no default.py"):
+    with pytest.raises(ScenarioError, match=r"no routes\.toml and no default\.py"):
         load_runtime(settings_for(tmp_path))
 
 

@@ -59,9 +59,12 @@ class ExotelProfile:
         return {"Authorization": "Basic " + base64.b64encode(self.stream_auth.encode()).decode()}
 
     def answer_request(self, call_id: str, caller: str, number: str) -> AnswerRequestSpec:
-        return AnswerRequestSpec("GET", "/exotel/incoming-call", form={
-            "CallSid": call_id, "CallFrom": caller, "CallTo": number, "Direction": "incoming"},
-            headers=self._authorization())
+        return AnswerRequestSpec(
+            "GET",
+            "/exotel/incoming-call",
+            form={"CallSid": call_id, "CallFrom": caller, "CallTo": number, "Direction": "incoming"},
+            headers=self._authorization(),
+        )
 
     def read_answer(self, status: int, content_type: str, body: str, base_url: str) -> StreamTarget:
         if status == 404:
@@ -77,27 +80,64 @@ class ExotelProfile:
 
     def start_messages(self, call_id: str, stream_id: str, target: StreamTarget) -> list[str | bytes]:
         self._stream_sid = stream_id
-        return [json.dumps({"event": "connected"}), json.dumps({
-            "event": "start", "sequence_number": 1, "stream_sid": stream_id, "start": {
-                "stream_sid": stream_id, "call_sid": call_id, "account_sid": self.account_sid,
-                "from": "", "to": "", "custom_parameters": dict(target.parameters),
-                "media_format": {"encoding": "base64", "sample_rate": "8000", "bit_rate": "128kbps"}}})]
+        return [
+            json.dumps({"event": "connected"}),
+            json.dumps(
+                {
+                    "event": "start",
+                    "sequence_number": 1,
+                    "stream_sid": stream_id,
+                    "start": {
+                        "stream_sid": stream_id,
+                        "call_sid": call_id,
+                        "account_sid": self.account_sid,
+                        "from": "",
+                        "to": "",
+                        "custom_parameters": dict(target.parameters),
+                        "media_format": {"encoding": "base64", "sample_rate": "8000", "bit_rate": "128kbps"},
+                    },
+                }
+            ),
+        ]
 
     def audio_message(self, payload: bytes, sequence: int, timestamp_ms: int) -> str | bytes:
-        return json.dumps({"event": "media", "sequence_number": sequence, "stream_sid": self._stream_sid, "media": {
-            "chunk": sequence, "timestamp": str(timestamp_ms), "payload": base64.b64encode(payload).decode()}})
+        return json.dumps(
+            {
+                "event": "media",
+                "sequence_number": sequence,
+                "stream_sid": self._stream_sid,
+                "media": {
+                    "chunk": sequence,
+                    "timestamp": str(timestamp_ms),
+                    "payload": base64.b64encode(payload).decode(),
+                },
+            }
+        )
 
     def dtmf_message(self, digit: str, sequence: int) -> str | bytes | None:
-        return json.dumps({"event": "dtmf", "sequence_number": sequence, "stream_sid": self._stream_sid,
-                           "dtmf": {"duration": "120", "digit": digit}})
+        return json.dumps(
+            {
+                "event": "dtmf",
+                "sequence_number": sequence,
+                "stream_sid": self._stream_sid,
+                "dtmf": {"duration": "120", "digit": digit},
+            }
+        )
 
     def stop_message(self, sequence: int) -> str | bytes | None:
-        return json.dumps({"event": "stop", "sequence_number": sequence, "stream_sid": self._stream_sid,
-                           "stop": {"call_sid": "", "account_sid": "exotel-account", "reason": "callended"}})
+        return json.dumps(
+            {
+                "event": "stop",
+                "sequence_number": sequence,
+                "stream_sid": self._stream_sid,
+                "stop": {"call_sid": "", "account_sid": "exotel-account", "reason": "callended"},
+            }
+        )
 
     def mark_echo(self, name: str, sequence: int) -> str | bytes:
-        return json.dumps({"event": "mark", "sequence_number": sequence, "stream_sid": self._stream_sid,
-                           "mark": {"name": name}})
+        return json.dumps(
+            {"event": "mark", "sequence_number": sequence, "stream_sid": self._stream_sid, "mark": {"name": name}}
+        )
 
     def parse(self, message: str | bytes) -> PhoneEvent:
         if isinstance(message, bytes):

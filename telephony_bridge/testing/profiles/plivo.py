@@ -53,8 +53,13 @@ class PlivoProfile:
         return str(uuid.uuid4())
 
     def answer_request(self, call_id: str, caller: str, number: str) -> AnswerRequestSpec:
-        form = {"CallUUID": call_id, "From": caller.lstrip("+"), "To": number.lstrip("+"), "Direction": "inbound",
-                "CallStatus": "in-progress"}
+        form = {
+            "CallUUID": call_id,
+            "From": caller.lstrip("+"),
+            "To": number.lstrip("+"),
+            "Direction": "inbound",
+            "CallStatus": "in-progress",
+        }
         path = "/plivo/incoming-call"
         if self.auth_token is None:
             return AnswerRequestSpec("POST", path, form=form)
@@ -63,8 +68,12 @@ class PlivoProfile:
         nonce = os.urandom(10).hex()
         signed = f"{self.base_url}{path}?" + "".join(f"{k}{form[k]}" for k in sorted(form)) + f".{nonce}"
         signature = base64.b64encode(hmac.new(self.auth_token.encode(), signed.encode(), hashlib.sha256).digest())
-        return AnswerRequestSpec("POST", path, form=form, headers={
-            "X-Plivo-Signature-V3": signature.decode(), "X-Plivo-Signature-V3-Nonce": nonce})
+        return AnswerRequestSpec(
+            "POST",
+            path,
+            form=form,
+            headers={"X-Plivo-Signature-V3": signature.decode(), "X-Plivo-Signature-V3-Nonce": nonce},
+        )
 
     def read_answer(self, status: int, content_type: str, body: str, base_url: str) -> StreamTarget:
         if status != 200 or "xml" not in content_type:
@@ -80,25 +89,55 @@ class PlivoProfile:
 
     def start_messages(self, call_id: str, stream_id: str, target: StreamTarget) -> list[str | bytes]:
         self._stream_id = stream_id
-        return [json.dumps({"event": "start", "sequenceNumber": 1, "start": {
-            "callId": call_id, "streamId": stream_id, "accountId": self.account_sid, "tracks": ["inbound"],
-            "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000}}, "extra_headers": ""})]
+        return [
+            json.dumps(
+                {
+                    "event": "start",
+                    "sequenceNumber": 1,
+                    "start": {
+                        "callId": call_id,
+                        "streamId": stream_id,
+                        "accountId": self.account_sid,
+                        "tracks": ["inbound"],
+                        "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000},
+                    },
+                    "extra_headers": "",
+                }
+            )
+        ]
 
     def audio_message(self, payload: bytes, sequence: int, timestamp_ms: int) -> str | bytes:
-        return json.dumps({"event": "media", "sequenceNumber": sequence, "streamId": self._stream_id, "media": {
-            "track": "inbound", "timestamp": str(timestamp_ms), "chunk": sequence,
-            "payload": base64.b64encode(payload).decode()}})
+        return json.dumps(
+            {
+                "event": "media",
+                "sequenceNumber": sequence,
+                "streamId": self._stream_id,
+                "media": {
+                    "track": "inbound",
+                    "timestamp": str(timestamp_ms),
+                    "chunk": sequence,
+                    "payload": base64.b64encode(payload).decode(),
+                },
+            }
+        )
 
     def dtmf_message(self, digit: str, sequence: int) -> str | bytes | None:
-        return json.dumps({"event": "dtmf", "sequenceNumber": sequence, "streamId": self._stream_id,
-                           "dtmf": {"track": "inbound", "digit": digit}})
+        return json.dumps(
+            {
+                "event": "dtmf",
+                "sequenceNumber": sequence,
+                "streamId": self._stream_id,
+                "dtmf": {"track": "inbound", "digit": digit},
+            }
+        )
 
     def stop_message(self, sequence: int) -> str | bytes | None:
         return json.dumps({"event": "stop", "sequenceNumber": sequence, "streamId": self._stream_id})
 
     def mark_echo(self, name: str, sequence: int) -> str | bytes:
-        return json.dumps({"event": "playedStream", "sequenceNumber": sequence, "streamId": self._stream_id,
-                           "name": name})
+        return json.dumps(
+            {"event": "playedStream", "sequenceNumber": sequence, "streamId": self._stream_id, "name": name}
+        )
 
     def parse(self, message: str | bytes) -> PhoneEvent:
         if isinstance(message, bytes):

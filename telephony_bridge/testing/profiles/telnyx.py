@@ -78,10 +78,19 @@ class TelnyxProfile:
 
     def answer_request(self, call_id: str, caller: str, number: str) -> AnswerRequestSpec:
         self.call_control_id = call_id.replace("_", ":", 1)
-        form = {"AccountSid": self.account_sid, "CallSid": self.call_control_id, "CallSidLegacy": self.call_control_id,
-                "CallSessionId": str(uuid.uuid4()), "CallStatus": "ringing", "Direction": "inbound",
-                "From": caller, "To": number}
-        return AnswerRequestSpec("POST", self.answer_path, form, headers=self.sign(urllib.parse.urlencode(form).encode()))
+        form = {
+            "AccountSid": self.account_sid,
+            "CallSid": self.call_control_id,
+            "CallSidLegacy": self.call_control_id,
+            "CallSessionId": str(uuid.uuid4()),
+            "CallStatus": "ringing",
+            "Direction": "inbound",
+            "From": caller,
+            "To": number,
+        }
+        return AnswerRequestSpec(
+            "POST", self.answer_path, form, headers=self.sign(urllib.parse.urlencode(form).encode())
+        )
 
     def read_answer(self, status: int, content_type: str, body: str, base_url: str) -> StreamTarget:
         if status != 200:
@@ -98,7 +107,7 @@ class TelnyxProfile:
                 if stream is None or not stream.get("url"):
                     raise ValueError("unusable TeXML: <Connect> without <Stream url=…>")
                 if stream.get("bidirectionalMode") != "rtp":
-                    raise ValueError("unusable TeXML: <Stream> is not bidirectionalMode=\"rtp\": Telnyx would expect mp3")
+                    raise ValueError('unusable TeXML: <Stream> is not bidirectionalMode="rtp": Telnyx would expect mp3')
                 params = {p.get("name", ""): p.get("value", "") for p in stream.findall("Parameter")}
                 return StreamTarget(str(stream.get("url")), params)
             if verb.tag in ("Reject", "Hangup", "Dial", "Redirect"):
@@ -108,30 +117,61 @@ class TelnyxProfile:
     def start_messages(self, call_id: str, stream_id: str, target: StreamTarget) -> list[str | bytes]:
         self.stream_id = stream_id
         self.call_control_id = call_id.replace("_", ":", 1)
-        return [_dumps({"event": "connected", "version": "1.0.0"}),
-                _dumps({"event": "start", "sequence_number": "1", "stream_id": stream_id,
-                        "start": {"user_id": self.account_sid, "call_control_id": self.call_control_id,
-                                  "call_session_id": str(uuid.uuid4()), "from": "", "to": "",
-                                  "custom_parameters": dict(target.parameters),
-                                  "media_format": {"encoding": "PCMU", "sample_rate": 8000, "channels": 1}}})]
+        return [
+            _dumps({"event": "connected", "version": "1.0.0"}),
+            _dumps(
+                {
+                    "event": "start",
+                    "sequence_number": "1",
+                    "stream_id": stream_id,
+                    "start": {
+                        "user_id": self.account_sid,
+                        "call_control_id": self.call_control_id,
+                        "call_session_id": str(uuid.uuid4()),
+                        "from": "",
+                        "to": "",
+                        "custom_parameters": dict(target.parameters),
+                        "media_format": {"encoding": "PCMU", "sample_rate": 8000, "channels": 1},
+                    },
+                }
+            ),
+        ]
 
     def audio_message(self, payload: bytes, sequence: int, timestamp_ms: int) -> str:
         self.chunk += 1
-        return _dumps({"event": "media", "sequence_number": str(sequence), "stream_id": self.stream_id,
-                       "media": {"track": "inbound", "chunk": str(self.chunk), "timestamp": str(timestamp_ms),
-                                 "payload": base64.b64encode(payload).decode("ascii")}})
+        return _dumps(
+            {
+                "event": "media",
+                "sequence_number": str(sequence),
+                "stream_id": self.stream_id,
+                "media": {
+                    "track": "inbound",
+                    "chunk": str(self.chunk),
+                    "timestamp": str(timestamp_ms),
+                    "payload": base64.b64encode(payload).decode("ascii"),
+                },
+            }
+        )
 
     def dtmf_message(self, digit: str, sequence: int) -> str:
-        return _dumps({"event": "dtmf", "sequence_number": str(sequence), "stream_id": self.stream_id,
-                       "dtmf": {"digit": digit}})
+        return _dumps(
+            {"event": "dtmf", "sequence_number": str(sequence), "stream_id": self.stream_id, "dtmf": {"digit": digit}}
+        )
 
     def stop_message(self, sequence: int) -> str:
-        return _dumps({"event": "stop", "sequence_number": str(sequence), "stream_id": self.stream_id,
-                       "stop": {"user_id": self.account_sid, "call_control_id": self.call_control_id}})
+        return _dumps(
+            {
+                "event": "stop",
+                "sequence_number": str(sequence),
+                "stream_id": self.stream_id,
+                "stop": {"user_id": self.account_sid, "call_control_id": self.call_control_id},
+            }
+        )
 
     def mark_echo(self, name: str, sequence: int) -> str:
-        return _dumps({"event": "mark", "sequence_number": str(sequence), "stream_id": self.stream_id,
-                       "mark": {"name": name}})
+        return _dumps(
+            {"event": "mark", "sequence_number": str(sequence), "stream_id": self.stream_id, "mark": {"name": name}}
+        )
 
     def parse(self, message: str | bytes) -> PhoneEvent:
         if isinstance(message, bytes):

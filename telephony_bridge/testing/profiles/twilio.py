@@ -73,7 +73,10 @@ class TwilioProfile:
 
     def answer_request(self, call_id: str, caller: str, number: str) -> AnswerRequestSpec:
         form = messages.webhook_form(account_sid=self.account_sid, call_sid=call_id, from_=caller, to=number)
-        headers = {"I-Twilio-Idempotency-Token": secrets.token_hex(16), **self.sign(self.base_url + self.answer_path, form)}
+        headers = {
+            "I-Twilio-Idempotency-Token": secrets.token_hex(16),
+            **self.sign(self.base_url + self.answer_path, form),
+        }
         return AnswerRequestSpec("POST", self.answer_path, form, headers=headers)
 
     def read_answer(self, status: int, content_type: str, body: str, base_url: str) -> StreamTarget:
@@ -110,21 +113,30 @@ class TwilioProfile:
 
     def start_messages(self, call_id: str, stream_id: str, target: StreamTarget) -> list[str | bytes]:
         self.call_sid, self.stream_sid = call_id, stream_id
-        return [messages.connected(),
-                messages.start(seq=1, stream_sid=stream_id, account_sid=self.account_sid, call_sid=call_id,
-                               custom_parameters=target.parameters)]
+        return [
+            messages.connected(),
+            messages.start(
+                seq=1,
+                stream_sid=stream_id,
+                account_sid=self.account_sid,
+                call_sid=call_id,
+                custom_parameters=target.parameters,
+            ),
+        ]
 
     def audio_message(self, payload: bytes, sequence: int, timestamp_ms: int) -> str:
         self.chunk += 1
-        return messages.media(seq=sequence, stream_sid=self.stream_sid, chunk=self.chunk, timestamp_ms=timestamp_ms,
-                              payload=payload)
+        return messages.media(
+            seq=sequence, stream_sid=self.stream_sid, chunk=self.chunk, timestamp_ms=timestamp_ms, payload=payload
+        )
 
     def dtmf_message(self, digit: str, sequence: int) -> str:
         return messages.dtmf(seq=sequence, stream_sid=self.stream_sid, digit=digit)
 
     def stop_message(self, sequence: int) -> str:
-        return messages.stop(seq=sequence, stream_sid=self.stream_sid, account_sid=self.account_sid,
-                             call_sid=self.call_sid)
+        return messages.stop(
+            seq=sequence, stream_sid=self.stream_sid, account_sid=self.account_sid, call_sid=self.call_sid
+        )
 
     def mark_echo(self, name: str, sequence: int) -> str:
         return messages.mark(seq=sequence, stream_sid=self.stream_sid, name=name)

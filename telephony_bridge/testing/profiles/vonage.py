@@ -54,17 +54,26 @@ class VonageProfile:
         return str(uuid.uuid4())
 
     def answer_request(self, call_id: str, caller: str, number: str) -> AnswerRequestSpec:
-        fields = {"uuid": call_id, "conversation_uuid": "CON-" + call_id,
-                  "from": caller.lstrip("+"), "to": number.lstrip("+")}
+        fields = {
+            "uuid": call_id,
+            "conversation_uuid": "CON-" + call_id,
+            "from": caller.lstrip("+"),
+            "to": number.lstrip("+"),
+        }
         if self.signature_secret is None:
             return AnswerRequestSpec("GET", "/vonage/incoming-call", form=fields)
         body = orjson.dumps(fields)
-        claims = {"iat": int(time.time()), "jti": str(uuid.uuid4()), "iss": "Vonage",
-                  "payload_hash": hashlib.sha256(body).hexdigest()}
+        claims = {
+            "iat": int(time.time()),
+            "jti": str(uuid.uuid4()),
+            "iss": "Vonage",
+            "payload_hash": hashlib.sha256(body).hexdigest(),
+        }
         signed = jwt.encode(claims, self.signature_secret, algorithm="HS256")
         # payload_hash covers the body's bytes: the simulator sends `orjson.dumps(spec.json)`, as here.
-        return AnswerRequestSpec("POST", "/vonage/incoming-call", json=fields,
-                                 headers={"Authorization": f"Bearer {signed}"})
+        return AnswerRequestSpec(
+            "POST", "/vonage/incoming-call", json=fields, headers={"Authorization": f"Bearer {signed}"}
+        )
 
     def read_answer(self, status: int, content_type: str, body: str, base_url: str) -> StreamTarget:
         if status != 200 or not content_type.startswith("application/json"):
@@ -80,8 +89,9 @@ class VonageProfile:
         raise AnswerDeclined("the NCCO connects no websocket: the call ends")
 
     def start_messages(self, call_id: str, stream_id: str, target: StreamTarget) -> list[str | bytes]:
-        return [json.dumps({"event": "websocket:connected", "content-type": "audio/l16;rate=16000",
-                            **target.parameters})]
+        return [
+            json.dumps({"event": "websocket:connected", "content-type": "audio/l16;rate=16000", **target.parameters})
+        ]
 
     def audio_message(self, payload: bytes, sequence: int, timestamp_ms: int) -> str | bytes:
         return payload
