@@ -9,7 +9,7 @@ Nested Responses events (`response.event.event`) are validated with `ResponseStr
 from __future__ import annotations
 
 from functools import cache
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal, Union, get_args
 
 from pydantic import BaseModel, Field, TypeAdapter
 
@@ -29,7 +29,7 @@ def _adapter(direction: Direction) -> TypeAdapter:
     from openai.types.live import ClientEvent, ServerEvent
 
     union = ClientEvent if direction == "client" else ServerEvent
-    return TypeAdapter(Annotated[_members(union), Field(discriminator="type")])  # type: ignore[valid-type]
+    return TypeAdapter(Annotated[Union[_members(union)], Field(discriminator="type")])  # type: ignore[valid-type]  # noqa: UP007
 
 
 def known_types(direction: Direction) -> set[str]:

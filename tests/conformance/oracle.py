@@ -8,7 +8,7 @@ models accept unknown extras silently, so we walk `model_extra`). Tests only; ne
 from __future__ import annotations
 
 from functools import cache
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal, Union, get_args
 
 from pydantic import BaseModel, Field, TypeAdapter
 
@@ -44,7 +44,8 @@ def _adapter(dialect: Dialect, direction: Direction) -> TypeAdapter:
             from openai.types.beta import realtime as types  # type: ignore[no-redef]
         union = types.RealtimeClientEvent if direction == "client" else types.RealtimeServerEvent
     members = _members(union)
-    return TypeAdapter(Annotated[members, Field(discriminator="type")])  # type: ignore[valid-type]
+    # Union[...] of a tuple built at run time: `X | Y` cannot spell it.
+    return TypeAdapter(Annotated[Union[members], Field(discriminator="type")])  # type: ignore[valid-type]  # noqa: UP007
 
 
 def known_types(dialect: Dialect, direction: Direction) -> set[str]:
