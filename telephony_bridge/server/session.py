@@ -178,7 +178,9 @@ class CallSession:
         binding: StreamBinding | None = None,
     ) -> None:
         self.websocket = websocket  # a Starlette WebSocket, or another MediaTransport (server/audiosocket.py)
-        self._binding = binding or self._redeem_token
+        # None: the default, the answer's token. (Not `self._redeem_token` kept here: a bound method
+        # of the session on the session is a reference cycle, and a finished call must be freed at once.)
+        self._binding = binding
         self.runtime = runtime
         self.carrier = carrier
         self.label = f"stream {connection_id}"
@@ -382,7 +384,7 @@ class CallSession:
         params = start.custom_parameters
         call_sid = start.call_id  # the codec checked its form; the binding ties it to an accepted call
         try:
-            grant = self._binding(start)
+            grant = self._binding(start) if self._binding is not None else self._redeem_token(start)
         except (StreamTokenError, StreamRefused) as exc:
             runtime.metrics.streams_unbound += 1
             log.warning("%s: start for call %s refused: %s", self.label, call_sid, exc)
