@@ -84,6 +84,9 @@ class RealtimeConnectionError(ConnectionError):
 
 
 class ModelConnection:
+    # Error codes after which the session is unusable (GPT-Live adds its own: live_connection.py).
+    fatal_error_codes: frozenset[str] = FATAL_ERROR_CODES
+
     def __init__(
         self,
         *,
@@ -582,7 +585,7 @@ class ModelConnection:
         error = event.get("error") or {}
         code, kind = error.get("code"), error.get("type")
         message = redact(str(error.get("message", "")), self._api_key)
-        if code in FATAL_ERROR_CODES or kind in FATAL_ERROR_TYPES:
+        if code in self.fatal_error_codes or kind in FATAL_ERROR_TYPES:
             log.error(
                 "%s: fatal model error %s/%s: %s — closing the model connection", self.tasks.label, kind, code, message
             )

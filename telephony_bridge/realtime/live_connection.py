@@ -30,12 +30,11 @@ from telephony_bridge.realtime import live_wire
 from telephony_bridge.realtime.connection import (
     DEFAULT_PING_INTERVAL_S,
     FATAL_ERROR_CODES,
-    FATAL_ERROR_TYPES,
     ModelConnection,
 )
 from telephony_bridge.realtime.connection_events import ConnectionEvents
 from telephony_bridge.realtime.live_uplink import LiveUplink
-from telephony_bridge.realtime.text import redact, trace_line
+from telephony_bridge.realtime.text import trace_line
 from telephony_bridge.tasks import TaskOwner
 
 log = logging.getLogger("telephony_bridge.realtime")
@@ -46,6 +45,8 @@ LIVE_FATAL_ERROR_CODES = FATAL_ERROR_CODES | {"model_not_found", "credit_balance
 
 
 class LiveConnection(ModelConnection):
+    fatal_error_codes = LIVE_FATAL_ERROR_CODES
+
     def __init__(
         self,
         *,
@@ -142,7 +143,7 @@ class LiveConnection(ModelConnection):
         if on_live_event is not None:
             on_live_event(member, event)
         if member is live_wire.LiveAPIEvents.Error:
-            self._apply_live_error_policy(event)
+            self._apply_error_policy(event)
 
     def _transcribed(self, role: str, delta: Any) -> None:
         if not isinstance(delta, str) or not delta:
@@ -153,16 +154,3 @@ class LiveConnection(ModelConnection):
         else:
             transcript.append((role, delta))
             del transcript[:-MAX_TRANSCRIPT_TURNS]
-
-    def _apply_live_error_policy(self, event: dict[str, Any]) -> None:
-        self.stats.errors += 1
-        error = event.get("error") or {}
-        code, kind = error.get("code"), error.get("type")
-        message = redact(str(error.get("message", "")), self._api_key)
-        if code in LIVE_FATAL_ERROR_CODES or kind in FATAL_ERROR_TYPES:
-            log.error(
-                "%s: fatal Live error %s/%s: %s — closing the model connection", self.tasks.label, kind, code, message
-            )
-            self.tasks.spawn(self.aclose(f"fatal model error: {code or kind}"), name="close after fatal error")
-        else:
-            log.info("%s: Live error (call goes on) %s/%s: %s", self.tasks.label, kind, code, message)
