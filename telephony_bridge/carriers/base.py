@@ -22,6 +22,7 @@ Nothing above `carriers/` names a carrier: the server drives any `Carrier` in th
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -297,9 +298,17 @@ class Carrier:
     capabilities: ClassVar[Capabilities]
     signature_header: ClassVar[str] = "signature"  # named in refusals and logs
     secret_names: ClassVar[tuple[str, ...]] = ()  # the configuration that secures it, for the start-up warning
+    # The carrier's SDK modules, imported where they are used. They weigh tens of MB and a few
+    # hundred ms each, so a bridge pays only for the carriers it is given: a configured (`secured`)
+    # carrier loads them here, at start-up, so that no caller waits on an import on the event loop;
+    # an unconfigured one serves loopback peers only and loads them on first use.
+    sdk_modules: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: Mapping[str, str]) -> None:
         self.config = config
+        if self.sdk_modules and self.secured:
+            for module in self.sdk_modules:
+                importlib.import_module(module)
 
     @property
     def secured(self) -> bool:

@@ -72,6 +72,7 @@ class SignalWireCarrier(Carrier):
     prefixes = ("/signalwire",)
     signature_header = "X-SignalWire-Signature"
     secret_names = ("SIGNALWIRE_SIGNING_KEY",)
+    sdk_modules = ("twilio.rest",)  # its REST API is Twilio's: the same client
     capabilities = Capabilities(
         audio_formats=(ULAW_8K,),
         marks=True,

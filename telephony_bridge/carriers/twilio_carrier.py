@@ -189,6 +189,7 @@ class TwilioCarrier(Carrier):
     prefixes = ("", "/twilio")  # /incoming-call predates the other carriers and stays
     signature_header = "X-Twilio-Signature"
     secret_names = ("TWILIO_AUTH_TOKEN",)
+    sdk_modules = ("twilio.rest",)  # the REST client (call control); the webhook pieces are light
     capabilities = Capabilities(
         audio_formats=(ULAW_8K,),
         marks=True,

@@ -30,7 +30,6 @@ from urllib.parse import urlsplit
 
 import jwt
 import orjson
-from vonage_jwt.verify_jwt import verify_signature  # type: ignore[import-untyped]
 
 from telephony_bridge.audio.formats import L16_8K, L16_16K
 from telephony_bridge.carriers.base import (
@@ -62,6 +61,8 @@ def signature_is_valid(secret: str, authorization: str | None, body: bytes, now:
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token:
         return False
+    from vonage_jwt.verify_jwt import verify_signature  # type: ignore[import-untyped]
+
     try:
         if not verify_signature(token.strip(), secret):
             return False
@@ -123,6 +124,7 @@ class VonageCarrier(Carrier):
     body_types = ("application/json",)
     signature_header = "Authorization (Vonage signed JWT)"
     secret_names = ("VONAGE_SIGNATURE_SECRET",)
+    sdk_modules = ("vonage_jwt.verify_jwt", "vonage_voice", "vonage_http_client")
     capabilities = Capabilities(
         audio_formats=(L16_16K, L16_8K),
         marks=False,
