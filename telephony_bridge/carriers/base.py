@@ -311,10 +311,16 @@ class Carrier:
                 importlib.import_module(module)
 
     @property
+    def secret(self) -> str | None:
+        """The carrier's signing secret: the first of `secret_names`, when configured."""
+        return (self.config.get(self.secret_names[0]) or None) if self.secret_names else None
+
+    @property
     def secured(self) -> bool:
         """Whether the carrier's secret is configured (then every request must prove itself;
-        without it the server serves loopback clients only)."""
-        raise NotImplementedError
+        without it the server serves loopback clients only). A carrier secured another way (an
+        allow-list of addresses) says so itself."""
+        return self.secret is not None
 
     def new_codec(self) -> CarrierCodec:
         raise NotImplementedError

@@ -107,19 +107,11 @@ class PlivoCarrier(Carrier):
         dial=False,
     )
 
-    @property
-    def _auth_token(self) -> str | None:
-        return self.config.get("PLIVO_AUTH_TOKEN") or None
-
-    @property
-    def secured(self) -> bool:
-        return self._auth_token is not None
-
     def new_codec(self) -> PlivoCodec:
         return PlivoCodec()
 
     def read_answer(self, request: HttpRequest) -> AnswerRequest:
-        token = self._auth_token
+        token = self.secret
         if token is not None and not signature_is_valid(
             token, request.method, request.url, request.form_lists, request.headers
         ):
@@ -142,7 +134,7 @@ class PlivoCarrier(Carrier):
         return HttpAnswer(str(response.to_string(False)), "application/xml")
 
     def stream_allowed(self, url: str, headers: Mapping[str, str]) -> bool:
-        token = self._auth_token
+        token = self.secret
         if token is None:
             return False
         if "x-plivo-signature-v3" in headers:
@@ -150,7 +142,7 @@ class PlivoCarrier(Carrier):
         return True  # bound at its start by the single-use token the signed answer handed out
 
     def call_control(self) -> PlivoCallControl | None:
-        auth_id, token = self.config.get("PLIVO_AUTH_ID"), self._auth_token
+        auth_id, token = self.config.get("PLIVO_AUTH_ID"), self.secret
         if not (auth_id and token):
             return None
         import plivo
