@@ -11,11 +11,13 @@ async def on_call_alerting(e):
     call.answer()
     call.handleTones(True)
     client = await OpenAI.Beta.createRealtimeAPIClient({})
-    client.sessionUpdate({
-        "voice": "alloy",
-        "turn_detection": {"type": "server_vad", "silence_duration_ms": 500, "interrupt_response": True},
-        "input_audio_transcription": {"model": "whisper-1"},
-    })
+    client.sessionUpdate(
+        {
+            "voice": "alloy",
+            "turn_detection": {"type": "server_vad", "silence_duration_ms": 500, "interrupt_response": True},
+            "input_audio_transcription": {"model": "whisper-1"},
+        }
+    )
     VoxEngine.sendMediaBetween(call, client)
     client.responseCreate({})
 
