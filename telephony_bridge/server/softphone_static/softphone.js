@@ -3,7 +3,7 @@
 // audio played so far, measured here from the browser's own RTCInboundRtpStreamStats), .hangup().
 "use strict";
 (() => {
-  const REPORT_MS = 100;  // how often the page measures its playout and tells the bridge
+  const REPORT_MS = 50;  // how often the page measures its playout and tells the bridge
   const SILENCE_POWER = 1e-5;  // mean square (full scale 1) under which a stretch is the agent's silence (-50 dBFS)
   const phone = { state: "idle", heardSeconds: 0, callId: null, error: null, hangup, sendDigit, call };
   window.softphone = phone;
@@ -30,8 +30,10 @@
     $("transcript").append(li);
   }
 
-  // What the page played of the agent: per interval, the decoded (not concealed) share of the audio
-  // the browser played out, counted when its energy says it was not the agent's silence.
+  // What the page played of the agent: per interval, the audio the browser played out, less what
+  // its jitter buffer made up (concealment, and samples stretched in to slow down) and plus what it
+  // squeezed out (to speed up): the agent's own audio, counted when its energy says it was not the
+  // agent's silence. Exact but for the interval at each end of a stretch of speech (REPORT_MS).
   async function measure() {
     const receiver = pc && pc.getReceivers().find((r) => r.track && r.track.kind === "audio");
     if (!receiver) return;
@@ -40,14 +42,16 @@
     if (!inbound || inbound.totalSamplesDuration === undefined) return;
     const now = {
       duration: inbound.totalSamplesDuration, energy: inbound.totalAudioEnergy || 0,
-      samples: inbound.totalSamplesReceived || 0, concealed: inbound.concealedSamples || 0,
+      samples: inbound.totalSamplesReceived || 0,
+      madeUp: (inbound.concealedSamples || 0) + (inbound.insertedSamplesForDeceleration || 0)
+        - (inbound.removedSamplesForAcceleration || 0),
     };
     if (last) {
       const duration = now.duration - last.duration;
       const samples = now.samples - last.samples;
-      if (duration > 0 && (now.energy - last.energy) / duration > SILENCE_POWER) {
-        const decoded = samples > 0 ? 1 - (now.concealed - last.concealed) / samples : 1;
-        phone.heardSeconds += duration * Math.max(0, Math.min(1, decoded));
+      if (duration > 0 && samples > 0 && (now.energy - last.energy) / duration > SILENCE_POWER) {
+        const own = 1 - (now.madeUp - last.madeUp) / samples;
+        phone.heardSeconds += duration * Math.max(0, Math.min(1, own));
       }
     }
     last = now;
