@@ -40,9 +40,9 @@ from telephony_bridge.server.console import _live_stream
 from telephony_bridge.server.console_auth import console_refusal
 from telephony_bridge.server.session import CallSession
 from telephony_bridge.server.softphone_page import softphone_page
+from telephony_bridge.server.softphone_track import TalkTrack
 from telephony_bridge.server.softphone_transport import SoftphoneTransport
 from telephony_bridge.server.stream_tokens import StreamGrant
-from telephony_bridge.webrtc.audio_frames import OutgoingAudioTrack
 from telephony_bridge.webrtc.peer import new_peer_connection
 
 __all__ = ["SoftphoneCalls", "SoftphoneRefused", "literal_numbers", "softphone_routes"]
@@ -109,7 +109,7 @@ class SoftphoneCalls:
         number, scenario = self._route(number, scenario)
         call_id = f"softphone-{uuid.uuid4()}"
         pc = new_peer_connection(self.carrier.config)
-        outgoing = OutgoingAudioTrack(STREAM_FORMAT.rate)
+        outgoing = TalkTrack(STREAM_FORMAT.rate)
         token = runtime.stream_tokens.issue(
             StreamGrant(call_id=call_id, scenario=scenario, caller=CALLER, number=number)
         )

@@ -35,7 +35,8 @@ from starlette.websockets import WebSocketState
 from telephony_bridge.carriers.errors import CarrierProtocolError
 from telephony_bridge.carriers.webrtc import MAX_CONTROL_CHARS, STREAM_FORMAT, hangup_message, read_playout_report
 from telephony_bridge.server.asgi import TRANSPORT_ABORT_SCOPE_KEY
-from telephony_bridge.webrtc.audio_frames import IncomingAudio, OutgoingAudioTrack
+from telephony_bridge.server.softphone_track import TalkTrack
+from telephony_bridge.webrtc.audio_frames import IncomingAudio
 
 __all__ = ["SoftphoneTransport"]
 
@@ -49,7 +50,7 @@ _HANGUP: Final = {"type": "websocket.disconnect", "code": 1000}
 class SoftphoneTransport:
     """The session's `MediaTransport` (server/media_transport.py) over one peer connection."""
 
-    def __init__(self, pc: RTCPeerConnection, start: str, outgoing: OutgoingAudioTrack, label: str) -> None:
+    def __init__(self, pc: RTCPeerConnection, start: str, outgoing: TalkTrack, label: str) -> None:
         self._pc = pc
         self._start: str | None = start
         self._outgoing = outgoing

@@ -3,11 +3,10 @@
 // audio played so far, measured here from the browser's own RTCInboundRtpStreamStats), .hangup().
 "use strict";
 (() => {
-  const REPORT_MS = 50;  // how often the page measures its playout and tells the bridge
-  const SILENCE_POWER = 1e-5;  // mean square (full scale 1) under which a stretch is the agent's silence (-50 dBFS)
+  const REPORT_MS = 100;  // how often the page measures its playout and tells the bridge
   const phone = { state: "idle", heardSeconds: 0, callId: null, error: null, hangup, sendDigit, call };
   window.softphone = phone;
-  let pc = null, channel = null, mic = null, feed = null, timer = null, last = null;
+  let pc = null, channel = null, mic = null, feed = null, timer = null;
   const $ = (id) => document.getElementById(id);
 
   function setState(state, detail) {
@@ -30,31 +29,23 @@
     $("transcript").append(li);
   }
 
-  // What the page played of the agent: per interval, the audio the browser played out, less what
-  // its jitter buffer made up (concealment, and samples stretched in to slow down) and plus what it
-  // squeezed out (to speed up): the agent's own audio, counted when its energy says it was not the
-  // agent's silence. Exact but for the interval at each end of a stretch of speech (REPORT_MS).
+  // What the page played of the agent, from the browser's own RTCInboundRtpStreamStats: the bridge
+  // sends RTP only while the agent talks (server/softphone_track.py), so the samples the browser
+  // played out, less those its jitter buffer made up (concealment over the gaps, samples stretched
+  // in to slow down) and plus those it squeezed out (to speed up), are the agent's audio it played.
   async function measure() {
     const receiver = pc && pc.getReceivers().find((r) => r.track && r.track.kind === "audio");
     if (!receiver) return;
+    const report = await receiver.getStats();
     let inbound = null;
-    (await receiver.getStats()).forEach((s) => { if (s.type === "inbound-rtp") inbound = s; });
-    if (!inbound || inbound.totalSamplesDuration === undefined) return;
-    const now = {
-      duration: inbound.totalSamplesDuration, energy: inbound.totalAudioEnergy || 0,
-      samples: inbound.totalSamplesReceived || 0,
-      madeUp: (inbound.concealedSamples || 0) + (inbound.insertedSamplesForDeceleration || 0)
-        - (inbound.removedSamplesForAcceleration || 0),
-    };
-    if (last) {
-      const duration = now.duration - last.duration;
-      const samples = now.samples - last.samples;
-      if (duration > 0 && samples > 0 && (now.energy - last.energy) / duration > SILENCE_POWER) {
-        const own = 1 - (now.madeUp - last.madeUp) / samples;
-        phone.heardSeconds += duration * Math.max(0, Math.min(1, own));
-      }
-    }
-    last = now;
+    report.forEach((s) => { if (s.type === "inbound-rtp") inbound = s; });
+    if (!inbound || !inbound.totalSamplesReceived) return;
+    // Samples are counted at the codec's clock rate (Opus: 48 kHz, PCMU: 8 kHz).
+    const codec = inbound.codecId && report.get(inbound.codecId);
+    const rate = codec && codec.clockRate ? codec.clockRate : 48000;
+    const own = inbound.totalSamplesReceived - (inbound.concealedSamples || 0)
+      - (inbound.insertedSamplesForDeceleration || 0) + (inbound.removedSamplesForAcceleration || 0);
+    phone.heardSeconds = Math.max(phone.heardSeconds, own / rate);
     $("heard").textContent = phone.heardSeconds.toFixed(1);
     const delay = inbound.jitterBufferEmittedCount ? inbound.jitterBufferDelay / inbound.jitterBufferEmittedCount : 0;
     if (channel && channel.readyState === "open") {
@@ -73,7 +64,7 @@
 
   async function call() {
     if (phone.state === "calling" || phone.state === "connected") return;
-    phone.heardSeconds = 0; phone.callId = null; phone.error = null; last = null;
+    phone.heardSeconds = 0; phone.callId = null; phone.error = null;
     $("transcript").replaceChildren();
     setState("calling");
     try {
