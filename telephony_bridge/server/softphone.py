@@ -25,10 +25,9 @@ import logging
 import re
 import uuid
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import orjson
-from aiortc import RTCSessionDescription
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -40,10 +39,10 @@ from telephony_bridge.server.console import _live_stream
 from telephony_bridge.server.console_auth import console_refusal
 from telephony_bridge.server.session import CallSession
 from telephony_bridge.server.softphone_page import softphone_page
-from telephony_bridge.server.softphone_track import TalkTrack
-from telephony_bridge.server.softphone_transport import SoftphoneTransport
 from telephony_bridge.server.stream_tokens import StreamGrant
-from telephony_bridge.webrtc.peer import new_peer_connection
+
+if TYPE_CHECKING:  # aiortc (0.2 s to import) is loaded with the first call, not with every app
+    from telephony_bridge.server.softphone_transport import SoftphoneTransport
 
 __all__ = ["SoftphoneCalls", "SoftphoneRefused", "literal_numbers", "softphone_routes"]
 
@@ -107,6 +106,12 @@ class SoftphoneCalls:
                 runtime.metrics.calls_over_capacity += 1
             raise SoftphoneRefused(503, "draining for shutdown" if runtime.draining else "at MAX_CALLS")
         number, scenario = self._route(number, scenario)
+        from aiortc import RTCSessionDescription
+
+        from telephony_bridge.server.softphone_track import TalkTrack
+        from telephony_bridge.server.softphone_transport import SoftphoneTransport
+        from telephony_bridge.webrtc.peer import new_peer_connection
+
         call_id = f"softphone-{uuid.uuid4()}"
         pc = new_peer_connection(self.carrier.config)
         outgoing = TalkTrack(STREAM_FORMAT.rate)

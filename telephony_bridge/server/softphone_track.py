@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import fractions
+from collections.abc import Callable
 from enum import Enum
 from typing import Final
 
@@ -55,8 +56,9 @@ class TalkTrack(MediaStreamTrack):
 
     kind = "audio"
 
-    def __init__(self, rate: int) -> None:
+    def __init__(self, rate: int, clock: Callable[[], float] | None = None) -> None:
         super().__init__()
+        self._clock = clock  # seconds; the loop's time by default
         self.rate = rate
         self._frame_bytes = rate * FRAME_MS // 1000 * 2
         self._time_base = fractions.Fraction(1, rate)
@@ -112,7 +114,7 @@ class TalkTrack(MediaStreamTrack):
     def _start_stretch(self) -> None:
         self._stage, self._framing = _Stage.TALKING, FRAMING
         self.stretches += 1
-        now = asyncio.get_running_loop().time()
+        now = self._clock() if self._clock is not None else asyncio.get_running_loop().time()
         if self._origin is None:
             self._origin = now
         # The timeline jumps by the silence, so the browser conceals the gap rather than playing
