@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import numpy as np
 import orjson
-from aiortc import RTCConfiguration, RTCSessionDescription
+from aiortc import RTCConfiguration, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 from aiortc.rtcconfiguration import RTCBundlePolicy
 from av import AudioFrame
@@ -26,7 +26,7 @@ SILENCE = 30  # |sample| at or under this is the agent's silence (Opus leaves a 
 class AiortcPhone:
     """One call: `microphone.write(pcm16 24 kHz)` speaks, `heard_ms` is the agent audio received."""
 
-    def __init__(self, base_url: str, token: str | None = None) -> None:
+    def __init__(self, base_url: str, token: str | None = None, codec: str | None = None) -> None:
         self.base_url = base_url
         self.headers = {"Authorization": f"Bearer {token}"} if token else {}
         # Balanced, as a browser offers: an aiortc offerer with max-bundle (webrtc/peer.py's policy)
@@ -43,7 +43,10 @@ class AiortcPhone:
         self.heard_ms = 0.0
         self.call_id = ""
         self._reader: asyncio.Task[Any] | None = None
-        self.pc.addTrack(self.microphone)
+        transceiver = self.pc.addTransceiver(self.microphone, direction="sendrecv")
+        if codec is not None:  # offer this codec only (a peer without Opus: "audio/PCMU")
+            codecs = RTCRtpSender.getCapabilities("audio").codecs
+            transceiver.setCodecPreferences([c for c in codecs if c.mimeType == codec])
         self.pc.on("track", self._track)
         self.channel.on("message", self._message)
 

@@ -112,3 +112,28 @@ async def test_offers_are_admitted_like_any_carriers_calls(tmp_path: Path):
             for phone in phones:
                 await phone.close()
         assert not flow.runtime.sessions and not flow.runtime.softphone.transports
+
+
+async def test_a_peer_without_opus_talks_pcmu():
+    async with CallFlow(SCENARIOS, secret_values=LOOPBACK) as flow:
+        flow.script([GREETING])
+        ended = ended_journals(flow)
+        phone = AiortcPhone(flow.url, flow.api_key, codec="audio/PCMU")
+        try:
+            response = await phone.call("+15550100")
+            assert response.status_code == 200, response.text
+            rtpmaps = [line for line in response.json()["sdp"].splitlines() if line.startswith("a=rtpmap:")]
+            assert rtpmaps == ["a=rtpmap:0 PCMU/8000"]
+            await phone.connected()
+            async with asyncio.timeout(30):
+                await phone.audible.wait()  # 24 kHz to the wire's 8 kHz μ-law, and back
+            phone.microphone.write(await synthesize_async("Wait, I have a question.", 24000))
+            [engine] = flow.engine.model_connections
+            async with asyncio.timeout(30):  # 8 kHz μ-law to the model's 24 kHz: the engine hears it
+                while not any(e.get("type") == "conversation.item.truncate" for e in engine.received):
+                    await asyncio.sleep(0.02)
+            phone.send({"type": "hangup"})
+            journal = await asyncio.wait_for(ended.get(), 15)
+        finally:
+            await phone.close()
+    assert next(e for e in journal if e["event"] == "call.ended")["reason"] == "caller hung up"
