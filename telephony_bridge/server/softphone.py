@@ -118,7 +118,9 @@ class SoftphoneCalls:
         token = runtime.stream_tokens.issue(
             StreamGrant(call_id=call_id, scenario=scenario, caller=CALLER, number=number)
         )
-        transport = SoftphoneTransport(pc, start_message(call_id, token, number, CALLER), outgoing, call_id)
+        transport = SoftphoneTransport(
+            pc, start_message(call_id, token, number, CALLER), outgoing, call_id, runtime.metrics
+        )
         try:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=_MDNS_CANDIDATE.sub("", sdp), type="offer"))
             if not any(t.kind == "audio" for t in pc.getTransceivers()):

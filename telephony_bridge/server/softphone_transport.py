@@ -35,6 +35,7 @@ from starlette.websockets import WebSocketState
 from telephony_bridge.carriers.errors import CarrierProtocolError
 from telephony_bridge.carriers.webrtc import MAX_CONTROL_CHARS, STREAM_FORMAT, hangup_message, read_playout_report
 from telephony_bridge.server.asgi import TRANSPORT_ABORT_SCOPE_KEY
+from telephony_bridge.server.metrics import BridgeMetrics
 from telephony_bridge.server.softphone_track import TalkTrack
 from telephony_bridge.webrtc.audio_frames import IncomingAudio
 
@@ -50,7 +51,10 @@ _HANGUP: Final = {"type": "websocket.disconnect", "code": 1000}
 class SoftphoneTransport:
     """The session's `MediaTransport` (server/media_transport.py) over one peer connection."""
 
-    def __init__(self, pc: RTCPeerConnection, start: str, outgoing: TalkTrack, label: str) -> None:
+    def __init__(
+        self, pc: RTCPeerConnection, start: str, outgoing: TalkTrack, label: str, metrics: BridgeMetrics | None = None
+    ) -> None:
+        self._metrics = metrics or BridgeMetrics()
         self._pc = pc
         self._start: str | None = start
         self._outgoing = outgoing
@@ -64,8 +68,8 @@ class SoftphoneTransport:
         self.client_state = WebSocketState.CONNECTED
         self.scope: Mapping[str, Any] = {"type": "webrtc", TRANSPORT_ABORT_SCOPE_KEY: self.abort}
         self.query_params: Mapping[str, str] = {}
-        self.control_dropped = 0  # data channel messages over the inbox's bound or too long
-        self.bad_reports = 0
+        self.control_dropped = 0  # data channel messages dropped here (too long, bad reports, a flood)
+        self.bad_reports = 0  # playout reports among them
         self.page_played_ms = 0.0  # what the page last said it played of the agent's audio
         self.page_delay_ms = 0.0  # the browser's jitter buffer delay, as it last said
         self.lag_ms = 0.0  # sent less played at the page's last report: the playout lead, measured
@@ -105,14 +109,15 @@ class SoftphoneTransport:
 
     def _control(self, message: str | bytes) -> None:
         if not isinstance(message, str) or len(message) > MAX_CONTROL_CHARS:
-            self.control_dropped += 1
+            self._refused(
+                f"a data channel message of {len(message)} {'characters' if isinstance(message, str) else 'bytes'}"
+            )
             return
         try:
             report = read_playout_report(message)
         except CarrierProtocolError as exc:
             self.bad_reports += 1
-            if self.bad_reports <= 10:
-                log.warning("call %s: %s", self.label, exc.reason)
+            self._refused(exc.reason)
             return
         if report is not None:
             self.page_played_ms, self.page_delay_ms = report.played_ms, report.delay_ms
@@ -120,8 +125,15 @@ class SoftphoneTransport:
             return
         try:
             self._inbox.put_nowait({"type": "websocket.receive", "text": message})
-        except asyncio.QueueFull:
-            self.control_dropped += 1  # the session is behind by half a second: a flood, not a caller
+        except asyncio.QueueFull:  # the session is behind by half a second: a flood, not a caller
+            self._refused("a data channel message while half a second of messages waits")
+
+    def _refused(self, reason: str) -> None:
+        """A data channel message the transport drops: logged (a few) and counted, the call goes on."""
+        self.control_dropped += 1
+        self._metrics.frames_rejected += 1
+        if self.control_dropped <= 10 or self.control_dropped % 100 == 0:
+            log.warning("call %s: data channel message #%d dropped: %s", self.label, self.control_dropped, reason)
 
     async def _read_audio(self, track: MediaStreamTrack) -> None:
         incoming = IncomingAudio(STREAM_FORMAT.rate)

@@ -70,7 +70,8 @@ async def test_a_call_hears_the_agent_barges_in_presses_a_key_and_is_hung_up_by_
         finally:
             await phone.close()
     assert transport.page_played_ms == cut - 30.0 and transport.page_delay_ms == 45.0
-    assert transport.bad_reports == 1
+    assert transport.bad_reports == transport.control_dropped == 1
+    assert flow.runtime.metrics.frames_rejected == 1
     started = next(e for e in journal if e["event"] == "call.started")
     assert (started["scenario"], started["number"], started["caller"]) == ("default", "+15550100", "softphone")
     assert [e["digit"] for e in journal if e["event"] == "caller.dtmf"] == ["7", "5"]
