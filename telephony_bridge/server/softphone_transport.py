@@ -91,6 +91,9 @@ class SoftphoneTransport:
             return  # the page opens one; any other is ignored
         self._channel = channel
         channel.on("message", self._control)
+        # A closed tab takes its data channel with it (SCTP): a hang-up, well before ICE's consent
+        # checks would notice the peer is gone.
+        channel.on("close", lambda: self._went(_HANGUP))
 
     def _state_changed(self) -> None:
         state = self._pc.connectionState

@@ -5,6 +5,7 @@ the local engine. The browser itself is tests/softphone/test_softphone_browser.p
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -102,13 +103,19 @@ async def test_offers_are_admitted_like_any_carriers_calls(tmp_path: Path):
     (tmp_path / "default.py").write_text((SCENARIOS / "default.py").read_text())
     (tmp_path / "routes.toml").write_text("[[route]]\npattern = '\\+15550100'\nscenario = \"default\"\n")
     async with CallFlow(tmp_path, secret_values=LOOPBACK) as flow:
-        phones = [AiortcPhone(flow.url, token) for token in (None, flow.api_key, flow.api_key)]
+        phones = [AiortcPhone(flow.url, token) for token in (None, *[flow.api_key] * 3)]
         try:
             assert (await phones[0].call("+15550100")).status_code == 401  # the console's access rule
             unrouted = await phones[1].call("+15550199")
             assert (unrouted.status_code, flow.runtime.metrics.calls_rejected) == (404, 1)
-            flow.runtime.draining = True
+            flow.runtime.settings = replace(flow.runtime.settings, max_calls=1)
+            in_progress = object()  # a call in progress (of any carrier) fills MAX_CALLS
+            flow.runtime.sessions.add(in_progress)
             assert (await phones[2].call("+15550100")).status_code == 503
+            assert flow.runtime.metrics.calls_over_capacity == 1
+            flow.runtime.sessions.discard(in_progress)
+            flow.runtime.draining = True
+            assert (await phones[3].call("+15550100")).status_code == 503
         finally:
             for phone in phones:
                 await phone.close()
@@ -137,4 +144,18 @@ async def test_a_peer_without_opus_talks_pcmu():
             journal = await asyncio.wait_for(ended.get(), 15)
         finally:
             await phone.close()
+    assert next(e for e in journal if e["event"] == "call.ended")["reason"] == "caller hung up"
+
+
+async def test_a_page_that_goes_away_ends_the_call():
+    async with CallFlow(SCENARIOS, secret_values=LOOPBACK) as flow:
+        flow.script([GREETING])
+        ended = ended_journals(flow)
+        phone = AiortcPhone(flow.url, flow.api_key)
+        try:
+            assert (await phone.call("+15550100")).status_code == 200
+            await phone.connected()
+        finally:
+            await phone.close()  # no hang-up message: the tab was closed
+        journal = await asyncio.wait_for(ended.get(), 15)
     assert next(e for e in journal if e["event"] == "call.ended")["reason"] == "caller hung up"
