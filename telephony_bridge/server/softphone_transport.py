@@ -81,6 +81,11 @@ class SoftphoneTransport:
     def sent_ms(self) -> float:
         return self._outgoing.sent_ms
 
+    @property
+    def stretches(self) -> int:
+        """Stretches of the agent's speech sent so far (each framed by silence the page counts too)."""
+        return self._outgoing.stretches
+
     # --- peer connection events ---------------------------------------------------------------
     def _track(self, track: MediaStreamTrack) -> None:
         if track.kind == "audio":

@@ -30,7 +30,7 @@ GREETING = (
     "Hello! Thanks for calling Acme. This greeting is long on purpose, so that the caller has "
     "plenty of time to interrupt it before it ends, which is what this test does."
 )
-FRAMING_MS = (2 * FRAMING + 1) * FRAME_MS  # a stretch's framing silence and its last frame's padding
+FRAMING_MS = (2 * FRAMING + 1) * FRAME_MS  # a stretch's framing silence and its last frame's padding, at most
 # A browser's own media flags, and loopback candidates (Chromium gathers none on 127.0.0.1 unless told).
 MEDIA_ARGS = [
     "--use-fake-ui-for-media-stream",
@@ -74,7 +74,7 @@ async def softphone(page: Any, expression: str) -> Any:
 
 async def test_a_browser_call_is_heard_both_ways_barges_in_and_a_key_reaches_the_scenario(tmp_path: Path):
     need_browser()
-    wav = await caller_wav(tmp_path / "caller.wav", speech_at_s=2.5)
+    wav = await caller_wav(tmp_path / "caller.wav", speech_at_s=6.0)
     async with CallFlow(SCENARIOS, secret_values=LOOPBACK) as flow, softphone_page(wav) as page:
         from playwright.async_api import expect
 
@@ -86,7 +86,7 @@ async def test_a_browser_call_is_heard_both_ways_barges_in_and_a_key_reaches_the
         call_id = await softphone(page, "callId")
         transport = flow.runtime.softphone.transports[call_id]
         # The page plays the agent (measured by the page from its inbound RTP statistics)...
-        await page.wait_for_function("window.softphone.heardSeconds > 0.5", timeout=20_000)
+        await page.wait_for_function("window.softphone.heardSeconds > 0", timeout=20_000)
         # ...and the caller's microphone reaches the engine, whose VAD makes the scenario barge in.
         [engine] = flow.engine.model_connections
 
@@ -97,6 +97,7 @@ async def test_a_browser_call_is_heard_both_ways_barges_in_and_a_key_reaches_the
             while not truncations():  # the engine's record has no signal per message
                 await asyncio.sleep(0.05)
         cut_ms = truncations()[0]["audio_end_ms"]
+        stretches = transport.stretches  # a loop stall on a busy machine may split an answer in two
         await expect(page.locator("#transcript li.barge_in")).to_contain_text("heard", timeout=10_000)
         await expect(page.locator("#transcript li.agent").first).to_contain_text("Hello!", timeout=10_000)
         # What the page measured it played covers the cut: no clear in WebRTC, the browser plays
@@ -104,7 +105,7 @@ async def test_a_browser_call_is_heard_both_ways_barges_in_and_a_key_reaches_the
         # agent's speech too (server/softphone_track.py): at most that much more, never less.
         await page.wait_for_function(f"window.softphone.heardSeconds * 1000 >= {cut_ms}", timeout=10_000)
         heard_ms = await softphone(page, "heardSeconds") * 1000
-        assert cut_ms <= heard_ms <= cut_ms + FRAMING_MS, (cut_ms, heard_ms)
+        assert cut_ms <= heard_ms <= cut_ms + FRAMING_MS * stretches, (cut_ms, heard_ms, stretches)
         # The page's reports reach the transport over the data channel.
         async with asyncio.timeout(10):
             while transport.page_played_ms < cut_ms:
