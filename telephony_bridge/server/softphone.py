@@ -196,6 +196,9 @@ def softphone_routes(runtime: Any) -> list[Route]:
         refused = console_refusal(request, settings, cookie_path="/softphone")
         if refused is not None:
             return refused
+        if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
+            # Only JSON: a cross-site form or text/plain POST (no CORS preflight) cannot place a call.
+            return PlainTextResponse("the offer is application/json", status_code=415)
         body = b""
         async for chunk in request.stream():
             body += chunk

@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from telephony_bridge.local_engine.tts import synthesize_async
@@ -109,6 +110,9 @@ async def test_offers_are_admitted_like_any_carriers_calls(tmp_path: Path):
         phones = [AiortcPhone(flow.url, token) for token in (None, *[flow.api_key] * 3)]
         try:
             assert (await phones[0].call("+15550100")).status_code == 401  # the console's access rule
+            async with httpx.AsyncClient(timeout=10.0) as http:  # a cross-site "simple" POST is refused
+                form = await http.post(f"{flow.url}/softphone/offer", headers=phones[1].headers, content=b"{}")
+            assert form.status_code == 415
             unrouted = await phones[1].call("+15550199")
             assert (unrouted.status_code, flow.runtime.metrics.calls_rejected) == (404, 1)
             flow.runtime.settings = replace(flow.runtime.settings, max_calls=1)
