@@ -85,13 +85,13 @@ class SoftphoneCalls:
 
     def _route(self, number: str, scenario: str) -> tuple[str, str]:
         runtime = self.runtime
+        if (number or not scenario) and not _NUMBER.fullmatch(number):
+            raise SoftphoneRefused(400, "the number is digits with an optional leading +")
         if scenario:
             # The page's user is an operator (console access): they may call a scenario directly.
             if scenario not in runtime.scenarios:
                 raise SoftphoneRefused(404, "no such scenario")
             return number, scenario
-        if not _NUMBER.fullmatch(number):
-            raise SoftphoneRefused(400, "the number is digits with an optional leading +")
         routed = runtime.scenario_for(number)
         if routed is None:
             runtime.metrics.calls_rejected += 1

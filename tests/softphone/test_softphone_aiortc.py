@@ -113,6 +113,9 @@ async def test_offers_are_admitted_like_any_carriers_calls(tmp_path: Path):
             async with httpx.AsyncClient(timeout=10.0) as http:  # a cross-site "simple" POST is refused
                 form = await http.post(f"{flow.url}/softphone/offer", headers=phones[1].headers, content=b"{}")
             assert form.status_code == 415
+            for number, scenario in (("+1 555", ""), ("", "nope"), ("<b>", "default")):
+                refused = await phones[1].call(number, scenario)
+                assert refused.status_code == (404 if scenario == "nope" else 400), (number, scenario)
             unrouted = await phones[1].call("+15550199")
             assert (unrouted.status_code, flow.runtime.metrics.calls_rejected) == (404, 1)
             flow.runtime.settings = replace(flow.runtime.settings, max_calls=1)
