@@ -10,13 +10,12 @@ from typing import Any
 import httpx
 import numpy as np
 import orjson
-from aiortc import RTCConfiguration, RTCRtpSender, RTCSessionDescription
+from aiortc import RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
-from aiortc.rtcconfiguration import RTCBundlePolicy
 from av import AudioFrame
 
-from telephony_bridge.webrtc import peer
 from telephony_bridge.webrtc.audio_frames import IncomingAudio, OutgoingAudioTrack
+from telephony_bridge.webrtc.peer import new_peer_connection
 
 LOOPBACK = {"WEBRTC_HOST_ADDRESSES": "127.0.0.1"}
 RATE = 24000
@@ -29,13 +28,14 @@ class AiortcPhone:
     def __init__(self, base_url: str, token: str | None = None, codec: str | None = None) -> None:
         self.base_url = base_url
         self.headers = {"Authorization": f"Bearer {token}"} if token else {}
-        # Balanced, as a browser offers: an aiortc offerer with max-bundle (webrtc/peer.py's policy)
-        # and both a track and a data channel never connects (aiortc 1.16).
-        peer.new_peer_connection(LOOPBACK)  # installs the loopback gathering hook
-        self.pc = peer.PeerConnection(
-            RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.BALANCED), ("127.0.0.1",)
-        )
+        self.pc = new_peer_connection(LOOPBACK)
         self.microphone = OutgoingAudioTrack(RATE)
+        # The track before the data channel: an aiortc offerer with max-bundle (webrtc/peer.py's
+        # policy) that makes its data channel first never connects (aiortc 1.16).
+        transceiver = self.pc.addTransceiver(self.microphone, direction="sendrecv")
+        if codec is not None:  # offer this codec only (a peer without Opus: "audio/PCMU")
+            codecs = RTCRtpSender.getCapabilities("audio").codecs
+            transceiver.setCodecPreferences([c for c in codecs if c.mimeType == codec])
         self.channel = self.pc.createDataChannel("softphone")
         self.messages: list[dict[str, Any]] = []
         self.hung_up = asyncio.Event()
@@ -43,10 +43,6 @@ class AiortcPhone:
         self.heard_ms = 0.0
         self.call_id = ""
         self._reader: asyncio.Task[Any] | None = None
-        transceiver = self.pc.addTransceiver(self.microphone, direction="sendrecv")
-        if codec is not None:  # offer this codec only (a peer without Opus: "audio/PCMU")
-            codecs = RTCRtpSender.getCapabilities("audio").codecs
-            transceiver.setCodecPreferences([c for c in codecs if c.mimeType == codec])
         self.pc.on("track", self._track)
         self.channel.on("message", self._message)
 
