@@ -100,6 +100,8 @@ async def test_a_browser_call_is_heard_both_ways_barges_in_and_a_key_reaches_the
         stretches = transport.stretches  # a loop stall on a busy machine may split an answer in two
         await expect(page.locator("#transcript li.barge_in")).to_contain_text("heard", timeout=10_000)
         await expect(page.locator("#transcript li.agent").first).to_contain_text("Hello!", timeout=10_000)
+        # The engine's transcript of the caller (it measures speech, it does not understand it).
+        await expect(page.locator("#transcript li.caller").first).to_contain_text("speech", timeout=15_000)
         # What the page measured it played covers the cut: no clear in WebRTC, the browser plays
         # everything it was sent. It counts the frames of silence framing each stretch of the
         # agent's speech too (server/softphone_track.py): at most that much more, never less.
