@@ -17,15 +17,18 @@
     $("hangup").disabled = !(state === "calling" || state === "connected");
   }
 
-  function line(kind, text) {
+  function span(className, text) {
+    const node = document.createElement("span");
+    node.className = className;
+    node.textContent = text;  // text only: nothing from a call is parsed as HTML
+    return node;
+  }
+
+  function line(kind, t, text) {
     const li = document.createElement("li");
     li.className = `line ${kind}`;
-    const label = document.createElement("b");
-    label.textContent = { caller: "You", agent: "Agent", barge_in: "Barge-in", dtmf: "DTMF", tool_call: "Tool" }[kind] || kind;
-    const span = document.createElement("span");
-    span.className = "text";
-    span.textContent = text;  // text only: nothing from a call is parsed as HTML
-    li.append(label, " ", span);
+    const who = { caller: "You", agent: "Agent", barge_in: "Barge-in", dtmf: "DTMF", tool_call: "Tool" }[kind] || kind;
+    li.append(span("t", typeof t === "number" ? `${t.toFixed(1)} s` : ""), span("who", who), span("text", text));
     $("transcript").append(li);
   }
 
@@ -104,7 +107,7 @@
     feed = new EventSource("/softphone/events");
     feed.addEventListener("line", (event) => {
       const item = JSON.parse(event.data);
-      if (item.id === callId) line(item.kind, item.text);
+      if (item.id === callId) line(item.kind, item.t, item.text);
     });
     feed.addEventListener("ended", (event) => {
       const item = JSON.parse(event.data);
