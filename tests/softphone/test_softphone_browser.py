@@ -98,11 +98,8 @@ async def test_a_browser_call_is_heard_both_ways_barges_in_and_a_key_reaches_the
                 await asyncio.sleep(0.05)
         cut_ms = truncations()[0]["audio_end_ms"]
         stretches = transport.stretches  # a loop stall on a busy machine may split an answer in two
-        await expect(page.locator("#transcript li.barge_in")).to_contain_text("heard", timeout=10_000)
-        await expect(page.locator("#transcript li.agent").first).to_contain_text("Hello!", timeout=10_000)
-        # The engine's transcript of the caller (it measures speech, it does not understand it).
-        await expect(page.locator("#transcript li.caller").first).to_contain_text("speech", timeout=15_000)
-        # What the page measured it played covers the cut: no clear in WebRTC, the browser plays
+        # What the page measured it played covers the cut (read at once: the caller's turn ends
+        # and the next answer plays a second or two later): no clear in WebRTC, the browser plays
         # everything it was sent. It counts the frames of silence framing each stretch of the
         # agent's speech too (server/softphone_track.py): at most that much more, never less.
         await page.wait_for_function(f"window.softphone.heardSeconds * 1000 >= {cut_ms}", timeout=10_000)
@@ -112,6 +109,11 @@ async def test_a_browser_call_is_heard_both_ways_barges_in_and_a_key_reaches_the
         async with asyncio.timeout(10):
             while transport.page_played_ms < cut_ms:
                 await asyncio.sleep(0.05)
+        # The live transcript: the agent, the barge-in, and the engine's transcript of the caller
+        # (it measures speech, it does not understand it).
+        await expect(page.locator("#transcript li.barge_in")).to_contain_text("heard", timeout=10_000)
+        await expect(page.locator("#transcript li.agent").first).to_contain_text("Hello!", timeout=10_000)
+        await expect(page.locator("#transcript li.caller").first).to_contain_text("speech", timeout=15_000)
 
         await page.click('#keypad .key[data-digit="5"]')  # the scenario hangs up on 5
         await page.wait_for_function("window.softphone.state === 'ended'", timeout=15_000)
