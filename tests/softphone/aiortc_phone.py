@@ -30,8 +30,8 @@ class AiortcPhone:
         self.headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.pc = new_peer_connection(LOOPBACK)
         self.microphone = OutgoingAudioTrack(RATE)
-        # The track before the data channel: an aiortc offerer with max-bundle (webrtc/peer.py's
-        # policy) that makes its data channel first never connects (aiortc 1.16).
+        # The track before the data channel, as a browser's page does: an aiortc offerer with
+        # max-bundle that makes its data channel first never connects (aiortc 1.16).
         transceiver = self.pc.addTransceiver(self.microphone, direction="sendrecv")
         if codec is not None:  # offer this codec only (a peer without Opus: "audio/PCMU")
             codecs = RTCRtpSender.getCapabilities("audio").codecs
