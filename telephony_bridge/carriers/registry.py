@@ -10,6 +10,7 @@ from telephony_bridge.carriers.signalwire_carrier import SignalWireCarrier
 from telephony_bridge.carriers.telnyx_carrier import TelnyxCarrier
 from telephony_bridge.carriers.twilio_carrier import TwilioCarrier
 from telephony_bridge.carriers.vonage_carrier import VonageCarrier
+from telephony_bridge.carriers.webrtc import WebRtcCarrier
 
 __all__ = ["CARRIERS"]
 
@@ -21,4 +22,5 @@ CARRIERS: tuple[type[Carrier], ...] = (
     PlivoCarrier,
     ExotelCarrier,
     AudioSocketCarrier,  # no HTTP endpoint: its TCP listeners are server/audiosocket.py's
+    WebRtcCarrier,  # no carrier webhook: the browser softphone's signalling is server/softphone.py's
 )

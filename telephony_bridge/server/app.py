@@ -35,6 +35,7 @@ from telephony_bridge.server.scenario_api import scenario_routes
 from telephony_bridge.server.scenario_sessions import stop_scenario_sessions
 from telephony_bridge.server.session_http import session_http_routes
 from telephony_bridge.server.settings import Settings
+from telephony_bridge.server.softphone import softphone_routes
 
 log = logging.getLogger("telephony_bridge.server")
 
@@ -114,6 +115,8 @@ def create_app(settings: Settings, runtime: BridgeRuntime | None = None) -> Star
             await stop_scenario_sessions(runtime)
             if audiosocket is not None:
                 await audiosocket.stop()
+            if runtime.softphone is not None:
+                await runtime.softphone.stop()
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
@@ -153,6 +156,7 @@ def create_app(settings: Settings, runtime: BridgeRuntime | None = None) -> Star
             Route("/metrics", metrics, methods=["GET"]),
             *recording_routes(settings),
             *console_routes(runtime),
+            *softphone_routes(runtime),  # the browser softphone: its page, signalling and calls
         ],
         middleware=[Middleware(ExposeTransportAbort)],
         lifespan=lifespan,
