@@ -42,8 +42,9 @@ class CarrierClosed(Exception):
     pass
 
 
-async def relay_call(receive_text: Any, send_text: Any, engine_url: str) -> None:
-    """One call: carrier messages in through `receive_text()`, out through `send_text(str)`."""
+async def relay_call(receive_text: Any, send_text: Any, engine_url: str, connect_engine: Any = connect) -> None:
+    """One call: carrier messages in through `receive_text()`, out through `send_text(str)`.
+    `connect_engine`: websockets' `connect` (bench/frame_cost.py passes an in-memory socket's)."""
     engine: ClientConnection | None = None
     pump: asyncio.Task | None = None
     try:
@@ -61,7 +62,7 @@ async def relay_call(receive_text: Any, send_text: Any, engine_url: str) -> None
                 start = msg["start"]
                 stream_sid = msg["streamSid"]
                 sep = "&" if "?" in engine_url else "?"
-                engine = await connect(f"{engine_url}{sep}call={start['callSid']}&codec=g711_ulaw&model=relay",
+                engine = await connect_engine(f"{engine_url}{sep}call={start['callSid']}&codec=g711_ulaw&model=relay",
                                        compression=None, max_size=1 << 24, ping_interval=None)
                 await engine.send(json.dumps({"type": "session.update", "session": {
                     "type": "realtime",
