@@ -177,11 +177,17 @@ class Resampler:
         samples) and return all output that is complete so far."""
         if len(pcm16) % 2:
             raise ValueError(f"PCM16 input must have an even number of bytes (2 per sample), got {len(pcm16)}")
+        if self._filter is None and self._rational is None:
+            return bytes(pcm16)
+        return self.process_samples(np.frombuffer(pcm16, dtype=_PCM16))
+
+    def process_samples(self, samples: np.ndarray) -> bytes:
+        """`process` for samples already in an int16 array (a G.711 decode's table lookup: the
+        Converter skips its bytes round trip, bench/README.md issue 22); the same output."""
         if self._filter is None:
             if self._rational is not None:
-                return self._rational.process(np.frombuffer(pcm16, dtype=_PCM16))
-            return bytes(pcm16)
-        samples = np.frombuffer(pcm16, dtype=_PCM16)
+                return self._rational.process(samples)
+            return samples.astype(_PCM16).tobytes()
         step = self._upsample_block if self._upsampling else self._downsample_block
         if samples.size <= _MAX_BLOCK_SAMPLES:
             return step(samples)
