@@ -511,6 +511,38 @@ def exclusive_costs(path: Path) -> dict[tuple[str, str], int]:
     return out
 
 
+_ALLOCATORS = {
+    "_PyObject_Malloc": "python",
+    "_PyObject_Calloc": "python",
+    "_PyObject_Realloc": "python",
+    "malloc": "libc",
+    "calloc": "libc",
+    "realloc": "libc",
+}
+
+
+def allocation_calls(path: Path) -> dict[str, int]:
+    """Calls into CPython's object allocator and libc's malloc in one dump (from its `calls=` lines):
+    the allocations a phase made, freed or not."""
+    names: dict[str, str] = {}
+    counts = {"python": 0, "libc": 0}
+    callee = None
+    with path.open(encoding="utf-8", errors="replace") as lines:
+        for line in lines:
+            if line.startswith(("fn=", "cfn=")):
+                ident, _, name = line.partition(")")
+                ident = ident.split("(", 1)[-1]
+                if name.strip():
+                    names[ident] = name.strip()
+                callee = ident if line.startswith("cfn=") else None
+            elif line.startswith("calls=") and callee is not None:
+                kind = _ALLOCATORS.get(names.get(callee, "").split("'", 1)[0])
+                if kind:
+                    counts[kind] += int(line[6:].split()[0])
+                callee = None
+    return counts
+
+
 def grouped(costs: dict[tuple[str, str], int]) -> dict[str, int]:
     out = {name: 0 for name, _ in _GROUPS}
     for (fn, obj), ir in costs.items():
@@ -578,7 +610,13 @@ def report(rows: dict[str, dict[str, Any]], meta: dict[str, Any], args: argparse
         per = row["ir"] / row["units"]
         row["per_unit"] = per
         table.append({"phase": label, "units": row["units"], "ir_per_unit": round(per)})
-        print(f"{label:<14} {row['units']:>6} {per:>12,.0f}")
+        allocs = allocation_calls(row["dump"])
+        row["allocs"] = {k: v / row["units"] for k, v in allocs.items()}
+        table[-1]["allocations_per_unit"] = row["allocs"]
+        print(
+            f"{label:<14} {row['units']:>6} {per:>12,.0f}   allocations per unit: "
+            f"{row['allocs']['python']:.1f} CPython objects, {row['allocs']['libc']:.1f} malloc"
+        )
     for way in ("up", "down"):
         bridge, relay = rows.get(f"bridge {way}"), rows.get(f"relay {way}")
         if bridge and relay:
