@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .resample_rational import MAX_RATIO_TERM, RationalResampler, reduced_ratio
+from .resample_rational import MAX_RATIO_TERM, RationalResampler, reduced_ratio, to_pcm16
 
 __all__ = ["Resampler"]
 
@@ -86,14 +86,6 @@ def _design(factor: int) -> _PolyphaseFilter:
     for array in (up_bank, down_taps):
         array.flags.writeable = False
     return _PolyphaseFilter(factor, taps, delay, branch_len, up_bank, down_taps)
-
-
-def _to_pcm16(signal: np.ndarray) -> bytes:
-    # In place: `signal` is always a fresh temporary here.
-    np.rint(signal, out=signal)
-    np.minimum(signal, 32767.0, out=signal)
-    np.maximum(signal, -32768.0, out=signal)
-    return signal.astype(_PCM16).tobytes()
 
 
 class Resampler:
@@ -224,7 +216,7 @@ class Resampler:
             dropped = min(self._pending_drop, out.size)
             self._pending_drop -= dropped
             out = out[dropped:]
-        return _to_pcm16(out)
+        return to_pcm16(out)
 
     def _downsample_block(self, samples: np.ndarray) -> bytes:
         spec = self._filter
@@ -238,7 +230,7 @@ class Resampler:
             # Row i is the filter span ending at the i-th due input sample; rows step by factor.
             span = spec.down_taps.size
             windows = np.ndarray((count, span), _F64, buffer, skip * _F64_SIZE, (factor * _F64_SIZE, _F64_SIZE))
-            out = _to_pcm16(np.ascontiguousarray(windows) @ spec.down_taps)
+            out = to_pcm16(np.ascontiguousarray(windows) @ spec.down_taps)
         self._skip = skip + factor * count - n
         buffer[:history] = buffer[n : n + history]
         return out
