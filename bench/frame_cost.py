@@ -60,7 +60,6 @@ from typing import Any
 if __package__ in (None, ""):  # `python bench/frame_cost.py`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import orjson
 from starlette.websockets import WebSocketState
 from websockets.asyncio.client import ClientConnection
 from websockets.client import ClientProtocol
@@ -70,6 +69,7 @@ from websockets.http11 import Response
 from websockets.protocol import State
 from websockets.uri import parse_uri
 
+from bench import relay as relay_module
 from bench.common import ULAW_FRAME_BYTES, install_fast_loop
 from bench.engine import model_audio
 from bench.relay import CarrierClosed, relay_call
@@ -327,21 +327,17 @@ class Relay(Target):
 
 
 class RelayOrjson(Relay):
-    """The same relay with orjson for std json (what a lean floor elsewhere may use): how much of the
-    floor is the standard library's JSON. Not bench/relay.py: there the floor stays as documented."""
+    """bench/relay.py with `--json orjson`: how much of the floor is the standard library's JSON."""
 
     name = "relay-orjson"
 
     async def start(self) -> None:
-        relay_module = sys.modules["bench.relay"]
-        relay_module.json = SimpleNamespace(  # type: ignore[attr-defined]
-            loads=orjson.loads, dumps=lambda value: orjson.dumps(value).decode()
-        )
+        relay_module.use_json("orjson")
         await super().start()
 
     async def stop(self) -> None:
         await super().stop()
-        sys.modules["bench.relay"].json = json  # type: ignore[attr-defined]
+        relay_module.use_json("std")
 
 
 class Bridge(Target):
@@ -479,7 +475,9 @@ async def run_target(target: Target, frames: int, responses: int, meter: Meter) 
 async def run(args: argparse.Namespace) -> Meter:
     meter = Meter(args.alloc)
     for name in args.targets:
-        target: Target = Bridge(args.bridge_codec) if name == "bridge" else RelayOrjson() if name == "relay-orjson" else Relay()
+        target: Target = (
+            Bridge(args.bridge_codec) if name == "bridge" else RelayOrjson() if name == "relay-orjson" else Relay()
+        )
         await run_target(target, args.frames, args.deltas // DELTAS_PER_RESPONSE, meter)
     return meter
 

@@ -89,7 +89,8 @@ async def _start_target(h: Harness, cfg: argparse.Namespace, target: str, engine
                 argv += ["--workers", str(cfg.bridge_workers)]
             child, _ = await h.spawn("bridge", argv, env=env, target=True)
         else:
-            argv = [sys.executable, "-m", "bench.relay", "--port", str(port), "--engine-url", engine_url, "--server", cfg.relay_server]
+            argv = [sys.executable, "-m", "bench.relay", "--port", str(port), "--engine-url", engine_url, "--server", cfg.relay_server,
+                    "--json", cfg.relay_json]
             child, _ = await h.spawn("relay", argv, target=True)
         try:
             await _wait_healthy(child, port)
@@ -222,6 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--targets", default="relay,bridge", help="relay,bridge (default both; ratios need both)")
     p.add_argument("--relay-server", choices=("starlette", "websockets"), default="starlette",
                    help="the floor's stack: starlette (the bridge's: uvicorn+Starlette) or plain websockets")
+    p.add_argument("--relay-json", choices=("std", "orjson"), default="std",
+                   help="the floor's JSON library: std (the floor of record) or orjson (a leaner floor; bench/README.md)")
     p.add_argument("--dialect", choices=("realtime", "live"), default="realtime",
                    help="the bridge's model protocol: Realtime GA (default) or GPT-Live (μ-law pass-through both ways)")
     p.add_argument("--bridge-codec", choices=("pcm16", "g711_ulaw"), default="pcm16",
