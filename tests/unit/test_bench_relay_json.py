@@ -9,8 +9,9 @@ from typing import Any
 from websockets.frames import Frame
 from websockets.streams import StreamReader
 
-from bench import frame_cost
+from bench import frame_cost_targets as frame_cost
 from bench import relay as relay_module
+from bench.common import install_fast_loop
 
 
 def model_messages(written: list[bytes]) -> list[Any]:
@@ -48,7 +49,7 @@ async def relay_traffic(target: frame_cost.Relay) -> tuple[list[Any], list[Any]]
 
 
 def test_the_orjson_relay_sends_what_the_std_json_relay_sends() -> None:
-    frame_cost.install_fast_loop()
+    install_fast_loop()
     std = asyncio.run(relay_traffic(frame_cost.Relay()))
     lean = asyncio.run(relay_traffic(frame_cost.RelayOrjson()))
     assert relay_module.json is relay_module.std_json  # put back after the run
