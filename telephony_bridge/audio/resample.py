@@ -2,7 +2,8 @@
 
 Why a polyphase FIR of our own (numbers in shared/reference/audio.md):
 - ``audioop.ratecv`` has no anti-image / anti-alias filter (24k -> 8k folds 5 kHz onto 3 kHz);
-- soxr's streaming HQ mode buffers 43-73 ms, and latency is the first thing callers notice;
+- soxr's streaming HQ mode buffers 43-73 ms, and latency is the first thing callers notice (every
+  python-soxr recipe measured against this one: bench/resampler_soxr.py, bench/README.md);
 - resampling each frame on its own clicks at every frame edge.
 
 So: one linear-phase Kaiser-windowed sinc per integer factor, designed once and cached, run as a
