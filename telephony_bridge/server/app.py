@@ -82,6 +82,14 @@ def create_app(settings: Settings, runtime: BridgeRuntime | None = None) -> Star
             audiosocket = AudioSocketServer(runtime, settings.audiosocket_listeners, settings.carrier_config())
             await audiosocket.start()
             runtime.audiosocket = audiosocket
+        sip = None
+        if settings.sip_listen:
+            from telephony_bridge.server.sip_listener import SipServer, default_media
+
+            media = runtime.sip_media or default_media(settings, runtime)
+            sip = SipServer(runtime, settings.sip_listeners, settings.carrier_config(), media)
+            await sip.start()
+            runtime.sip = sip
         if settings.call_store:
             from telephony_bridge.server.store_writer import StoreWriter
 
@@ -114,6 +122,8 @@ def create_app(settings: Settings, runtime: BridgeRuntime | None = None) -> Star
             await stop_scenario_sessions(runtime)
             if audiosocket is not None:
                 await audiosocket.stop()
+            if sip is not None:
+                await sip.stop()
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)

@@ -100,7 +100,12 @@ class DigestAuthenticator:
         users: Mapping[str, str],
         lifetime_s: float = NONCE_LIFETIME_S,
         max_nonces: int = MAX_NONCES,
+        algorithms: tuple[str, ...] = tuple(ALGORITHMS),
     ) -> None:
+        unknown = [name for name in algorithms if name not in ALGORITHMS]
+        if unknown or not algorithms:
+            raise ValueError(f"digest algorithms are SHA-256 and MD5, got {', '.join(algorithms) or 'none'}")
+        self.algorithms = algorithms  # offered in this order: a peer that reads only the first gets it
         self.realm = realm
         self._users = dict(users)
         self.lifetime_s = lifetime_s
@@ -124,7 +129,7 @@ class DigestAuthenticator:
         extra = ", stale=true" if stale else ""
         return [
             f'Digest realm="{self.realm}", nonce="{nonce}", algorithm={algorithm}, qop="auth"{extra}'
-            for algorithm in ALGORITHMS
+            for algorithm in self.algorithms
         ]
 
     def _expire(self, now: float) -> None:
@@ -142,7 +147,7 @@ class DigestAuthenticator:
         algorithm = params.get("algorithm", "MD5").upper()
         if not username or not nonce or not response or "uri" not in params:
             return AuthResult(AuthOutcome.DENIED, username, "incomplete Authorization")
-        if algorithm not in ALGORITHMS:
+        if algorithm not in self.algorithms:
             return AuthResult(AuthOutcome.DENIED, username, f"algorithm {algorithm[:20]!r} not offered")
         if params.get("realm") != self.realm:
             return AuthResult(AuthOutcome.DENIED, username, "another realm")

@@ -1,0 +1,380 @@
+"""The SIP listeners: a trunk's INVITEs admitted, routed and run as calls by the usual session.
+
+`serve --sip udp:HOST:PORT` (repeatable, `tcp:` too; or ``SIP_LISTEN``, comma-separated) opens the
+sockets in the app's lifespan (server/app.py), as AudioSocket's listeners are: the calls share the
+app's `BridgeRuntime` — `MAX_CALLS`, draining, metrics, routes, the embedded engine — and stop with it.
+
+An INVITE outside a dialog, in this order (each refusal counted and logged, nothing kept of it):
+- malformed (unparseable, or mandatory headers missing): 400 where a response can be routed;
+- more INVITEs from its source address than the flood limit: 503 with Retry-After;
+- its source not in ``SIP_ALLOW``: a digest challenge (401) when ``SIP_USERS`` is set, else 403;
+- draining or at `MAX_CALLS`: 503; no route for the number: 404; no RTP port left: 503;
+  an offer without PCMU/PCMA: 488.
+Then 100 Trying, and an `InboundSipCall` (server/sip_call.py) runs the call over the media side's
+`RtpStream`. Requests inside a dialog go to their call; for no dialog, 481. OPTIONS: 200.
+Retransmitted requests are absorbed by their transaction (carriers/sip/transaction.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from typing import Any, Final, Protocol
+
+from telephony_bridge.audio.formats import ALAW_8K, ULAW_8K
+from telephony_bridge.carriers.base import CallStarted, CarrierCodec
+from telephony_bridge.carriers.sip.carrier import (
+    ALLOW_ENV,
+    PUBLIC_ADDRESS_ENV,
+    USERS_ENV,
+    SipCarrier,
+    SipListenerSpec,
+)
+from telephony_bridge.carriers.sip.dialog import Dialog, DialogTable, new_branch, new_tag, response_to
+from telephony_bridge.carriers.sip.digest import AuthOutcome, DigestAuthenticator
+from telephony_bridge.carriers.sip.fields import parse_name_addr, parse_uri
+from telephony_bridge.carriers.sip.message import (
+    SipParseError,
+    SipRequest,
+    SipResponse,
+    missing_headers,
+)
+from telephony_bridge.carriers.sip.sdp import PCMA, NoCommonCodec, answer_offer, parse_sdp
+from telephony_bridge.carriers.sip.transaction import client_key, server_key
+from telephony_bridge.lifecycle import CallEnd
+from telephony_bridge.server.runtime import BridgeRuntime
+from telephony_bridge.server.session import CallSession
+from telephony_bridge.server.sip_call import ALLOW, InboundSipCall, RtpStreamLike, x_headers
+from telephony_bridge.server.sip_transport import Peer, ServerEntry, SipSockets, Transactions
+
+__all__ = ["SipMedia", "SipServer"]
+
+log = logging.getLogger("telephony_bridge.sip")
+
+REALM: Final = "telephony-bridge"
+# INVITE flood guard per source address: a token bucket. A trunk sends a few calls a second at
+# peak; a flood is hundreds. Refused INVITEs cost one small 503 each.
+FLOOD_BURST: Final = 30.0
+FLOOD_RATE_PER_S: Final = 10.0
+FLOOD_SOURCES: Final = 10_000
+SHUTDOWN_WAIT_S: Final = 5.0
+BAD_MESSAGES_LOGGED: Final = 20
+
+
+class SipMedia(Protocol):
+    """The media side: RTP streams from the port pool, and the codec the session reads them with."""
+
+    def open(self, call_id: str) -> RtpStreamLike | None: ...
+
+    def new_codec(self) -> CarrierCodec: ...
+
+
+def default_media(settings: Any, runtime: BridgeRuntime) -> SipMedia:
+    """The RTP side for `serve`: server/sip_media.py's port pool over ``RTP_PORTS``."""
+    raise RuntimeError("SIP media (server/sip_media.py) is not part of this build yet")
+
+
+class SipServer:
+    def __init__(
+        self,
+        runtime: BridgeRuntime,
+        listeners: Sequence[SipListenerSpec],
+        config: Mapping[str, str],
+        media: SipMedia,
+    ) -> None:
+        self.runtime = runtime
+        self.listeners = tuple(listeners)
+        self._config = config
+        self.media = media
+        self.carrier = SipCarrier(config)
+        self.auth = DigestAuthenticator(REALM, self.carrier.users, algorithms=self.carrier.digest_algorithms)
+        self.public_address = config.get(PUBLIC_ADDRESS_ENV, "").strip() or None
+        self.sockets = SipSockets(self._deliver, self._bad_message)
+        self._transactions: Transactions | None = None
+        self.dialogs = DialogTable()
+        self.calls: dict[str, InboundSipCall] = {}  # by dialog-less key: the INVITE's Call-ID
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        self.bound: list[tuple[SipListenerSpec, int]] = []
+        self._addresses: dict[str, tuple[str, int]] = {}  # transport → our (host, port) for Via/Contact
+        self.bad_messages = 0
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    async def start(self) -> None:
+        self._transactions = Transactions()
+        if not self.carrier.secured:
+            log.warning("neither %s nor %s is set: the SIP listener refuses every INVITE (403)", ALLOW_ENV, USERS_ENV)
+        for spec in self.listeners:
+            try:
+                if spec.transport == "udp":
+                    port, _ = await self.sockets.start_udp(spec.host, spec.port)
+                else:
+                    port = await self.sockets.start_tcp(spec.host, spec.port)
+            except OSError as exc:
+                await self.stop()
+                raise OSError(exc.errno, f"cannot listen for SIP on {spec}: {exc.strerror or exc}") from exc
+            self.bound.append((spec, port))
+            self._addresses.setdefault(spec.transport.upper(), (self.public_address or spec.host, port))
+            log.info("SIP listening on %s (port %d)", spec, port)
+
+    async def stop(self) -> None:
+        """No new calls; calls in progress end (BYE) and are awaited; then the sockets close."""
+        for call in list(self.calls.values()):
+            if call.session is not None:
+                call.session.end(CallEnd.SHUTDOWN)
+            else:
+                call.session_closed()
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=SHUTDOWN_WAIT_S)
+        await self.sockets.stop()
+        if self._transactions is not None:
+            self._transactions.close()
+
+    # --- what calls use (SignallingHost) -----------------------------------------------------
+    @property
+    def transactions(self) -> Transactions:
+        if self._transactions is None:
+            raise RuntimeError("the SIP server is not started")
+        return self._transactions
+
+    def via(self, peer: Peer) -> str:
+        host, port = self._addresses.get(peer.transport, ("127.0.0.1", 5060))
+        return f"SIP/2.0/{peer.transport} {host}:{port};branch={new_branch()};rport"
+
+    def contact(self, peer: Peer) -> str:
+        host, port = self._addresses.get(peer.transport, ("127.0.0.1", 5060))
+        transport = ";transport=tcp" if peer.transport == "TCP" else ""
+        return f"<sip:bridge@{host}:{port}{transport}>"
+
+    def route(self, number: str) -> str | None:
+        return self.runtime.scenario_for(number)
+
+    def forget(self, call: InboundSipCall) -> None:
+        self.dialogs.remove(call.dialog)
+        if self.calls.get(call.dialog.call_id) is call:
+            del self.calls[call.dialog.call_id]
+
+    # --- input -------------------------------------------------------------------------------
+    def _bad_message(self, error: SipParseError, peer: Peer, data: bytes) -> None:
+        self.runtime.metrics.frames_rejected += 1
+        self.bad_messages += 1
+        if self.bad_messages <= BAD_MESSAGES_LOGGED or self.bad_messages % 100 == 0:
+            log.warning("SIP: unusable message from %s:%d ignored: %s", *peer.address, error.reason)
+
+    def _deliver(self, message: SipRequest | SipResponse, peer: Peer) -> None:
+        try:
+            if isinstance(message, SipResponse):
+                self._response(message)
+            else:
+                self._request(message, peer)
+        except SipParseError as exc:
+            self._bad_message(exc, peer, b"")
+        except Exception:  # a bug for one message must never take the listener down
+            log.exception("SIP: failed handling a message from %s:%d", *peer.address)
+
+    def _response(self, response: SipResponse) -> None:
+        entry = self.transactions.client.get(client_key(response))
+        if entry is not None:
+            self.transactions.run(entry, entry.transaction.on_response(response))
+
+    def _request(self, request: SipRequest, peer: Peer) -> None:
+        transactions = self.transactions
+        if request.method == "ACK":
+            self._ack(request, peer)
+            return
+        missing = missing_headers(request)
+        if missing:
+            self._stateless(request, peer, 400, f"Missing or bad {', '.join(missing)}")
+            return
+        key = server_key(request)
+        existing = transactions.server.get(key)
+        if existing is not None:  # a retransmission: the last response again
+            transactions.run(existing, existing.transaction.on_request(request))
+            return
+        entry = transactions.add_server(key, request, peer)
+        if request.method == "CANCEL":
+            self._cancel(request, entry, key)
+            return
+        to_tag = _tag(request.headers.get("To"))
+        if to_tag:
+            dialog = self.dialogs.find(request)
+            call = self.calls.get(dialog.call_id) if dialog is not None else None
+            if call is None or call.dialog is not dialog:
+                self._reply(entry, 481, "Call/Transaction Does Not Exist")
+            else:
+                call.on_request(request, entry)
+            return
+        if request.method == "INVITE":
+            self._invite(request, entry)
+        elif request.method == "OPTIONS":
+            self._reply(entry, 200, "OK", allow=True)
+        elif request.method in ("BYE", "INFO", "NOTIFY", "REFER", "UPDATE", "PRACK"):
+            self._reply(entry, 481, "Call/Transaction Does Not Exist")
+        else:
+            self._reply(entry, 405, "Method Not Allowed", allow=True)
+
+    def _ack(self, request: SipRequest, peer: Peer) -> None:
+        try:
+            existing = self.transactions.server.get(server_key(request))
+        except SipParseError:
+            return
+        if existing is not None:  # the ACK of a non-2xx final response
+            self.transactions.run(existing, existing.transaction.on_request(request))
+            return
+        dialog = self.dialogs.find(request)
+        call = self.calls.get(dialog.call_id) if dialog is not None else None
+        if call is not None:
+            call.on_ack()
+
+    def _cancel(self, request: SipRequest, entry: ServerEntry, key: tuple[str, str, str]) -> None:
+        invite = self.transactions.server.get((key[0], key[1], "INVITE"))
+        call = self.calls.get(request.headers.get("Call-ID") or "")
+        if invite is None or call is None or call.invite_entry is not invite:
+            self._reply(entry, 481, "Call/Transaction Does Not Exist")
+            return
+        self._reply(entry, 200, "OK")
+        call.on_cancel()
+
+    # --- a new call --------------------------------------------------------------------------
+    def _invite(self, request: SipRequest, entry: ServerEntry) -> None:
+        runtime, peer = self.runtime, entry.peer
+        host = peer.address[0]
+        if not self._take_token(host):
+            runtime.metrics.calls_over_capacity += 1
+            self._reply(entry, 503, "Service Unavailable", retry_after=5)
+            return
+        if not self.carrier.allows(host) and not self._authenticated(request, entry):
+            return
+        if runtime.draining or runtime.at_capacity():
+            if not runtime.draining:
+                runtime.metrics.calls_over_capacity += 1
+            self._reply(entry, 503, "Service Unavailable", retry_after=5)
+            return
+        try:
+            uri = parse_uri(request.uri)
+            to = parse_name_addr(request.headers.get("To") or "")
+            sender = parse_name_addr(request.headers.get("From") or "")
+        except SipParseError as exc:
+            self._reply(entry, 400, "Bad Request")
+            self._bad_message(exc, peer, b"")
+            return
+        number = uri.user or to.uri.user
+        caller = sender.uri.user
+        call_id = request.headers.get("Call-ID") or ""
+        if runtime.scenario_for(number) is None:
+            runtime.metrics.calls_rejected += 1
+            log.warning("SIP INVITE from %s for %s refused: no route", host, number or "(none)")
+            self._reply(entry, 404, "Not Found")
+            return
+        if call_id in self.calls:
+            self._reply(entry, 482, "Loop Detected")  # the same Call-ID forked back to us
+            return
+        if not request.body:
+            self._reply(entry, 488, "Not Acceptable Here")  # offerless INVITE: not supported yet
+            return
+        self._reply(entry, 100, "Trying")
+        stream = self.media.open(call_id)
+        if stream is None:
+            runtime.metrics.calls_over_capacity += 1
+            log.warning("SIP INVITE from %s refused: no RTP port left (RTP_PORTS)", host)
+            self._reply(entry, 503, "Service Unavailable", retry_after=5)
+            return
+        contact = self.contact(peer)
+        try:
+            negotiated, answer = answer_offer(
+                parse_sdp(request.body), self._sdp_address(peer), stream.local_port, int(time.time())
+            )
+            dialog = Dialog.as_uas(request, new_tag(), contact)
+        except (NoCommonCodec, SipParseError) as exc:
+            bad_sdp = isinstance(exc, SipParseError)
+            self._reply(entry, 400 if bad_sdp else 488, "Bad SDP" if bad_sdp else "Not Acceptable Here")
+            self._spawn(stream.aclose())
+            return
+        start = CallStarted(
+            call_id=call_id,
+            stream_id=call_id,
+            audio_format=ALAW_8K if negotiated.payload_type == PCMA else ULAW_8K,
+            custom_parameters=x_headers(request),
+            caller=caller,
+            number=number,
+        )
+        call = InboundSipCall(self, request, entry, dialog, stream, negotiated, answer, start)
+        self.calls[call_id] = call
+        self.dialogs.add(dialog)
+        stream.begin(start)
+        runtime.streams_opened += 1
+        carrier = SipCarrier(self._config, control=call, codec_factory=self.media.new_codec)
+        session = CallSession(stream, runtime, runtime.streams_opened, carrier, binding=call.binding)  # type: ignore[arg-type]
+        self._spawn(call.run(runtime, session))
+
+    def _authenticated(self, request: SipRequest, entry: ServerEntry) -> bool:
+        host = entry.peer.address[0]
+        if not self.auth.configured:
+            self.runtime.metrics.streams_forbidden += 1
+            log.warning("SIP INVITE from %s refused: not in %s", host, ALLOW_ENV)
+            self._reply(entry, 403, "Forbidden")
+            return False
+        result = self.auth.check("INVITE", request.headers.get("Authorization"), time.monotonic())
+        if result.outcome is AuthOutcome.OK:
+            return True
+        if result.outcome is AuthOutcome.DENIED:
+            self.runtime.metrics.streams_forbidden += 1
+            log.warning("SIP INVITE from %s refused: %s (user %.40r)", host, result.reason, result.user)
+            self._reply(entry, 403, "Forbidden")
+            return False
+        response = response_to(request, 401, "Unauthorized", to_tag=new_tag())
+        for challenge in self.auth.challenge(time.monotonic(), stale=result.outcome is AuthOutcome.STALE):
+            response.headers.add("WWW-Authenticate", challenge)
+        self.transactions.respond(entry, response)
+        return False
+
+    # --- helpers -----------------------------------------------------------------------------
+    def _take_token(self, host: str) -> bool:
+        now = time.monotonic()
+        tokens, at = self._buckets.pop(host, (FLOOD_BURST, now))
+        tokens = min(FLOOD_BURST, tokens + (now - at) * FLOOD_RATE_PER_S)
+        allowed = tokens >= 1.0
+        self._buckets[host] = (tokens - 1.0 if allowed else tokens, now)
+        while len(self._buckets) > FLOOD_SOURCES:
+            self._buckets.popitem(last=False)
+        return allowed
+
+    def _sdp_address(self, peer: Peer) -> str:
+        host = self._addresses.get(peer.transport, ("127.0.0.1", 0))[0]
+        return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _reply(
+        self, entry: ServerEntry, status: int, reason: str, *, allow: bool = False, retry_after: int | None = None
+    ) -> None:
+        request = entry.transaction.request
+        response = response_to(request, status, reason, to_tag=new_tag() if status > 100 else None)
+        if allow:
+            response.headers.add("Allow", ALLOW)
+            response.headers.add("Accept", "application/sdp")
+        if retry_after is not None:
+            response.headers.add("Retry-After", str(retry_after))
+        self.transactions.respond(entry, response)
+
+    def _stateless(self, request: SipRequest, peer: Peer, status: int, reason: str) -> None:
+        """A response outside any transaction (the request could not be keyed): back to the sender."""
+        self.runtime.metrics.frames_rejected += 1
+        log.warning("SIP %s from %s:%d refused: %s", request.method[:16], *peer.address, reason)
+        if request.headers.get("Via"):
+            peer.send(response_to(request, status, reason[:100]))
+
+
+def _tag(value: str | None) -> str | None:
+    if not value:
+        return None
+    try:
+        return parse_name_addr(value).tag
+    except SipParseError:
+        return None

@@ -1,0 +1,24 @@
+"""Answers, reports every call event to the SIP tests' probe, hangs up on DTMF 9."""
+
+from tests.sip.probe import PROBE
+
+
+def on_alerting(e):
+    call = e.call
+    PROBE.record(
+        call.id(), "alerting", {"callerid": e.callerid, "destination": e.destination, "customData": e.customData}
+    )
+    call.addEventListener(CallEvents.Connected, lambda ev: PROBE.record(call.id(), "connected"))
+    call.addEventListener(CallEvents.Disconnected, lambda ev: PROBE.record(call.id(), "disconnected", ev.reason))
+    call.addEventListener(CallEvents.ToneReceived, lambda ev: on_tone(call, ev.tone))
+    call.handleTones(True)
+    call.answer()
+
+
+def on_tone(call, tone):
+    PROBE.record(call.id(), "tone", tone)
+    if tone == "9":
+        call.hangup()
+
+
+VoxEngine.addEventListener(AppEvents.CallAlerting, on_alerting)

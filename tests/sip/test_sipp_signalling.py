@@ -1,0 +1,162 @@
+"""The SIP listener's signalling against SIPp UAC scenarios (tests/sip/scenarios/*.xml).
+
+The bridge runs in this process (the real app, its lifespan, the real SIP sockets on 127.0.0.1);
+SIPp is the trunk. Media is the stand-in (tests/sip/stand_in_media.py), which records what the
+signalling told it: these tests are about SIP, the RTP ones use the real media side.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from telephony_bridge.carriers.sip.transaction import TxState
+from telephony_bridge.server.runtime import BridgeRuntime, load_runtime
+from telephony_bridge.server.settings import Settings
+from telephony_bridge.testing.servers import running_bridge
+from tests.sip.probe import PROBE, wait_until
+from tests.sip.sipp import SCENARIOS, needs_sipp, run_sipp
+from tests.sip.stand_in_media import StandInMedia
+
+pytestmark = [pytest.mark.timeout(60), needs_sipp]
+
+BRIDGE_SCENARIOS = Path(__file__).parent / "bridge_scenarios"
+SETTLED = (TxState.COMPLETED, TxState.CONFIRMED, TxState.TERMINATED)
+
+
+def sip_settings(**environ: str) -> Settings:
+    env = {"SIP_ALLOW": "127.0.0.1/32", **environ}
+    return Settings.from_environ(
+        env,
+        scenarios_dir=BRIDGE_SCENARIOS,
+        realtime_url="ws://127.0.0.1:9/unused",  # no model: the scenarios open none
+        sip_listen=("udp:127.0.0.1:0",),
+        call_store=False,
+    )
+
+
+class Bridge:
+    def __init__(self, runtime: BridgeRuntime, media: StandInMedia) -> None:
+        self.runtime, self.media = runtime, media
+
+    @property
+    def port(self) -> int:
+        return int(self.runtime.sip.bound[0][1])
+
+    def empty(self) -> bool:
+        sip = self.runtime.sip
+        return (
+            not sip.calls
+            and len(sip.dialogs) == 0
+            and not self.media.ports
+            and not self.runtime.sessions
+            # What is left only absorbs retransmissions until its timer ends it (RFC 3261 J, I, K).
+            and all(entry.transaction.state in SETTLED for entry in sip.transactions.server.values())
+        )
+
+
+@contextlib.asynccontextmanager
+async def start_bridge(settings: Settings) -> AsyncIterator[Bridge]:
+    runtime = load_runtime(settings)
+    media = StandInMedia()
+    runtime.sip_media = media
+    async with running_bridge(settings, runtime) as running:
+        yield Bridge(running, media)
+
+
+@pytest.fixture
+async def bridge() -> AsyncIterator[Bridge]:
+    PROBE.clear()
+    async with start_bridge(sip_settings()) as running:
+        yield running
+
+
+def refused_scenario(tmp_path: Path, status: int) -> Path:
+    path = tmp_path / f"refused_{status}.xml"
+    path.write_text((SCENARIOS / "uac_refused.xml").read_text().replace("EXPECTED", str(status)))
+    return path
+
+
+async def test_basic_call_routes_reports_and_ends_on_the_trunks_bye(bridge: Bridge, tmp_path: Path) -> None:
+    run = await run_sipp("uac_basic", bridge.port, "+15550100", tmp_path)
+    assert run.returncode == 0, run.explain()
+    await PROBE.wait_for(lambda: "disconnected" in [name for name, _ in PROBE.any_call()])
+    ((call_id, events),) = PROBE.events.items()
+    names = [name for name, _ in events]
+    assert names[:2] == ["alerting", "connected"] and ("tone", "5") in events
+    alerting = dict(events)["alerting"]
+    assert alerting["callerid"] == "+15551234" and alerting["destination"] == "+15550100"
+    assert alerting["customData"] == {"X-Account": "acme"}
+    assert dict(events)["disconnected"] == "caller hung up"
+    stream = bridge.media.streams[call_id]
+    assert stream.configured[0]["payload_type"] == 0 and stream.configured[0]["event"] == 101
+    await wait_until(bridge.empty)  # dialog, transactions, port: all released
+
+
+async def test_bye_from_the_bridge_when_the_scenario_hangs_up(bridge: Bridge, tmp_path: Path) -> None:
+    run = await run_sipp("uac_bye_from_bridge", bridge.port, "+15550101", tmp_path)
+    assert run.returncode == 0, run.explain()
+    await PROBE.wait_for(lambda: bool(PROBE.any_call()))
+    assert PROBE.any_call() == [("disconnected", "hangup by scenario")]
+
+
+async def test_cancel_before_answer_gets_487(bridge: Bridge, tmp_path: Path) -> None:
+    run = await run_sipp("uac_cancel", bridge.port, "+15550103", tmp_path)
+    assert run.returncode == 0, run.explain()
+    await PROBE.wait_for(lambda: "disconnected" in [name for name, _ in PROBE.any_call()])
+    await wait_until(bridge.empty)
+
+
+@pytest.mark.parametrize(("number", "status"), [("+15550102", 603), ("+15559999", 404)])
+async def test_refusals_by_scenario_and_by_routing(bridge: Bridge, tmp_path: Path, number: str, status: int) -> None:
+    run = await run_sipp(refused_scenario(tmp_path, status), bridge.port, number, tmp_path)
+    assert run.returncode == 0, run.explain()
+    await wait_until(bridge.empty)
+
+
+async def test_options_answered_with_allow(bridge: Bridge, tmp_path: Path) -> None:
+    run = await run_sipp("uac_options", bridge.port, "+15550100", tmp_path)
+    assert run.returncode == 0, run.explain()
+
+
+async def test_hold_and_resume_by_reinvite(bridge: Bridge, tmp_path: Path) -> None:
+    run = await run_sipp("uac_hold", bridge.port, "+15550100", tmp_path)
+    assert run.returncode == 0, run.explain()
+    (stream,) = bridge.media.streams.values()
+    assert [config["direction"] for config in stream.configured] == ["sendrecv", "recvonly", "sendrecv"]
+
+
+async def test_malformed_invite_gets_400_and_the_next_call_works(bridge: Bridge, tmp_path: Path) -> None:
+    rejected = bridge.runtime.metrics.frames_rejected
+    run = await run_sipp("uac_malformed", bridge.port, "+15550100", tmp_path)
+    assert run.returncode == 0, run.explain()
+    assert bridge.runtime.metrics.frames_rejected == rejected + 1
+    run = await run_sipp("uac_basic", bridge.port, "+15550100", tmp_path)
+    assert run.returncode == 0, run.explain()
+
+
+async def test_source_not_allowed_gets_403(tmp_path: Path) -> None:
+    async with start_bridge(sip_settings(SIP_ALLOW="10.0.0.0/8")) as bridge:
+        run = await run_sipp(refused_scenario(tmp_path, 403), bridge.port, "+15550100", tmp_path)
+        assert run.returncode == 0, run.explain()
+        assert bridge.runtime.metrics.streams_forbidden == 1
+        assert not bridge.media.streams  # no port was taken
+
+
+async def test_digest_challenge_then_the_call(tmp_path: Path) -> None:
+    async with start_bridge(
+        sip_settings(SIP_ALLOW="", SIP_USERS="alice:wonderland", SIP_DIGEST_ALGORITHMS="MD5")
+    ) as bridge:
+        run = await run_sipp("uac_digest", bridge.port, "+15550100", tmp_path)
+        assert run.returncode == 0, run.explain()
+        assert len(bridge.media.streams) == 1
+
+
+async def test_digest_with_a_wrong_password_is_refused(tmp_path: Path) -> None:
+    async with start_bridge(sip_settings(SIP_ALLOW="", SIP_USERS="alice:other", SIP_DIGEST_ALGORITHMS="MD5")) as bridge:
+        run = await run_sipp("uac_digest", bridge.port, "+15550100", tmp_path)
+        assert run.returncode != 0
+        assert not bridge.media.streams and bridge.runtime.metrics.streams_forbidden == 1
