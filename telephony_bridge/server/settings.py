@@ -88,16 +88,15 @@ from pathlib import Path
 from telephony_bridge.carriers.audiosocket_carrier import ALLOW_ENV, Listener, parse_allow, parse_listen
 from telephony_bridge.carriers.sip.carrier import ALLOW_ENV as SIP_ALLOW_ENV
 from telephony_bridge.carriers.sip.carrier import DIGEST_ENV as SIP_DIGEST_ENV
+from telephony_bridge.carriers.sip.carrier import USERS_ENV as SIP_USERS_ENV
 from telephony_bridge.carriers.sip.carrier import (
-    RTP_PORTS_ENV,
     SipListenerSpec,
     parse_digest_algorithms,
     parse_networks,
-    parse_rtp_ports,
     parse_sip_listen,
     parse_users,
 )
-from telephony_bridge.carriers.sip.carrier import USERS_ENV as SIP_USERS_ENV
+from telephony_bridge.server.sip_media import parse_port_range
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,7 +237,7 @@ class Settings:
         if self.sip_listen:  # the SIP carrier's own names: a bad one fails start-up, naming it
             parse_networks(self.environ.get(SIP_ALLOW_ENV, ""))
             parse_users(self.environ.get(SIP_USERS_ENV, ""))
-            parse_rtp_ports(self.environ.get(RTP_PORTS_ENV, ""))
+            parse_port_range(self.environ.get("RTP_PORTS") or "20000-20999")
             parse_digest_algorithms(self.environ.get(SIP_DIGEST_ENV, ""))
 
     @property

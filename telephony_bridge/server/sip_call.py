@@ -73,6 +73,8 @@ class SignallingHost(Protocol):
 
     def route(self, number: str) -> str | None: ...
 
+    def sdp_address(self, peer: Peer) -> str: ...
+
     def forget(self, call: InboundSipCall) -> None: ...
 
 
@@ -302,8 +304,7 @@ class InboundSipCall:
         )
 
     def _sdp_address(self) -> str:
-        contact = self.host.contact(self.peer)
-        return contact.split("@", 1)[1].split(":", 1)[0].split(";", 1)[0].rstrip(">")
+        return self.host.sdp_address(self.peer)
 
     def _session_id(self) -> int:
         return int(time.time()) + self._sdp_version

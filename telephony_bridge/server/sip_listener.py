@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any, Final, Protocol
 
 from telephony_bridge.audio.formats import ALAW_8K, ULAW_8K
-from telephony_bridge.carriers.base import CallStarted, CarrierCodec
+from telephony_bridge.carriers.base import CallStarted
 from telephony_bridge.carriers.sip.carrier import (
     ALLOW_ENV,
     PUBLIC_ADDRESS_ENV,
@@ -47,7 +48,9 @@ from telephony_bridge.carriers.sip.transaction import client_key, server_key
 from telephony_bridge.lifecycle import CallEnd
 from telephony_bridge.server.runtime import BridgeRuntime
 from telephony_bridge.server.session import CallSession
+from telephony_bridge.server.settings import Settings
 from telephony_bridge.server.sip_call import ALLOW, InboundSipCall, RtpStreamLike, x_headers
+from telephony_bridge.server.sip_media import RtpPortPool
 from telephony_bridge.server.sip_transport import Peer, ServerEntry, SipSockets, Transactions
 
 __all__ = ["SipMedia", "SipServer"]
@@ -65,16 +68,16 @@ BAD_MESSAGES_LOGGED: Final = 20
 
 
 class SipMedia(Protocol):
-    """The media side: RTP streams from the port pool, and the codec the session reads them with."""
+    """The media side: an RTP stream per call from the port pool (server/sip_media.py)."""
 
     def open(self, call_id: str) -> RtpStreamLike | None: ...
 
-    def new_codec(self) -> CarrierCodec: ...
 
-
-def default_media(settings: Any, runtime: BridgeRuntime) -> SipMedia:
-    """The RTP side for `serve`: server/sip_media.py's port pool over ``RTP_PORTS``."""
-    raise RuntimeError("SIP media (server/sip_media.py) is not part of this build yet")
+def default_media(settings: Settings, runtime: BridgeRuntime) -> SipMedia:
+    """The RTP side for `serve`: server/sip_media.py's port pool over ``RTP_PORTS``, bound where the
+    first SIP listener is (all interfaces when it is)."""
+    host = settings.sip_listeners[0].host
+    return RtpPortPool.from_config(settings.carrier_config(), host, runtime.metrics)
 
 
 class SipServer:
@@ -277,15 +280,14 @@ class SipServer:
             return
         self._reply(entry, 100, "Trying")
         stream = self.media.open(call_id)
-        if stream is None:
-            runtime.metrics.calls_over_capacity += 1
+        if stream is None:  # counted by the pool (rtp_ports_exhausted)
             log.warning("SIP INVITE from %s refused: no RTP port left (RTP_PORTS)", host)
             self._reply(entry, 503, "Service Unavailable", retry_after=5)
             return
         contact = self.contact(peer)
         try:
             negotiated, answer = answer_offer(
-                parse_sdp(request.body), self._sdp_address(peer), stream.local_port, int(time.time())
+                parse_sdp(request.body), self.sdp_address(peer), stream.local_port, int(time.time())
             )
             dialog = Dialog.as_uas(request, new_tag(), contact)
         except (NoCommonCodec, SipParseError) as exc:
@@ -306,7 +308,7 @@ class SipServer:
         self.dialogs.add(dialog)
         stream.begin(start)
         runtime.streams_opened += 1
-        carrier = SipCarrier(self._config, control=call, codec_factory=self.media.new_codec)
+        carrier = SipCarrier(self._config, control=call)
         session = CallSession(stream, runtime, runtime.streams_opened, carrier, binding=call.binding)  # type: ignore[arg-type]
         self._spawn(call.run(runtime, session))
 
@@ -342,9 +344,19 @@ class SipServer:
             self._buckets.popitem(last=False)
         return allowed
 
-    def _sdp_address(self, peer: Peer) -> str:
+    def sdp_address(self, peer: Peer) -> str:
+        """Where the peer sends RTP: SIP_PUBLIC_ADDRESS, else the listener's address, else (on a
+        wildcard listener) the local address the system routes to the peer from."""
         host = self._addresses.get(peer.transport, ("127.0.0.1", 0))[0]
-        return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+        if host not in ("0.0.0.0", "::", ""):
+            return host
+        family = socket.AF_INET6 if ":" in peer.address[0] else socket.AF_INET
+        with socket.socket(family, socket.SOCK_DGRAM) as probe:
+            try:
+                probe.connect(peer.address)  # no packet: only picks the route
+                return str(probe.getsockname()[0])
+            except OSError:
+                return "127.0.0.1"
 
     def _spawn(self, coroutine: Any) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)

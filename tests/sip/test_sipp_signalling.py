@@ -1,8 +1,8 @@
 """The SIP listener's signalling against SIPp UAC scenarios (tests/sip/scenarios/*.xml).
 
 The bridge runs in this process (the real app, its lifespan, the real SIP sockets on 127.0.0.1);
-SIPp is the trunk. Media is the stand-in (tests/sip/stand_in_media.py), which records what the
-signalling told it: these tests are about SIP, the RTP ones use the real media side.
+SIPp is the trunk; each call's media is the real RTP stream (server/sip_media.py) from a pool that
+remembers what the signalling configured (tests/sip/recording_pool.py).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from telephony_bridge.server.runtime import BridgeRuntime, load_runtime
 from telephony_bridge.server.settings import Settings
 from telephony_bridge.testing.servers import running_bridge
 from tests.sip.probe import PROBE, wait_until
+from tests.sip.recording_pool import RecordingPool
 from tests.sip.sipp import SCENARIOS, needs_sipp, run_sipp
-from tests.sip.stand_in_media import StandInMedia
 
 pytestmark = [pytest.mark.timeout(60), needs_sipp]
 
@@ -39,7 +39,7 @@ def sip_settings(**environ: str) -> Settings:
 
 
 class Bridge:
-    def __init__(self, runtime: BridgeRuntime, media: StandInMedia) -> None:
+    def __init__(self, runtime: BridgeRuntime, media: RecordingPool) -> None:
         self.runtime, self.media = runtime, media
 
     @property
@@ -51,7 +51,7 @@ class Bridge:
         return (
             not sip.calls
             and len(sip.dialogs) == 0
-            and not self.media.ports
+            and not self.media.streams
             and not self.runtime.sessions
             # What is left only absorbs retransmissions until its timer ends it (RFC 3261 J, I, K).
             and all(entry.transaction.state in SETTLED for entry in sip.transactions.server.values())
@@ -61,7 +61,7 @@ class Bridge:
 @contextlib.asynccontextmanager
 async def start_bridge(settings: Settings) -> AsyncIterator[Bridge]:
     runtime = load_runtime(settings)
-    media = StandInMedia()
+    media = RecordingPool(31000, 31999, "127.0.0.1", runtime.metrics)
     runtime.sip_media = media
     async with running_bridge(settings, runtime) as running:
         yield Bridge(running, media)
@@ -91,8 +91,8 @@ async def test_basic_call_routes_reports_and_ends_on_the_trunks_bye(bridge: Brid
     assert alerting["callerid"] == "+15551234" and alerting["destination"] == "+15550100"
     assert alerting["customData"] == {"X-Account": "acme"}
     assert dict(events)["disconnected"] == "caller hung up"
-    stream = bridge.media.streams[call_id]
-    assert stream.configured[0]["payload_type"] == 0 and stream.configured[0]["event"] == 101
+    configured = bridge.media.configured[call_id]
+    assert configured[0]["payload_type"] == 0 and configured[0]["event"] == 101
     await wait_until(bridge.empty)  # dialog, transactions, port: all released
 
 
@@ -125,8 +125,8 @@ async def test_options_answered_with_allow(bridge: Bridge, tmp_path: Path) -> No
 async def test_hold_and_resume_by_reinvite(bridge: Bridge, tmp_path: Path) -> None:
     run = await run_sipp("uac_hold", bridge.port, "+15550100", tmp_path)
     assert run.returncode == 0, run.explain()
-    (stream,) = bridge.media.streams.values()
-    assert [config["direction"] for config in stream.configured] == ["sendrecv", "recvonly", "sendrecv"]
+    (configured,) = bridge.media.configured.values()
+    assert [config["direction"] for config in configured] == ["sendrecv", "recvonly", "sendrecv"]
 
 
 async def test_malformed_invite_gets_400_and_the_next_call_works(bridge: Bridge, tmp_path: Path) -> None:
@@ -143,7 +143,7 @@ async def test_source_not_allowed_gets_403(tmp_path: Path) -> None:
         run = await run_sipp(refused_scenario(tmp_path, 403), bridge.port, "+15550100", tmp_path)
         assert run.returncode == 0, run.explain()
         assert bridge.runtime.metrics.streams_forbidden == 1
-        assert not bridge.media.streams  # no port was taken
+        assert not bridge.media.opened  # no port was taken
 
 
 async def test_digest_challenge_then_the_call(tmp_path: Path) -> None:
@@ -152,11 +152,11 @@ async def test_digest_challenge_then_the_call(tmp_path: Path) -> None:
     ) as bridge:
         run = await run_sipp("uac_digest", bridge.port, "+15550100", tmp_path)
         assert run.returncode == 0, run.explain()
-        assert len(bridge.media.streams) == 1
+        assert len(bridge.media.opened) == 1
 
 
 async def test_digest_with_a_wrong_password_is_refused(tmp_path: Path) -> None:
     async with start_bridge(sip_settings(SIP_ALLOW="", SIP_USERS="alice:other", SIP_DIGEST_ALGORITHMS="MD5")) as bridge:
         run = await run_sipp("uac_digest", bridge.port, "+15550100", tmp_path)
         assert run.returncode != 0
-        assert not bridge.media.streams and bridge.runtime.metrics.streams_forbidden == 1
+        assert not bridge.media.opened and bridge.runtime.metrics.streams_forbidden == 1

@@ -7,9 +7,9 @@
   routes.toml like any other; From's user is the caller; ``X-*`` headers are the custom data.
 - Binding: the INVITE's transaction is the call; the scenario is routed by the listener from the
   admitted INVITE, never read from the media.
-- Playout: G.711 at 8 kHz (PCMU or PCMA, whichever the offer prefers), no marks, no clear: the
-  bridge paces RTP itself, and what the caller heard is what was sent minus the far end's playout
-  lead (RTT/2 from RTCP plus ``SIP_JITTER_ALLOWANCE_MS``).
+- Playout: G.711 at 8 kHz (PCMU or PCMA, whichever the offer prefers). The RTP stream
+  (server/sip_media.py) paces the packets itself and echoes each mark when its audio has played by
+  its clock: sent + RTT/2 (RTCP) + ``SIP_JITTER_ALLOWANCE_MS``; a clear drops its queue.
 - Control: answer (200 OK), hang-up (BYE, or a final error before the answer), blind transfer
   (REFER) and DTMF out (RFC 4733) — all on the call's own dialog (`call_control`).
 """
@@ -17,36 +17,30 @@
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any, Final
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Final
 
-from telephony_bridge.audio.formats import ALAW_8K, ULAW_8K
 from telephony_bridge.carriers.base import (
     AnswerRequest,
     CallControl,
-    Capabilities,
     Carrier,
-    CarrierCodec,
     HttpAnswer,
     HttpRequest,
 )
+from telephony_bridge.carriers.sip.codec import SIP_CAPABILITIES, SipCodec
 
 __all__ = [
     "ALLOW_ENV",
-    "DEFAULT_JITTER_ALLOWANCE_MS",
-    "DEFAULT_RTP_PORTS",
     "DIGEST_ENV",
     "LISTEN_ENV",
     "OUTBOUND_ENV",
     "PUBLIC_ADDRESS_ENV",
-    "RTP_PORTS_ENV",
     "USERS_ENV",
     "SipCarrier",
     "SipListenerSpec",
     "parse_digest_algorithms",
     "parse_networks",
-    "parse_rtp_ports",
     "parse_sip_listen",
     "parse_users",
 ]
@@ -54,15 +48,11 @@ __all__ = [
 LISTEN_ENV: Final = "SIP_LISTEN"
 ALLOW_ENV: Final = "SIP_ALLOW"
 USERS_ENV: Final = "SIP_USERS"
-RTP_PORTS_ENV: Final = "RTP_PORTS"
 PUBLIC_ADDRESS_ENV: Final = "SIP_PUBLIC_ADDRESS"
 OUTBOUND_ENV: Final = "SIP_OUTBOUND"
-JITTER_ENV: Final = "SIP_JITTER_ALLOWANCE_MS"
 # The digest algorithms offered, most preferred first (RFC 8760: SHA-256, then MD5 for old peers).
 # Some UACs answer only the first challenge they see (SIPp does, and can only do MD5): "MD5" for them.
 DIGEST_ENV: Final = "SIP_DIGEST_ALGORITHMS"
-DEFAULT_RTP_PORTS: Final = (20000, 20999)
-DEFAULT_JITTER_ALLOWANCE_MS: Final = 40.0
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -129,19 +119,6 @@ def parse_digest_algorithms(text: str) -> tuple[str, ...]:
     return names
 
 
-def parse_rtp_ports(text: str) -> tuple[int, int]:
-    """`20000-20999`: an even first port (RTP even, RTCP odd) and room for at least one pair."""
-    if not text.strip():
-        return DEFAULT_RTP_PORTS
-    first, dash, last = text.strip().partition("-")
-    if not dash or not (first.isascii() and first.isdigit() and last.isascii() and last.isdigit()):
-        raise ValueError(f"{RTP_PORTS_ENV}: {text!r} is not FIRST-LAST")
-    low, high = int(first), int(last)
-    if not 1024 <= low < high <= 65535:
-        raise ValueError(f"{RTP_PORTS_ENV}: {text!r}: ports between 1024 and 65535, first below last")
-    return low, high
-
-
 def allowed(networks: tuple[Network, ...], host: str | None) -> bool:
     if host is None:
         return False
@@ -162,30 +139,16 @@ class SipCarrier(Carrier):
     prefixes = ()  # no HTTP endpoint: the bridge listens for SIP itself
     signature_header = f"source address ({ALLOW_ENV}) or digest ({USERS_ENV})"
     secret_names = (ALLOW_ENV, USERS_ENV)
-    capabilities = Capabilities(
-        audio_formats=(ULAW_8K, ALAW_8K),
-        marks=False,
-        clear=False,
-        dtmf_in=True,
-        dtmf_out=True,
-        hangup=True,
-        transfer=True,
-        dial=True,
-        playout_lead_ms=DEFAULT_JITTER_ALLOWANCE_MS,
-    )
+    # The media side's (carriers/sip/codec.py: the RTP stream echoes marks by its clock and clears
+    # its queue), with the control the call's dialog gives.
+    capabilities = replace(SIP_CAPABILITIES, hangup=True, transfer=True, dial=True)
 
-    def __init__(
-        self,
-        config: Mapping[str, str],
-        control: CallControl | None = None,
-        codec_factory: Callable[[], CarrierCodec] | None = None,
-    ) -> None:
+    def __init__(self, config: Mapping[str, str], control: CallControl | None = None) -> None:
         super().__init__(config)
         self.allow = parse_networks(config.get(ALLOW_ENV, ""))
         self.users = parse_users(config.get(USERS_ENV, ""))
         self.digest_algorithms = parse_digest_algorithms(config.get(DIGEST_ENV, ""))
         self._control = control
-        self._codec_factory = codec_factory
 
     @property
     def secured(self) -> bool:
@@ -194,10 +157,8 @@ class SipCarrier(Carrier):
     def allows(self, host: str | None) -> bool:
         return allowed(self.allow, host)
 
-    def new_codec(self) -> Any:
-        if self._codec_factory is None:
-            raise NotImplementedError("a SIP call's codec comes from its listener")
-        return self._codec_factory()
+    def new_codec(self) -> SipCodec:
+        return SipCodec()
 
     def call_control(self) -> CallControl | None:
         return self._control
