@@ -11,6 +11,7 @@ class Probe:
     def __init__(self) -> None:
         self.events: dict[str, list[tuple[str, Any]]] = defaultdict(list)
         self.changed = asyncio.Event()
+        self.audio_bytes: dict[str, int] = defaultdict(int)  # caller audio the scenario's unit took
 
     def record(self, call_id: str, name: str, value: Any = None) -> None:
         self.events[call_id].append((name, value))
@@ -30,6 +31,7 @@ class Probe:
 
     def clear(self) -> None:
         self.events.clear()
+        self.audio_bytes.clear()
 
 
 PROBE = Probe()

@@ -3,6 +3,14 @@
 from tests.sip.probe import PROBE
 
 
+class CountingUnit:
+    def __init__(self, call_id):
+        self.call_id = call_id
+
+    async def accept_caller_audio(self, frame):
+        PROBE.audio_bytes[self.call_id] += len(frame)
+
+
 def on_alerting(e):
     call = e.call
     PROBE.record(
@@ -13,6 +21,7 @@ def on_alerting(e):
     call.addEventListener(CallEvents.ToneReceived, lambda ev: on_tone(call, ev.tone))
     call.handleTones(True)
     call.answer()
+    call.sendMediaTo(CountingUnit(call.id()))
 
 
 def on_tone(call, tone):
