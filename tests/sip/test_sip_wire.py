@@ -1,0 +1,145 @@
+"""The SIP listener on the wire, from a hand-driven UDP socket: what SIPp cannot easily show —
+the 200 retransmitted until the ACK, 481 for a dialog nobody has, the INVITE flood limit, garbage
+that is counted and ignored while the next request is answered."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from pathlib import Path
+
+import pytest
+
+from telephony_bridge.carriers.sip.message import SipRequest, SipResponse, parse_message
+from tests.sip.harness import Bridge
+from tests.sip.probe import wait_until
+from tests.sip.sipp import SIPP, run_sipp
+
+pytestmark = [pytest.mark.timeout(60)]
+
+SDP = (
+    "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+    "m=audio 9 RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n"
+)
+
+
+class UdpPhone:
+    """A UDP socket speaking SIP by hand to the bridge."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.setblocking(False)
+        self.local = self.sock.getsockname()[1]
+        self.bridge = ("127.0.0.1", port)
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def send(self, text: str) -> None:
+        self.sock.sendto(text.replace("\n", "\r\n").encode(), self.bridge)
+
+    async def receive(self, timeout_s: float = 5.0) -> SipResponse | SipRequest:
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout(timeout_s):
+            data = await loop.sock_recv(self.sock, 65535)
+        return parse_message(data)
+
+    async def final(self, timeout_s: float = 5.0) -> SipResponse:
+        while True:
+            message = await self.receive(timeout_s)
+            if isinstance(message, SipResponse) and message.status >= 200:
+                return message
+
+    def request(
+        self, method: str, call_id: str, branch: str, *, cseq: int = 1, to_tag: str = "", body: str = ""
+    ) -> str:
+        to = f"<sip:+15550100@127.0.0.1>{';tag=' + to_tag if to_tag else ''}"
+        content = "Content-Type: application/sdp\n" if body else ""
+        return (
+            f"{method} sip:+15550100@127.0.0.1:{self.bridge[1]} SIP/2.0\n"
+            f"Via: SIP/2.0/UDP 127.0.0.1:{self.local};branch=z9hG4bK{branch};rport\n"
+            f"From: <sip:+15551234@127.0.0.1>;tag=phone\nTo: {to}\nCall-ID: {call_id}\n"
+            f"CSeq: {cseq} {method}\nContact: <sip:phone@127.0.0.1:{self.local}>\nMax-Forwards: 70\n"
+            f"{content}Content-Length: {len(body.encode())}\n\n" + body.replace("\r\n", "\n")
+        )
+
+
+@pytest.fixture
+async def phone(bridge: Bridge):
+    udp = UdpPhone(bridge.port)
+    yield udp
+    udp.close()
+
+
+async def test_the_200_is_retransmitted_until_the_ack(bridge: Bridge, phone: UdpPhone) -> None:
+    phone.send(phone.request("INVITE", "retrans-1", "inv1", body=SDP))
+    ok = await phone.final()
+    assert ok.status == 200 and b"m=audio" in ok.body
+    again = await phone.final()  # no ACK yet: the same 200 again (Timer G, T1 doubling)
+    assert again.status == 200 and again.headers.get("To") == ok.headers.get("To")
+    to_tag = (ok.headers.get("To") or "").split("tag=")[1]
+    phone.send(phone.request("ACK", "retrans-1", "ack1", to_tag=to_tag))
+    await wait_until(
+        lambda: not bridge.runtime.sip.transactions.server.get(("z9hG4bKinv1", f"127.0.0.1:{phone.local}", "INVITE"))
+    )
+    phone.send(phone.request("BYE", "retrans-1", "bye1", cseq=2, to_tag=to_tag))
+    assert (await phone.final()).status == 200
+    await wait_until(bridge.empty)
+
+
+async def test_a_retransmitted_invite_is_one_call(bridge: Bridge, phone: UdpPhone) -> None:
+    invite = phone.request("INVITE", "dup-1", "dup1", body=SDP)
+    phone.send(invite)
+    phone.send(invite)  # the trunk's Timer A fired before our answer got there
+    ok = await phone.final()
+    assert len(bridge.media.opened) == 1
+    to_tag = (ok.headers.get("To") or "").split("tag=")[1]
+    phone.send(phone.request("ACK", "dup-1", "ack2", to_tag=to_tag))
+    phone.send(phone.request("BYE", "dup-1", "bye2", cseq=2, to_tag=to_tag))
+    assert (await phone.final()).status == 200
+
+
+async def test_requests_for_a_dialog_nobody_has_get_481(bridge: Bridge, phone: UdpPhone) -> None:
+    phone.send(phone.request("BYE", "nobody", "bye3", cseq=2, to_tag="unknown"))
+    assert (await phone.final()).status == 481
+    phone.send(phone.request("INFO", "nobody", "info3", cseq=3, to_tag="unknown"))
+    assert (await phone.final()).status == 481
+
+
+async def test_garbage_is_counted_and_the_next_request_answered(bridge: Bridge, phone: UdpPhone) -> None:
+    before = bridge.runtime.metrics.frames_rejected
+    phone.sock.sendto(b"\x00\xffNOT SIP AT ALL\r\n\r\n", phone.bridge)
+    phone.send(phone.request("OPTIONS", "after-garbage", "opt4"))
+    assert (await phone.final()).status == 200
+    assert bridge.runtime.metrics.frames_rejected == before + 1
+
+
+async def test_an_invite_flood_from_one_source_is_limited(bridge: Bridge, phone: UdpPhone) -> None:
+    for index in range(40):  # faster than any trunk: the bucket holds 30
+        phone.send(phone.request("INVITE", f"flood-{index}", f"flood{index}", body=SDP))
+    refused = 0
+    while refused < 5:  # 10 over the bucket, less what it refilled meanwhile on a slow machine
+        response = await phone.receive()
+        if isinstance(response, SipResponse) and response.status == 503:
+            assert response.headers.get("Retry-After")
+            refused += 1
+    assert bridge.runtime.metrics.calls_over_capacity >= 5
+    assert len(bridge.media.opened) <= 32  # the flood did not take a port per INVITE
+
+
+@pytest.mark.skipif(SIPP is None, reason="SIPp is not installed: apt-get install -y sip-tester")
+async def test_a_call_over_tcp(tmp_path: Path) -> None:
+    from tests.sip.harness import sip_settings, start_bridge
+
+    settings = sip_settings()
+    settings = type(settings).from_environ(
+        {"SIP_ALLOW": "127.0.0.1/32"},
+        scenarios_dir=settings.scenarios_dir,
+        realtime_url="ws://127.0.0.1:9/unused",
+        sip_listen=("tcp:127.0.0.1:0",),
+        call_store=False,
+    )
+    async with start_bridge(settings) as bridge:
+        run = await run_sipp("uac_basic", bridge.port, "+15550100", tmp_path, transport="t1")
+        assert run.returncode == 0, run.explain()
