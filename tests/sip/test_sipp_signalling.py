@@ -104,3 +104,20 @@ async def test_digest_with_a_wrong_password_is_refused(tmp_path: Path) -> None:
         run = await run_sipp("uac_digest", bridge.port, "+15550100", tmp_path)
         assert run.returncode != 0
         assert not bridge.media.opened and bridge.runtime.metrics.streams_forbidden == 1
+
+
+@pytest.mark.parametrize(
+    ("sipfrag", "outcome"), [("200 OK", "transfer_complete"), ("486 Busy Here", "transfer_failed")]
+)
+async def test_blind_transfer_by_refer_follows_the_notify(
+    bridge: Bridge, tmp_path: Path, sipfrag: str, outcome: str
+) -> None:
+    scenario = tmp_path / "uac_transfer.xml"
+    scenario.write_text((SCENARIOS / "uac_transfer.xml").read_text().replace("SIPFRAG_STATUS", sipfrag))
+    run = await run_sipp(scenario, bridge.port, "+15550100", tmp_path)
+    assert run.returncode == 0, run.explain()
+    await PROBE.wait_for(lambda: outcome in [name for name, _ in PROBE.any_call()])
+    (events,) = PROBE.events.values()
+    assert ("tone", "0") in events
+    if outcome == "transfer_complete":
+        assert (outcome, "+15550123") in events

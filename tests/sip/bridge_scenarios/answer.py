@@ -19,6 +19,8 @@ def on_alerting(e):
     call.addEventListener(CallEvents.Connected, lambda ev: PROBE.record(call.id(), "connected"))
     call.addEventListener(CallEvents.Disconnected, lambda ev: PROBE.record(call.id(), "disconnected", ev.reason))
     call.addEventListener(CallEvents.ToneReceived, lambda ev: on_tone(call, ev.tone))
+    call.addEventListener(CallEvents.TransferComplete, lambda ev: PROBE.record(call.id(), "transfer_complete", ev.to))
+    call.addEventListener(CallEvents.TransferFailed, lambda ev: PROBE.record(call.id(), "transfer_failed", ev.reason))
     call.handleTones(True)
     call.answer()
     call.sendMediaTo(CountingUnit(call.id()))
@@ -28,6 +30,8 @@ def on_tone(call, tone):
     PROBE.record(call.id(), "tone", tone)
     if tone == "9":
         call.hangup()
+    elif tone == "0":
+        call.transferTo({"to": "+15550123"})
 
 
 VoxEngine.addEventListener(AppEvents.CallAlerting, on_alerting)
