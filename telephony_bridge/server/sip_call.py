@@ -1,6 +1,7 @@
-"""One inbound SIP call: its dialog and INVITE transaction, its RTP stream, its session.
+"""One SIP call: its dialog (and, inbound, its INVITE transaction), its RTP stream, its session.
 
-The listener (server/sip_listener.py) admits an INVITE and makes an `InboundSipCall`; from then
+The listener (server/sip_listener.py) admits an INVITE and makes a `SipCall`; a call the bridge
+placed (server/sip_outbound.py) becomes one when its 200 OK arrives, already answered. From then
 the call's signalling lives here and its media and scenario in the ordinary `CallSession` over the
 RTP stream (server/sip_media.py's `RtpStream`, a `MediaTransport`). The two meet in few places:
 
@@ -33,7 +34,7 @@ from telephony_bridge.server.session import StreamRefused
 from telephony_bridge.server.sip_transport import Peer, ServerEntry, Transactions
 from telephony_bridge.server.stream_tokens import StreamGrant
 
-__all__ = ["CallPhase", "InboundSipCall", "RtpStreamLike", "SignallingHost"]
+__all__ = ["CallPhase", "SipCall", "RtpStreamLike", "SignallingHost"]
 
 log = logging.getLogger("telephony_bridge.sip")
 
@@ -75,7 +76,7 @@ class SignallingHost(Protocol):
 
     def sdp_address(self, peer: Peer) -> str: ...
 
-    def forget(self, call: InboundSipCall) -> None: ...
+    def forget(self, call: SipCall) -> None: ...
 
 
 class CallPhase(Enum):
@@ -86,31 +87,36 @@ class CallPhase(Enum):
     ENDED = "ended"
 
 
-class InboundSipCall:
+class SipCall:
     """The call's signalling, and its `CallControl` (answer, hangup, transfer) for the scenario."""
 
     def __init__(
         self,
         host: SignallingHost,
         invite: SipRequest,
-        entry: ServerEntry,
+        entry: ServerEntry | None,  # the INVITE's server transaction; None for a call we placed
         dialog: Dialog,
         stream: RtpStreamLike,
         negotiated: Negotiated,
         answer_sdp: bytes,
         start: CallStarted,
+        peer: Peer | None = None,  # where the dialog's requests go, for a call we placed
     ) -> None:
         self.host = host
         self.invite = invite
         self.invite_entry = entry
-        self.peer = entry.peer
+        if entry is not None:
+            peer = entry.peer
+        if peer is None:
+            raise ValueError("a SIP call needs its INVITE's transaction or the peer it placed the call to")
+        self.peer: Peer = peer
         self.dialog = dialog
         self.stream = stream
         self.negotiated = negotiated
         self.answer_sdp = answer_sdp
         self.start = start
         self.call_id = start.call_id
-        self.phase = CallPhase.PROCEEDING
+        self.phase = CallPhase.PROCEEDING if entry is not None else CallPhase.ANSWERED
         self.reject_status = (603, "Decline")  # the final answer if the session ends unanswered
         self.session: Any = None
         self._transfer: asyncio.Future[tuple[int, str]] | None = None
@@ -133,7 +139,7 @@ class InboundSipCall:
 
     def answer(self, call_id: str = "") -> None:
         """call.answer(): 200 OK with the SDP answer (retransmitted until the ACK)."""
-        if self.phase not in (CallPhase.PROCEEDING, CallPhase.RINGING):
+        if self.phase not in (CallPhase.PROCEEDING, CallPhase.RINGING) or self.invite_entry is None:
             return
         self.phase = CallPhase.ANSWERED
         self.invite_entry.on_timeout = self._no_ack
@@ -211,9 +217,9 @@ class InboundSipCall:
 
     # --- requests from the trunk --------------------------------------------------------------
     def on_ack(self) -> None:
-        transaction = self.invite_entry.transaction
-        if isinstance(transaction, InviteServerTransaction):
-            self.host.transactions.run(self.invite_entry, transaction.acknowledged())
+        entry = self.invite_entry
+        if entry is not None and isinstance(entry.transaction, InviteServerTransaction):
+            self.host.transactions.run(entry, entry.transaction.acknowledged())
 
     def on_cancel(self) -> bool:
         """CANCEL before the final response: 487 to the INVITE, the call ends. False: too late."""
@@ -310,7 +316,8 @@ class InboundSipCall:
         return int(time.time()) + self._sdp_version
 
     def _respond_invite(self, status: int, reason: str, body: bytes = b"") -> None:
-        self._respond(self.invite_entry, self.invite, status, reason, body)
+        if self.invite_entry is not None:
+            self._respond(self.invite_entry, self.invite, status, reason, body)
 
     def _respond(
         self, entry: ServerEntry, request: SipRequest, status: int, reason: str, body: bytes = b"", allow: bool = False

@@ -10,7 +10,7 @@ An INVITE outside a dialog, in this order (each refusal counted and logged, noth
 - its source not in ``SIP_ALLOW``: a digest challenge (401) when ``SIP_USERS`` is set, else 403;
 - draining or at `MAX_CALLS`: 503; no route for the number: 404; no RTP port left: 503;
   an offer without PCMU/PCMA: 488.
-Then 100 Trying, and an `InboundSipCall` (server/sip_call.py) runs the call over the media side's
+Then 100 Trying, and an `SipCall` (server/sip_call.py) runs the call over the media side's
 `RtpStream`. Requests inside a dialog go to their call; for no dialog, 481. OPTIONS: 200.
 Retransmitted requests are absorbed by their transaction (carriers/sip/transaction.py).
 """
@@ -49,7 +49,7 @@ from telephony_bridge.lifecycle import CallEnd
 from telephony_bridge.server.runtime import BridgeRuntime
 from telephony_bridge.server.session import CallSession
 from telephony_bridge.server.settings import Settings
-from telephony_bridge.server.sip_call import ALLOW, InboundSipCall, RtpStreamLike, x_headers
+from telephony_bridge.server.sip_call import ALLOW, SipCall, RtpStreamLike, x_headers
 from telephony_bridge.server.sip_media import RtpPortPool
 from telephony_bridge.server.sip_transport import Peer, ServerEntry, SipSockets, Transactions
 
@@ -98,7 +98,7 @@ class SipServer:
         self.sockets = SipSockets(self._deliver, self._bad_message)
         self._transactions: Transactions | None = None
         self.dialogs = DialogTable()
-        self.calls: dict[str, InboundSipCall] = {}  # by dialog-less key: the INVITE's Call-ID
+        self.calls: dict[str, SipCall] = {}  # by dialog-less key: the INVITE's Call-ID
         self._tasks: set[asyncio.Task[None]] = set()
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
         self.bound: list[tuple[SipListenerSpec, int]] = []
@@ -155,7 +155,7 @@ class SipServer:
     def route(self, number: str) -> str | None:
         return self.runtime.scenario_for(number)
 
-    def forget(self, call: InboundSipCall) -> None:
+    def forget(self, call: SipCall) -> None:
         self.dialogs.remove(call.dialog)
         if self.calls.get(call.dialog.call_id) is call:
             del self.calls[call.dialog.call_id]
@@ -303,7 +303,7 @@ class SipServer:
             caller=caller,
             number=number,
         )
-        call = InboundSipCall(self, request, entry, dialog, stream, negotiated, answer, start)
+        call = SipCall(self, request, entry, dialog, stream, negotiated, answer, start)
         self.calls[call_id] = call
         self.dialogs.add(dialog)
         stream.begin(start)
