@@ -34,7 +34,7 @@ from telephony_bridge.server.session import StreamRefused
 from telephony_bridge.server.sip_transport import Peer, ServerEntry, Transactions
 from telephony_bridge.server.stream_tokens import StreamGrant
 
-__all__ = ["CallPhase", "SipCall", "RtpStreamLike", "SignallingHost"]
+__all__ = ["CallPhase", "RtpStreamLike", "SignallingHost", "SipCall"]
 
 log = logging.getLogger("telephony_bridge.sip")
 

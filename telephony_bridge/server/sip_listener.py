@@ -49,7 +49,7 @@ from telephony_bridge.lifecycle import CallEnd
 from telephony_bridge.server.runtime import BridgeRuntime
 from telephony_bridge.server.session import CallSession
 from telephony_bridge.server.settings import Settings
-from telephony_bridge.server.sip_call import ALLOW, SipCall, RtpStreamLike, x_headers
+from telephony_bridge.server.sip_call import ALLOW, RtpStreamLike, SipCall, x_headers
 from telephony_bridge.server.sip_media import RtpPortPool
 from telephony_bridge.server.sip_transport import Peer, ServerEntry, SipSockets, Transactions
 
@@ -90,8 +90,9 @@ class SipServer:
     ) -> None:
         self.runtime = runtime
         self.listeners = tuple(listeners)
-        self._config = config
+        self.config = config
         self.media = media
+        self.udp_endpoint: Any = None  # the first UDP listener's socket: calls the bridge places leave from it
         self.carrier = SipCarrier(config)
         self.auth = DigestAuthenticator(REALM, self.carrier.users, algorithms=self.carrier.digest_algorithms)
         self.public_address = config.get(PUBLIC_ADDRESS_ENV, "").strip() or None
@@ -113,7 +114,9 @@ class SipServer:
         for spec in self.listeners:
             try:
                 if spec.transport == "udp":
-                    port, _ = await self.sockets.start_udp(spec.host, spec.port)
+                    port, endpoint = await self.sockets.start_udp(spec.host, spec.port)
+                    if self.udp_endpoint is None:
+                        self.udp_endpoint = endpoint
                 else:
                     port = await self.sockets.start_tcp(spec.host, spec.port)
             except OSError as exc:
@@ -154,6 +157,19 @@ class SipServer:
 
     def route(self, number: str) -> str | None:
         return self.runtime.scenario_for(number)
+
+    def adopt(self, call: SipCall) -> None:
+        """A call the bridge placed, answered: its dialog's requests come here from now on."""
+        self.calls[call.dialog.call_id] = call
+        self.dialogs.add(call.dialog)
+
+    def place_call(self, outbound: Any, target: str, callerid: str, headers: Mapping[str, str]) -> Any:
+        """`VoxEngine.callSIP`: the call's UAC (server/sip_outbound.py), started; it is the Call's control."""
+        from telephony_bridge.server.sip_outbound import OutboundSipCall
+
+        uac = OutboundSipCall(self, outbound, target, callerid, headers)
+        self.spawn(uac.run())
+        return uac
 
     def forget(self, call: SipCall) -> None:
         self.dialogs.remove(call.dialog)
@@ -293,7 +309,7 @@ class SipServer:
         except (NoCommonCodec, SipParseError) as exc:
             bad_sdp = isinstance(exc, SipParseError)
             self._reply(entry, 400 if bad_sdp else 488, "Bad SDP" if bad_sdp else "Not Acceptable Here")
-            self._spawn(stream.aclose())
+            self.spawn(stream.aclose())
             return
         start = CallStarted(
             call_id=call_id,
@@ -308,9 +324,9 @@ class SipServer:
         self.dialogs.add(dialog)
         stream.begin(start)
         runtime.streams_opened += 1
-        carrier = SipCarrier(self._config, control=call)
+        carrier = SipCarrier(self.config, control=call)
         session = CallSession(stream, runtime, runtime.streams_opened, carrier, binding=call.binding)  # type: ignore[arg-type]
-        self._spawn(call.run(runtime, session))
+        self.spawn(call.run(runtime, session))
 
     def _authenticated(self, request: SipRequest, entry: ServerEntry) -> bool:
         host = entry.peer.address[0]
@@ -358,7 +374,7 @@ class SipServer:
             except OSError:
                 return "127.0.0.1"
 
-    def _spawn(self, coroutine: Any) -> None:
+    def spawn(self, coroutine: Any) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -10,6 +10,7 @@ from telephony_bridge.carriers.sip.transaction import TxState
 from telephony_bridge.server.runtime import BridgeRuntime, load_runtime
 from telephony_bridge.server.settings import Settings
 from telephony_bridge.testing.servers import running_bridge
+from tests.sip.probe import PROBE
 from tests.sip.recording_pool import RecordingPool
 
 BRIDGE_SCENARIOS = Path(__file__).parent / "bridge_scenarios"
@@ -49,6 +50,7 @@ class Bridge:
 
 @contextlib.asynccontextmanager
 async def start_bridge(settings: Settings) -> AsyncIterator[Bridge]:
+    PROBE.clear()
     runtime = load_runtime(settings)
     media = RecordingPool(31000, 31999, "127.0.0.1", runtime.metrics)
     runtime.sip_media = media

@@ -32,6 +32,7 @@ class Probe:
     def clear(self) -> None:
         self.events.clear()
         self.audio_bytes.clear()
+        self.changed = asyncio.Event()  # each test runs its own event loop
 
 
 PROBE = Probe()

@@ -1,0 +1,34 @@
+"""Places a call with VoxEngine.callSIP (started from outside, as an outbound campaign would be)."""
+
+import json
+
+from tests.sip.probe import PROBE
+
+KEY = "outbound"
+
+
+class CountingUnit:
+    async def accept_caller_audio(self, frame):
+        PROBE.audio_bytes[KEY] += len(frame)
+
+
+def on_started(e):
+    data = json.loads(VoxEngine.customData())
+    call = VoxEngine.callSIP(data["uri"], {"callerid": "+15550999", "headers": {"X-Campaign": "spring"}})
+    call.addEventListener(CallEvents.Ringing, lambda ev: PROBE.record(KEY, "ringing"))
+    call.addEventListener(CallEvents.Connected, lambda ev: on_connected(call))
+    call.addEventListener(CallEvents.Failed, lambda ev: on_end("failed", ev.code))
+    call.addEventListener(CallEvents.Disconnected, lambda ev: on_end("disconnected", ev.reason))
+
+
+def on_connected(call):
+    PROBE.record(KEY, "connected", call.id())
+    call.sendMediaTo(CountingUnit())
+
+
+def on_end(name, value):
+    PROBE.record(KEY, name, value)
+    VoxEngine.terminate()
+
+
+VoxEngine.addEventListener(AppEvents.Started, on_started)

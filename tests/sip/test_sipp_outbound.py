@@ -1,0 +1,61 @@
+"""VoxEngine.callSIP against SIPp as the callee (UAS): the call rings, connects, audio flows both
+ways (SIPp echoes the bridge's RTP back: what arrives was sent), and the callee's BYE ends it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from pathlib import Path
+
+import pytest
+
+from telephony_bridge.server.scenario_sessions import start_scenario_session
+from tests.sip.harness import Bridge, sip_settings, start_bridge
+from tests.sip.probe import PROBE, wait_until
+from tests.sip.sipp import SCENARIOS, SIPP, needs_sipp
+
+pytestmark = [pytest.mark.timeout(60), needs_sipp]
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_callsip_connects_exchanges_audio_and_ends_on_the_callees_bye(bridge: Bridge, tmp_path: Path) -> None:
+    await place_call_to_sipp(bridge, tmp_path, "uas_answer")
+
+
+async def test_callsip_answers_the_trunks_digest_challenge(tmp_path: Path) -> None:
+    settings = sip_settings(SIP_OUTBOUND="sip:alice:wonderland@127.0.0.1")
+    async with start_bridge(settings) as bridge:
+        await place_call_to_sipp(bridge, tmp_path, "uas_challenge")
+
+
+async def place_call_to_sipp(bridge: Bridge, tmp_path: Path, uas_scenario: str) -> None:
+    assert SIPP is not None
+    sip_port, media_port = free_udp_port(), free_udp_port()
+    uas = await asyncio.create_subprocess_exec(
+        SIPP, "-sf", str(SCENARIOS / f"{uas_scenario}.xml"), "-i", "127.0.0.1", "-mi", "127.0.0.1", "-p", str(sip_port),
+        "-mp", str(media_port), "-rtp_echo", "-m", "1", "-nostdin", "-timeout", "20s", "-timeout_error",
+        "-s", "+15550100", cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        scenario = bridge.runtime.scenarios["outbound_sip"]
+        start_scenario_session(bridge.runtime, scenario, json.dumps({"uri": f"sip:+15550100@127.0.0.1:{sip_port}"}))
+        await PROBE.wait_for(lambda: "disconnected" in PROBE.names("outbound") or "failed" in PROBE.names("outbound"),
+                             timeout_s=20)  # fmt: skip
+        async with asyncio.timeout(25):
+            output, _ = await uas.communicate()
+    finally:
+        if uas.returncode is None:
+            uas.kill()
+            await uas.wait()
+    assert uas.returncode == 0, output.decode("utf-8", "replace")[-3000:]
+    names = PROBE.names("outbound")
+    assert names[:2] == ["ringing", "connected"] and names[-1] == "disconnected", names
+    # Half a second or more of the bridge's own RTP came back through SIPp's echo: sent and received.
+    assert PROBE.audio_bytes["outbound"] >= 4000
+    await wait_until(bridge.empty)
