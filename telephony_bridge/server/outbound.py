@@ -115,6 +115,12 @@ class PendingLink:
         if self.target is not None:
             await self.target.send_clear()
 
+    async def send_digits(self, digits: str) -> None:
+        """DTMF out (where the carrier can: `capabilities.dtmf_out`), once the stream is bound."""
+        send = getattr(self.target, "send_digits", None)
+        if send is not None:
+            await send(digits)
+
 
 class _OutboundControl:
     """The Call's control API: the carrier's, with the carrier's call id once it is known."""

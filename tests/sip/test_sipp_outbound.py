@@ -1,5 +1,6 @@
 """VoxEngine.callSIP against SIPp as the callee (UAS): the call rings, connects, audio flows both
-ways (SIPp echoes the bridge's RTP back: what arrives was sent), and the callee's BYE ends it."""
+ways (SIPp echoes the bridge's RTP back: what arrives was sent — `sendDigits`' RFC 4733 events
+too, read back as one key press), and the callee's BYE ends it."""
 
 from __future__ import annotations
 
@@ -56,6 +57,7 @@ async def place_call_to_sipp(bridge: Bridge, tmp_path: Path, uas_scenario: str) 
     assert uas.returncode == 0, output.decode("utf-8", "replace")[-3000:]
     names = PROBE.names("outbound")
     assert names[:2] == ["ringing", "connected"] and names[-1] == "disconnected", names
+    assert ("tone", "7") in PROBE.events["outbound"]  # sendDigits' RFC 4733 events, echoed: one digit
     # Half a second or more of the bridge's own RTP came back through SIPp's echo: sent and received.
     assert PROBE.audio_bytes["outbound"] >= 4000
     await wait_until(bridge.empty)

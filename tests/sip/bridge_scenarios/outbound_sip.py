@@ -24,6 +24,9 @@ def on_started(e):
 def on_connected(call):
     PROBE.record(KEY, "connected", call.id())
     call.sendMediaTo(CountingUnit())
+    call.handleTones(True)
+    call.addEventListener(CallEvents.ToneReceived, lambda ev: PROBE.record(KEY, "tone", ev.tone))
+    call.sendDigits("7")  # RFC 4733 out; the callee's RTP echo brings the events back
 
 
 def on_end(name, value):
