@@ -58,10 +58,9 @@ __all__ = ["SipMedia", "SipServer"]
 log = logging.getLogger("telephony_bridge.sip")
 
 REALM: Final = "telephony-bridge"
-# INVITE flood guard per source address: a token bucket. A trunk sends a few calls a second at
-# peak; a flood is hundreds. Refused INVITEs cost one small 503 each.
-FLOOD_BURST: Final = 30.0
-FLOOD_RATE_PER_S: Final = 10.0
+# INVITE flood guard per source address: a token bucket of SIP_INVITE_RATE a second, holding
+# FLOOD_BURST_S seconds' worth. Refused INVITEs cost one small 503 each; the table is bounded.
+FLOOD_BURST_S: Final = 3.0
 FLOOD_SOURCES: Final = 10_000
 SHUTDOWN_WAIT_S: Final = 5.0
 BAD_MESSAGES_LOGGED: Final = 20
@@ -352,8 +351,10 @@ class SipServer:
     # --- helpers -----------------------------------------------------------------------------
     def _take_token(self, host: str) -> bool:
         now = time.monotonic()
-        tokens, at = self._buckets.pop(host, (FLOOD_BURST, now))
-        tokens = min(FLOOD_BURST, tokens + (now - at) * FLOOD_RATE_PER_S)
+        rate = self.carrier.invite_rate
+        burst = rate * FLOOD_BURST_S
+        tokens, at = self._buckets.pop(host, (burst, now))
+        tokens = min(burst, tokens + (now - at) * rate)
         allowed = tokens >= 1.0
         self._buckets[host] = (tokens - 1.0 if allowed else tokens, now)
         while len(self._buckets) > FLOOD_SOURCES:

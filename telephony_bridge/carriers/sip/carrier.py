@@ -33,6 +33,7 @@ from telephony_bridge.carriers.sip.codec import SIP_CAPABILITIES, SipCodec
 __all__ = [
     "ALLOW_ENV",
     "DIGEST_ENV",
+    "INVITE_RATE_ENV",
     "LISTEN_ENV",
     "OUTBOUND_ENV",
     "PUBLIC_ADDRESS_ENV",
@@ -40,6 +41,7 @@ __all__ = [
     "SipCarrier",
     "SipListenerSpec",
     "parse_digest_algorithms",
+    "parse_invite_rate",
     "parse_networks",
     "parse_sip_listen",
     "parse_users",
@@ -53,6 +55,10 @@ OUTBOUND_ENV: Final = "SIP_OUTBOUND"
 # The digest algorithms offered, most preferred first (RFC 8760: SHA-256, then MD5 for old peers).
 # Some UACs answer only the first challenge they see (SIPp does, and can only do MD5): "MD5" for them.
 DIGEST_ENV: Final = "SIP_DIGEST_ALGORITHMS"
+# INVITEs a second one source address may send (a burst of three seconds' worth is allowed): a
+# trunk places a few calls a second at peak; a flood is hundreds.
+INVITE_RATE_ENV: Final = "SIP_INVITE_RATE"
+DEFAULT_INVITE_RATE: Final = 10.0
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -110,6 +116,18 @@ def parse_users(text: str) -> dict[str, str]:
     return users
 
 
+def parse_invite_rate(text: str) -> float:
+    if not text.strip():
+        return DEFAULT_INVITE_RATE
+    try:
+        rate = float(text)
+    except ValueError:
+        rate = 0.0
+    if not 0 < rate <= 100_000:
+        raise ValueError(f"{INVITE_RATE_ENV}: {text!r} is not a number of INVITEs a second")
+    return rate
+
+
 def parse_digest_algorithms(text: str) -> tuple[str, ...]:
     names = tuple(item.strip().upper() for item in text.split(",") if item.strip())
     if not names:
@@ -148,6 +166,7 @@ class SipCarrier(Carrier):
         self.allow = parse_networks(config.get(ALLOW_ENV, ""))
         self.users = parse_users(config.get(USERS_ENV, ""))
         self.digest_algorithms = parse_digest_algorithms(config.get(DIGEST_ENV, ""))
+        self.invite_rate = parse_invite_rate(config.get(INVITE_RATE_ENV, ""))
         self._control = control
 
     @property
