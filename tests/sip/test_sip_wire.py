@@ -143,3 +143,47 @@ async def test_a_call_over_tcp(tmp_path: Path) -> None:
     async with start_bridge(settings) as bridge:
         run = await run_sipp("uac_basic", bridge.port, "+15550100", tmp_path, transport="t1")
         assert run.returncode == 0, run.explain()
+
+
+async def answered_call(phone: UdpPhone, call_id: str) -> str:
+    """INVITE, 200, ACK: the bridge's To tag."""
+    phone.send(phone.request("INVITE", call_id, f"{call_id}-inv", body=SDP))
+    ok = await phone.final()
+    assert ok.status == 200
+    to_tag = (ok.headers.get("To") or "").split("tag=")[1]
+    phone.send(phone.request("ACK", call_id, f"{call_id}-ack", to_tag=to_tag))
+    return to_tag
+
+
+async def test_bad_requests_inside_a_call_are_refused_and_the_call_goes_on(bridge: Bridge, phone: UdpPhone) -> None:
+    to_tag = await answered_call(phone, "hostile-1")
+    phone.send(phone.request("INVITE", "hostile-1", "reinv-bad", cseq=2, to_tag=to_tag, body="v=0\r\nm=nonsense\r\n"))
+    assert (await phone.final()).status == 400  # re-INVITE with unusable SDP
+    phone.send(
+        phone.request("INVITE", "hostile-1", "reinv-g729", cseq=3, to_tag=to_tag, body=SDP.replace(" 0 101", " 18"))
+    )
+    assert (await phone.final()).status == 488  # no common codec: the call keeps its media
+    info = phone.request("INFO", "hostile-1", "info-bad", cseq=4, to_tag=to_tag, body="Signal=<script>\r\n")
+    phone.send(info.replace("application/sdp", "application/dtmf-relay"))
+    assert (await phone.final()).status == 400
+    phone.send(phone.request("INFO", "hostile-1", "info-old", cseq=1, to_tag=to_tag))
+    assert (await phone.final()).status == 500  # a CSeq lower than the last: out of order
+    phone.send(phone.request("BYE", "hostile-1", "bye-h", cseq=5, to_tag=to_tag))
+    assert (await phone.final()).status == 200  # the call was still there to end
+    await wait_until(bridge.empty)
+
+
+async def test_stopping_the_server_hangs_up_calls_in_progress_with_bye() -> None:
+    from tests.sip.harness import sip_settings, start_bridge
+
+    async with start_bridge(sip_settings()) as bridge:
+        phone = UdpPhone(bridge.port)
+        await answered_call(phone, "shutdown-1")
+    try:
+        while True:  # the 200's retransmissions may still be in the socket: the BYE follows them
+            message = await phone.receive()
+            if isinstance(message, SipRequest):
+                break
+        assert message.method == "BYE" and message.headers.get("Call-ID") == "shutdown-1"
+    finally:
+        phone.close()
