@@ -94,7 +94,7 @@ class OutboundSipCall:
     # --- CallControl (the Call's) ----------------------------------------------------------
     async def hangup(self, call_id: str = "") -> None:
         if self.call is not None:
-            self.call.session_closed()  # BYE
+            self.call.session_closed()  # BYE (after the call: nothing, it has ended)
         elif self.invite is not None and not self._cancelled and self.peer is not None:
             self._cancel()
 
@@ -261,9 +261,18 @@ class OutboundSipCall:
         session = CallSession(
             self.stream, runtime, runtime.streams_opened, SipCarrier(server.config, control=self), lambda _: grant
         )
-        server.spawn(call.run(runtime, session))
+        server.spawn(self._run_call(call, runtime, session))
         if self._final is not None and not self._final.done():
             self._final.set_result(response.status)
+
+    async def _run_call(self, call: SipCall, runtime: Any, session: CallSession) -> None:
+        try:
+            await call.run(runtime, session)
+        finally:
+            # The Call keeps this object as its control: drop what it holds of the finished call,
+            # so the Call, its OutboundCall and this are freed by reference counting.
+            self.outbound = None
+            self.call = self.stream = None
 
     def _bye(self, dialog: Dialog) -> None:
         assert self.peer is not None
