@@ -28,7 +28,8 @@ from telephony_bridge.voxengine.listeners import (
     Listeners,
     enum_normalizer,
 )
-from telephony_bridge.voxengine.live_client import LiveAPIClient, LiveAPIEvents, create_live_api_client
+from telephony_bridge.voxengine.live_client import LiveAPIClient, LiveAPIEvents
+from telephony_bridge.voxengine.live_client_factory import create_live_api_client
 from telephony_bridge.voxengine.net import Net
 from telephony_bridge.voxengine.realtime_client import (
     RealtimeAPIClient,
