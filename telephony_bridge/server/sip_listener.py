@@ -36,7 +36,7 @@ from telephony_bridge.carriers.sip.carrier import (
 )
 from telephony_bridge.carriers.sip.dialog import Dialog, DialogTable, new_branch, new_tag, response_to
 from telephony_bridge.carriers.sip.digest import AuthOutcome, DigestAuthenticator
-from telephony_bridge.carriers.sip.fields import parse_name_addr, parse_uri
+from telephony_bridge.carriers.sip.fields import parse_name_addr, parse_uri, parse_via
 from telephony_bridge.carriers.sip.message import (
     SipParseError,
     SipRequest,
@@ -63,6 +63,9 @@ REALM: Final = "telephony-bridge"
 FLOOD_BURST_S: Final = 3.0
 FLOOD_SOURCES: Final = 10_000
 SHUTDOWN_WAIT_S: Final = 5.0
+# Server transactions live up to 32 s after their last response (UDP retransmission absorption):
+# a cap keeps a flood from many sources from growing them without bound.
+MAX_TRANSACTIONS: Final = 50_000
 BAD_MESSAGES_LOGGED: Final = 20
 
 
@@ -104,6 +107,7 @@ class SipServer:
         self.bound: list[tuple[SipListenerSpec, int]] = []
         self._addresses: dict[str, tuple[str, int]] = {}  # transport → our (host, port) for Via/Contact
         self.bad_messages = 0
+        self.rate_limited = 0
 
     # --- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -146,13 +150,13 @@ class SipServer:
         return self._transactions
 
     def via(self, peer: Peer) -> str:
-        host, port = self._addresses.get(peer.transport, ("127.0.0.1", 5060))
-        return f"SIP/2.0/{peer.transport} {host}:{port};branch={new_branch()};rport"
+        port = self._addresses.get(peer.transport, ("127.0.0.1", 5060))[1]
+        return f"SIP/2.0/{peer.transport} {_bracketed(self.sdp_address(peer))}:{port};branch={new_branch()};rport"
 
     def contact(self, peer: Peer) -> str:
-        host, port = self._addresses.get(peer.transport, ("127.0.0.1", 5060))
+        port = self._addresses.get(peer.transport, ("127.0.0.1", 5060))[1]
         transport = ";transport=tcp" if peer.transport == "TCP" else ""
-        return f"<sip:bridge@{host}:{port}{transport}>"
+        return f"<sip:bridge@{_bracketed(self.sdp_address(peer))}:{port}{transport}>"
 
     def route(self, number: str) -> str | None:
         return self.runtime.scenario_for(number)
@@ -212,12 +216,14 @@ class SipServer:
         if existing is not None:  # a retransmission: the last response again
             transactions.run(existing, existing.transaction.on_request(request))
             return
+        in_dialog = bool(_tag(request.headers.get("To")))
+        if not in_dialog and request.method != "CANCEL" and not self._admit_new(request, peer):
+            return
         entry = transactions.add_server(key, request, peer)
         if request.method == "CANCEL":
             self._cancel(request, entry, key)
             return
-        to_tag = _tag(request.headers.get("To"))
-        if to_tag:
+        if in_dialog:
             dialog = self.dialogs.find(request)
             call = self.calls.get(dialog.call_id) if dialog is not None else None
             if call is None or call.dialog is not dialog:
@@ -260,10 +266,6 @@ class SipServer:
     def _invite(self, request: SipRequest, entry: ServerEntry) -> None:
         runtime, peer = self.runtime, entry.peer
         host = peer.address[0]
-        if not self._take_token(host):
-            runtime.metrics.calls_over_capacity += 1
-            self._reply(entry, 503, "Service Unavailable", retry_after=5)
-            return
         if not self.carrier.allows(host) and not self._authenticated(request, entry):
             return
         if runtime.draining or runtime.at_capacity():
@@ -349,6 +351,27 @@ class SipServer:
         return False
 
     # --- helpers -----------------------------------------------------------------------------
+    def _admit_new(self, request: SipRequest, peer: Peer) -> bool:
+        """A request outside any dialog may open a transaction (kept up to 32 s over UDP): not
+        beyond the source's rate (SIP_INVITE_RATE) nor MAX_TRANSACTIONS. Refused statelessly: a
+        flood costs one small 503 each and no state."""
+        over_rate = not self._take_token(peer.address[0])
+        if over_rate or len(self.transactions.server) >= MAX_TRANSACTIONS:
+            self.runtime.metrics.calls_over_capacity += 1
+            if over_rate:
+                self.rate_limited += 1
+            if self.rate_limited <= BAD_MESSAGES_LOGGED or self.rate_limited % 1000 == 0:
+                log.warning("SIP %s from %s refused: too many requests", request.method[:16], peer.address[0])
+            response = response_to(request, 503, "Service Unavailable", to_tag=new_tag())
+            response.headers.add("Retry-After", "5")
+            try:
+                destination = parse_via(request.headers.values("Via")[0]).response_address(peer.address)
+            except (SipParseError, IndexError):
+                destination = peer.address
+            peer.send(response, peer.address if peer.reliable else destination)
+            return False
+        return True
+
     def _take_token(self, host: str) -> bool:
         now = time.monotonic()
         rate = self.carrier.invite_rate
@@ -362,8 +385,8 @@ class SipServer:
         return allowed
 
     def sdp_address(self, peer: Peer) -> str:
-        """Where the peer sends RTP: SIP_PUBLIC_ADDRESS, else the listener's address, else (on a
-        wildcard listener) the local address the system routes to the peer from."""
+        """Our address for the peer (SDP, Via, Contact): SIP_PUBLIC_ADDRESS, else the listener's
+        address, else (on a wildcard listener) the local address the system routes to the peer from."""
         host = self._addresses.get(peer.transport, ("127.0.0.1", 0))[0]
         if host not in ("0.0.0.0", "::", ""):
             return host
@@ -398,6 +421,10 @@ class SipServer:
         log.warning("SIP %s from %s:%d refused: %s", request.method[:16], *peer.address, reason)
         if request.headers.get("Via"):
             peer.send(response_to(request, status, reason[:100]))
+
+
+def _bracketed(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
 
 
 def _tag(value: str | None) -> str | None:

@@ -25,6 +25,7 @@ def sip_settings(**environ: str) -> Settings:
         realtime_url="ws://127.0.0.1:9/unused",  # no model: the scenarios open none
         sip_listen=("udp:127.0.0.1:0",),
         call_store=False,
+        gc_freeze=False,  # the default of from_environ: it would freeze the test process's heap
     )
 
 

@@ -56,6 +56,7 @@ async def test_baresip_caller_barges_in_on_the_local_engines_greeting(tmp_path: 
         scenarios_dir=ROOT / "scenarios",  # the receptionist (+15550100), on the embedded engine
         sip_listen=("udp:127.0.0.1:0",),
         call_store=False,
+        gc_freeze=False,  # the default of from_environ: it would freeze the test process's heap
     )
     runtime = load_runtime(settings)
     journals: list[list[dict[str, Any]]] = []

@@ -30,6 +30,7 @@ def receptionist_settings() -> Settings:
         scenarios_dir=ROOT / "scenarios",
         sip_listen=("udp:127.0.0.1:0",),
         call_store=False,
+        gc_freeze=False,  # the default of from_environ: it would freeze the test process's heap
     )
 
 

@@ -139,6 +139,7 @@ async def test_a_call_over_tcp(tmp_path: Path) -> None:
         realtime_url="ws://127.0.0.1:9/unused",
         sip_listen=("tcp:127.0.0.1:0",),
         call_store=False,
+        gc_freeze=False,  # the default of from_environ: it would freeze the test process's heap
     )
     async with start_bridge(settings) as bridge:
         run = await run_sipp("uac_basic", bridge.port, "+15550100", tmp_path, transport="t1")
