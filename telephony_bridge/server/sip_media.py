@@ -91,6 +91,7 @@ RTCP_FIRST_S: Final = 1.0  # the first report early: RTT is known a few seconds 
 PROBLEMS_LOGGED: Final = 10  # per stream; then every 100th
 _DISCONNECTED: Final = {"type": "websocket.disconnect", "code": 1000}
 _ECHO_WAKE_EARLY_S: Final = 0.0005
+_UNSPECIFIED: Final = frozenset({"0.0.0.0", "::"})  # old peers' hold (RFC 2543 c=0.0.0.0): send nothing
 
 Address = tuple[str, int]
 Clock = Callable[[], float]
@@ -418,11 +419,15 @@ class RtpStream:
 
     def _send_next(self, now_s: float) -> None:
         sender = self._sender
-        if self.remote is None or self.direction in ("recvonly", "inactive"):
+        if self.remote is None or self.direction in ("recvonly", "inactive") or self.remote[0] in _UNSPECIFIED:
             sender.talk_spurt_ended()  # on hold: the queue waits, the timestamp moves on
             return
         if not self._event_ticks and self._digits and self.telephone_event_pt is not None:
-            self._event_ticks.extend(digit_train(self._digits.popleft()))
+            digit = self._digits.popleft()
+            try:
+                self._event_ticks.extend(digit_train(digit))
+            except ValueError:
+                self._problem(f"{digit!r} is not a DTMF digit: not sent")
         if self._event_ticks:
             event = self._event_ticks.popleft()
             if event.payload is not None and self.telephone_event_pt is not None:
@@ -643,6 +648,9 @@ class RtpStream:
             self._problem(f"an RTCP datagram from {source} is not valid: {exc.reason}")
             return
         if self.rtcp_latched is None:
+            if self.latched is not None and source[0] != self.latched[0]:
+                self._metrics.rtcp_packets_rejected += 1  # RTCP comes from the host the RTP comes from
+                return
             self.rtcp_latched = source
         elif source != self.rtcp_latched:
             self._metrics.rtcp_packets_rejected += 1

@@ -259,13 +259,16 @@ async def test_the_clock_sends_one_packet_per_20_ms_without_bursts_and_holds(man
     for _ in range(5):
         clock.now += 0.020
         stream.tick(clock.now)
+    stream.configure(("0.0.0.0", phone.port), 0, None, "sendrecv")  # an old peer's hold: c=0.0.0.0
+    clock.now += 0.020
+    stream.tick(clock.now)
     stream.configure(phone.address, 0, None, "sendrecv")
     clock.now += 0.020
     stream.tick(clock.now)
     [resumed] = await phone.packets(1)
     assert resumed.sequence == (after_stall.sequence + 1) & 0xFFFF and resumed.marker
     assert resumed.payload == b"\x10" * 160  # the queue waited through the hold
-    assert (resumed.timestamp - after_stall.timestamp) & 0xFFFFFFFF == 160 * 6
+    assert (resumed.timestamp - after_stall.timestamp) & 0xFFFFFFFF == 160 * 7
     phone.close()
 
 
@@ -323,6 +326,13 @@ async def test_rtcp_gives_the_round_trip_and_the_heard_lead(manual_pool: RtpPort
     # the phone answers with an RR 150 ms later, having held our SR for 50 ms: RTT 100 ms
     clock.now += 0.150
     rr = build_report(SSRC, "phone", (ReportBlock(sr.ssrc, 0, 0, 1, 0, ntp_middle(sr.sender.ntp), 65536 // 20),))
+    stranger = await UdpPeer.open(host="127.0.0.2")  # another host: its RTCP is not the call's
+    stranger.send(rr, ("127.0.0.1", stream.local_port + 1))
+    async with asyncio.timeout(TIMEOUT_S):
+        while manual_pool.metrics.rtcp_packets_rejected == 0:
+            await asyncio.sleep(0.01)
+    assert stream.rtt_ms is None and stream.rtcp_latched is None
+    stranger.close()
     phone_rtcp.send(rr, ("127.0.0.1", stream.local_port + 1))
     async with asyncio.timeout(TIMEOUT_S):
         while stream.rtt_ms is None:
@@ -331,7 +341,7 @@ async def test_rtcp_gives_the_round_trip_and_the_heard_lead(manual_pool: RtpPort
     assert abs(stream.heard_lead_ms - (50.0 + 40.0)) < 0.1
     phone_rtcp.send(b"\x80\xc9\x00\x09junk", ("127.0.0.1", stream.local_port + 1))
     async with asyncio.timeout(TIMEOUT_S):
-        while manual_pool.metrics.rtcp_packets_rejected == 0:
+        while manual_pool.metrics.rtcp_packets_rejected == 1:
             await asyncio.sleep(0.01)
     phone.close()
     phone_rtcp.close()
