@@ -157,6 +157,11 @@ class RtpStream:
         return self._receive.latched
 
     @property
+    def rtcp(self) -> RtcpSession:
+        """The stream's RTCP state: its round trip, and how its RTP reaches the far end."""
+        return self._rtcp_session
+
+    @property
     def rtt_ms(self) -> float | None:
         """The round trip to the far end from its last RTCP report (None until one came)."""
         return self._rtcp_session.rtt_ms
@@ -223,6 +228,7 @@ class RtpStream:
             return
         self._released = True
         self._stop_sending()
+        self._log_summary()
         self.application_state = self.client_state = WebSocketState.DISCONNECTED
         for sock in (self._rtp, self._rtcp):
             self._loop.remove_reader(sock.fileno())
@@ -463,6 +469,23 @@ class RtpStream:
         self.rtcp_latched = source
 
     # --- logging -----------------------------------------------------------------------------------
+    def _log_summary(self) -> None:
+        rtcp, sender = self._rtcp_session, self._sender
+        stats = rtcp.stats.block(self._clock())
+        log.info(
+            "call %s: RTP ended: %d packets sent; received from %s: %s lost, jitter %.1f ms; RTT %s; "
+            "the far end reports jitter %s, loss %s; %d problem(s)",
+            self.call_id,
+            sender.packets_sent,
+            self._receive.latched or "nobody",
+            stats.cumulative_lost if stats is not None else 0,
+            rtcp.stats.jitter / 8,
+            "unknown" if rtcp.rtt_ms is None else f"{rtcp.rtt_ms:.0f} ms",
+            "unknown" if rtcp.peer_jitter_ms is None else f"{rtcp.peer_jitter_ms:.1f} ms",
+            "unknown" if rtcp.peer_loss is None else f"{rtcp.peer_loss:.1%}",
+            self.problems,
+        )
+
     def _problem(self, text: str) -> None:
         self.problems += 1
         if self.problems <= PROBLEMS_LOGGED or self.problems % 100 == 0:

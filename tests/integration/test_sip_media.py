@@ -325,7 +325,7 @@ async def test_rtcp_gives_the_round_trip_and_the_heard_lead(manual_pool: RtpPort
     assert block.ssrc == SSRC and block.cumulative_lost == 0
     # the phone answers with an RR 150 ms later, having held our SR for 50 ms: RTT 100 ms
     clock.now += 0.150
-    rr = build_report(SSRC, "phone", (ReportBlock(sr.ssrc, 0, 0, 1, 0, ntp_middle(sr.sender.ntp), 65536 // 20),))
+    rr = build_report(SSRC, "phone", (ReportBlock(sr.ssrc, 64, 0, 1, 80, ntp_middle(sr.sender.ntp), 65536 // 20),))
     stranger = await UdpPeer.open(host="127.0.0.2")  # another host: its RTCP is not the call's
     stranger.send(rr, ("127.0.0.1", stream.local_port + 1))
     async with asyncio.timeout(TIMEOUT_S):
@@ -339,6 +339,7 @@ async def test_rtcp_gives_the_round_trip_and_the_heard_lead(manual_pool: RtpPort
             await asyncio.sleep(0.01)
     assert abs(stream.rtt_ms - 100.0) < 0.1
     assert abs(stream.heard_lead_ms - (50.0 + 40.0)) < 0.1
+    assert stream.rtcp.peer_jitter_ms == 10.0 and stream.rtcp.peer_loss == 0.25  # how our RTP reaches the phone
     phone_rtcp.send(b"\x80\xc9\x00\x09junk", ("127.0.0.1", stream.local_port + 1))
     async with asyncio.timeout(TIMEOUT_S):
         while manual_pool.metrics.rtcp_packets_rejected == 1:

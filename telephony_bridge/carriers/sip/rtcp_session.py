@@ -28,13 +28,17 @@ MAX_RTT_MS: Final = 10_000.0  # a round trip beyond this is a forged or garbled 
 
 
 class RtcpSession:
-    __slots__ = ("_ntp_origin_s", "cname", "rtt_ms", "stats")
+    __slots__ = ("_ntp_origin_s", "cname", "peer_jitter_ms", "peer_loss", "rtt_ms", "stats")
 
     def __init__(self, cname: str, wall_s: float, now_s: float) -> None:
         self.cname = cname
         self._ntp_origin_s = wall_s - now_s  # NTP time = origin + the stream's clock
         self.stats = ReceiverStats()
         self.rtt_ms: float | None = None  # the latest round trip a peer's report gave
+        # How our stream arrives at the peer, by its latest report: interarrival jitter, and the
+        # fraction lost since its previous report (for the call's summary; not in the estimate).
+        self.peer_jitter_ms: float | None = None
+        self.peer_loss: float | None = None
 
     def ntp(self, now_s: float) -> int:
         return ntp_timestamp(self._ntp_origin_s + now_s)
@@ -60,6 +64,8 @@ class RtcpSession:
                 self.stats.sender_report(packet.sender.ntp, now_s)
             for block in packet.blocks:
                 if block.ssrc == our_ssrc:
+                    self.peer_jitter_ms = block.jitter / 8  # 8 kHz timestamp units
+                    self.peer_loss = block.fraction_lost / 256
                     rtt = round_trip_ms(block, self.ntp(now_s))
                     if rtt is not None and rtt < MAX_RTT_MS:
                         self.rtt_ms = rtt
