@@ -272,6 +272,9 @@ class RtpStream:
         elif data == CLEAR:
             for name in self._send.clear():
                 self._post_text(MARK_PREFIX + name)  # flushed marks echo at once, as Twilio's do
+            if self._echo_timer is not None:  # it was set for a flushed mark: the next answer's set their own
+                self._echo_timer.cancel()
+                self._echo_timer = None
         elif data.startswith(DTMF_PREFIX):
             try:
                 self._send.digits(data[len(DTMF_PREFIX) :])
