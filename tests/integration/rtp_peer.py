@@ -24,19 +24,20 @@ class UdpPeer:
     transport: asyncio.DatagramTransport
     collector: _Collector
     port: int
+    host: str = "127.0.0.1"
     received: list[tuple[bytes, tuple[str, int]]] = field(default_factory=list)
 
     @classmethod
-    async def open(cls, port: int = 0) -> UdpPeer:
+    async def open(cls, port: int = 0, host: str = "127.0.0.1") -> UdpPeer:
         loop = asyncio.get_running_loop()
         transport, collector = await loop.create_datagram_endpoint(
-            _Collector, local_addr=("127.0.0.1", port), family=socket.AF_INET
+            _Collector, local_addr=(host, port), family=socket.AF_INET
         )
-        return cls(transport, collector, transport.get_extra_info("sockname")[1])
+        return cls(transport, collector, transport.get_extra_info("sockname")[1], host)
 
     @property
     def address(self) -> tuple[str, int]:
-        return ("127.0.0.1", self.port)
+        return (self.host, self.port)
 
     def send(self, data: bytes, to: tuple[str, int]) -> None:
         self.transport.sendto(data, to)

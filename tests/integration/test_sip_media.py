@@ -14,6 +14,8 @@ from itertools import pairwise
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from telephony_bridge.audio.formats import ALAW_8K, ULAW_8K, AudioFormat
 from telephony_bridge.audio.g711 import alaw_decode, ulaw_encode
@@ -29,7 +31,7 @@ from telephony_bridge.carriers.sip.rtcp import (
 )
 from telephony_bridge.carriers.sip.rtp import build_rtp
 from telephony_bridge.server.metrics import BridgeMetrics
-from telephony_bridge.server.sip_media import RtpPortPool, RtpStream
+from telephony_bridge.server.sip_media import MAX_INBOUND_FRAMES, RtpPortPool, RtpStream
 from tests.integration.rtp_peer import TIMEOUT_S, UdpPeer, peer_pair
 
 pytestmark = pytest.mark.timeout(60)
@@ -257,13 +259,16 @@ async def test_the_clock_sends_one_packet_per_20_ms_without_bursts_and_holds(man
     for _ in range(5):
         clock.now += 0.020
         stream.tick(clock.now)
+    stream.configure(("0.0.0.0", phone.port), 0, None, "sendrecv")  # an old peer's hold: c=0.0.0.0
+    clock.now += 0.020
+    stream.tick(clock.now)
     stream.configure(phone.address, 0, None, "sendrecv")
     clock.now += 0.020
     stream.tick(clock.now)
     [resumed] = await phone.packets(1)
     assert resumed.sequence == (after_stall.sequence + 1) & 0xFFFF and resumed.marker
     assert resumed.payload == b"\x10" * 160  # the queue waited through the hold
-    assert (resumed.timestamp - after_stall.timestamp) & 0xFFFFFFFF == 160 * 6
+    assert (resumed.timestamp - after_stall.timestamp) & 0xFFFFFFFF == 160 * 7
     phone.close()
 
 
@@ -320,16 +325,24 @@ async def test_rtcp_gives_the_round_trip_and_the_heard_lead(manual_pool: RtpPort
     assert block.ssrc == SSRC and block.cumulative_lost == 0
     # the phone answers with an RR 150 ms later, having held our SR for 50 ms: RTT 100 ms
     clock.now += 0.150
-    rr = build_report(SSRC, "phone", (ReportBlock(sr.ssrc, 0, 0, 1, 0, ntp_middle(sr.sender.ntp), 65536 // 20),))
+    rr = build_report(SSRC, "phone", (ReportBlock(sr.ssrc, 64, 0, 1, 80, ntp_middle(sr.sender.ntp), 65536 // 20),))
+    stranger = await UdpPeer.open(host="127.0.0.2")  # another host: its RTCP is not the call's
+    stranger.send(rr, ("127.0.0.1", stream.local_port + 1))
+    async with asyncio.timeout(TIMEOUT_S):
+        while manual_pool.metrics.rtcp_packets_rejected == 0:
+            await asyncio.sleep(0.01)
+    assert stream.rtt_ms is None and stream.rtcp_latched is None
+    stranger.close()
     phone_rtcp.send(rr, ("127.0.0.1", stream.local_port + 1))
     async with asyncio.timeout(TIMEOUT_S):
         while stream.rtt_ms is None:
             await asyncio.sleep(0.01)
     assert abs(stream.rtt_ms - 100.0) < 0.1
     assert abs(stream.heard_lead_ms - (50.0 + 40.0)) < 0.1
+    assert stream.rtcp.peer_jitter_ms == 10.0 and stream.rtcp.peer_loss == 0.25  # how our RTP reaches the phone
     phone_rtcp.send(b"\x80\xc9\x00\x09junk", ("127.0.0.1", stream.local_port + 1))
     async with asyncio.timeout(TIMEOUT_S):
-        while manual_pool.metrics.rtcp_packets_rejected == 0:
+        while manual_pool.metrics.rtcp_packets_rejected == 1:
             await asyncio.sleep(0.01)
     phone.close()
     phone_rtcp.close()
@@ -419,3 +432,61 @@ async def test_a_alaw_call_starts_in_alaw(manual_pool: RtpPortPool):
     [packet] = await phone.packets(1)
     assert packet.payload_type == 8 and packet.payload == b"\xd5" * 160  # A-law comfort silence
     phone.close()
+
+
+async def test_a_session_that_does_not_read_holds_at_most_a_second_of_caller_audio(manual_pool: RtpPortPool):
+    stream = manual_pool.open("sip-call-1")
+    assert stream is not None
+    stream.configure(("127.0.0.1", 9), 0, None)
+    codec = SipCodec()
+    await begun(stream, codec)
+    for seq in range(120):
+        stream.rtp_datagram(rtp(seq, bytes([seq]) * 160), ("127.0.0.1", 40000), 1.0)
+    assert stream.pending_messages == MAX_INBOUND_FRAMES == 50
+    assert manual_pool.metrics.rtp_frames_overflowed == 70
+    assert (await parsed(stream, codec)).payload == b"\x00" * 160  # the oldest kept; the newest dropped
+    stream.rtp_datagram(rtp(120, b"\x78" * 160), ("127.0.0.1", 40000), 1.0)
+    assert stream.pending_messages == 50
+
+
+# --- a stranger's datagrams never raise out of the stream, and what they cost is bounded ---------------
+
+datagrams = st.one_of(
+    st.binary(max_size=300),
+    st.builds(
+        lambda pt, seq, ts, ssrc, payload, marker: build_rtp(pt, seq, ts, ssrc, payload, marker),
+        st.sampled_from([0, 8, 13, 101, 127]),
+        st.integers(0, 0xFFFF),
+        st.integers(0, 0xFFFFFFFF),
+        st.sampled_from([SSRC, SSRC + 1]),
+        st.binary(max_size=200),
+        st.booleans(),
+    ),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(datagrams, st.booleans(), st.floats(0, 0.2)), max_size=80))
+async def test_fuzzed_datagrams_never_raise_and_never_pile_up(manual_pool: RtpPortPool, arrivals):
+    stream = manual_pool.open("sip-fuzz")
+    assert stream is not None
+    try:
+        stream.configure(("127.0.0.1", 9), 0, 101)
+        codec = SipCodec()
+        await begun(stream, codec)
+        now = manual_pool.clock()  # type: ignore[misc]
+        for data, from_elsewhere, step in arrivals:
+            now += step
+            source = ("127.0.0.1", 40000 if from_elsewhere else 40001)
+            stream.rtp_datagram(data, source, now)
+            stream.rtcp_datagram(data, source, now)
+            stream.tick(now)
+        audio = 0
+        while stream.pending_messages:
+            message = await stream.receive()
+            event = codec.parse(message.get("bytes", message.get("text")))  # all it passes on is well-formed
+            audio += isinstance(event, AudioReceived)
+        assert audio <= MAX_INBOUND_FRAMES  # a session that does not read holds at most a second
+        assert audio == 0 or stream.latched is not None
+    finally:
+        await stream.aclose()

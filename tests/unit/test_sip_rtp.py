@@ -31,6 +31,7 @@ from telephony_bridge.carriers.sip.rtp import (
     parse_rtp,
     seq_distance,
 )
+from telephony_bridge.carriers.sip.send_side import SendSide
 from telephony_bridge.carriers.sip.sending import OutboundAudio, PassedMark, SendClock
 
 # --- RTP ------------------------------------------------------------------------------------------
@@ -385,3 +386,70 @@ def test_fuzzed_compound_rtcp_parses_or_raises_rtp_error(parts):
         return
     assert packets[0].packet_type in (PacketType.SR, PacketType.RR)
     assert all(len(p.blocks) == count for p, (t, count, _) in zip(packets, parts, strict=True) if t in (200, 201))
+
+
+# --- the send side: what each tick sends, and when marks have played -----------------------------
+
+
+def send_side(lead_s: float = 0.04) -> SendSide:
+    side = SendSide(max_queued_bytes=8000, sender=RtpSender(ssrc=1, sequence=0, timestamp=0))
+    side.payload_type, side.event_payload_type, side.sending = 0, 101, True
+    return side
+
+
+def test_marks_play_at_sent_plus_lead_wherever_they_fall_in_a_frame():
+    side = send_side()
+    side.write(b"\x01" * 200)
+    side.mark("a", now_s=10.0)  # after 200 bytes: the second frame's 40th byte
+    side.write(b"\x02" * 120)
+    side.mark("b", now_s=10.0)  # after 320 bytes: the end of the second frame
+    first = parse_rtp(side.tick(10.000, 1, 0.04) or b"")
+    second = parse_rtp(side.tick(10.020, 1, 0.04) or b"")
+    assert first.marker and not second.marker and second.payload == b"\x01" * 40 + b"\x02" * 120
+    assert side.due_echoes(10.064) == []
+    assert side.due_echoes(10.065) == ["a"]  # sent at 10.020, 40 bytes (5 ms) in, + 40 ms lead
+    assert side.next_echo_s == pytest.approx(10.080)  # 160 bytes in (20 ms) + 40 ms
+    assert side.due_echoes(10.080) == ["b"]
+    side.mark("c", now_s=10.030)  # nothing queued before it: when the far end has played it all
+    assert side.due_echoes(10.079) == [] and side.due_echoes(10.080) == ["c"]
+    third = parse_rtp(side.tick(10.040, 1, 0.04) or b"")
+    assert third.payload == b"\xff" * 160 and not third.marker  # comfort silence
+    assert [third.sequence, third.timestamp] == [2, 320]
+
+
+def test_clear_flushes_queued_and_due_marks_and_the_next_tick_is_silence():
+    side = send_side()
+    side.write(b"\x01" * 800)
+    side.mark("played-later", now_s=0.0)
+    side.tick(0.0, 1, 0.04)
+    side.write(b"\x01" * 160)
+    side.mark("queued", now_s=0.01)
+    assert side.clear() == ["played-later", "queued"]
+    assert parse_rtp(side.tick(0.02, 1, 0.04) or b"").payload == b"\xff" * 160
+    assert side.due_echoes(100.0) == []
+
+
+def test_hold_sends_nothing_and_the_next_audio_starts_a_talk_spurt():
+    side = send_side()
+    side.write(b"\x01" * 480)
+    assert parse_rtp(side.tick(0.0, 1, 0.04) or b"").marker
+    side.sending = False  # a re-INVITE put the call on hold
+    assert side.tick(0.02, 1, 0.04) is None and side.tick(0.04, 1, 0.04) is None
+    side.sending = True
+    resumed = parse_rtp(side.tick(0.06, 1, 0.04) or b"")
+    assert resumed.marker and resumed.payload == b"\x01" * 160 and resumed.timestamp == 480 and resumed.sequence == 1
+    stalled = parse_rtp(side.tick(0.14, 4, 0.04) or b"")  # four ticks due at once: one packet
+    assert stalled.timestamp == 480 + 160 * 4 and stalled.sequence == 2
+
+
+def test_digits_need_telephone_event_and_go_as_a_train():
+    side = send_side()
+    with pytest.raises(ValueError):
+        side.digits("1x")
+    side.digits("5")
+    packets = [parse_rtp(side.tick(i * 0.02, 1, 0.04) or b"") for i in range(11)]
+    assert [p.payload_type for p in packets] == [101] * 7 + [0] * 4  # the tone, its end ×3, the pause, then silence
+    assert packets[0].marker and len({p.timestamp for p in packets[:7]}) == 1
+    side.event_payload_type = None
+    with pytest.raises(ValueError):
+        side.digits("5")

@@ -42,6 +42,7 @@ __all__ = [
     "SipCodec",
     "audio_format_for",
     "parse_start",
+    "sip_capabilities",
     "start_message",
 ]
 
@@ -53,14 +54,26 @@ DTMF_PREFIX: Final = "dtmf "
 START_PREFIX: Final = "start "
 _MAX_MARK_NAME: Final = 64
 
-SIP_CAPABILITIES: Final = Capabilities(
-    audio_formats=(ULAW_8K, ALAW_8K),
-    marks=True,  # echoed by the RTP stream by its clock (see the module docstring)
-    clear=True,  # the stream drops its queue
-    dtmf_in=True,
-    dtmf_out=True,  # RFC 4733 events
-    playout_lead_ms=0.0,  # the stream's marks already include its heard_lead_ms
-)
+FIRST_FRAME_WAIT_MS: Final = 10.0  # audio written into an empty queue waits for the next tick: half a frame on average
+
+
+def sip_capabilities(jitter_allowance_ms: float = 40.0) -> Capabilities:
+    """A SIP call's capabilities (the carrier's, with the configured SIP_JITTER_ALLOWANCE_MS)."""
+    return Capabilities(
+        audio_formats=(ULAW_8K, ALAW_8K),
+        marks=True,  # echoed by the RTP stream by its clock (see the module docstring)
+        clear=True,  # the stream drops its queue
+        dtmf_in=True,
+        dtmf_out=True,  # RFC 4733 events
+        # Marks time everything but the start of an answer after a quiet spell: the Playout counts
+        # that from when it wrote the audio plus this (voxengine/playout.py). The stream's own lead
+        # (RTT/2 + the allowance) is known only per call; this holds the allowance and the wait
+        # for the next tick, so the first piece of an answer is off by at most RTT/2 ± half a frame.
+        playout_lead_ms=jitter_allowance_ms + FIRST_FRAME_WAIT_MS,
+    )
+
+
+SIP_CAPABILITIES: Final = sip_capabilities()
 
 
 def audio_format_for(payload_type: int) -> AudioFormat:
