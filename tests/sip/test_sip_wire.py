@@ -188,3 +188,38 @@ async def test_stopping_the_server_hangs_up_calls_in_progress_with_bye() -> None
         assert message.method == "BYE" and message.headers.get("Call-ID") == "shutdown-1"
     finally:
         phone.close()
+
+
+async def test_a_codec_change_by_reinvite_reconfigures_the_stream(bridge: Bridge, phone: UdpPhone) -> None:
+    to_tag = await answered_call(phone, "codec-1")
+    pcma = SDP.replace("RTP/AVP 0 101", "RTP/AVP 8 101")
+    phone.send(phone.request("INVITE", "codec-1", "reinv-pcma", cseq=2, to_tag=to_tag, body=pcma))
+    ok = await phone.final()
+    assert ok.status == 200 and b"m=audio" in ok.body and b"RTP/AVP 8 101" in ok.body
+    assert [entry["payload_type"] for entry in bridge.media.configured["codec-1"]] == [0, 8]
+    phone.send(phone.request("BYE", "codec-1", "bye-codec", cseq=3, to_tag=to_tag))
+    assert (await phone.final()).status == 200
+
+
+async def test_draining_and_max_calls_answer_503() -> None:
+    from dataclasses import replace
+
+    from tests.sip.harness import sip_settings, start_bridge
+
+    async with start_bridge(replace(sip_settings(), max_calls=1)) as bridge:
+        phone = UdpPhone(bridge.port)
+        try:
+            to_tag = await answered_call(phone, "first")
+            phone.send(phone.request("INVITE", "second", "second-inv", body=SDP))
+            assert (await phone.final()).status == 503  # MAX_CALLS
+            assert bridge.runtime.metrics.calls_over_capacity == 1
+            phone.send(phone.request("BYE", "first", "first-bye", cseq=2, to_tag=to_tag))
+            assert (await phone.final()).status == 200
+            await wait_until(lambda: not bridge.runtime.sessions)
+            bridge.runtime.draining = True
+            phone.send(phone.request("INVITE", "third", "third-inv", body=SDP))
+            response = await phone.final()
+            assert response.status == 503 and response.headers.get("Retry-After")
+            assert len(bridge.media.opened) == 1
+        finally:
+            phone.close()
