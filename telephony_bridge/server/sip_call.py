@@ -27,7 +27,7 @@ from typing import Any, Final, Protocol
 from telephony_bridge.carriers.base import CallStarted, DialFailed, DialRequest
 from telephony_bridge.carriers.sip.dialog import Dialog, OutOfOrder, response_to
 from telephony_bridge.carriers.sip.message import SipParseError, SipRequest, SipResponse
-from telephony_bridge.carriers.sip.sdp import Negotiated, NoCommonCodec, answer_offer, parse_sdp
+from telephony_bridge.carriers.sip.sdp import Negotiated, NoCommonCodec, answer_offer, parse_sdp, read_answer
 from telephony_bridge.carriers.sip.transaction import InviteServerTransaction
 from telephony_bridge.server.carrier_routes import notify_hooks
 from telephony_bridge.server.session import StreamRefused
@@ -97,8 +97,8 @@ class SipCall:
         entry: ServerEntry | None,  # the INVITE's server transaction; None for a call we placed
         dialog: Dialog,
         stream: RtpStreamLike,
-        negotiated: Negotiated,
-        answer_sdp: bytes,
+        negotiated: Negotiated | None,  # None: an offerless INVITE, negotiated by the ACK
+        answer_sdp: bytes,  # ours: the answer, or the offer of an offerless INVITE
         start: CallStarted,
         peer: Peer | None = None,  # where the dialog's requests go, for a call we placed
     ) -> None:
@@ -122,7 +122,8 @@ class SipCall:
         self._transfer: asyncio.Future[tuple[int, str]] | None = None
         self._sdp_version = 1
         stream.on_closed = self.session_closed
-        self._configure(negotiated)
+        if negotiated is not None:
+            self._configure(negotiated)
 
     # --- the session's side ---------------------------------------------------------------------
     def binding(self, start: CallStarted) -> StreamGrant:
@@ -216,7 +217,9 @@ class SipCall:
             self.session = None
 
     # --- requests from the trunk --------------------------------------------------------------
-    def on_ack(self) -> None:
+    def on_ack(self, ack: SipRequest | None = None) -> None:
+        if self.negotiated is None and self.phase is CallPhase.ANSWERED:
+            self._answer_in_ack(ack)
         entry = self.invite_entry
         if entry is not None and isinstance(entry.transaction, InviteServerTransaction):
             self.host.transactions.run(entry, entry.transaction.acknowledged())
@@ -253,6 +256,20 @@ class SipCall:
             self._respond(entry, request, 200, "OK", allow=True)
         else:
             self._respond(entry, request, 405, "Method Not Allowed", allow=True)
+
+    def _answer_in_ack(self, ack: SipRequest | None) -> None:
+        """The SDP answer of an offerless INVITE, in the ACK of our 200 (RFC 3264 §5): no usable
+        answer ends the call (BYE), as there is no media to run."""
+        try:
+            if ack is None or not ack.body:
+                raise NoCommonCodec("no SDP answer in the ACK")
+            self.negotiated = read_answer(parse_sdp(ack.body))
+        except (SipParseError, NoCommonCodec) as exc:
+            log.warning("call %s: the ACK's SDP answer is unusable (%s); hanging up", self.call_id, exc)
+            self.session_closed()
+            self.stream.hang_up_by_peer()
+            return
+        self._configure(self.negotiated)
 
     def _reinvite(self, request: SipRequest, entry: ServerEntry) -> None:
         if not request.body:

@@ -43,7 +43,7 @@ from telephony_bridge.carriers.sip.message import (
     SipResponse,
     missing_headers,
 )
-from telephony_bridge.carriers.sip.sdp import PCMA, NoCommonCodec, answer_offer, parse_sdp
+from telephony_bridge.carriers.sip.sdp import PCMA, Negotiated, NoCommonCodec, answer_offer, build_offer, parse_sdp
 from telephony_bridge.carriers.sip.transaction import client_key, server_key
 from telephony_bridge.lifecycle import CallEnd
 from telephony_bridge.server.runtime import BridgeRuntime
@@ -251,7 +251,7 @@ class SipServer:
         dialog = self.dialogs.find(request)
         call = self.calls.get(dialog.call_id) if dialog is not None else None
         if call is not None:
-            call.on_ack()
+            call.on_ack(request)
 
     def _cancel(self, request: SipRequest, entry: ServerEntry, key: tuple[str, str, str]) -> None:
         invite = self.transactions.server.get((key[0], key[1], "INVITE"))
@@ -292,9 +292,6 @@ class SipServer:
         if call_id in self.calls:
             self._reply(entry, 482, "Loop Detected")  # the same Call-ID forked back to us
             return
-        if not request.body:
-            self._reply(entry, 488, "Not Acceptable Here")  # offerless INVITE: not supported yet
-            return
         self._reply(entry, 100, "Trying")
         stream = self.media.open(call_id)
         if stream is None:  # counted by the pool (rtp_ports_exhausted)
@@ -303,9 +300,13 @@ class SipServer:
             return
         contact = self.contact(peer)
         try:
-            negotiated, answer = answer_offer(
-                parse_sdp(request.body), self.sdp_address(peer), stream.local_port, int(time.time())
-            )
+            negotiated: Negotiated | None = None
+            if request.body:
+                negotiated, sdp = answer_offer(
+                    parse_sdp(request.body), self.sdp_address(peer), stream.local_port, int(time.time())
+                )
+            else:  # an offerless INVITE: our offer goes in the 200, the answer comes in the ACK
+                sdp = build_offer(self.sdp_address(peer), stream.local_port, int(time.time()))
             dialog = Dialog.as_uas(request, new_tag(), contact)
         except (NoCommonCodec, SipParseError) as exc:
             bad_sdp = isinstance(exc, SipParseError)
@@ -315,12 +316,13 @@ class SipServer:
         start = CallStarted(
             call_id=call_id,
             stream_id=call_id,
-            audio_format=ALAW_8K if negotiated.payload_type == PCMA else ULAW_8K,
+            # Offerless: PCMU until the ACK says (the stream transcodes for the session if it is PCMA).
+            audio_format=ALAW_8K if negotiated is not None and negotiated.payload_type == PCMA else ULAW_8K,
             custom_parameters=x_headers(request),
             caller=caller,
             number=number,
         )
-        call = SipCall(self, request, entry, dialog, stream, negotiated, answer, start)
+        call = SipCall(self, request, entry, dialog, stream, negotiated, sdp, start)
         self.calls[call_id] = call
         self.dialogs.add(dialog)
         stream.begin(start)

@@ -223,3 +223,29 @@ async def test_draining_and_max_calls_answer_503() -> None:
             assert len(bridge.media.opened) == 1
         finally:
             phone.close()
+
+
+async def test_an_offerless_invite_gets_our_offer_and_its_answer_comes_in_the_ack(
+    bridge: Bridge, phone: UdpPhone
+) -> None:
+    phone.send(phone.request("INVITE", "offerless-1", "ol-inv"))
+    ok = await phone.final()
+    assert ok.status == 200 and b"RTP/AVP 0 8 101" in ok.body  # the bridge offers
+    to_tag = (ok.headers.get("To") or "").split("tag=")[1]
+    answer = SDP.replace("RTP/AVP 0 101", "RTP/AVP 8")
+    phone.send(phone.request("ACK", "offerless-1", "ol-ack", to_tag=to_tag, body=answer))
+    await wait_until(lambda: bool(bridge.media.configured.get("offerless-1")))
+    assert bridge.media.configured["offerless-1"][0]["payload_type"] == 8
+    phone.send(phone.request("BYE", "offerless-1", "ol-bye", cseq=2, to_tag=to_tag))
+    assert (await phone.final()).status == 200
+
+
+async def test_an_offerless_invite_whose_ack_has_no_answer_is_hung_up(bridge: Bridge, phone: UdpPhone) -> None:
+    phone.send(phone.request("INVITE", "offerless-2", "ol2-inv"))
+    ok = await phone.final()
+    to_tag = (ok.headers.get("To") or "").split("tag=")[1]
+    phone.send(phone.request("ACK", "offerless-2", "ol2-ack", to_tag=to_tag))
+    while not isinstance(message := await phone.receive(), SipRequest):
+        pass
+    assert message.method == "BYE"
+    await wait_until(bridge.empty)
