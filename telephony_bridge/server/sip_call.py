@@ -211,7 +211,10 @@ class SipCall:
             notify_hooks(runtime.on_session_end, session)
             self.session_closed()  # idempotent: a session that ended without closing the stream
             self.phase = CallPhase.ENDED
+            # Cycles through this call's callbacks: the stream's and the INVITE transaction's.
             self.stream.on_closed = None
+            if self.invite_entry is not None:
+                self.invite_entry.on_timeout = None
             await self.stream.aclose()
             self.host.forget(self)
             self.session = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 from telephony_bridge.server.sip_media import RtpPortPool, RtpStream
@@ -20,7 +21,9 @@ class RecordingPool(RtpPortPool):
         if stream is not None:
             self.opened[call_id] = stream
             log = self.configured.setdefault(call_id, [])
-            configure = stream.configure
+            # The stream's own method through a weak reference: a bound method kept on the stream
+            # would be a reference cycle, and the test that a call is freed at once would see it.
+            configure, owner = type(stream).configure, weakref.ref(stream)
 
             def recording_configure(
                 remote: tuple[str, int],
@@ -36,7 +39,9 @@ class RecordingPool(RtpPortPool):
                         "direction": direction,
                     }
                 )
-                configure(remote, payload_type, telephone_event_pt, direction)
+                target = owner()
+                if target is not None:
+                    configure(target, remote, payload_type, telephone_event_pt, direction)
 
             stream.configure = recording_configure  # type: ignore[method-assign]
         return stream
