@@ -17,7 +17,7 @@ from tests.sip.test_sip_wire import SDP, UdpPhone
 
 pytestmark = [pytest.mark.timeout(90)]
 
-MUTATIONS = 300
+MUTATIONS = 600
 
 
 def mangle(data: bytes, rng: random.Random) -> bytes:
@@ -43,7 +43,7 @@ def mangle(data: bytes, rng: random.Random) -> bytes:
 
 async def test_mangled_invites_never_raise_and_the_listener_goes_on(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, "telephony_bridge.sip")
-    rng = random.Random(16)
+    rng = random.Random(6)  # this seed once put a NUL in c=, which reached a socket call
     async with start_bridge(sip_settings(SIP_INVITE_RATE="10000")) as bridge:
         phone = UdpPhone(bridge.port)
         try:

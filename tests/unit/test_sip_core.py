@@ -75,6 +75,12 @@ def test_hold_directions_are_mirrored(extra: str, connection: str, ours: Directi
     assert negotiated.telephone_event_pt is None  # 96 was not among the offered formats
 
 
+@pytest.mark.parametrize("address", ["media.example.com", "127.0\x00.0.1", "10.0.0.300", ""])
+def test_the_connection_address_must_be_an_ip_literal(address: str) -> None:
+    with pytest.raises(SipParseError, match="c="):
+        parse_sdp(offer("0", connection=address))
+
+
 def test_extra_media_lines_are_rejected_with_port_zero() -> None:
     body = offer("0") + b"m=video 5000 RTP/AVP 31\r\n"
     _, answer = answer_offer(parse_sdp(body), "192.0.2.5", 20002, 7)

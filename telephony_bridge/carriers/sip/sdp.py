@@ -10,6 +10,7 @@ Old peers hold with `c=0.0.0.0`: read as inactive. Anything unparseable is `SipP
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Final
@@ -79,10 +80,17 @@ class SessionDescription:
 
 
 def _connection_address(value: str) -> str:
+    """The address of a c= line: an IP literal only. A host name would make every RTP send a
+    blocking DNS lookup, and anything else (a NUL, garbage) must never reach a socket call."""
     parts = value.split()
     if len(parts) != 3 or parts[0] != "IN" or parts[1] not in ("IP4", "IP6"):
         raise SipParseError(f"bad c= line: {excerpt(value)}")
-    return parts[2].split("/", 1)[0]
+    address = parts[2].split("/", 1)[0]
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        raise SipParseError(f"c= address is not an IP address: {excerpt(address)}") from None
+    return address
 
 
 def parse_sdp(body: bytes) -> SessionDescription:
