@@ -217,7 +217,8 @@ class SipServer:
             transactions.run(existing, existing.transaction.on_request(request))
             return
         in_dialog = bool(_tag(request.headers.get("To")))
-        if not in_dialog and request.method != "CANCEL" and not self._admit_new(request, peer):
+        cancels_an_invite = request.method == "CANCEL" and (key[0], key[1], "INVITE") in transactions.server
+        if not in_dialog and not cancels_an_invite and not self._admit_new(request, peer):
             return
         entry = transactions.add_server(key, request, peer)
         if request.method == "CANCEL":
