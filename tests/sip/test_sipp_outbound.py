@@ -35,6 +35,46 @@ async def test_callsip_answers_the_trunks_digest_challenge(tmp_path: Path) -> No
         await place_call_to_sipp(bridge, tmp_path, "uas_challenge")
 
 
+async def test_callsip_to_a_busy_callee_fails_486(bridge: Bridge, tmp_path: Path) -> None:
+    output = await run_uas(bridge, tmp_path, "uas_busy", {}, until=("failed",))
+    assert ("failed", 486) in PROBE.events["outbound"], (PROBE.events["outbound"], output)
+    assert "connected" not in PROBE.names("outbound")
+    await wait_until(bridge.empty)
+
+
+async def test_hanging_up_a_ringing_callsip_cancels_it(bridge: Bridge, tmp_path: Path) -> None:
+    await run_uas(bridge, tmp_path, "uas_cancelled", {"hangup_while_ringing": True}, until=("disconnected",))
+    names = PROBE.names("outbound")
+    assert names[:2] == ["ringing", "disconnected"] and "connected" not in names, names
+    await wait_until(bridge.empty)
+
+
+async def run_uas(
+    bridge: Bridge, tmp_path: Path, uas_scenario: str, data: dict[str, object], until: tuple[str, ...]
+) -> str:
+    """SIPp as the callee of one callSIP; its exit status checked; its output returned."""
+    assert SIPP is not None
+    sip_port = free_udp_port()
+    uas = await asyncio.create_subprocess_exec(
+        SIPP, "-sf", str(SCENARIOS / f"{uas_scenario}.xml"), "-i", "127.0.0.1", "-p", str(sip_port), "-m", "1",
+        "-nostdin", "-timeout", "20s", "-timeout_error", cwd=tmp_path, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        data = {"uri": f"sip:+15550100@127.0.0.1:{sip_port}", **data}
+        start_scenario_session(bridge.runtime, bridge.runtime.scenarios["outbound_sip"], json.dumps(data))
+        await PROBE.wait_for(lambda: any(name in PROBE.names("outbound") for name in until), timeout_s=20)
+        async with asyncio.timeout(25):
+            output, _ = await uas.communicate()
+    finally:
+        if uas.returncode is None:
+            uas.kill()
+            await uas.wait()
+    text = output.decode("utf-8", "replace")
+    assert uas.returncode == 0, text[-3000:]
+    return text
+
+
 async def place_call_to_sipp(bridge: Bridge, tmp_path: Path, uas_scenario: str) -> None:
     assert SIPP is not None
     sip_port, media_port = free_udp_port(), free_udp_port()

@@ -15,10 +15,17 @@ class CountingUnit:
 def on_started(e):
     data = json.loads(VoxEngine.customData())
     call = VoxEngine.callSIP(data["uri"], {"callerid": "+15550999", "headers": {"X-Campaign": "spring"}})
-    call.addEventListener(CallEvents.Ringing, lambda ev: PROBE.record(KEY, "ringing"))
+    call.addEventListener(CallEvents.Ringing, lambda ev: on_ringing(call, data))
     call.addEventListener(CallEvents.Connected, lambda ev: on_connected(call))
     call.addEventListener(CallEvents.Failed, lambda ev: on_end("failed", ev.code))
     call.addEventListener(CallEvents.Disconnected, lambda ev: on_end("disconnected", ev.reason))
+    call.addEventListener(CallEvents.Failed, lambda ev: PROBE.record(KEY, "failed_reason", ev.reason))
+
+
+def on_ringing(call, data):
+    PROBE.record(KEY, "ringing")
+    if data.get("hangup_while_ringing"):
+        call.hangup()  # before the answer: the bridge CANCELs
 
 
 def on_connected(call):
