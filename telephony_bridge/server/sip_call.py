@@ -29,6 +29,7 @@ from telephony_bridge.carriers.sip.dialog import Dialog, OutOfOrder, response_to
 from telephony_bridge.carriers.sip.message import SipParseError, SipRequest, SipResponse
 from telephony_bridge.carriers.sip.sdp import Negotiated, NoCommonCodec, answer_offer, parse_sdp, read_answer
 from telephony_bridge.carriers.sip.transaction import InviteServerTransaction
+from telephony_bridge.lifecycle import CallEnd
 from telephony_bridge.server.carrier_routes import notify_hooks
 from telephony_bridge.server.session import StreamRefused
 from telephony_bridge.server.sip_transport import Peer, ServerEntry, Transactions
@@ -117,7 +118,9 @@ class SipCall:
         self.start = start
         self.call_id = start.call_id
         self.phase = CallPhase.PROCEEDING if entry is not None else CallPhase.ANSWERED
-        self.reject_status = (603, "Decline")  # the final answer if the session ends unanswered
+        self.reject_status = (603, "Decline")
+        self._acked = entry is None  # a call we placed: we sent the ACK
+        self._bye_pending = False  # the final answer if the session ends unanswered
         self.session: Any = None
         self._transfer: asyncio.Future[tuple[int, str]] | None = None
         self._sdp_version = 1
@@ -194,8 +197,14 @@ class SipCall:
             self._respond_invite(status, reason)
         elif self.phase is CallPhase.ANSWERED:
             self.phase = CallPhase.ENDING
-            bye = self.dialog.request("BYE", self.host.via(self.peer))
-            self.host.transactions.start_client(bye, self.peer, self.peer.address, lambda response: None, lambda: None)
+            if self._acked:
+                self._send_bye()
+            else:  # RFC 3261 §15: no BYE before the ACK of our 200 (or its transaction's timeout)
+                self._bye_pending = True
+
+    def _send_bye(self) -> None:
+        bye = self.dialog.request("BYE", self.host.via(self.peer))
+        self.host.transactions.start_client(bye, self.peer, self.peer.address, lambda response: None, lambda: None)
 
     async def run(self, runtime: Any, session: Any) -> None:
         """Run the session with the runtime's bookkeeping (as every listener does), then release."""
@@ -211,13 +220,17 @@ class SipCall:
             notify_hooks(runtime.on_session_end, session)
             self.session_closed()  # idempotent: a session that ended without closing the stream
             self.phase = CallPhase.ENDED
-            # Cycles through this call's callbacks: the stream's and the INVITE transaction's.
             self.stream.on_closed = None
-            if self.invite_entry is not None:
-                self.invite_entry.on_timeout = None
             await self.stream.aclose()
-            self.host.forget(self)
             self.session = None
+            if not self._bye_pending:  # else the dialog stays until the ACK (or its timeout) lets the BYE go
+                self._release()
+
+    def _release(self) -> None:
+        """Out of the listener's tables, and no callback of this call left anywhere (cycles)."""
+        if self.invite_entry is not None:
+            self.invite_entry.on_timeout = None
+        self.host.forget(self)
 
     # --- requests from the trunk --------------------------------------------------------------
     def on_ack(self, ack: SipRequest | None = None) -> None:
@@ -226,6 +239,25 @@ class SipCall:
         entry = self.invite_entry
         if entry is not None and isinstance(entry.transaction, InviteServerTransaction):
             self.host.transactions.run(entry, entry.transaction.acknowledged())
+        self._confirmed()
+
+    def shutdown(self) -> None:
+        """The server is stopping: end the call now, a held-back BYE included."""
+        if self.session is not None:
+            self.session.end(CallEnd.SHUTDOWN)
+        else:
+            self._confirmed()
+
+    def _confirmed(self) -> None:
+        """The 200 was ACKed (or its retransmissions timed out): a BYE held back may go now."""
+        if self._acked:
+            return
+        self._acked = True
+        if self._bye_pending:
+            self._bye_pending = False
+            self._send_bye()
+            if self.phase is CallPhase.ENDED:
+                self._release()
 
     def on_cancel(self) -> bool:
         """CANCEL before the final response: 487 to the INVITE, the call ends. False: too late."""
@@ -318,6 +350,7 @@ class SipCall:
     # --- helpers --------------------------------------------------------------------------------
     def _no_ack(self) -> None:
         log.warning("call %s: no ACK for the 200 OK within 32 s; hanging up", self.call_id)
+        self._confirmed()  # the transaction is over: a held-back BYE goes now
         self.session_closed()
         self.stream.hang_up_by_peer()
 

@@ -45,7 +45,6 @@ from telephony_bridge.carriers.sip.message import (
 )
 from telephony_bridge.carriers.sip.sdp import PCMA, Negotiated, NoCommonCodec, answer_offer, build_offer, parse_sdp
 from telephony_bridge.carriers.sip.transaction import client_key, server_key
-from telephony_bridge.lifecycle import CallEnd
 from telephony_bridge.server.runtime import BridgeRuntime
 from telephony_bridge.server.session import CallSession
 from telephony_bridge.server.settings import Settings
@@ -132,10 +131,7 @@ class SipServer:
     async def stop(self) -> None:
         """No new calls; calls in progress end (BYE) and are awaited; then the sockets close."""
         for call in list(self.calls.values()):
-            if call.session is not None:
-                call.session.end(CallEnd.SHUTDOWN)
-            else:
-                call.session_closed()
+            call.shutdown()
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=SHUTDOWN_WAIT_S)
         await self.sockets.stop()

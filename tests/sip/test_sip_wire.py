@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from telephony_bridge.carriers.sip.dialog import response_to
 from telephony_bridge.carriers.sip.message import SipRequest, SipResponse, parse_message
 from tests.sip.harness import Bridge
 from tests.sip.probe import wait_until
@@ -129,7 +130,9 @@ async def test_an_invite_flood_from_one_source_is_limited(bridge: Bridge, phone:
 
 
 @pytest.mark.skipif(SIPP is None, reason="SIPp is not installed: apt-get install -y sip-tester")
-async def test_a_call_over_tcp(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("scenario", "number"), [("uac_basic", "+15550100"), ("uac_bye_from_bridge", "+15550101"),
+                                                  ("uac_hold", "+15550100")])  # fmt: skip
+async def test_calls_over_tcp(tmp_path: Path, scenario: str, number: str) -> None:
     from tests.sip.harness import sip_settings, start_bridge
 
     settings = sip_settings()
@@ -142,7 +145,7 @@ async def test_a_call_over_tcp(tmp_path: Path) -> None:
         gc_freeze=False,  # the default of from_environ: it would freeze the test process's heap
     )
     async with start_bridge(settings) as bridge:
-        run = await run_sipp("uac_basic", bridge.port, "+15550100", tmp_path, transport="t1")
+        run = await run_sipp(scenario, bridge.port, number, tmp_path, transport="t1")
         assert run.returncode == 0, run.explain()
 
 
@@ -248,4 +251,22 @@ async def test_an_offerless_invite_whose_ack_has_no_answer_is_hung_up(bridge: Br
     while not isinstance(message := await phone.receive(), SipRequest):
         pass
     assert message.method == "BYE"
+    await wait_until(bridge.empty)
+
+
+async def test_the_bridges_bye_waits_for_the_ack_of_its_200(bridge: Bridge, phone: UdpPhone) -> None:
+    """RFC 3261 §15: the scenario hangs up the moment it is connected, but no BYE may go before
+    the ACK. Until the 200's first retransmission (T1 later) only 200s arrive; after the ACK, the BYE."""
+    invite = phone.request("INVITE", "held-bye", "held-inv", body=SDP).replace("+15550100", "+15550101")
+    phone.send(invite)
+    ok = await phone.final()
+    assert ok.status == 200
+    again = await phone.receive()  # nothing but the retransmitted 200 before the ACK
+    assert isinstance(again, SipResponse) and again.status == 200
+    to_tag = (ok.headers.get("To") or "").split("tag=")[1]
+    phone.send(phone.request("ACK", "held-bye", "held-ack", to_tag=to_tag).replace("+15550100", "+15550101"))
+    while not isinstance(message := await phone.receive(), SipRequest):
+        pass
+    assert message.method == "BYE"
+    phone.sock.sendto(bytes(response_to(message, 200, "OK")), phone.bridge)
     await wait_until(bridge.empty)
