@@ -118,9 +118,10 @@ class SipCall:
         self.start = start
         self.call_id = start.call_id
         self.phase = CallPhase.PROCEEDING if entry is not None else CallPhase.ANSWERED
-        self.reject_status = (603, "Decline")
+        self.reject_status = (603, "Decline")  # the final answer if the session ends unanswered
         self._acked = entry is None  # a call we placed: we sent the ACK
-        self._bye_pending = False  # the final answer if the session ends unanswered
+        self._bye_pending = False
+        self._reinvite_entry: ServerEntry | None = None  # a re-INVITE answered 200, its ACK awaited
         self.session: Any = None
         self._transfer: asyncio.Future[tuple[int, str]] | None = None
         self._sdp_version = 1
@@ -236,7 +237,11 @@ class SipCall:
     def on_ack(self, ack: SipRequest | None = None) -> None:
         if self.negotiated is None and self.phase is CallPhase.ANSWERED:
             self._answer_in_ack(ack)
+        # The ACK of a re-INVITE's 200 (its CSeq) ends that transaction's retransmissions; else the first INVITE's.
+        reinvite, self._reinvite_entry = self._reinvite_entry, None
         entry = self.invite_entry
+        if reinvite is not None and ack is not None and _cseq_number(ack) == _cseq_number(reinvite.transaction.request):
+            entry = reinvite
         if entry is not None and isinstance(entry.transaction, InviteServerTransaction):
             self.host.transactions.run(entry, entry.transaction.acknowledged())
         self._confirmed()
@@ -308,6 +313,7 @@ class SipCall:
 
     def _reinvite(self, request: SipRequest, entry: ServerEntry) -> None:
         if not request.body:
+            self._reinvite_entry = entry
             self._respond(entry, request, 200, "OK", self.answer_sdp)  # a refresh: our current answer
             return
         try:
@@ -324,6 +330,7 @@ class SipCall:
             return
         self.negotiated, self.answer_sdp = negotiated, sdp
         self._configure(negotiated)
+        self._reinvite_entry = entry  # its 200 is retransmitted until the ACK comes
         self._respond(entry, request, 200, "OK", sdp)
 
     def _info(self, request: SipRequest, entry: ServerEntry) -> None:
@@ -384,6 +391,10 @@ class SipCall:
             response.headers.add("Content-Type", "application/sdp")
             response.body = body
         self.host.transactions.respond(entry, response)
+
+
+def _cseq_number(request: SipRequest) -> str:
+    return (request.headers.get("CSeq") or "").split(" ", 1)[0]
 
 
 def _dtmf_relay_signal(body: bytes) -> str | None:

@@ -200,6 +200,9 @@ async def test_a_codec_change_by_reinvite_reconfigures_the_stream(bridge: Bridge
     ok = await phone.final()
     assert ok.status == 200 and b"m=audio" in ok.body and b"RTP/AVP 8 101" in ok.body
     assert [entry["payload_type"] for entry in bridge.media.configured["codec-1"]] == [0, 8]
+    phone.send(phone.request("ACK", "codec-1", "reinv-pcma-ack", cseq=2, to_tag=to_tag))
+    key = ("z9hG4bKreinv-pcma", f"127.0.0.1:{phone.local}", "INVITE")
+    await wait_until(lambda: key not in bridge.runtime.sip.transactions.server)  # its 200's retransmissions end
     phone.send(phone.request("BYE", "codec-1", "bye-codec", cseq=3, to_tag=to_tag))
     assert (await phone.final()).status == 200
 
