@@ -142,6 +142,7 @@ class OutboundSipCall:
         except TimeoutError:
             self._cancel()
             self._fail(408, "no answer")
+            await self._release_stream()
             return
         if status >= 300 and self.call is None:
             await self._release_stream()
@@ -232,11 +233,12 @@ class OutboundSipCall:
         except (SipParseError, NoCommonCodec) as exc:
             log.warning("call %s: the 200 OK's SDP is unusable (%s); hanging up", self.call_id, exc)
             self._bye(dialog)
-            self._fail(488, "the answer's media is unusable")
+            self._fail(488, "the answer's media is unusable")  # run() releases the stream
             return
         outbound = self.outbound
         if outbound is None or outbound.finished:  # hung up while it rang: answered too late
             self._bye(dialog)
+            server.spawn(self._release_stream())
             return
         start = CallStarted(
             call_id=self.call_id,
