@@ -121,3 +121,13 @@ async def test_blind_transfer_by_refer_follows_the_notify(
     assert ("tone", "0") in events
     if outcome == "transfer_complete":
         assert (outcome, "+15550123") in events
+
+
+async def test_without_allow_or_users_nothing_is_accepted_and_start_up_says_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with start_bridge(sip_settings(SIP_ALLOW="")) as bridge:
+        assert any("refuses every INVITE" in record.getMessage() for record in caplog.records)
+        run = await run_sipp(refused_scenario(tmp_path, 403), bridge.port, "+15550100", tmp_path)
+        assert run.returncode == 0, run.explain()
+        assert not bridge.media.opened
