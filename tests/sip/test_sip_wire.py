@@ -273,3 +273,23 @@ async def test_the_bridges_bye_waits_for_the_ack_of_its_200(bridge: Bridge, phon
     assert message.method == "BYE"
     phone.sock.sendto(bytes(response_to(message, 200, "OK")), phone.bridge)
     await wait_until(bridge.empty)
+
+
+async def test_sip_public_address_is_what_the_peer_is_told() -> None:
+    from tests.sip.harness import sip_settings, start_bridge
+
+    async with start_bridge(sip_settings(SIP_PUBLIC_ADDRESS="203.0.113.10")) as bridge:
+        phone = UdpPhone(bridge.port)
+        try:
+            phone.send(phone.request("OPTIONS", "nat-0", "nat-opt"))
+            assert (await phone.final()).status == 200
+            phone.send(phone.request("INVITE", "nat-1", "nat-inv", body=SDP))
+            ok = await phone.final()
+            assert b"c=IN IP4 203.0.113.10" in ok.body
+            assert f"<sip:bridge@203.0.113.10:{bridge.port}>" in (ok.headers.get("Contact") or "")
+            to_tag = (ok.headers.get("To") or "").split("tag=")[1]
+            phone.send(phone.request("ACK", "nat-1", "nat-ack", to_tag=to_tag))
+            phone.send(phone.request("BYE", "nat-1", "nat-bye", cseq=2, to_tag=to_tag))
+            assert (await phone.final()).status == 200
+        finally:
+            phone.close()
