@@ -89,12 +89,14 @@ from telephony_bridge.carriers.audiosocket_carrier import ALLOW_ENV, Listener, p
 from telephony_bridge.carriers.sip.carrier import ALLOW_ENV as SIP_ALLOW_ENV
 from telephony_bridge.carriers.sip.carrier import DIGEST_ENV as SIP_DIGEST_ENV
 from telephony_bridge.carriers.sip.carrier import INVITE_RATE_ENV as SIP_INVITE_RATE_ENV
+from telephony_bridge.carriers.sip.carrier import OUTBOUND_ENV as SIP_OUTBOUND_ENV
 from telephony_bridge.carriers.sip.carrier import USERS_ENV as SIP_USERS_ENV
 from telephony_bridge.carriers.sip.carrier import (
     SipListenerSpec,
     parse_digest_algorithms,
     parse_invite_rate,
     parse_networks,
+    parse_outbound,
     parse_sip_listen,
     parse_users,
 )
@@ -242,6 +244,7 @@ class Settings:
             parse_port_range(self.environ.get("RTP_PORTS") or "20000-20999")
             parse_digest_algorithms(self.environ.get(SIP_DIGEST_ENV, ""))
             parse_invite_rate(self.environ.get(SIP_INVITE_RATE_ENV, ""))
+            parse_outbound(self.environ.get(SIP_OUTBOUND_ENV, ""))
 
     @property
     def sip_listeners(self) -> list[SipListenerSpec]:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from telephony_bridge.audio.formats import ULAW_8K
 from telephony_bridge.carriers.base import CallStarted, DialFailed, DialRequest
-from telephony_bridge.carriers.sip.carrier import OUTBOUND_ENV, SipCarrier
+from telephony_bridge.carriers.sip.carrier import OUTBOUND_ENV, SipCarrier, parse_outbound
 from telephony_bridge.carriers.sip.dialog import Dialog, new_tag
 from telephony_bridge.carriers.sip.digest import authorization_for
 from telephony_bridge.carriers.sip.fields import SipUri, parse_uri
@@ -48,21 +48,9 @@ RING_TIMEOUT_S: Final = 60.0
 MAX_CUSTOM_HEADERS: Final = 20
 
 
-def outbound_credentials(config: Mapping[str, str]) -> SipUri | None:
-    """``SIP_OUTBOUND`` read: the trunk and the user and password (ValueError naming the setting)."""
-    text = config.get(OUTBOUND_ENV, "").strip()
-    if not text:
-        return None
-    try:
-        return parse_uri(text)
-    except SipParseError:
-        raise ValueError(f"{OUTBOUND_ENV} is not a sip:USER:PASSWORD@HOST[:PORT] URI") from None
-
-
-def _password(text: str) -> str:
-    """The password of `sip:user:password@host` (parse_uri drops it, on purpose)."""
-    userinfo = text.split(":", 1)[1].rsplit("@", 1)[0] if "@" in text else ""
-    return userinfo.split(":", 1)[1] if ":" in userinfo else ""
+def outbound_credentials(config: Mapping[str, str]) -> tuple[SipUri, str] | None:
+    """``SIP_OUTBOUND`` read (checked at start-up): the trunk with its user, and the password."""
+    return parse_outbound(config.get(OUTBOUND_ENV, ""))
 
 
 class OutboundSipCall:
@@ -153,8 +141,9 @@ class OutboundSipCall:
         if not target.startswith(("sip:", "sips:")):  # a bare number: to the SIP_OUTBOUND trunk
             if credentials is None:
                 raise ValueError(f"{target!r} names no host and {OUTBOUND_ENV} is not set")
-            port = f":{credentials.port}" if credentials.port else ""
-            target = f"sip:{target}@{credentials.host}{port}"
+            trunk = credentials[0]
+            port = f":{trunk.port}" if trunk.port else ""
+            target = f"sip:{target}@{trunk.host}{port}"
         return parse_uri(target)
 
     def _build_invite(self, uri: str, offer: bytes, cseq: int) -> SipRequest:
@@ -201,10 +190,10 @@ class OutboundSipCall:
         credentials = outbound_credentials(self.server.config)
         if credentials is None or self.invite is None:
             return False
+        trunk, password = credentials
         header = "WWW-Authenticate" if response.status == 401 else "Proxy-Authenticate"
-        password = _password(self.server.config.get(OUTBOUND_ENV, "").strip())
         for challenge in response.headers.lines(header):
-            value = authorization_for(challenge, "INVITE", self.invite.uri, credentials.user, password)
+            value = authorization_for(challenge, "INVITE", self.invite.uri, trunk.user, password)
             if value is not None:
                 self._authenticated = True
                 invite = self._build_invite(self.invite.uri, self.invite.body, cseq=2)

@@ -28,6 +28,7 @@ def test_listener_specs() -> None:
         ({"SIP_LISTEN": "udp:127.0.0.1:5060", "RTP_PORTS": "30000"}, "RTP_PORTS"),
         ({"SIP_LISTEN": "udp:127.0.0.1:5060", "SIP_DIGEST_ALGORITHMS": "SHA-1"}, "SIP_DIGEST_ALGORITHMS"),
         ({"SIP_LISTEN": "udp:127.0.0.1:5060", "SIP_INVITE_RATE": "-1"}, "SIP_INVITE_RATE"),
+        ({"SIP_LISTEN": "udp:127.0.0.1:5060", "SIP_OUTBOUND": "http://alice:pw@trunk"}, "SIP_OUTBOUND"),
     ],
 )
 def test_a_bad_setting_stops_start_up_naming_it(environ: dict[str, str], named: str) -> None:

@@ -29,6 +29,8 @@ from telephony_bridge.carriers.base import (
     HttpRequest,
 )
 from telephony_bridge.carriers.sip.codec import SIP_CAPABILITIES, SipCodec
+from telephony_bridge.carriers.sip.fields import SipUri, parse_uri
+from telephony_bridge.carriers.sip.message import SipParseError
 
 __all__ = [
     "ALLOW_ENV",
@@ -43,6 +45,7 @@ __all__ = [
     "parse_digest_algorithms",
     "parse_invite_rate",
     "parse_networks",
+    "parse_outbound",
     "parse_sip_listen",
     "parse_users",
 ]
@@ -114,6 +117,22 @@ def parse_users(text: str) -> dict[str, str]:
             raise ValueError(f"{USERS_ENV}: entry {index + 1} is not user:password")
         users[user.strip()] = password
     return users
+
+
+def parse_outbound(text: str) -> tuple[SipUri, str] | None:
+    """``SIP_OUTBOUND`` (``sip:USER:PASSWORD@HOST[:PORT]``): the trunk URI and the password, or None
+    when unset; ValueError naming the setting, never its password."""
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        uri = parse_uri(text)
+    except SipParseError:
+        raise ValueError(f"{OUTBOUND_ENV} is not a sip:USER:PASSWORD@HOST[:PORT] URI") from None
+    if uri.scheme == "tel" or not uri.user:
+        raise ValueError(f"{OUTBOUND_ENV} names no user: sip:USER:PASSWORD@HOST[:PORT]")
+    userinfo = text.split(":", 1)[1].rsplit("@", 1)[0]
+    return uri, userinfo.split(":", 1)[1] if ":" in userinfo else ""
 
 
 def parse_invite_rate(text: str) -> float:
