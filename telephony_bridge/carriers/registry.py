@@ -11,6 +11,7 @@ from telephony_bridge.carriers.sip.carrier import SipCarrier
 from telephony_bridge.carriers.telnyx_carrier import TelnyxCarrier
 from telephony_bridge.carriers.twilio_carrier import TwilioCarrier
 from telephony_bridge.carriers.vonage_carrier import VonageCarrier
+from telephony_bridge.carriers.webrtc import WebRtcCarrier
 
 __all__ = ["CARRIERS"]
 
@@ -23,4 +24,5 @@ CARRIERS: tuple[type[Carrier], ...] = (
     ExotelCarrier,
     AudioSocketCarrier,  # no HTTP endpoint: its TCP listeners are server/audiosocket.py's
     SipCarrier,  # no HTTP endpoint: its SIP listeners are server/sip_listener.py's
+    WebRtcCarrier,  # no carrier webhook: the browser softphone's signalling is server/softphone.py's
 )

@@ -35,6 +35,7 @@ from telephony_bridge.server.scenario_api import scenario_routes
 from telephony_bridge.server.scenario_sessions import stop_scenario_sessions
 from telephony_bridge.server.session_http import session_http_routes
 from telephony_bridge.server.settings import Settings
+from telephony_bridge.server.softphone import softphone_routes
 
 log = logging.getLogger("telephony_bridge.server")
 
@@ -124,6 +125,8 @@ def create_app(settings: Settings, runtime: BridgeRuntime | None = None) -> Star
                 await audiosocket.stop()
             if sip is not None:
                 await sip.stop()
+            if runtime.softphone is not None:
+                await runtime.softphone.stop()
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
@@ -163,6 +166,7 @@ def create_app(settings: Settings, runtime: BridgeRuntime | None = None) -> Star
             Route("/metrics", metrics, methods=["GET"]),
             *recording_routes(settings),
             *console_routes(runtime),
+            *softphone_routes(runtime),  # the browser softphone: its page, signalling and calls
         ],
         middleware=[Middleware(ExposeTransportAbort)],
         lifespan=lifespan,

@@ -14,6 +14,7 @@ Layers (a module takes the layer of its longest matching prefix in `LAYERS`):
     0  top-level helpers: naming, tasks, logs (and the package's __init__)
     1  audio/                      pure DSP on bytes
     2  carriers/                   carrier codecs, answer documents, control APIs
+       webrtc/                     peer connections with the ICE policy, audio frames <-> PCM16
        realtime/ protocol modules  events, dialect, conversation mirror, stall policy, typed
                                    observer events, statistics
     3  realtime/playback           the playout ledger (call-side state machine, I/O-free)
@@ -43,6 +44,7 @@ LAYERS: dict[str, int] = {
     f"{PACKAGE}.logs": 0,
     f"{PACKAGE}.audio": 1,
     f"{PACKAGE}.carriers": 2,
+    f"{PACKAGE}.webrtc": 2,  # aiortc peer connections (ICE policy) and audio frames <-> PCM16
     f"{PACKAGE}.realtime": 2,  # the protocol modules; the runtime ones are named below
     f"{PACKAGE}.realtime.playback": 3,
     f"{PACKAGE}.realtime.connection": 4,
