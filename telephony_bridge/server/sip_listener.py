@@ -134,6 +134,10 @@ class SipServer:
             call.shutdown()
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=SHUTDOWN_WAIT_S)
+        for task in list(self._tasks):  # calls still ringing out (callSIP), a call that would not end
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.sockets.stop()
         if self._transactions is not None:
             self._transactions.close()
