@@ -40,7 +40,7 @@ __all__ = ["CallPhase", "RtpStreamLike", "SignallingHost", "SipCall"]
 log = logging.getLogger("telephony_bridge.sip")
 
 TRANSFER_TIMEOUT_S: Final = 32.0
-ALLOW: Final = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REFER, NOTIFY"
+ALLOW: Final = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REFER, NOTIFY, UPDATE"
 DTMF_SIGNALS: Final = frozenset("0123456789*#ABCD")
 
 
@@ -286,7 +286,9 @@ class SipCall:
             if self.phase is not CallPhase.ENDED:
                 self.phase = CallPhase.ENDING
             self.stream.hang_up_by_peer()
-        elif method == "INVITE":
+        elif method in ("INVITE", "UPDATE"):
+            # UPDATE (RFC 3311): the same offer/answer without the three-way handshake; trunks
+            # refresh session timers (RFC 4028) with it or with a re-INVITE.
             self._reinvite(request, entry)
         elif method == "INFO":
             self._info(request, entry)
@@ -312,9 +314,14 @@ class SipCall:
         self._configure(self.negotiated)
 
     def _reinvite(self, request: SipRequest, entry: ServerEntry) -> None:
+        """A re-INVITE or an UPDATE: a new offer (hold, resume, codec), or none (a refresh)."""
+        is_invite = request.method == "INVITE"
         if not request.body:
-            self._reinvite_entry = entry
-            self._respond(entry, request, 200, "OK", self.answer_sdp)  # a refresh: our current answer
+            if is_invite:  # a refresh: our current answer, as the offer of this 200 (RFC 3264 §8)
+                self._reinvite_entry = entry
+                self._respond(entry, request, 200, "OK", self.answer_sdp)
+            else:
+                self._respond(entry, request, 200, "OK")
             return
         try:
             self._sdp_version += 1
@@ -325,12 +332,13 @@ class SipCall:
             self._respond(entry, request, 488, "Not Acceptable Here")
             return
         except SipParseError as exc:
-            log.warning("call %s: re-INVITE with bad SDP: %s", self.call_id, exc.reason)
+            log.warning("call %s: %s with bad SDP: %s", self.call_id, request.method, exc.reason)
             self._respond(entry, request, 400, "Bad SDP")
             return
         self.negotiated, self.answer_sdp = negotiated, sdp
         self._configure(negotiated)
-        self._reinvite_entry = entry  # its 200 is retransmitted until the ACK comes
+        if is_invite:
+            self._reinvite_entry = entry  # its 200 is retransmitted until the ACK comes
         self._respond(entry, request, 200, "OK", sdp)
 
     def _info(self, request: SipRequest, entry: ServerEntry) -> None:
@@ -383,7 +391,7 @@ class SipCall:
         self, entry: ServerEntry, request: SipRequest, status: int, reason: str, body: bytes = b"", allow: bool = False
     ) -> None:
         response = response_to(request, status, reason, to_tag=self.dialog.local.tag if status > 100 else None)
-        if 100 < status < 300 and request.method == "INVITE":
+        if 100 < status < 300 and request.method in ("INVITE", "UPDATE"):  # target refresh requests
             response.headers.add("Contact", self.host.contact(self.peer))
         if allow:
             response.headers.add("Allow", ALLOW)

@@ -293,3 +293,17 @@ async def test_sip_public_address_is_what_the_peer_is_told() -> None:
             assert (await phone.final()).status == 200
         finally:
             phone.close()
+
+
+async def test_update_refreshes_and_holds_like_a_reinvite(bridge: Bridge, phone: UdpPhone) -> None:
+    to_tag = await answered_call(phone, "update-1")
+    phone.send(phone.request("UPDATE", "update-1", "upd-refresh", cseq=2, to_tag=to_tag))
+    refresh = await phone.final()
+    assert refresh.status == 200 and not refresh.body and refresh.headers.get("Contact")  # a session-timer refresh
+    held = SDP + "a=sendonly\r\n"
+    phone.send(phone.request("UPDATE", "update-1", "upd-hold", cseq=3, to_tag=to_tag, body=held))
+    answer = await phone.final()
+    assert answer.status == 200 and b"a=recvonly" in answer.body
+    assert [entry["direction"] for entry in bridge.media.configured["update-1"]] == ["sendrecv", "recvonly"]
+    phone.send(phone.request("BYE", "update-1", "upd-bye", cseq=4, to_tag=to_tag))
+    assert (await phone.final()).status == 200
