@@ -148,7 +148,7 @@ class SipCall:
             return
         self.phase = CallPhase.ANSWERED
         self.invite_entry.on_timeout = self._no_ack
-        self._respond_invite(200, "OK", self.answer_sdp)
+        self._respond_invite(200, "OK", self.answer_sdp, _session_timer(self.invite))
 
     async def hangup(self, call_id: str = "") -> None:
         self.session_closed()
@@ -383,14 +383,25 @@ class SipCall:
     def _session_id(self) -> int:
         return int(time.time()) + self._sdp_version
 
-    def _respond_invite(self, status: int, reason: str, body: bytes = b"") -> None:
+    def _respond_invite(
+        self, status: int, reason: str, body: bytes = b"", extra: tuple[tuple[str, str], ...] = ()
+    ) -> None:
         if self.invite_entry is not None:
-            self._respond(self.invite_entry, self.invite, status, reason, body)
+            self._respond(self.invite_entry, self.invite, status, reason, body, extra=extra)
 
     def _respond(
-        self, entry: ServerEntry, request: SipRequest, status: int, reason: str, body: bytes = b"", allow: bool = False
+        self,
+        entry: ServerEntry,
+        request: SipRequest,
+        status: int,
+        reason: str,
+        body: bytes = b"",
+        allow: bool = False,
+        extra: tuple[tuple[str, str], ...] = (),
     ) -> None:
         response = response_to(request, status, reason, to_tag=self.dialog.local.tag if status > 100 else None)
+        for name, value in extra:
+            response.headers.add(name, value)
         if 100 < status < 300 and request.method in ("INVITE", "UPDATE"):  # target refresh requests
             response.headers.add("Contact", self.host.contact(self.peer))
         if allow:
@@ -399,6 +410,16 @@ class SipCall:
             response.headers.add("Content-Type", "application/sdp")
             response.body = body
         self.host.transactions.respond(entry, response)
+
+
+def _session_timer(invite: SipRequest) -> tuple[tuple[str, str], ...]:
+    """RFC 4028 in the 200: when the trunk asked for a session timer (and supports them), it stays
+    the refresher (`refresher=uac`); the bridge answers its refreshes but never sends one."""
+    expires = (invite.headers.get("Session-Expires") or "").split(";", 1)[0].strip()
+    supported = {item.strip().lower() for item in invite.headers.values("Supported")}
+    if "timer" not in supported or not (expires.isascii() and expires.isdigit()) or len(expires) > 7:
+        return ()
+    return (("Session-Expires", f"{int(expires)};refresher=uac"), ("Require", "timer"))
 
 
 def _cseq_number(request: SipRequest) -> str:

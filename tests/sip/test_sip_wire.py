@@ -307,3 +307,21 @@ async def test_update_refreshes_and_holds_like_a_reinvite(bridge: Bridge, phone:
     assert [entry["direction"] for entry in bridge.media.configured["update-1"]] == ["sendrecv", "recvonly"]
     phone.send(phone.request("BYE", "update-1", "upd-bye", cseq=4, to_tag=to_tag))
     assert (await phone.final()).status == 200
+
+
+async def test_a_session_timer_asked_for_leaves_the_trunk_refreshing(bridge: Bridge, phone: UdpPhone) -> None:
+    invite = phone.request("INVITE", "timer-1", "timer-inv", body=SDP)
+    phone.send(
+        invite.replace(
+            "Max-Forwards: 70\n", "Max-Forwards: 70\nSupported: timer, 100rel\nSession-Expires: 1800;refresher=uas\n"
+        )
+    )
+    ok = await phone.final()
+    assert ok.headers.get("Session-Expires") == "1800;refresher=uac" and ok.headers.get("Require") == "timer"
+    to_tag = (ok.headers.get("To") or "").split("tag=")[1]
+    phone.send(phone.request("ACK", "timer-1", "timer-ack", to_tag=to_tag))
+    phone.send(phone.request("BYE", "timer-1", "timer-bye", cseq=2, to_tag=to_tag))
+    assert (await phone.final()).status == 200
+    phone.send(phone.request("INVITE", "timer-2", "timer2-inv", body=SDP))  # not asked for: none given
+    plain = await phone.final()
+    assert plain.headers.get("Session-Expires") is None and plain.headers.get("Require") is None
