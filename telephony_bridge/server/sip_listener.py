@@ -65,6 +65,9 @@ SHUTDOWN_WAIT_S: Final = 5.0
 # Server transactions live up to 32 s after their last response (UDP retransmission absorption):
 # a cap keeps a flood from many sources from growing them without bound.
 MAX_TRANSACTIONS: Final = 50_000
+# The option tags a peer may Require of us (RFC 4028 session timers); anything else, 100rel
+# included, gets 420 Bad Extension, so the peer can retry without it.
+SUPPORTED_OPTIONS: Final = frozenset({"timer"})
 BAD_MESSAGES_LOGGED: Final = 20
 
 
@@ -221,6 +224,10 @@ class SipServer:
         if not in_dialog and not cancels_an_invite and not self._admit_new(request, peer):
             return
         entry = transactions.add_server(key, request, peer)
+        unsupported = [tag for tag in request.headers.values("Require") if tag.strip().lower() not in SUPPORTED_OPTIONS]
+        if unsupported and request.method not in ("CANCEL", "ACK"):  # RFC 3261 §8.2.2.3
+            self._reply(entry, 420, "Bad Extension", unsupported=", ".join(tag.strip() for tag in unsupported)[:200])
+            return
         if request.method == "CANCEL":
             self._cancel(request, entry, key)
             return
@@ -407,7 +414,14 @@ class SipServer:
         task.add_done_callback(self._tasks.discard)
 
     def _reply(
-        self, entry: ServerEntry, status: int, reason: str, *, allow: bool = False, retry_after: int | None = None
+        self,
+        entry: ServerEntry,
+        status: int,
+        reason: str,
+        *,
+        allow: bool = False,
+        retry_after: int | None = None,
+        unsupported: str | None = None,
     ) -> None:
         request = entry.transaction.request
         response = response_to(request, status, reason, to_tag=new_tag() if status > 100 else None)
@@ -416,6 +430,8 @@ class SipServer:
             response.headers.add("Accept", "application/sdp")
         if retry_after is not None:
             response.headers.add("Retry-After", str(retry_after))
+        if unsupported:
+            response.headers.add("Unsupported", unsupported)
         self.transactions.respond(entry, response)
 
     def _stateless(self, request: SipRequest, peer: Peer, status: int, reason: str) -> None:

@@ -325,3 +325,11 @@ async def test_a_session_timer_asked_for_leaves_the_trunk_refreshing(bridge: Bri
     phone.send(phone.request("INVITE", "timer-2", "timer2-inv", body=SDP))  # not asked for: none given
     plain = await phone.final()
     assert plain.headers.get("Session-Expires") is None and plain.headers.get("Require") is None
+
+
+async def test_a_required_extension_we_lack_gets_420(bridge: Bridge, phone: UdpPhone) -> None:
+    invite = phone.request("INVITE", "ext-1", "ext-inv", body=SDP)
+    phone.send(invite.replace("Max-Forwards: 70\n", "Max-Forwards: 70\nRequire: 100rel\n"))
+    refused = await phone.final()
+    assert refused.status == 420 and refused.headers.get("Unsupported") == "100rel"
+    assert not bridge.media.opened  # refused before any port was taken
