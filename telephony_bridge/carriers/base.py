@@ -91,9 +91,9 @@ class DtmfReceived:
     digit: str
 
 
-@dataclass(frozen=True, slots=True)
-class MarkEchoed:
-    """The carrier played (or cleared) everything sent before the mark of this name."""
+class MarkEchoed(NamedTuple):
+    """The carrier played (or cleared) everything sent before the mark of this name. A NamedTuple,
+    as AudioReceived: one comes back per model delta played."""
 
     name: str
 
