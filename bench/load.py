@@ -76,9 +76,11 @@ from bench.load_sampling import (  # noqa: E402
 # one measurement
 
 
-async def _start_target(h: Harness, cfg: argparse.Namespace, target: str, engine_url: str) -> tuple[Child, int]:
+async def _start_target(h: Harness, cfg: argparse.Namespace, target: str, engine_url: str) -> tuple[Child, int, int]:
+    """The target process, its HTTP port (/healthz), and the port its load generator calls (the
+    same, or for SIP the call-control stand-in's)."""
     for attempt in range(3):
-        port = free_port()
+        port = calls_port = free_port()
         if target == "bridge":
             env = _child_env()
             env["REALTIME_URL"] = env["BENCH_ENGINE_URL"] = engine_url
@@ -88,13 +90,22 @@ async def _start_target(h: Harness, cfg: argparse.Namespace, target: str, engine
             if cfg.bridge_workers > 1:
                 argv += ["--workers", str(cfg.bridge_workers)]
             child, _ = await h.spawn("bridge", argv, env=env, target=True)
+        elif target == "sip":  # the bridge with SIP calls' media (bench/sip_target.py: INVITE/BYE stood in for)
+            env = _child_env()
+            env["REALTIME_URL"] = env["BENCH_ENGINE_URL"] = engine_url
+            env["BENCH_CODEC"] = cfg.bridge_codec
+            env["BENCH_DIALECT"] = cfg.dialect
+            calls_port = free_port()
+            argv = [sys.executable, "-m", "bench.sip_target", "--port", str(port), "--control-port", str(calls_port),
+                    "--scenarios", str(SCENARIOS), "--rtp-ports", cfg.rtp_ports]
+            child, _ = await h.spawn("sip", argv, env=env, target=True)
         else:
             argv = [sys.executable, "-m", "bench.relay", "--port", str(port), "--engine-url", engine_url, "--server", cfg.relay_server,
                     "--json", cfg.relay_json]
             child, _ = await h.spawn("relay", argv, target=True)
         try:
             await _wait_healthy(child, port)
-            return child, port
+            return child, port, calls_port
         except BenchError:
             await h.stop(child)
             if attempt == 2 or "address already in use" not in child.log_tail().lower():
@@ -105,6 +116,13 @@ async def _start_target(h: Harness, cfg: argparse.Namespace, target: str, engine
 async def _run_loadgen(h: Harness, cfg: argparse.Namespace, target: str, port: int, calls: int, *, duration: float,
                        ramp: float, soak_s: float = 0.0, tag: str) -> tuple[dict, Child]:
     out = h.run_dir / f"loadgen-{tag}.json"
+    if target == "sip":
+        if soak_s:
+            raise BenchError("the SIP load generator has no soak mode yet")
+        argv = [sys.executable, "-m", "bench.sip_loadgen", "--control", f"127.0.0.1:{port}", "--calls", str(calls),
+                "--duration", str(duration), "--ramp", str(ramp), "--delta-ms", str(cfg.delta_ms), "--out", str(out)]
+        child, _ = await h.spawn(f"loadgen-{tag}", argv)
+        return {"out": out}, child
     argv = [sys.executable, "-m", "bench.loadgen", "--url", f"http://127.0.0.1:{port}", "--calls", str(calls),
             "--duration", str(duration), "--ramp", str(ramp), "--echo-marks", cfg.echo_marks, "--out", str(out)]
     if target == "relay" and cfg.relay_server == "websockets":
@@ -164,11 +182,11 @@ async def measure(h: Harness, cfg: argparse.Namespace, target: str, calls: int, 
         ready_line=True,
     )
     engine_url = f"ws://127.0.0.1:{engine_port}/v1/realtime"
-    server, port = await _start_target(h, cfg, target, engine_url)
+    server, port, calls_port = await _start_target(h, cfg, target, engine_url)
     try:
         rss_start = proc_rss_kb(server.pid)
         if cfg.warmup > 0:  # first-call imports and caches are not per-call memory
-            _, warm = await _run_loadgen(h, cfg, target, port, 1, duration=cfg.warmup, ramp=0, tag=f"{target}-{calls}-warmup")
+            _, warm = await _run_loadgen(h, cfg, target, calls_port, 1, duration=cfg.warmup, ramp=0, tag=f"{target}-{calls}-warmup")
             warm_result = await _await_loadgen(h, warm, h.run_dir / f"loadgen-{target}-{calls}-warmup.json", 60)
             if any(c["error"] for c in warm_result["calls"]):
                 raise BenchError(f"{target}: warm-up call failed: {warm_result['calls'][0]['error']}\n{server.log_tail()}")
@@ -177,7 +195,7 @@ async def measure(h: Harness, cfg: argparse.Namespace, target: str, calls: int, 
         sampler.start()
         await asyncio.sleep(cfg.rest)
         t_rest_end = time.monotonic()
-        info, loadgen = await _run_loadgen(h, cfg, target, port, calls, duration=cfg.duration, ramp=cfg.ramp,
+        info, loadgen = await _run_loadgen(h, cfg, target, calls_port, calls, duration=cfg.duration, ramp=cfg.ramp,
                                            soak_s=soak_s, tag=f"{target}-{calls}")
         sampler.harness_pids.append(loadgen.pid)
         progress(f"{calls} calls through the {target}: " + (f"soaking for {soak_s:.0f} s" if soak_s else f"{cfg.duration:g} s of audio each"))
@@ -220,7 +238,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=float, default=20.0, help="seconds of caller audio per call (default 20)")
     p.add_argument("--ramp", type=float, default=3.0, help="spread call starts over this many seconds (default 3)")
     p.add_argument("--repeat", type=int, default=1, help="measure each point this many times (alternating targets) and report medians")
-    p.add_argument("--targets", default="relay,bridge", help="relay,bridge (default both; ratios need both)")
+    p.add_argument("--targets", default="relay,bridge",
+                   help="relay,bridge,sip (default relay,bridge; ratios need both; sip: the bridge with SIP/RTP calls)")
+    p.add_argument("--rtp-ports", default="40000-40999", help="sip target: RTP_PORTS (default 40000-40999)")
     p.add_argument("--relay-server", choices=("starlette", "websockets"), default="starlette",
                    help="the floor's stack: starlette (the bridge's: uvicorn+Starlette) or plain websockets")
     p.add_argument("--relay-json", choices=("std", "orjson"), default="std",
@@ -277,8 +297,8 @@ def _pinning(mode: str, target_cpus: int = 1) -> tuple[set[int] | None, set[int]
 
 async def run(cfg: argparse.Namespace) -> dict[str, Any]:
     targets = [t.strip() for t in cfg.targets.split(",") if t.strip()]
-    if not targets or any(t not in ("relay", "bridge") for t in targets):
-        raise BenchError(f"--targets takes relay and/or bridge, not {cfg.targets!r}")
+    if not targets or any(t not in ("relay", "bridge", "sip") for t in targets):
+        raise BenchError(f"--targets takes relay, bridge and/or sip, not {cfg.targets!r}")
     sweep = [int(x) for x in str(cfg.calls).split(",") if x.strip()]
     cpus_target, cpus_harness = _pinning(cfg.pin, max(1, cfg.bridge_workers) if "bridge" in targets else 1)
     if cfg.bridge_workers > 1 and cpus_target is None:
@@ -325,7 +345,7 @@ async def run(cfg: argparse.Namespace) -> dict[str, Any]:
                 runs: dict[str, list[dict]] = {t: [] for t in targets}
                 for rep in range(cfg.repeat):
                     # Alternate the order so a change in background load does not favour one side.
-                    for target in (("relay", "bridge") if rep % 2 == 0 else ("bridge", "relay")):
+                    for target in (("relay", "bridge", "sip") if rep % 2 == 0 else ("sip", "bridge", "relay")):
                         if target in targets:
                             runs[target].append(await measure(h, cfg, target, n))
                 for target, results in runs.items():

@@ -83,6 +83,14 @@ def create_app(settings: Settings, runtime: BridgeRuntime | None = None) -> Star
             audiosocket = AudioSocketServer(runtime, settings.audiosocket_listeners, settings.carrier_config())
             await audiosocket.start()
             runtime.audiosocket = audiosocket
+        sip = None
+        if settings.sip_listen:
+            from telephony_bridge.server.sip_listener import SipServer, default_media
+
+            media = runtime.sip_media or default_media(settings, runtime)
+            sip = SipServer(runtime, settings.sip_listeners, settings.carrier_config(), media)
+            await sip.start()
+            runtime.sip = sip
         if settings.call_store:
             from telephony_bridge.server.store_writer import StoreWriter
 
@@ -115,6 +123,8 @@ def create_app(settings: Settings, runtime: BridgeRuntime | None = None) -> Star
             await stop_scenario_sessions(runtime)
             if audiosocket is not None:
                 await audiosocket.stop()
+            if sip is not None:
+                await sip.stop()
             if runtime.softphone is not None:
                 await runtime.softphone.stop()
             for task in background:

@@ -178,6 +178,13 @@ class VoxEngine:
             raise RuntimeError("this session cannot place calls (no carrier with dial credentials)")
         return self.dialer.call_pstn(number, callerid, parameters or {})
 
+    def callSIP(self, uri: str, parameters: Mapping[str, Any] | None = None) -> Any:
+        """Place a call over SIP (`"sip:+15550100@trunk.example.com"`); returns its `Call` at once,
+        as callPSTN does. `parameters`: `{"callerid": ..., "headers": {"X-...": ...}}`."""
+        if self.dialer is None:
+            raise RuntimeError("this session cannot place calls")
+        return self.dialer.call_sip(uri, parameters or {})
+
     def release(self) -> None:
         """After the call: forget the session (reference cycles) and the handlers. The clients stay
         listed (the call-flow kit reads them after the call) but no longer report to the session."""
