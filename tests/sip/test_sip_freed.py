@@ -7,8 +7,6 @@ from __future__ import annotations
 import gc
 import weakref
 
-import pytest
-
 from tests.sip.harness import Bridge, sip_settings, start_bridge
 from tests.sip.probe import PROBE, wait_until
 from tests.sip.test_sip_wire import UdpPhone, answered_call
@@ -20,11 +18,6 @@ async def test_a_finished_sip_call_is_freed_without_the_gc() -> None:
         await check_freed(bridge, ("session", "call", "sip call"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server/rtp_stream.py (the media side) keeps bound methods of the stream on the stream "
-    "(scope's abort, the _problem callback): a finished stream waits for the cyclic GC",
-)
 async def test_a_finished_calls_rtp_stream_is_freed_without_the_gc() -> None:
     async with start_bridge(sip_settings(IDLE_RELEASE_S="0")) as bridge:
         await check_freed(bridge, ("rtp stream",))

@@ -277,6 +277,12 @@ def test_malformed_rtcp_is_refused(data: bytes):
         parse_rtcp(data)
 
 
+def test_a_bye_sent_alone_is_rtcp_as_phones_send_it_at_hang_up():
+    """baresip sends a BYE with no report before it: valid RTCP, not a malformed packet to log."""
+    bye_alone = build_bye(0x4444, "phone")[len(build_report(0x4444, "phone", ())) :]
+    assert [(p.packet_type, p.ssrc) for p in parse_rtcp(bye_alone)] == [(PacketType.BYE, 0x4444)]
+
+
 # --- RFC 4733 -------------------------------------------------------------------------------------
 
 

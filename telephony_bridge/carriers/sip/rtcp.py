@@ -139,9 +139,14 @@ def build_bye(ssrc: int, cname: str) -> bytes:
 # --- parsing --------------------------------------------------------------------------------------
 
 
+_FIRST_TYPES = frozenset({PacketType.SR, PacketType.RR, PacketType.BYE, PacketType.APP})
+
+
 def parse_rtcp(data: bytes) -> list[RtcpPacket]:
     """A compound RTCP datagram's packets (SR, RR, BYE read; SDES, APP and others named only);
-    RtpError when it is not valid RTCP (§A.2: version, lengths, the first packet SR or RR)."""
+    RtpError when it is not valid RTCP (§A.2: version, lengths, the first packet SR or RR — or BYE
+    or APP, which real phones send alone or first at hang-up: baresip does, and RFC 5506 allows
+    packets that are not compound)."""
     packets: list[RtcpPacket] = []
     offset, size = 0, len(data)
     if size < 8 or size % 4:
@@ -157,8 +162,8 @@ def parse_rtcp(data: bytes) -> list[RtcpPacket]:
             raise RtpError(f"rtcp: a packet of {4 + 4 * words} bytes in {size - offset} left")
         if first & 0x20 and end != size:
             raise RtpError("rtcp: padding on a packet that is not the last one")
-        if not packets and packet_type not in (PacketType.SR, PacketType.RR):
-            raise RtpError(f"rtcp: a compound packet starts with type {packet_type}, not SR or RR")
+        if not packets and packet_type not in _FIRST_TYPES:
+            raise RtpError(f"rtcp: a packet starts with type {packet_type}, not SR, RR, BYE or APP")
         packets.append(_parse_one(data, offset, end, first & 0x1F, packet_type))
         offset = end
     return packets
