@@ -17,9 +17,9 @@ session is open and ready for audio, and None while reconnecting and after the c
 from __future__ import annotations
 
 import asyncio
-import binascii
 import logging
 
+import pybase64
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
@@ -77,7 +77,7 @@ class Uplink:
         self._stalled_since = None
         self.stats.caller_frames += 1
         audio = self._convert(frame)
-        message = self.encode(binascii.b2a_base64(audio, newline=False))
+        message = self.encode(pybase64.b64encode(audio))  # SIMD: ~11x binascii's on a PCM16 frame
         if not DIRECT_WRITE:
             try:
                 await ws.send(message, text=True)
