@@ -123,6 +123,7 @@ class OutgoingAudioTrack(MediaStreamTrack):
         self._start: float | None = None
         self._frames = 0
         self._sent_bytes = 0
+        self.on_drained: Callable[[], None] | None = None
 
     @property
     def buffered_ms(self) -> float:
@@ -170,6 +171,8 @@ class OutgoingAudioTrack(MediaStreamTrack):
         chunk = bytes(self._queue[:size])
         del self._queue[:size]
         self._sent_bytes += len(chunk)
+        if chunk and not self._queue and self.on_drained is not None:
+            self.on_drained()
         if len(chunk) < size:
             chunk += bytes(size - len(chunk))
         frame = AudioFrame(format="s16", layout="mono", samples=self.samples_per_frame)
