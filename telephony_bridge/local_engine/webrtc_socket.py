@@ -31,6 +31,7 @@ from typing import Any
 import orjson
 from aiortc import MediaStreamTrack, RTCDataChannel
 from aiortc.mediastreams import MediaStreamError
+from av import AudioFrame
 from websockets.exceptions import ConnectionClosedOK
 from websockets.http11 import Request
 
@@ -136,10 +137,12 @@ class DataChannelSocket:
                 frame = await track.recv()
             except MediaStreamError:
                 return
+            if not isinstance(frame, AudioFrame):
+                continue
             fmt = self._input_format
             if fmt.rate != incoming.rate:  # a session.update changed the format: a new stream
                 incoming = IncomingAudio(fmt.rate)
-            audio = incoming.pcm16(frame)  # type: ignore[arg-type]
+            audio = incoming.pcm16(frame)
             if fmt is ULAW_8K:
                 audio = ulaw_encode(audio)
             elif fmt is ALAW_8K:

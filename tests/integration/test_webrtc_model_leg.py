@@ -1,0 +1,40 @@
+"""The model leg over WebRTC, end to end and offline: a scenario on `transport: "webrtc"` answers a
+simulated call through the real bridge, the local engine takes the SDP offer on 127.0.0.1, the
+caller is heard by the engine over the Opus track, the agent is heard by the caller, and a
+barge-in truncates the agent's line where the caller stopped hearing it. Few calls: aiortc is
+CPU-heavy and the machine is small."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from telephony_bridge.testing.kit import CallFlow
+
+pytestmark = pytest.mark.timeout(120)
+SCENARIOS = Path(__file__).parent / "webrtc_scenarios"
+GREETING = "Thanks for calling the harbour hotel. We have rooms with a view of the sea and rooms with a view of the town, and breakfast is served from seven."
+
+
+async def test_a_call_on_a_webrtc_model_leg_hears_the_agent_is_heard_and_barges_in(tmp_path):
+    async with CallFlow(SCENARIOS, calls_dir=tmp_path, webrtc=True) as flow:
+        flow.script([GREETING, "Sure, the sea view it is."])
+        report = await flow.call(caller_says=[(2.5, "A room with a sea view, please.")])
+    messages = [line.message for line in report.log]
+    # The caller heard the agent: the greeting's first words, which the engine put on the Opus
+    # track (over WebRTC no audio travels on the data channel).
+    greeting = report.agent_lines[0]
+    assert greeting.heard_s is not None and greeting.heard_s > 1.0
+    # The engine heard the caller over the track: its VAD found the words and it answered them.
+    assert "===BARGE_IN===" in messages
+    assert report.agent_lines[1] == "Sure, the sea view it is."
+    # The barge-in cut the greeting where the caller stopped hearing it: the truncation the bridge
+    # sent on the data channel names the greeting's item, at what was heard.
+    [barge_in] = report.barge_ins
+    [cut] = barge_in["truncations"]
+    assert greeting.cut and cut["item_id"] == greeting.item_id
+    assert abs(cut["audio_end_ms"] - greeting.heard_s * 1000) <= 100
+    truncates = [e for e in report.model_inputs if e["type"] == "conversation.item.truncate"]
+    assert truncates and truncates[0]["item_id"] == greeting.item_id
+    assert not report.errors
