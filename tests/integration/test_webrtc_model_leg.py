@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from telephony_bridge.testing.kit import CallFlow
+from tests.conformance.oracle import validate_client_event
 
 pytestmark = pytest.mark.timeout(120)
 SCENARIOS = Path(__file__).parent / "webrtc_scenarios"
@@ -38,3 +39,8 @@ async def test_a_call_on_a_webrtc_model_leg_hears_the_agent_is_heard_and_barges_
     truncates = [e for e in report.model_inputs if e["type"] == "conversation.item.truncate"]
     assert truncates and truncates[0]["item_id"] == greeting.item_id
     assert not report.errors
+    # The conformance check of the WebSocket transport, on what crossed the data channel: every
+    # client event the engine received validates against the openai SDK's GA models.
+    assert {"session.update", "response.create", "conversation.item.truncate"} <= {e["type"] for e in report.model_inputs}
+    for event in report.model_inputs:
+        validate_client_event(event, "ga")
