@@ -34,7 +34,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, cast
 
 import httpx
@@ -50,12 +50,18 @@ from telephony_bridge.audio.g711 import ulaw_encode
 from telephony_bridge.realtime.connection import ModelConnection, RealtimeConnectionError
 from telephony_bridge.realtime.events import RealtimeAPIEvents, event_for_wire_type
 from telephony_bridge.realtime.stats import ClientStatistics
-from telephony_bridge.realtime.text import redact
 from telephony_bridge.realtime.uplink import Uplink
 from telephony_bridge.webrtc.audio_frames import IncomingAudio, OutgoingAudioTrack
 from telephony_bridge.webrtc.peer import PeerConnection, new_peer_connection, selected_addresses
 
-__all__ = ["DataChannelLink", "WebRTCModelConnection", "WebRTCUplink", "calls_url_for"]
+__all__ = [
+    "DataChannelLink",
+    "WebRTCModelConnection",
+    "WebRTCUplink",
+    "calls_url_for",
+    "open_link",
+    "post_to_provider",
+]
 
 log = logging.getLogger("telephony_bridge.realtime")
 
@@ -222,52 +228,11 @@ class WebRTCModelConnection(ModelConnection):
 
     # --- transport -------------------------------------------------------------------------
     async def _open(self, timeout_s: float) -> ClientConnection:
-        pc = new_peer_connection(self.webrtc_config)
-        outgoing = OutgoingAudioTrack(self._track_rate)
-        pc.addTrack(outgoing)
-        channel = pc.createDataChannel(EVENTS_CHANNEL)
-        link = DataChannelLink(pc, channel, outgoing)
-        try:
-            async with asyncio.timeout(timeout_s):
-                await pc.setLocalDescription(await pc.createOffer())
-                answer = await self._post_offer(pc.localDescription.sdp, timeout_s)
-                await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
-                opened = asyncio.Event()
-                channel.on("open", opened.set)
-                if channel.readyState != "open":
-                    await opened.wait()
-                link.state = State.OPEN
-                link.local_address  # noqa: B018 (remember the candidate pair while it is there)
-        except BaseException as exc:
-            await asyncio.shield(pc.close())
-            if isinstance(exc, RealtimeConnectionError):
-                raise
-            if isinstance(exc, TimeoutError | OSError | ValueError):
-                raise RealtimeConnectionError(
-                    f"cannot connect to model endpoint {self.safe_url()} over WebRTC: "
-                    f"{redact(str(exc), self._api_key) or type(exc).__name__}"
-                ) from None
-            raise
-        # DataChannelLink offers the part of ClientConnection that ModelConnection uses; the
-        # uplink never writes to it (caller audio goes to the track).
-        return cast(ClientConnection, link)
+        return await open_link(self, self._track_rate, self._post_offer, timeout_s)
 
     async def _post_offer(self, offer: str, timeout_s: float) -> str:
         headers = {"Content-Type": "application/sdp", "Accept": "application/sdp"}
-        if self._api_key:
-            headers["Authorization"] = f"Bearer {self._api_key}"
-        try:
-            async with httpx.AsyncClient(timeout=timeout_s) as http:
-                response = await http.post(self.url, content=offer, headers=headers)
-        except httpx.HTTPError as exc:
-            raise RealtimeConnectionError(
-                f"cannot connect to model endpoint {self.safe_url()}: {type(exc).__name__}"
-            ) from None
-        if response.status_code not in (200, 201):
-            hint = " (authentication failed: check the API key)" if response.status_code in (401, 403) else ""
-            raise RealtimeConnectionError(
-                f"model endpoint {self.safe_url()} refused the WebRTC offer: HTTP {response.status_code}{hint}"
-            )
+        response = await post_to_provider(self, timeout_s, content=offer, headers=headers)
         return response.text
 
     def _ready(self, ws: ClientConnection) -> None:
@@ -350,6 +315,67 @@ class WebRTCModelConnection(ModelConnection):
             # After the response.cancel the caller queues right after this call (OpenAI: clear
             # follows a cancel).
             asyncio.get_running_loop().call_soon(self.send, {"type": "output_audio_buffer.clear"})
+
+
+async def open_link(
+    connection: ModelConnection,
+    track_rate: int,
+    post_offer: Callable[[str, float], Awaitable[str]],
+    timeout_s: float,
+) -> ClientConnection:
+    """A new peer connection for `connection`: an outgoing audio track at `track_rate`, the events
+    channel, the offer through `post_offer` (which returns the answer), up to the channel's open.
+    Failures are RealtimeConnectionError, without the API key."""
+    pc = new_peer_connection(getattr(connection, "webrtc_config", {}))
+    outgoing = OutgoingAudioTrack(track_rate)
+    pc.addTrack(outgoing)
+    channel = pc.createDataChannel(EVENTS_CHANNEL)
+    link = DataChannelLink(pc, channel, outgoing)
+    try:
+        async with asyncio.timeout(timeout_s):
+            await pc.setLocalDescription(await pc.createOffer())
+            answer = await post_offer(pc.localDescription.sdp, timeout_s)
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+            opened = asyncio.Event()
+            channel.on("open", opened.set)
+            if channel.readyState != "open":
+                await opened.wait()
+            link.state = State.OPEN
+            link.local_address  # noqa: B018 (remember the candidate pair while it is there)
+    except BaseException as exc:
+        await asyncio.shield(pc.close())
+        if isinstance(exc, RealtimeConnectionError):
+            raise
+        if isinstance(exc, TimeoutError | OSError | ValueError):
+            raise RealtimeConnectionError(
+                f"cannot connect to model endpoint {connection.safe_url()} over WebRTC: "
+                f"{connection.redact(str(exc)) or type(exc).__name__}"
+            ) from None
+        raise
+    # DataChannelLink offers the part of ClientConnection that ModelConnection uses; the uplink
+    # never writes to it (caller audio goes to the track).
+    return cast(ClientConnection, link)
+
+
+async def post_to_provider(connection: ModelConnection, timeout_s: float, **request: Any) -> httpx.Response:
+    """POST an offer to `connection.url` with its API key; a refusal is a RealtimeConnectionError
+    naming the status (never the key)."""
+    headers = dict(request.pop("headers", {}))
+    if connection.api_key:
+        headers["Authorization"] = f"Bearer {connection.api_key}"
+    try:
+        async with httpx.AsyncClient(timeout=timeout_s) as http:
+            response = await http.post(connection.url, headers=headers, **request)
+    except httpx.HTTPError as exc:
+        raise RealtimeConnectionError(
+            f"cannot connect to model endpoint {connection.safe_url()}: {type(exc).__name__}"
+        ) from None
+    if response.status_code not in (200, 201):
+        hint = " (authentication failed: check the API key)" if response.status_code in (401, 403) else ""
+        raise RealtimeConnectionError(
+            f"model endpoint {connection.safe_url()} refused the WebRTC offer: HTTP {response.status_code}{hint}"
+        )
+    return response
 
 
 def _response_id_of(event: dict[str, Any]) -> str | None:

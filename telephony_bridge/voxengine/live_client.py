@@ -127,7 +127,12 @@ class LiveAPIClient:
         reconnect: bool = True,
         max_reconnect_attempts: int = 12,
         ping_interval_s: float | None = DEFAULT_PING_INTERVAL_S,
+        transport: str = "websocket",
+        webrtc_config: Mapping[str, str] | None = None,
     ) -> None:
+        if transport not in ("websocket", "webrtc"):
+            raise ValueError(f"transport must be 'websocket' or 'webrtc', not {transport!r}")
+        self.transport = transport
         self.url = url
         self.codec: live_wire.LiveCodec = codec
         self.dialect = "live"
@@ -135,18 +140,27 @@ class LiveAPIClient:
         self.statistics = statistics
         self.privacy = privacy
         self._id = f"live_{next(self._ids)}_{os.urandom(4).hex()}"
-        self._connection = LiveConnection(
-            url=url,
-            api_key=api_key,
-            codec=codec,
-            tasks=tasks,
-            events=self,
-            name=self._id,
-            trace=trace and not privacy,
-            reconnect=reconnect,
-            max_reconnect_attempts=max_reconnect_attempts,
-            ping_interval_s=ping_interval_s,
-        )
+        options: dict[str, Any] = {
+            "url": url,
+            "api_key": api_key,
+            "codec": codec,
+            "tasks": tasks,
+            "events": self,
+            "name": self._id,
+            "trace": trace and not privacy,
+            "reconnect": reconnect,
+            "max_reconnect_attempts": max_reconnect_attempts,
+            "ping_interval_s": ping_interval_s,
+        }
+        self._connection: LiveConnection
+        if transport == "webrtc":
+            # The same Live machinery over a peer connection, opened by sessionStart (the config
+            # goes with the SDP offer): realtime/webrtc_live_connection.py.
+            from telephony_bridge.realtime.webrtc_live_connection import WebRTCLiveConnection
+
+            self._connection = WebRTCLiveConnection(webrtc_config=webrtc_config, **options)
+        else:
+            self._connection = LiveConnection(**options)
         self.stats = self._connection.stats
         self.accept_caller_audio = self._connection.uplink.accept_caller_audio
         self._caller_format = ULAW_8K
@@ -583,6 +597,11 @@ def resolve_live_url(
     return live_wire.OPENAI_LIVE_URL
 
 
+def _http_url(websocket_url: str) -> str:
+    parts = urlsplit(websocket_url)
+    return urlunsplit(({"wss": "https", "ws": "http"}.get(parts.scheme, parts.scheme), *parts[1:]))
+
+
 async def create_live_api_client(
     parameters: Mapping[str, Any],
     *,
@@ -594,8 +613,16 @@ async def create_live_api_client(
     environ = os.environ if environ is None else environ
     parameters = dict(parameters or {})
     api_key = parameters.get("apiKey") or environ.get("OPENAI_API_KEY")
+    transport = parameters.get("transport", "websocket")
+    url = resolve_live_url(parameters.get("baseUrl"), environ, local_engine_url, api_key)
+    if transport == "webrtc":
+        # The sessions endpoint over HTTP(S) (POST with the offer): `webrtcUrl`, LIVE_WEBRTC_URL,
+        # else the WebSocket URL's own, https for wss.
+        url = parameters.get("webrtcUrl") or environ.get("LIVE_WEBRTC_URL") or _http_url(url)
     client = LiveAPIClient(
-        url=resolve_live_url(parameters.get("baseUrl"), environ, local_engine_url, api_key),
+        url=url,
+        transport=transport,
+        webrtc_config={name: value for name, value in environ.items() if name.startswith("WEBRTC_")},
         api_key=api_key,
         tasks=tasks,
         codec="pcm16" if parameters.get("codec") == "pcm16" else "g711_ulaw",

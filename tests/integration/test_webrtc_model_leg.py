@@ -44,3 +44,23 @@ async def test_a_call_on_a_webrtc_model_leg_hears_the_agent_is_heard_and_barges_
     assert {"session.update", "response.create", "conversation.item.truncate"} <= {e["type"] for e in report.model_inputs}
     for event in report.model_inputs:
         validate_client_event(event, "ga")
+
+
+async def test_a_live_client_on_webrtc_starts_with_the_config_in_the_offer_and_the_caller_hears_it(tmp_path):
+    async with CallFlow(SCENARIOS, calls_dir=tmp_path, webrtc=True) as flow:
+        flow.script(["Hello, this is the live agent speaking over the web.", "Got it."])
+        report = await flow.call(to="+15550901", caller_says=[(4.0, "Thank you.")])
+    messages = [line.message for line in report.log]
+    assert "===LIVE_STARTED===" in messages, messages
+    # No session.start on the data channel (it went with the offer; the engine records it as the
+    # session's first message), and the greeting asked for over the channel.
+    starts = [e for e in report.model_inputs if e["type"] == "session.start"]
+    assert len(starts) == 1 and starts[0]["session"]["model"] == "gpt-live-1"
+    assert any(e["type"] == "session.instructions.append" for e in report.model_inputs)
+    # The caller heard the greeting: the engine's Live output came on the track into the playout.
+    # (The journal's line misses the first word: on WebRTC the transcript delta overtakes the audio
+    # that starts the Live client's turn; known, see docs.)
+    assert report.agent_lines and "live agent speaking over the web" in report.agent_lines[0]
+    spoken_ms = sum(1 for b in report.caller.heard_ulaw if b not in (0xFF, 0x7F)) / 8
+    assert spoken_ms > 1000
+    assert not report.errors
