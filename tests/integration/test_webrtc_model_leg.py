@@ -64,3 +64,18 @@ async def test_a_live_client_on_webrtc_starts_with_the_config_in_the_offer_and_t
     spoken_ms = sum(1 for b in report.caller.heard_ulaw if b not in (0xFF, 0x7F)) / 8
     assert spoken_ms > 1000
     assert not report.errors
+
+
+async def test_the_openai_realtime_webrtc_shape_on_a_call_greets_and_is_interrupted_by_the_caller(tmp_path):
+    async with CallFlow(SCENARIOS, calls_dir=tmp_path, webrtc=True) as flow:
+        flow.script([GREETING, "Sure, the sea view it is."])
+        report = await flow.call(to="+15550902", caller_says=[(2.5, "A room with a sea view, please.")])
+    messages = [line.message for line in report.log]
+    assert "===STATE=== connected" in messages and "===AUDIO_START===" in messages
+    assert "===INTERRUPTED===" in messages  # interrupt() on speech_started: the bridge's barge-in
+    greeting = report.agent_lines[0]
+    assert greeting.cut and greeting.heard_s is not None and greeting.heard_s > 1.0
+    assert report.agent_lines[1] == "Sure, the sea view it is."
+    for event in report.model_inputs:
+        validate_client_event(event, "ga")
+    assert not report.errors
