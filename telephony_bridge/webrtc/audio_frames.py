@@ -124,6 +124,9 @@ class OutgoingAudioTrack(MediaStreamTrack):
         self._frames = 0
         self._sent_bytes = 0
         self.on_drained: Callable[[], None] | None = None
+        self.on_frame: Callable[[], None] | None = None
+        self.written_bytes = 0
+        self._cleared_bytes = 0
 
     @property
     def buffered_ms(self) -> float:
@@ -133,6 +136,10 @@ class OutgoingAudioTrack(MediaStreamTrack):
     def sent_ms(self) -> float:
         return self._sent_bytes / (2 * self.rate) * 1000
 
+    @property
+    def consumed_bytes(self) -> int:
+        return self._sent_bytes + self._cleared_bytes
+
     def write(self, pcm16: bytes) -> None:
         if self._half:
             pcm16 = self._half + pcm16
@@ -141,9 +148,11 @@ class OutgoingAudioTrack(MediaStreamTrack):
             self._half = pcm16[-1:]
             pcm16 = pcm16[:-1]
         self._queue += pcm16
+        self.written_bytes += len(pcm16)
 
     def clear(self) -> float:
         dropped = self.buffered_ms
+        self._cleared_bytes += len(self._queue)
         self._queue.clear()
         self._half = b""
         return dropped
@@ -173,6 +182,8 @@ class OutgoingAudioTrack(MediaStreamTrack):
         self._sent_bytes += len(chunk)
         if chunk and not self._queue and self.on_drained is not None:
             self.on_drained()
+        if self.on_frame is not None:
+            self.on_frame()
         if len(chunk) < size:
             chunk += bytes(size - len(chunk))
         frame = AudioFrame(format="s16", layout="mono", samples=self.samples_per_frame)

@@ -241,3 +241,29 @@ async def test_outgoing_track_waits_for_its_clock_and_re_anchors_after_a_stall(m
     track.stop()
     with pytest.raises(audio_frames.MediaStreamError):
         await track.recv()
+
+
+async def test_outgoing_track_positions_tell_a_writer_when_its_audio_has_gone_out():
+    clock = [0.0]
+    track = OutgoingAudioTrack(8000, clock=lambda: clock[0])  # 320 bytes a frame
+    frames, drained = [], []
+    track.on_frame = lambda: frames.append(track.consumed_bytes)
+    track.on_drained = lambda: drained.append(track.consumed_bytes)
+    track.write(bytes(500))
+    end_of_first = track.written_bytes
+    track.write(bytes(300))
+    assert (end_of_first, track.written_bytes, track.consumed_bytes) == (500, 800, 0)
+    await track.recv()
+    clock[0] = 0.02
+    await track.recv()
+    assert frames == [320, 640] and track.consumed_bytes >= end_of_first  # the first write has gone out
+    assert track.clear() == pytest.approx(160 / 16)  # 160 bytes left: 10 ms
+    assert track.consumed_bytes == track.written_bytes == 800  # cleared counts as consumed
+    clock[0] = 0.04
+    await track.recv()
+    assert drained == []  # only silence went out after the clear
+    track.write(bytes(100))
+    clock[0] = 0.06
+    await track.recv()
+    assert drained == [900]
+    track.stop()
