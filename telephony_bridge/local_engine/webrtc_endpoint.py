@@ -76,11 +76,13 @@ class WebRTCEndpoint:
         require_key: Callable[[], str | None],
         config: Mapping[str, str],
         host: str = "127.0.0.1",
+        port: int = 0,
     ) -> None:
         self._serve = serve
         self._require_key = require_key
         self._config = dict(config)
         self.host = host
+        self._requested_port = port
         self.port: int | None = None
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task[Any] | None = None
@@ -99,7 +101,7 @@ class WebRTCEndpoint:
     async def start(self) -> None:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, 0))
+        sock.bind((self.host, self._requested_port))
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(self.app, log_level="warning", lifespan="off", access_log=False)
         self._server = server = uvicorn.Server(config)
@@ -140,8 +142,13 @@ class WebRTCEndpoint:
             return refused
         try:
             offer, session = await _realtime_offer(request)
-            model = request.query_params.get("model") or (session or {}).get("model")
-            path = "/v1/realtime" + (f"?model={quote(str(model))}" if model else "")
+            # The session's query as the WebSocket endpoint would see it (`model`, and anything
+            # else the client put there), the session field's model when the query has none.
+            query = request.url.query
+            model = (session or {}).get("model")
+            if model and "model" not in request.query_params:
+                query = "&".join(filter(None, (query, f"model={quote(str(model))}")))
+            path = "/v1/realtime" + (f"?{query}" if query else "")
             first = (orjson.dumps({"type": "session.update", "session": session}).decode(),) if session else ()
             call_id = "rtc_" + secrets.token_hex(12)
             answer = await self._answer(call_id, offer, path, request, first, realtime=True)
@@ -190,13 +197,27 @@ class WebRTCEndpoint:
         pc = new_peer_connection(self._config)
         outgoing = OutgoingAudioTrack(TRACK_RATE)
         loop = asyncio.get_running_loop()
-        channel_ready: asyncio.Future[RTCDataChannel] = loop.create_future()
+        channel_ready: asyncio.Future[DataChannelSocket] = loop.create_future()
         tracks: list[MediaStreamTrack] = []
+        headers = Headers([(name, value) for name, value in request.headers.items() if name.lower() == "authorization"])
+        ws_request = WebSocketRequest(path, headers)
 
         @pc.on("datachannel")
         def _on_channel(channel: RTCDataChannel) -> None:
+            # The socket listens at once: the client sends its first events (session.update) the
+            # moment the channel opens, and a message with no listener yet is lost.
             if not channel_ready.done():
-                channel_ready.set_result(channel)
+                addresses = selected_addresses(pc)
+                channel_ready.set_result(
+                    DataChannelSocket(
+                        request=ws_request,
+                        remote_address=addresses[1] if addresses else None,
+                        channel=channel,
+                        outgoing=outgoing,
+                        first_messages=first,
+                        realtime=realtime,
+                    )
+                )
 
         @pc.on("track")
         def _on_track(track: MediaStreamTrack) -> None:
@@ -215,10 +236,8 @@ class WebRTCEndpoint:
         except Exception as exc:  # aiortc rejects a malformed offer with assorted exceptions
             await pc.close()
             raise _BadRequest(f"The SDP offer could not be used ({type(exc).__name__}).", "invalid_offer") from None
-        headers = Headers([(name, value) for name, value in request.headers.items() if name.lower() == "authorization"])
-        ws_request = WebSocketRequest(path, headers)
         task = asyncio.create_task(
-            self._run(call_id, pc, outgoing, channel_ready, tracks, ws_request, first, realtime),
+            self._run(call_id, pc, outgoing, channel_ready, tracks),
             name=f"engine webrtc {call_id}",
         )
         self._calls[call_id] = (pc, task)
@@ -229,28 +248,17 @@ class WebRTCEndpoint:
         call_id: str,
         pc: PeerConnection,
         outgoing: OutgoingAudioTrack,
-        channel_ready: asyncio.Future[RTCDataChannel],
+        channel_ready: asyncio.Future[DataChannelSocket],
         tracks: list[MediaStreamTrack],
-        request: WebSocketRequest,
-        first: tuple[str, ...],
-        realtime: bool,
     ) -> None:
         socket_: DataChannelSocket | None = None
         try:
-            channel = await asyncio.wait_for(channel_ready, DATA_CHANNEL_WAIT_S)
+            socket_ = await asyncio.wait_for(channel_ready, DATA_CHANNEL_WAIT_S)
+            channel = socket_.channel
             if channel.readyState != "open":
                 opened = asyncio.Event()
                 channel.on("open", opened.set)
                 await asyncio.wait_for(opened.wait(), DATA_CHANNEL_WAIT_S)
-            addresses = selected_addresses(pc)
-            socket_ = DataChannelSocket(
-                request=request,
-                remote_address=addresses[1] if addresses else None,
-                channel=channel,
-                outgoing=outgoing,
-                first_messages=first,
-                realtime=realtime,
-            )
             for track in tracks:
                 socket_.receive_track(track)
 

@@ -25,6 +25,7 @@ import asyncio
 import binascii
 import contextlib
 import logging
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -86,7 +87,7 @@ class DataChannelSocket:
     ) -> None:
         self.request = request
         self.remote_address = remote_address
-        self._channel = channel
+        self.channel = self._channel = channel
         self._outgoing = outgoing
         self._realtime = realtime  # Realtime (output_audio_buffer.* events) or GPT-Live
         self._inbox: asyncio.Queue[str | None] = asyncio.Queue()
@@ -95,12 +96,15 @@ class DataChannelSocket:
         self._input_format = L16_24K
         self._output = _OutputAudio(L16_24K)
         self._append_type = "input_audio_buffer.append" if realtime else "session.input_audio.append"
-        self._speaking_response: str | None = None  # whose audio is on the track (Realtime)
-        self._audio_done = False  # the speaking response has sent all its audio
+        # Realtime: the responses whose audio is on the track, oldest (on air) first, each with the
+        # track position its audio ends at; and those that have sent all their audio.
+        self._segments: deque[list[Any]] = deque()  # [response_id, end position]
+        self._audio_done: set[str] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         channel.on("message", self._on_message)
         channel.on("close", lambda: self._inbox.put_nowait(None))
-        outgoing.on_drained = self._audio_drained
+        if realtime:
+            outgoing.on_frame = self._track_moved
 
     # --- what the runner reads -------------------------------------------------------------
     def __aiter__(self) -> AsyncIterator[str]:
@@ -151,46 +155,70 @@ class DataChannelSocket:
                 encoded = binascii.b2a_base64(audio, newline=False).decode()
                 self._inbox.put_nowait(f'{{"type":"{self._append_type}","audio":"{encoded}"}}')
 
+    async def recv(self, decode: bool | None = None) -> str | bytes:
+        """The next client message, as websockets' `recv` gives it (bytes with `decode=False`)."""
+        message = await self._inbox.get()
+        if message is None:
+            self._inbox.put_nowait(None)  # every later recv ends too
+            raise ConnectionClosedOK(None, None)
+        return message.encode() if decode is False else message
+
     # --- what the runner sends ---------------------------------------------------------------
-    async def send(self, message: str) -> None:
+    async def send(self, message: str | bytes, text: bool | None = None) -> None:
         if self._channel.readyState != "open":
             raise ConnectionClosedOK(None, None)
+        if isinstance(message, bytes):
+            message = message.decode()
         head = message[:48].encode()
         if head.startswith(_DELTA_HEADS):
             self._play(orjson.loads(message))
             return
         if head.startswith(_SESSION_HEADS):
             self._learn_formats(orjson.loads(message))
-        elif self._realtime and head.startswith(_SPEECH_STARTED_HEAD) and self._speaking_response is not None:
+        elif self._realtime and head.startswith(_SPEECH_STARTED_HEAD) and self._segments:
             self._clear_audio()  # the caller barged in: the server stops its audio at once (WebRTC)
         self._channel.send(message)
         if self._realtime and head.startswith(_AUDIO_DONE_HEADS):
             # All of the response's audio is on the track: "stopped" once the track has sent it.
-            self._audio_done = True
-            if self._outgoing.buffered_ms == 0:
-                self._audio_drained()
+            response_id = orjson.loads(message).get("response_id")
+            if isinstance(response_id, str) and any(segment[0] == response_id for segment in self._segments):
+                self._audio_done.add(response_id)
+                self._track_moved()
 
     def _play(self, event: dict[str, Any]) -> None:
         try:
             audio = binascii.a2b_base64(event["delta"])
         except (KeyError, TypeError, binascii.Error):
             return
-        response_id = event.get("response_id")
-        if self._realtime and isinstance(response_id, str) and response_id != self._speaking_response:
-            self._speaking_response, self._audio_done = response_id, False
-            self._event("output_audio_buffer.started", response_id)
         self._outgoing.write(self._output.pcm16(audio))
+        response_id = event.get("response_id")
+        if not self._realtime or not isinstance(response_id, str):
+            return
+        segments = self._segments
+        if segments and segments[-1][0] == response_id:
+            segments[-1][1] = self._outgoing.written_bytes
+            return
+        segments.append([response_id, self._outgoing.written_bytes])
+        if len(segments) == 1:
+            self._event("output_audio_buffer.started", response_id)
 
-    def _audio_drained(self) -> None:
-        # The track ran dry; with the engine pacing in real time that can happen between two
-        # chunks of one response, so "stopped" waits for the response's audio to be done.
-        if self._speaking_response is not None and self._audio_done:
-            response_id, self._speaking_response = self._speaking_response, None
+    def _track_moved(self) -> None:
+        """After each frame sent: the answer on air has ended once the track is past its audio
+        and it is done (or the next answer's audio is already queued behind it); then the next
+        one is on air. One buffer, one stream: OpenAI stops one answer before starting the next."""
+        segments, consumed = self._segments, self._outgoing.consumed_bytes
+        while segments and consumed >= segments[0][1] and (segments[0][0] in self._audio_done or len(segments) > 1):
+            response_id = segments.popleft()[0]
+            self._audio_done.discard(response_id)
             self._event("output_audio_buffer.stopped", response_id)
+            if segments:
+                self._event("output_audio_buffer.started", segments[0][0])
 
     def _clear_audio(self) -> None:
         self._outgoing.clear()
-        response_id, self._speaking_response = self._speaking_response, None
+        response_id = self._segments[0][0] if self._segments else None
+        self._segments.clear()
+        self._audio_done.clear()
         self._event("output_audio_buffer.cleared", response_id)
 
     def _event(self, kind: str, response_id: str | None) -> None:

@@ -255,6 +255,7 @@ class WebRTCModelConnection(ModelConnection):
         incoming = IncomingAudio(self._track_rate)
         to_model = ulaw_encode if self.codec == "g711_ulaw" else None
         delta_type = self.audio_delta_type
+        loop = asyncio.get_running_loop()
         while True:
             try:
                 frame = await track.recv()
@@ -272,6 +273,9 @@ class WebRTCModelConnection(ModelConnection):
             if not audio:
                 continue
             item_id = self._audio_items.get(response_id, "")
+            # Audio on the track is the model being heard (the data channel may be quiet for a
+            # whole answer): the answer watchdog must not take it for a stall.
+            self._answer_stall.last_heard_at = loop.time()
             duration_ms = self._account_audio(item_id, audio)
             event = {"type": delta_type, "response_id": response_id, "item_id": item_id, "content_index": 0}
             await self._events.on_audio_delta(response_id, item_id, 0, audio, duration_ms, event)

@@ -6,12 +6,14 @@ WebSocket one; what these check is the transport: the answer, the audio both way
 
 from __future__ import annotations
 
+import asyncio
 import math
 
 import numpy as np
 import pytest
 
 from telephony_bridge.local_engine import LocalEngine, Script, synthesize
+from telephony_bridge.local_engine.webrtc_endpoint import WebRTCEndpoint
 from tests.conformance.oracle import validate_server_event
 from tests.integration.webrtc_peer import EnginePeer
 
@@ -141,5 +143,44 @@ async def test_a_required_key_is_checked_and_never_echoed():
             response = await peer.connect(engine.webrtc_url, key="sk-wrong-secret")
             assert response.status_code == 401
             assert "sk-wrong-secret" not in response.text and "sk-right" not in response.text
+        finally:
+            await peer.close()
+
+
+async def test_an_event_sent_the_moment_the_channel_opens_is_not_lost(engine, monkeypatch):
+    # The engine's session task starting late (a loaded machine) must not lose what the client
+    # sends as soon as the channel is open: the channel has a listener from its first moment.
+    run = WebRTCEndpoint._run
+
+    async def late_run(self, *args):
+        await asyncio.sleep(0.3)
+        await run(self, *args)
+
+    monkeypatch.setattr(WebRTCEndpoint, "_run", late_run)
+    peer = EnginePeer()
+    update = {"type": "session.update", "session": {"type": "realtime", "instructions": "First thing said."}}
+    peer.channel.on("open", lambda: peer.send(update))  # before the engine's session could be running
+    try:
+        await peer.connect(engine.webrtc_url)
+        updated = await peer.event("session.updated")
+        assert updated["session"]["instructions"] == "First thing said."
+    finally:
+        await peer.close()
+
+
+async def test_back_to_back_answers_take_turns_on_the_track_one_stopped_before_the_next_started():
+    script = Script.from_turns(["The first answer, said in full.", "Then the second one."])
+    async with LocalEngine(script=script, webrtc=True, realtime_factor=math.inf) as engine:
+        peer = EnginePeer()
+        try:
+            await peer.connect(engine.webrtc_url)
+            await peer.event("session.created")
+            peer.send({"type": "response.create"})
+            await peer.event("response.done")  # all its audio is queued on the track by now
+            peer.send({"type": "response.create"})
+            await peer.wait_for(lambda: peer.types().count("output_audio_buffer.stopped") == 2)
+            buffer = [(e["type"].rsplit(".", 1)[1], e["response_id"]) for e in peer.events if e["type"].startswith("output_audio_buffer.")]
+            first, second = [e["response"]["id"] for e in peer.events if e["type"] == "response.created"]
+            assert buffer == [("started", first), ("stopped", first), ("started", second), ("stopped", second)]
         finally:
             await peer.close()

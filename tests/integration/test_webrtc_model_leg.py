@@ -79,3 +79,4 @@ async def test_the_openai_realtime_webrtc_shape_on_a_call_greets_and_is_interrup
     for event in report.model_inputs:
         validate_client_event(event, "ga")
     assert not report.errors
+
