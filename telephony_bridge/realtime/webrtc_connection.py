@@ -66,6 +66,9 @@ __all__ = [
 log = logging.getLogger("telephony_bridge.realtime")
 
 EVENTS_CHANNEL = "oai-events"
+# Caller audio queued on the outgoing track beyond this (the sender paces 20 ms a frame, so only a
+# stalled peer connection lets it grow) is dropped, as the WebSocket uplink drops a backed-up socket's.
+MAX_TRACK_LAG_MS = 500.0
 _HELD_UNTIL_AUDIO_ENDS = frozenset({RealtimeAPIEvents.ResponseAudioDone, RealtimeAPIEvents.ResponseDone})
 
 
@@ -114,6 +117,7 @@ class DataChannelLink:
         self._inbox: asyncio.Queue[str | None] = asyncio.Queue()
         self._failed = False
         self._selected: tuple[tuple[str, int], tuple[str, int]] | None = None
+        self._closing: asyncio.Task[None] | None = None
         channel.on("open", self._opened)
         channel.on("message", self._on_message)
         channel.on("close", lambda: self._end(failed=self.state is State.OPEN))
@@ -187,7 +191,8 @@ class DataChannelLink:
         """Drop the connection now (a stalled model): the reader sees a drop and reconnects."""
         self._end(failed=True)
         self.outgoing.stop()
-        asyncio.get_running_loop().create_task(self.pc.close())
+        if self._closing is None:  # kept: a task nobody references may be collected mid-close
+            self._closing = asyncio.get_running_loop().create_task(self.pc.close())
 
 
 class WebRTCUplink(Uplink):
@@ -206,7 +211,9 @@ class WebRTCUplink(Uplink):
 
     async def accept_caller_audio(self, frame: bytes) -> None:
         track = self.track
-        if self.ws is None or track is None or track.readyState != "live":
+        if self.ws is None or track is None or track.readyState != "live" or track.buffered_ms > MAX_TRACK_LAG_MS:
+            # Nowhere to go, or the sender has stopped taking frames (a stalled peer connection):
+            # dropped and counted, never queued without bound.
             self.stats.caller_audio_dropped_ms += len(frame) / self._bytes_per_ms
             return
         self.stats.caller_frames += 1
