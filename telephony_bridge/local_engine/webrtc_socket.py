@@ -242,6 +242,11 @@ class DataChannelSocket:
         if output_fmt is not None and output_fmt != self._output.source:
             self._output = _OutputAudio(output_fmt)
 
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Hang up this session (websockets' `close`; a data channel has no close code)."""
+        self._channel.close()
+        self._inbox.put_nowait(None)
+
     async def aclose(self) -> None:
         for task in list(self._tasks):
             task.cancel()
