@@ -267,3 +267,27 @@ async def test_outgoing_track_positions_tell_a_writer_when_its_audio_has_gone_ou
     await track.recv()
     assert drained == [900]
     track.stop()
+
+
+async def test_the_numpy_audio_level_is_aiortcs_own_number():
+    import aiortc.rtp
+
+    original = peer_original_audio_level()
+    rng = np.random.default_rng(3)
+    frames = [np.zeros(480), rng.standard_normal(480) * 30, rng.standard_normal(480) * 3000, np.full(480, 32767.0)]
+    for samples in frames:
+        frame = _build(samples.astype("<i2").reshape(1, -1), 24000, "mono", "s16")
+        assert audio_frames.audio_level_dbov(frame) == original(frame)
+    pc = new_peer_connection({})  # installs it where aiortc's sender looks it up
+    await pc.close()
+    assert aiortc.rtp.compute_audio_level_dbov is audio_frames.audio_level_dbov
+
+
+def peer_original_audio_level():
+    import importlib.util
+
+
+    fresh = importlib.util.module_from_spec(importlib.util.find_spec("aiortc.rtp"))
+    fresh.__spec__.loader.exec_module(fresh)  # aiortc's function, whatever is installed in its module
+    assert fresh.compute_audio_level_dbov is not audio_frames.audio_level_dbov
+    return fresh.compute_audio_level_dbov
