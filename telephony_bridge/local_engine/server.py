@@ -376,6 +376,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="deliver audio this many times faster than real time (default 4; 'inf' = at once)",
     )
     parser.add_argument(
+        "--webrtc",
+        action="store_true",
+        help="also take WebRTC offers (/v1/realtime/calls, /v1/live/sessions) over HTTP on a port of their own",
+    )
+    parser.add_argument(
         "--require-key",
         default=os.environ.get(REQUIRE_KEY_ENV),
         help=f"refuse connections without this bearer key (default: ${REQUIRE_KEY_ENV}, else any key)",
@@ -391,11 +396,19 @@ async def run(args: argparse.Namespace) -> int:
         return 2
     factor = args.realtime_factor
     engine = LocalEngine(
-        args.host, args.port, script, require_key=args.require_key, realtime_factor=math.inf if factor <= 0 else factor
+        args.host,
+        args.port,
+        script,
+        require_key=args.require_key,
+        realtime_factor=math.inf if factor <= 0 else factor,
+        webrtc=getattr(args, "webrtc", False),
     )
     async with engine:
         print(f"local realtime engine on {engine.url} (script: {script.source}, {len(script.turns)} turns)", flush=True)
         print(f"  openai client: AsyncOpenAI(websocket_base_url={engine.base_url!r})", flush=True)
+        if getattr(args, "webrtc", False):
+            print(f"  WebRTC offers: REALTIME_WEBRTC_URL={engine.webrtc_url}", flush=True)
+            print(f"                 LIVE_WEBRTC_URL={engine.webrtc_live_url}", flush=True)
         try:
             await asyncio.Event().wait()
         except asyncio.CancelledError:

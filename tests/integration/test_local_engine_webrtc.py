@@ -184,3 +184,27 @@ async def test_back_to_back_answers_take_turns_on_the_track_one_stopped_before_t
             assert buffer == [("started", first), ("stopped", first), ("started", second), ("stopped", second)]
         finally:
             await peer.close()
+
+
+async def test_the_engine_command_takes_webrtc_offers_with_its_flag():
+    import sys
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "telephony_bridge.local_engine", "--port", "0", "--webrtc", "--realtime-factor", "0",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+    )
+    peer = EnginePeer()
+    try:
+        url = None
+        async with asyncio.timeout(30):
+            while url is None:
+                line = (await proc.stdout.readline()).decode()
+                assert line, "the engine exited before printing its WebRTC URL"
+                if "REALTIME_WEBRTC_URL=" in line:
+                    url = line.split("REALTIME_WEBRTC_URL=", 1)[1].strip()
+        assert (await peer.connect(url)).status_code == 201
+        await peer.event("session.created")
+    finally:
+        await peer.close()
+        proc.terminate()
+        await proc.wait()
