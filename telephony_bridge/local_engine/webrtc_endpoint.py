@@ -103,7 +103,10 @@ class WebRTCEndpoint:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.host, self._requested_port))
         self.port = sock.getsockname()[1]
-        config = uvicorn.Config(self.app, log_level="warning", lifespan="off", access_log=False)
+        # Stopping never waits on a client that keeps posting offers (a reconnecting bridge).
+        config = uvicorn.Config(
+            self.app, log_level="warning", lifespan="off", access_log=False, timeout_graceful_shutdown=1
+        )
         self._server = server = uvicorn.Server(config)
         self._task = asyncio.create_task(server.serve(sockets=[sock]), name="engine webrtc http")
         while not server.started:

@@ -32,12 +32,14 @@ is inherited unchanged. What differs is only how bytes move:
 from __future__ import annotations
 
 import asyncio
+import binascii
 import logging
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, cast
 
 import httpx
+import numpy as np
 from aiortc import MediaStreamTrack, RTCDataChannel, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 from av import AudioFrame
@@ -69,6 +71,11 @@ EVENTS_CHANNEL = "oai-events"
 # Caller audio queued on the outgoing track beyond this (the sender paces 20 ms a frame, so only a
 # stalled peer connection lets it grow) is dropped, as the WebSocket uplink drops a backed-up socket's.
 MAX_TRACK_LAG_MS = 500.0
+# After "stopped", an answer's last frames may still be in flight (loopback: a frame or two; a
+# network: the jitter buffer's depth). They are taken until the track's first silent frame, up to
+# this many frames (200 ms), then the answer's end is told.
+DRAIN_FRAMES = 10
+SILENCE_MAX = 4  # |sample| at most this (of 32767) is the silence a sender pads with
 _HELD_UNTIL_AUDIO_ENDS = frozenset({RealtimeAPIEvents.ResponseAudioDone, RealtimeAPIEvents.ResponseDone})
 
 
@@ -230,6 +237,11 @@ class WebRTCModelConnection(ModelConnection):
         self._track_rate = 24000 if self.codec == "pcm16" else 8000
         self._audio_items: dict[str, str] = {}  # response id -> its message item (whose audio the track carries)
         self._speaking: str | None = None  # the response whose audio is on the track now
+        # The response whose "stopped" came while its last frames are still in flight (network,
+        # jitter buffer): its audio is taken up to the track's first silent frame, at most
+        # DRAIN_FRAMES frames, and only then is its end (the held events) told.
+        self._draining: str | None = None
+        self._drain_left = 0
         self._cut: set[str] = set()  # responses cancelled here: their frames still in flight are dropped
         self._held: defaultdict[str, list[dict[str, Any]]] = defaultdict(list)
 
@@ -254,7 +266,7 @@ class WebRTCModelConnection(ModelConnection):
         self.uplink.track = None
         for response_id in list(self._held):
             self._held.pop(response_id)  # the replay's session never finishes the old answers' audio
-        self._speaking = None
+        self._speaking = self._draining = None
 
     # --- model audio from the track ----------------------------------------------------------
     async def _receive_audio(self, link: DataChannelLink) -> None:
@@ -270,11 +282,16 @@ class WebRTCModelConnection(ModelConnection):
                 return
             if not isinstance(frame, AudioFrame):
                 continue
-            response_id = self._speaking
+            response_id = self._speaking or self._draining
             if response_id is None or response_id in self._cut:
                 incoming.pcm16(frame)  # keep the resampler's stream whole; the frame is silence
                 continue
             audio = incoming.pcm16(frame)
+            if response_id == self._draining:
+                self._drain_left -= 1
+                if self._drain_left < 0 or _silent(audio):
+                    await self._finish_draining()
+                    continue
             if to_model is not None:
                 audio = to_model(audio)
             if not audio:
@@ -284,7 +301,15 @@ class WebRTCModelConnection(ModelConnection):
             # whole answer): the answer watchdog must not take it for a stall.
             self._answer_stall.last_heard_at = loop.time()
             duration_ms = self._account_audio(item_id, audio)
-            event = {"type": delta_type, "response_id": response_id, "item_id": item_id, "content_index": 0}
+            # The delta event a WebSocket would have carried, for listeners of ResponseAudioDelta.
+            event = {
+                "type": delta_type,
+                "response_id": response_id,
+                "item_id": item_id,
+                "output_index": 0,
+                "content_index": 0,
+                "delta": binascii.b2a_base64(audio, newline=False).decode(),
+            }
             await self._events.on_audio_delta(response_id, item_id, 0, audio, duration_ms, event)
 
     # --- server events -----------------------------------------------------------------------
@@ -297,19 +322,42 @@ class WebRTCModelConnection(ModelConnection):
                 self._audio_items[event["response_id"]] = item.get("id", "")
         elif member is RealtimeAPIEvents.OutputAudioBufferStarted:
             response_id = event.get("response_id")
-            self._speaking = response_id if isinstance(response_id, str) else None
-        elif member in (RealtimeAPIEvents.OutputAudioBufferStopped, RealtimeAPIEvents.OutputAudioBufferCleared):
+            await self._finish_draining()  # the next answer's audio is on the track now
+            previous, self._speaking = self._speaking, response_id if isinstance(response_id, str) else None
+            if previous is not None and previous != self._speaking:
+                # A server that never said "stopped" for the previous answer: its track audio is
+                # over all the same, so what was held for it goes on now.
+                for held in self._held.pop(previous, []):
+                    await self._forward(held)
+        elif member is RealtimeAPIEvents.OutputAudioBufferStopped:
             ended = event.get("response_id") if isinstance(event.get("response_id"), str) else self._speaking
             self._speaking = None
             await super()._dispatch_event(event)
-            for held in self._held.pop(ended or "", []):
+            if ended is not None:
+                await self._finish_draining()
+                self._draining, self._drain_left = ended, DRAIN_FRAMES  # its tail is still in flight
+            return
+        elif member is RealtimeAPIEvents.OutputAudioBufferCleared:
+            ended = event.get("response_id") if isinstance(event.get("response_id"), str) else self._speaking
+            self._speaking = None
+            await super()._dispatch_event(event)
+            await self._finish_draining()
+            for held in self._held.pop(ended or "", []):  # cut: nothing more of it is coming
                 await self._forward(held)
             return
         response_id = _response_id_of(event)
-        if member in _HELD_UNTIL_AUDIO_ENDS and response_id is not None and response_id == self._speaking:
+        on_the_track = (self._speaking, self._draining)
+        if member in _HELD_UNTIL_AUDIO_ENDS and response_id is not None and response_id in on_the_track:
             self._held[response_id].append(event)  # its audio is still coming on the track
             return
         await self._forward(event)
+
+    async def _finish_draining(self) -> None:
+        """The draining answer's audio is all in: tell its end (the events held for it)."""
+        response_id, self._draining = self._draining, None
+        if response_id is not None:
+            for held in self._held.pop(response_id, []):
+                await self._forward(held)
 
     async def _forward(self, event: dict[str, Any]) -> None:
         if event.get("type") == "response.done":
@@ -387,6 +435,13 @@ async def post_to_provider(connection: ModelConnection, timeout_s: float, **requ
             f"model endpoint {connection.safe_url()} refused the WebRTC offer: HTTP {response.status_code}{hint}"
         )
     return response
+
+
+def _silent(pcm16: bytes) -> bool:
+    """Digital silence, as a sender pads its track with between answers (Opus gives it back as zeros
+    or within a step or two of them)."""
+    samples = np.frombuffer(pcm16, dtype="<i2")
+    return not samples.size or int(np.abs(samples.astype(np.int32)).max()) <= SILENCE_MAX
 
 
 def _response_id_of(event: dict[str, Any]) -> str | None:
