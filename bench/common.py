@@ -64,6 +64,22 @@ def proc_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK  # fields 14 and 15 of stat(5)
 
 
+def children(pid: int) -> list[int]:
+    """The process's direct children (all its threads'), e.g. `serve --workers N`'s workers."""
+    out: list[int] = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children", "rb") as f:
+                out.extend(int(x) for x in f.read().split())
+        except OSError:
+            continue
+    return out
+
+
 def proc_rss_kb(pid: int) -> int:
     with open(f"/proc/{pid}/status", "rb") as f:
         for line in f:

@@ -4,6 +4,7 @@
     python -m bench.load --calls 10,50,100,200    # a bigger sweep
     python -m bench.load --calls 100 --json       # JSON on stdout (--out FILE writes it too)
     python -m bench.load --soak --minutes 10      # 50 calls hanging up and redialling; RSS over time
+    python -m bench.load --ceiling --targets bridge --duration 8   # the largest N with p99 <= 20 ms, no loss
     python -m bench.load --transport webrtc --targets bridge   # the model leg over WebRTC
 
 Each measurement runs three fresh processes (four with this driver): the bench engine
@@ -53,6 +54,7 @@ from bench.load_analysis import (  # noqa: E402
     merge_repeats,
     verdicts,
 )
+from bench.load_ceiling import find_ceiling, format_ceiling  # noqa: E402
 from bench.load_harness import (  # noqa: E402
     SCENARIOS,
     BenchError,
@@ -77,9 +79,11 @@ from bench.load_sampling import (  # noqa: E402
 
 async def _start_target(
     h: Harness, cfg: argparse.Namespace, target: str, engine_url: str, webrtc_url: str | None = None
-) -> tuple[Child, int]:
+) -> tuple[Child, int, int]:
+    """The target process, its HTTP port (/healthz), and the port its load generator calls (the
+    same, or for SIP the call-control stand-in's). `webrtc_url`: the bridge's model leg over WebRTC."""
     for attempt in range(3):
-        port = free_port()
+        port = calls_port = free_port()
         if target == "bridge":
             env = _child_env()
             env["REALTIME_URL"] = env["BENCH_ENGINE_URL"] = engine_url
@@ -89,13 +93,25 @@ async def _start_target(
                 env["BENCH_WEBRTC_URL"] = webrtc_url
                 env["WEBRTC_HOST_ADDRESSES"] = "127.0.0.1"
             argv = _bridge_argv(cfg) + ["serve", "--host", "127.0.0.1", "--port", str(port), "--scenarios", str(SCENARIOS)]
+            if cfg.bridge_workers > 1:
+                argv += ["--workers", str(cfg.bridge_workers)]
             child, _ = await h.spawn("bridge", argv, env=env, target=True)
+        elif target == "sip":  # the bridge with SIP calls' media (bench/sip_target.py: INVITE/BYE stood in for)
+            env = _child_env()
+            env["REALTIME_URL"] = env["BENCH_ENGINE_URL"] = engine_url
+            env["BENCH_CODEC"] = cfg.bridge_codec
+            env["BENCH_DIALECT"] = cfg.dialect
+            calls_port = free_port()
+            argv = [sys.executable, "-m", "bench.sip_target", "--port", str(port), "--control-port", str(calls_port),
+                    "--scenarios", str(SCENARIOS), "--rtp-ports", cfg.rtp_ports]
+            child, _ = await h.spawn("sip", argv, env=env, target=True)
         else:
-            argv = [sys.executable, "-m", "bench.relay", "--port", str(port), "--engine-url", engine_url, "--server", cfg.relay_server]
+            argv = [sys.executable, "-m", "bench.relay", "--port", str(port), "--engine-url", engine_url, "--server", cfg.relay_server,
+                    "--json", cfg.relay_json]
             child, _ = await h.spawn("relay", argv, target=True)
         try:
             await _wait_healthy(child, port)
-            return child, port
+            return child, port, calls_port
         except BenchError:
             await h.stop(child)
             if attempt == 2 or "address already in use" not in child.log_tail().lower():
@@ -106,6 +122,13 @@ async def _start_target(
 async def _run_loadgen(h: Harness, cfg: argparse.Namespace, target: str, port: int, calls: int, *, duration: float,
                        ramp: float, soak_s: float = 0.0, tag: str) -> tuple[dict, Child]:
     out = h.run_dir / f"loadgen-{tag}.json"
+    if target == "sip":
+        if soak_s:
+            raise BenchError("the SIP load generator has no soak mode yet")
+        argv = [sys.executable, "-m", "bench.sip_loadgen", "--control", f"127.0.0.1:{port}", "--calls", str(calls),
+                "--duration", str(duration), "--ramp", str(ramp), "--delta-ms", str(cfg.delta_ms), "--out", str(out)]
+        child, _ = await h.spawn(f"loadgen-{tag}", argv)
+        return {"out": out}, child
     argv = [sys.executable, "-m", "bench.loadgen", "--url", f"http://127.0.0.1:{port}", "--calls", str(calls),
             "--duration", str(duration), "--ramp", str(ramp), "--echo-marks", cfg.echo_marks, "--out", str(out)]
     if target == "relay" and cfg.relay_server == "websockets":
@@ -167,11 +190,11 @@ async def measure(h: Harness, cfg: argparse.Namespace, target: str, calls: int, 
     )
     engine_url = f"ws://127.0.0.1:{engine_port}/v1/realtime"
     webrtc_url = f"http://127.0.0.1:{webrtc_port}/v1/realtime/calls" if webrtc_port else None
-    server, port = await _start_target(h, cfg, target, engine_url, webrtc_url)
+    server, port, calls_port = await _start_target(h, cfg, target, engine_url, webrtc_url)
     try:
         rss_start = proc_rss_kb(server.pid)
         if cfg.warmup > 0:  # first-call imports and caches are not per-call memory
-            _, warm = await _run_loadgen(h, cfg, target, port, 1, duration=cfg.warmup, ramp=0, tag=f"{target}-{calls}-warmup")
+            _, warm = await _run_loadgen(h, cfg, target, calls_port, 1, duration=cfg.warmup, ramp=0, tag=f"{target}-{calls}-warmup")
             warm_result = await _await_loadgen(h, warm, h.run_dir / f"loadgen-{target}-{calls}-warmup.json", 60)
             if any(c["error"] for c in warm_result["calls"]):
                 raise BenchError(f"{target}: warm-up call failed: {warm_result['calls'][0]['error']}\n{server.log_tail()}")
@@ -180,7 +203,7 @@ async def measure(h: Harness, cfg: argparse.Namespace, target: str, calls: int, 
         sampler.start()
         await asyncio.sleep(cfg.rest)
         t_rest_end = time.monotonic()
-        info, loadgen = await _run_loadgen(h, cfg, target, port, calls, duration=cfg.duration, ramp=cfg.ramp,
+        info, loadgen = await _run_loadgen(h, cfg, target, calls_port, calls, duration=cfg.duration, ramp=cfg.ramp,
                                            soak_s=soak_s, tag=f"{target}-{calls}")
         sampler.harness_pids.append(loadgen.pid)
         progress(f"{calls} calls through the {target}: " + (f"soaking for {soak_s:.0f} s" if soak_s else f"{cfg.duration:g} s of audio each"))
@@ -223,9 +246,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=float, default=20.0, help="seconds of caller audio per call (default 20)")
     p.add_argument("--ramp", type=float, default=3.0, help="spread call starts over this many seconds (default 3)")
     p.add_argument("--repeat", type=int, default=1, help="measure each point this many times (alternating targets) and report medians")
-    p.add_argument("--targets", default="relay,bridge", help="relay,bridge (default both; ratios need both)")
+    p.add_argument("--targets", default="relay,bridge",
+                   help="relay,bridge,sip (default relay,bridge; ratios need both; sip: the bridge with SIP/RTP calls)")
+    p.add_argument("--rtp-ports", default="40000-40999", help="sip target: RTP_PORTS (default 40000-40999)")
     p.add_argument("--relay-server", choices=("starlette", "websockets"), default="starlette",
                    help="the floor's stack: starlette (the bridge's: uvicorn+Starlette) or plain websockets")
+    p.add_argument("--relay-json", choices=("std", "orjson"), default="std",
+                   help="the floor's JSON library: std (the floor of record) or orjson (a leaner floor; bench/README.md)")
     p.add_argument("--dialect", choices=("realtime", "live"), default="realtime",
                    help="the bridge's model protocol: Realtime GA (default) or GPT-Live (μ-law pass-through both ways)")
     p.add_argument("--transport", choices=("websocket", "webrtc"), default="websocket",
@@ -251,6 +278,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="scheduling priority of every benchmark process (default -10 as root, so other work on a shared "
                         "machine disturbs the run less; 0 to leave it)")
     p.add_argument("--bridge-cmd", help="command that runs the bridge CLI (default: .venv's telephony-bridge)")
+    p.add_argument("--bridge-workers", type=int, default=1,
+                   help="serve the bridge with --workers N (CPU is summed over its worker processes; give it N "
+                        "CPUs: --pin auto pins the target to the last N CPUs and the harness to the rest)")
+    p.add_argument("--ceiling", action="store_true",
+                   help="find the largest N (the bridge, or the relay with --targets relay) with p99 <= --ceiling-p99-ms both ways and no loss: "
+                        "short runs (--duration) growing N from --ceiling-start, then bisecting")
+    p.add_argument("--ceiling-p99-ms", type=float, default=20.0, help="--ceiling's latency target (default 20 ms)")
+    p.add_argument("--ceiling-start", type=int, default=50, help="--ceiling's first N (default 50)")
+    p.add_argument("--ceiling-top", type=int, default=400, help="--ceiling's largest N (default 400)")
+    p.add_argument("--ceiling-resolution", type=int, default=10, help="--ceiling stops within this many calls (default 10)")
     p.add_argument("--soak", action="store_true", help="soak mode: calls hang up and redial for --minutes")
     p.add_argument("--minutes", type=float, default=10.0, help="soak length (default 10)")
     p.add_argument("--soak-calls", type=int, default=50, help="concurrent calls in the soak (default 50)")
@@ -261,19 +298,23 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _pinning(mode: str) -> tuple[set[int] | None, set[int] | None]:
+def _pinning(mode: str, target_cpus: int = 1) -> tuple[set[int] | None, set[int] | None]:
+    """The target on the last `target_cpus` CPUs (one per bridge worker), the harness on the rest."""
     cpus = sorted(os.sched_getaffinity(0))
-    if mode == "off" or len(cpus) < 2:
+    if mode == "off" or len(cpus) <= target_cpus:
         return None, None
-    return {cpus[-1]}, set(cpus[:-1])
+    return set(cpus[-target_cpus:]), set(cpus[:-target_cpus])
 
 
 async def run(cfg: argparse.Namespace) -> dict[str, Any]:
     targets = [t.strip() for t in cfg.targets.split(",") if t.strip()]
-    if not targets or any(t not in ("relay", "bridge") for t in targets):
-        raise BenchError(f"--targets takes relay and/or bridge, not {cfg.targets!r}")
+    if not targets or any(t not in ("relay", "bridge", "sip") for t in targets):
+        raise BenchError(f"--targets takes relay, bridge and/or sip, not {cfg.targets!r}")
     sweep = [int(x) for x in str(cfg.calls).split(",") if x.strip()]
-    cpus_target, cpus_harness = _pinning(cfg.pin)
+    cpus_target, cpus_harness = _pinning(cfg.pin, max(1, cfg.bridge_workers) if "bridge" in targets else 1)
+    if cfg.bridge_workers > 1 and cpus_target is None:
+        progress(f"{cfg.bridge_workers} bridge workers and the harness share every CPU here (no pinning): "
+                 "the harness's own CPU limits what this run can show")
     own_cpus = os.sched_getaffinity(0)
     if cpus_harness:
         os.sched_setaffinity(0, cpus_harness)
@@ -291,7 +332,16 @@ async def run(cfg: argparse.Namespace) -> dict[str, Any]:
         "sweep": [],
     }
     try:
-        if cfg.soak:
+        if cfg.ceiling:
+            target = "bridge" if "bridge" in targets else targets[0]
+            ceiling = await find_ceiling(
+                lambda n: measure(h, cfg, target, n),
+                start=cfg.ceiling_start, top=cfg.ceiling_top, resolution=cfg.ceiling_resolution,
+                p99_ms=cfg.ceiling_p99_ms, progress=progress,
+            )
+            report["ceiling"] = {"target": target, **ceiling.to_json()}
+            report["ceiling_text"] = format_ceiling(ceiling, target)
+        elif cfg.soak:
             soak_s = cfg.minutes * 60
             target = "bridge" if "bridge" in targets else targets[0]
             r = await measure(h, cfg, target, cfg.soak_calls, soak_s=soak_s)
@@ -306,7 +356,7 @@ async def run(cfg: argparse.Namespace) -> dict[str, Any]:
                 runs: dict[str, list[dict]] = {t: [] for t in targets}
                 for rep in range(cfg.repeat):
                     # Alternate the order so a change in background load does not favour one side.
-                    for target in (("relay", "bridge") if rep % 2 == 0 else ("bridge", "relay")):
+                    for target in (("relay", "bridge", "sip") if rep % 2 == 0 else ("sip", "bridge", "relay")):
                         if target in targets:
                             runs[target].append(await measure(h, cfg, target, n))
                 for target, results in runs.items():
@@ -378,7 +428,10 @@ def main(argv: list[str] | None = None) -> int:
     text = orjson.dumps(report, option=orjson.OPT_INDENT_2).decode()
     if cfg.out:
         Path(cfg.out).write_text(text)
-    print(text if cfg.json else format_table(report))
+    if cfg.json:
+        print(text)
+    else:
+        print(report["ceiling_text"] if cfg.ceiling else format_table(report))
     return 0
 
 

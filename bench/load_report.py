@@ -55,7 +55,7 @@ def format_table(report: dict) -> str:
                 f"{'hz p50':>6} {'hz p99':>6} | {'rss rest':>8} {'at N':>6} {'after':>6} {'MB/call':>7}")
         lines += [head, " " * 19 + "| uplink, latency ms" + " " * 21 + "| downlink, latency ms" + " " * 18 + "| call-s   %    | loop lag ms   | RSS MB", "-" * len(head)]
         for point in report["sweep"]:
-            for name in ("relay", "bridge"):
+            for name in ("relay", "bridge", "sip"):
                 r = point.get(name)
                 if r is None:
                     continue
@@ -86,7 +86,7 @@ def format_table(report: dict) -> str:
         lines.append(f"  soak: harness {_f(soak['harness'].get('engine_loadgen_core_pct'), 0)} % of a core, other processes "
                      f"{_f(soak['harness'].get('foreign_core_pct'), 0)} %, pacing slip p99 {_f(soak['harness']['pacing_slip_ms']['p99'])} ms")
     for point in report["sweep"]:
-        for name in ("relay", "bridge"):
+        for name in ("relay", "bridge", "sip"):
             r = point.get(name)
             if r is None:
                 continue

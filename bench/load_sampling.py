@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from bench.common import (
+    children,
     machine_cpu_seconds,
     proc_cpu_seconds,
     proc_rss_kb,
@@ -117,6 +118,9 @@ class Sampler:
         s = self.samples
         try:
             cpu, rss = proc_cpu_seconds(self.pid), proc_rss_kb(self.pid)
+            for child in children(self.pid):  # `serve --workers N`: the workers do the work
+                with contextlib.suppress(OSError):
+                    cpu, rss = cpu + proc_cpu_seconds(child), rss + proc_rss_kb(child)
         except OSError:
             return
         harness = self._harness_cpu() + self_cpu_seconds()

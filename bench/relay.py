@@ -9,6 +9,11 @@ model audio delta back as a Twilio `media` message plus a `mark` — the same me
 the bridge, so the two carry identical traffic. No codec, no resampling, no playback ledger, no
 scenario, no orjson.
 
+`--json orjson` swaps orjson in for the standard library's json (same messages, no spaces): a leaner
+floor, which is what a relay written elsewhere may well be. Std json is ~40 % of this relay's own
+work per message (bench/README.md, "The floor"); the default stays std json, so recorded sweeps
+remain comparable.
+
 `--server starlette` (default) runs on the bridge's own stack (uvicorn + Starlette + uvloop, same
 WebSocket implementation), so bridge ÷ relay isolates what the bridge does on top of the plumbing.
 `--server websockets` serves the media WebSocket with the `websockets` library alone (no ASGI): the
@@ -21,7 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
+import json as std_json
 import sys
 from html import escape
 from http import HTTPStatus
@@ -29,6 +34,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import orjson
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
@@ -42,8 +48,30 @@ class CarrierClosed(Exception):
     pass
 
 
-async def relay_call(receive_text: Any, send_text: Any, engine_url: str) -> None:
-    """One call: carrier messages in through `receive_text()`, out through `send_text(str)`."""
+class OrjsonAsJson:
+    """orjson behind the two calls of std json this relay makes (`--json orjson`)."""
+
+    @staticmethod
+    def loads(text: str | bytes) -> Any:
+        return orjson.loads(text)
+
+    @staticmethod
+    def dumps(value: Any) -> str:
+        return orjson.dumps(value).decode()
+
+
+json: Any = std_json  # the relay's JSON: std json (the floor of record) or OrjsonAsJson
+
+
+def use_json(name: str) -> None:
+    """Pick the relay's JSON library: "std" (default) or "orjson"."""
+    global json
+    json = OrjsonAsJson if name == "orjson" else std_json
+
+
+async def relay_call(receive_text: Any, send_text: Any, engine_url: str, connect_engine: Any = connect) -> None:
+    """One call: carrier messages in through `receive_text()`, out through `send_text(str)`.
+    `connect_engine`: websockets' `connect` (bench/frame_cost.py passes an in-memory socket's)."""
     engine: ClientConnection | None = None
     pump: asyncio.Task | None = None
     try:
@@ -61,7 +89,7 @@ async def relay_call(receive_text: Any, send_text: Any, engine_url: str) -> None
                 start = msg["start"]
                 stream_sid = msg["streamSid"]
                 sep = "&" if "?" in engine_url else "?"
-                engine = await connect(f"{engine_url}{sep}call={start['callSid']}&codec=g711_ulaw&model=relay",
+                engine = await connect_engine(f"{engine_url}{sep}call={start['callSid']}&codec=g711_ulaw&model=relay",
                                        compression=None, max_size=1 << 24, ping_interval=None)
                 await engine.send(json.dumps({"type": "session.update", "session": {
                     "type": "realtime",
@@ -201,7 +229,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--engine-url", required=True, help="ws://HOST:PORT/v1/realtime of the engine")
     parser.add_argument("--server", choices=("starlette", "websockets"), default="starlette")
+    parser.add_argument("--json", choices=("std", "orjson"), default="std", help="the relay's JSON library (default std)")
     args = parser.parse_args(argv)
+    use_json(args.json)
     loop = install_fast_loop()
     if args.server == "websockets":
         try:

@@ -40,9 +40,13 @@ def _serve(args: argparse.Namespace) -> int:
             calls_dir=Path(args.calls_dir) if args.calls_dir else None,
             reload=args.reload or None,
             audiosocket_listen=tuple(args.audiosocket) or None,  # replaces AUDIOSOCKET_LISTEN when given
+            sip_listen=tuple(args.sip) or None,  # replaces SIP_LISTEN when given
         )
     except ValueError as exc:  # a malformed setting: say which, without a traceback
         print(f"telephony-bridge: {exc}", file=sys.stderr)
+        return 2
+    if settings.sip_listen and args.workers > 1:
+        print("telephony-bridge: --sip works with one worker only", file=sys.stderr)
         return 2
     if settings.audiosocket_listen and args.workers > 1:
         # Each worker would bind the listener's port; one process per listener set keeps a call's
@@ -164,6 +168,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="HOST:PORT[=NUMBER]",
         help="also listen for Asterisk AudioSocket calls here (repeatable; NUMBER: the dialed number "
         "of every call on this listener, routed by routes.toml; default: $AUDIOSOCKET_LISTEN)",
+    )
+    serve.add_argument(
+        "--sip",
+        action="append",
+        default=[],
+        metavar="udp:HOST:PORT",
+        help="also take SIP calls here (repeatable; udp: or tcp:; admitted by $SIP_ALLOW or $SIP_USERS; "
+        "default: $SIP_LISTEN)",
     )
     serve.set_defaults(run=_serve)
 

@@ -125,6 +125,11 @@ def ulaw_decode(ulaw: bytes) -> bytes:
     return _ULAW_DECODE[np.frombuffer(ulaw, dtype=np.uint8)].tobytes()
 
 
+def ulaw_decode_samples(ulaw: bytes) -> np.ndarray:
+    """`ulaw_decode` as an int16 array (read-only use), for a resampler that takes arrays."""
+    return _ULAW_DECODE[np.frombuffer(ulaw, dtype=np.uint8)]
+
+
 def alaw_encode(pcm16: bytes) -> bytes:
     """Encode little-endian PCM16 mono to G.711 A-law, one byte per sample.
 
@@ -136,3 +141,8 @@ def alaw_encode(pcm16: bytes) -> bytes:
 def alaw_decode(alaw: bytes) -> bytes:
     """Decode G.711 A-law to little-endian PCM16 mono, two bytes per input byte."""
     return _ALAW_DECODE[np.frombuffer(alaw, dtype=np.uint8)].tobytes()
+
+
+def alaw_decode_samples(alaw: bytes) -> np.ndarray:
+    """`alaw_decode` as an int16 array (read-only use), for a resampler that takes arrays."""
+    return _ALAW_DECODE[np.frombuffer(alaw, dtype=np.uint8)]

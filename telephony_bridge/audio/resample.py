@@ -2,7 +2,8 @@
 
 Why a polyphase FIR of our own (numbers in shared/reference/audio.md):
 - ``audioop.ratecv`` has no anti-image / anti-alias filter (24k -> 8k folds 5 kHz onto 3 kHz);
-- soxr's streaming HQ mode buffers 43-73 ms, and latency is the first thing callers notice;
+- soxr's streaming HQ mode buffers 43-73 ms, and latency is the first thing callers notice (every
+  python-soxr recipe measured against this one: bench/resampler_soxr.py, bench/README.md);
 - resampling each frame on its own clicks at every frame edge.
 
 So: one linear-phase Kaiser-windowed sinc per integer factor, designed once and cached, run as a
@@ -32,7 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .resample_rational import MAX_RATIO_TERM, RationalResampler, reduced_ratio
+from .resample_rational import MAX_RATIO_TERM, RationalResampler, reduced_ratio, to_pcm16
 
 __all__ = ["Resampler"]
 
@@ -86,14 +87,6 @@ def _design(factor: int) -> _PolyphaseFilter:
     for array in (up_bank, down_taps):
         array.flags.writeable = False
     return _PolyphaseFilter(factor, taps, delay, branch_len, up_bank, down_taps)
-
-
-def _to_pcm16(signal: np.ndarray) -> bytes:
-    # In place: `signal` is always a fresh temporary here.
-    np.rint(signal, out=signal)
-    np.minimum(signal, 32767.0, out=signal)
-    np.maximum(signal, -32768.0, out=signal)
-    return signal.astype(_PCM16).tobytes()
 
 
 class Resampler:
@@ -177,11 +170,17 @@ class Resampler:
         samples) and return all output that is complete so far."""
         if len(pcm16) % 2:
             raise ValueError(f"PCM16 input must have an even number of bytes (2 per sample), got {len(pcm16)}")
+        if self._filter is None and self._rational is None:
+            return bytes(pcm16)
+        return self.process_samples(np.frombuffer(pcm16, dtype=_PCM16))
+
+    def process_samples(self, samples: np.ndarray) -> bytes:
+        """`process` for samples already in an int16 array (a G.711 decode's table lookup: the
+        Converter skips its bytes round trip, bench/README.md issue 22); the same output."""
         if self._filter is None:
             if self._rational is not None:
-                return self._rational.process(np.frombuffer(pcm16, dtype=_PCM16))
-            return bytes(pcm16)
-        samples = np.frombuffer(pcm16, dtype=_PCM16)
+                return self._rational.process(samples)
+            return samples.astype(_PCM16).tobytes()
         step = self._upsample_block if self._upsampling else self._downsample_block
         if samples.size <= _MAX_BLOCK_SAMPLES:
             return step(samples)
@@ -218,7 +217,7 @@ class Resampler:
             dropped = min(self._pending_drop, out.size)
             self._pending_drop -= dropped
             out = out[dropped:]
-        return _to_pcm16(out)
+        return to_pcm16(out)
 
     def _downsample_block(self, samples: np.ndarray) -> bytes:
         spec = self._filter
@@ -232,7 +231,7 @@ class Resampler:
             # Row i is the filter span ending at the i-th due input sample; rows step by factor.
             span = spec.down_taps.size
             windows = np.ndarray((count, span), _F64, buffer, skip * _F64_SIZE, (factor * _F64_SIZE, _F64_SIZE))
-            out = _to_pcm16(np.ascontiguousarray(windows) @ spec.down_taps)
+            out = to_pcm16(np.ascontiguousarray(windows) @ spec.down_taps)
         self._skip = skip + factor * count - n
         buffer[:history] = buffer[n : n + history]
         return out

@@ -22,6 +22,7 @@ Nothing above `carriers/` names a carrier: the server drives any `Carrier` in th
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -90,9 +91,9 @@ class DtmfReceived:
     digit: str
 
 
-@dataclass(frozen=True, slots=True)
-class MarkEchoed:
-    """The carrier played (or cleared) everything sent before the mark of this name."""
+class MarkEchoed(NamedTuple):
+    """The carrier played (or cleared) everything sent before the mark of this name. A NamedTuple,
+    as AudioReceived: one comes back per model delta played."""
 
     name: str
 
@@ -297,15 +298,29 @@ class Carrier:
     capabilities: ClassVar[Capabilities]
     signature_header: ClassVar[str] = "signature"  # named in refusals and logs
     secret_names: ClassVar[tuple[str, ...]] = ()  # the configuration that secures it, for the start-up warning
+    # The carrier's SDK modules, imported where they are used. They weigh tens of MB and a few
+    # hundred ms each, so a bridge pays only for the carriers it is given: a configured (`secured`)
+    # carrier loads them here, at start-up, so that no caller waits on an import on the event loop;
+    # an unconfigured one serves loopback peers only and loads them on first use.
+    sdk_modules: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: Mapping[str, str]) -> None:
         self.config = config
+        if self.sdk_modules and self.secured:
+            for module in self.sdk_modules:
+                importlib.import_module(module)
+
+    @property
+    def secret(self) -> str | None:
+        """The carrier's signing secret: the first of `secret_names`, when configured."""
+        return (self.config.get(self.secret_names[0]) or None) if self.secret_names else None
 
     @property
     def secured(self) -> bool:
         """Whether the carrier's secret is configured (then every request must prove itself;
-        without it the server serves loopback clients only)."""
-        raise NotImplementedError
+        without it the server serves loopback clients only). A carrier secured another way (an
+        allow-list of addresses) says so itself."""
+        return self.secret is not None
 
     def new_codec(self) -> CarrierCodec:
         raise NotImplementedError

@@ -16,7 +16,6 @@ rather than padding it, so what Exotel plays is exactly what the model said, at 
 from __future__ import annotations
 
 import base64
-import binascii
 import re
 from typing import Any, Final, NamedTuple
 
@@ -25,6 +24,7 @@ import orjson
 from telephony_bridge.audio.formats import L16_8K, L16_16K, AudioFormat
 from telephony_bridge.carriers.base import STREAM_TOKEN_PARAMETER, CallStarted, DtmfReceived, MarkEchoed, StreamEnded
 from telephony_bridge.carriers.errors import CarrierProtocolError, excerpt
+from telephony_bridge.carriers.json_frames import audio_payload, json_object
 
 __all__ = ["CHUNK_BYTES", "MAX_MESSAGE_CHARS", "ExotelCodec", "ExotelMedia", "is_exotel_id"]
 
@@ -67,16 +67,7 @@ class ExotelCodec:
         return self._stream_sid is not None
 
     def parse(self, message: str | bytes) -> Any:
-        if type(message) is not str:
-            raise CarrierProtocolError(f"exotel: non-text frame ({len(message)} bytes); Exotel sends JSON text")
-        if len(message) > MAX_MESSAGE_CHARS:
-            raise CarrierProtocolError(f"exotel: message of {len(message)} chars")
-        try:
-            event = orjson.loads(message)
-        except orjson.JSONDecodeError:
-            raise CarrierProtocolError(f"exotel: not JSON: {excerpt(message)}") from None
-        if not isinstance(event, dict):
-            raise CarrierProtocolError(f"exotel: not a JSON object: {excerpt(message)}")
+        event = json_object("exotel", message, MAX_MESSAGE_CHARS)
         kind = event.get("event")
         if kind == "media":
             return self._media(event)
@@ -114,10 +105,7 @@ class ExotelCodec:
         payload = media.get("payload") if isinstance(media, dict) else None
         if type(payload) is not str:
             raise CarrierProtocolError("exotel: media without a payload")
-        try:
-            audio = base64.b64decode(payload, validate=True)
-        except (binascii.Error, ValueError):
-            raise CarrierProtocolError(f"exotel: media payload is not base64: {excerpt(payload)}") from None
+        audio = audio_payload("exotel", payload)
         if len(audio) % 2:
             raise CarrierProtocolError(f"exotel: slin media of an odd {len(audio)} bytes")
         assert isinstance(media, dict)

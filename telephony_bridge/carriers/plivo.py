@@ -14,7 +14,6 @@ Bridge → Plivo: `playAudio {media: {contentType, sampleRate, payload}}`, `chec
 from __future__ import annotations
 
 import base64
-import binascii
 import re
 from typing import Any, Final, NamedTuple
 
@@ -23,6 +22,7 @@ import orjson
 from telephony_bridge.audio.formats import L16_8K, L16_16K, ULAW_8K, AudioFormat
 from telephony_bridge.carriers.base import STREAM_TOKEN_PARAMETER, CallStarted, DtmfReceived, MarkEchoed, StreamEnded
 from telephony_bridge.carriers.errors import CarrierProtocolError, excerpt
+from telephony_bridge.carriers.json_frames import audio_payload, json_object
 
 __all__ = ["CONTENT_TYPES", "MAX_MESSAGE_CHARS", "PlivoCodec", "PlivoMedia", "is_plivo_id", "parse_extra_headers"]
 
@@ -85,16 +85,7 @@ class PlivoCodec:
         return self._stream_id is not None
 
     def parse(self, message: str | bytes) -> Any:
-        if type(message) is not str:
-            raise CarrierProtocolError(f"plivo: non-text frame ({len(message)} bytes); Plivo sends JSON text")
-        if len(message) > MAX_MESSAGE_CHARS:
-            raise CarrierProtocolError(f"plivo: message of {len(message)} chars")
-        try:
-            event = orjson.loads(message)
-        except orjson.JSONDecodeError:
-            raise CarrierProtocolError(f"plivo: not JSON: {excerpt(message)}") from None
-        if not isinstance(event, dict):
-            raise CarrierProtocolError(f"plivo: not a JSON object: {excerpt(message)}")
+        event = json_object("plivo", message, MAX_MESSAGE_CHARS)
         kind = event.get("event")
         if kind == "media":
             return self._media(event)
@@ -132,10 +123,7 @@ class PlivoCodec:
         assert isinstance(media, dict)
         if media.get("track", "inbound") != "inbound":
             raise CarrierProtocolError(f"plivo: media of track {excerpt(media.get('track'))}")
-        try:
-            audio = base64.b64decode(payload, validate=True)
-        except (binascii.Error, ValueError):
-            raise CarrierProtocolError(f"plivo: media payload is not base64: {excerpt(payload)}") from None
+        audio = audio_payload("plivo", payload)
         assert self._audio_format is not None
         if self._audio_format is not ULAW_8K and len(audio) % 2:
             raise CarrierProtocolError(f"plivo: L16 media of an odd {len(audio)} bytes")

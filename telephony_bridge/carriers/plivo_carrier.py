@@ -23,9 +23,6 @@ from collections.abc import Mapping
 from typing import Any, Final
 from urllib.parse import urlencode, urlsplit
 
-from plivo import plivoxml  # type: ignore[import-untyped]
-from plivo.utils.signature_v3 import validate_v3_signature  # type: ignore[import-untyped]
-
 from telephony_bridge.audio.formats import ULAW_8K
 from telephony_bridge.carriers.base import (
     STREAM_TOKEN_PARAMETER,
@@ -52,6 +49,8 @@ def signature_is_valid(
     signature, nonce = headers.get("x-plivo-signature-v3"), headers.get("x-plivo-signature-v3-nonce")
     if not auth_token or not signature or not nonce:
         return False
+    from plivo.utils.signature_v3 import validate_v3_signature  # type: ignore[import-untyped]
+
     fields: dict[str, Any] = {name: values[0] if len(values) == 1 else list(values) for name, values in params.items()}
     try:
         return bool(
@@ -67,6 +66,8 @@ def stream_xml(stream_url: str, content_type: str = CONTENT_TYPE) -> str:
     parts = urlsplit(stream_url)
     if parts.scheme not in ("wss", "ws") or not parts.netloc:
         raise ValueError(f"stream url must be a ws:// or wss:// URL, got {stream_url!r}")
+    from plivo import plivoxml  # type: ignore[import-untyped]
+
     response = plivoxml.ResponseElement()
     response.add(plivoxml.StreamElement(stream_url, bidirectional=True, keepCallAlive=True, contentType=content_type))
     return str(response.to_string(False))
@@ -94,6 +95,7 @@ class PlivoCarrier(Carrier):
     answer_methods = ("POST",)
     signature_header = "X-Plivo-Signature-V3"
     secret_names = ("PLIVO_AUTH_TOKEN",)
+    sdk_modules = ("plivo",)
     capabilities = Capabilities(
         audio_formats=(ULAW_8K,),
         marks=True,
@@ -105,19 +107,11 @@ class PlivoCarrier(Carrier):
         dial=False,
     )
 
-    @property
-    def _auth_token(self) -> str | None:
-        return self.config.get("PLIVO_AUTH_TOKEN") or None
-
-    @property
-    def secured(self) -> bool:
-        return self._auth_token is not None
-
     def new_codec(self) -> PlivoCodec:
         return PlivoCodec()
 
     def read_answer(self, request: HttpRequest) -> AnswerRequest:
-        token = self._auth_token
+        token = self.secret
         if token is not None and not signature_is_valid(
             token, request.method, request.url, request.form_lists, request.headers
         ):
@@ -133,12 +127,14 @@ class PlivoCarrier(Carrier):
         return HttpAnswer(stream_xml(f"{stream_url}?{urlencode({STREAM_TOKEN_PARAMETER: token})}"), "application/xml")
 
     def reject_document(self) -> HttpAnswer:
+        from plivo import plivoxml
+
         response = plivoxml.ResponseElement()
         response.add(plivoxml.HangupElement(reason="rejected"))
         return HttpAnswer(str(response.to_string(False)), "application/xml")
 
     def stream_allowed(self, url: str, headers: Mapping[str, str]) -> bool:
-        token = self._auth_token
+        token = self.secret
         if token is None:
             return False
         if "x-plivo-signature-v3" in headers:
@@ -146,7 +142,7 @@ class PlivoCarrier(Carrier):
         return True  # bound at its start by the single-use token the signed answer handed out
 
     def call_control(self) -> PlivoCallControl | None:
-        auth_id, token = self.config.get("PLIVO_AUTH_ID"), self._auth_token
+        auth_id, token = self.config.get("PLIVO_AUTH_ID"), self.secret
         if not (auth_id and token):
             return None
         import plivo

@@ -7,9 +7,11 @@ from telephony_bridge.carriers.base import Carrier
 from telephony_bridge.carriers.exotel_carrier import ExotelCarrier
 from telephony_bridge.carriers.plivo_carrier import PlivoCarrier
 from telephony_bridge.carriers.signalwire_carrier import SignalWireCarrier
+from telephony_bridge.carriers.sip.carrier import SipCarrier
 from telephony_bridge.carriers.telnyx_carrier import TelnyxCarrier
 from telephony_bridge.carriers.twilio_carrier import TwilioCarrier
 from telephony_bridge.carriers.vonage_carrier import VonageCarrier
+from telephony_bridge.carriers.webrtc import WebRtcCarrier
 
 __all__ = ["CARRIERS"]
 
@@ -21,4 +23,6 @@ CARRIERS: tuple[type[Carrier], ...] = (
     PlivoCarrier,
     ExotelCarrier,
     AudioSocketCarrier,  # no HTTP endpoint: its TCP listeners are server/audiosocket.py's
+    SipCarrier,  # no HTTP endpoint: its SIP listeners are server/sip_listener.py's
+    WebRtcCarrier,  # no carrier webhook: the browser softphone's signalling is server/softphone.py's
 )

@@ -72,6 +72,7 @@ class SignalWireCarrier(Carrier):
     prefixes = ("/signalwire",)
     signature_header = "X-SignalWire-Signature"
     secret_names = ("SIGNALWIRE_SIGNING_KEY",)
+    sdk_modules = ("twilio.rest",)  # its REST API is Twilio's: the same client
     capabilities = Capabilities(
         audio_formats=(ULAW_8K,),
         marks=True,
@@ -83,19 +84,11 @@ class SignalWireCarrier(Carrier):
         dial=False,
     )
 
-    @property
-    def _signing_key(self) -> str | None:
-        return self.config.get("SIGNALWIRE_SIGNING_KEY") or None
-
-    @property
-    def secured(self) -> bool:
-        return self._signing_key is not None
-
     def new_codec(self) -> SignalWireCodec:
         return SignalWireCodec()
 
     def read_answer(self, request: HttpRequest) -> AnswerRequest:
-        key = self._signing_key
+        key = self.secret
         if key is not None:
             signature = request.headers.get("x-signalwire-signature")
             if not signature_is_valid(key, request.url, _FormFields(request.form_lists), signature):

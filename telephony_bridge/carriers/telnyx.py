@@ -36,6 +36,7 @@ from telephony_bridge.carriers.base import (
     StreamEnded,
 )
 from telephony_bridge.carriers.errors import CarrierProtocolError, excerpt
+from telephony_bridge.carriers.json_frames import json_object
 
 __all__ = ["MAX_MESSAGE_SIZE", "TelnyxCodec", "call_control_id_of", "call_id_of", "is_call_control_id"]
 
@@ -111,12 +112,7 @@ class TelnyxCodec:
             len(message) * 4 > MAX_MESSAGE_SIZE and len(message.encode("utf-8", "surrogatepass")) > MAX_MESSAGE_SIZE
         ):
             raise CarrierProtocolError(f"telnyx: message of {len(message)} characters exceeds {MAX_MESSAGE_SIZE} bytes")
-        try:
-            msg = orjson.loads(message)
-        except orjson.JSONDecodeError as exc:
-            raise CarrierProtocolError(f"telnyx: message is not valid JSON ({exc})") from None
-        if type(msg) is not dict:
-            raise CarrierProtocolError(f"telnyx: message must be a JSON object, got {type(msg).__name__}")
+        msg = json_object("telnyx", message, None)  # its size is bounded in bytes, above
         event = msg.get("event")
         if self._stopped:
             raise CarrierProtocolError(f"telnyx: {excerpt(event)} message after stop")

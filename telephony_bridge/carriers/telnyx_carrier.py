@@ -181,19 +181,11 @@ class TelnyxCarrier(Carrier):
         dial=False,
     )
 
-    @property
-    def _public_key(self) -> str | None:
-        return self.config.get("TELNYX_PUBLIC_KEY") or None
-
-    @property
-    def secured(self) -> bool:
-        return self._public_key is not None
-
     def new_codec(self) -> TelnyxCodec:
         return TelnyxCodec()
 
     def _check_signature(self, request: HttpRequest) -> None:
-        key = self._public_key
+        key = self.secret
         if key is None:
             return
         try:

@@ -96,8 +96,10 @@ class DtmfReceived:
     digit: str
 
 
-@dataclass(frozen=True, slots=True)
-class MarkReceived:
+class MarkReceived(NamedTuple):
+    """A mark echoed back: one per model delta played (a NamedTuple for the same reason as
+    MediaReceived)."""
+
     name: str
 
 
@@ -279,6 +281,15 @@ class TwilioStreamParser:
         )
 
     def _mark(self, msg: dict) -> MarkReceived:
+        # Happy path inline, as for media: one echo per model delta played.
+        mark = msg.get("mark")
+        if self._stream_sid is not None and msg.get("streamSid") == self._stream_sid and type(mark) is dict:
+            name = mark.get("name")
+            if type(name) is str:
+                return MarkReceived(name)
+        return self._mark_checked(msg)
+
+    def _mark_checked(self, msg: dict) -> MarkReceived:
         self._check_stream(msg, "mark")
         mark = _object(msg, "mark", "mark", "mark")
         return MarkReceived(name=_string(mark, "name", "mark", "mark.name", allow_empty=True))
@@ -369,7 +380,7 @@ class TwilioStreamParser:
 class TwilioStreamSerializer:
     """Builds the frames the bridge sends on one Twilio media stream."""
 
-    __slots__ = ("_clear", "_media_prefix", "stream_sid")
+    __slots__ = ("_clear", "_mark_prefix", "_media_prefix", "stream_sid")
 
     def __init__(self, stream_sid: str) -> None:
         if not isinstance(stream_sid, str) or not stream_sid:
@@ -380,6 +391,8 @@ class TwilioStreamSerializer:
         # base64 needs no JSON escaping, so concatenation yields byte-for-byte what
         # orjson.dumps({"event":"media","streamSid":…,"media":{"payload":…}}) would, at half the cost.
         self._media_prefix = '{"event":"media","streamSid":' + sid_json + ',"media":{"payload":"'
+        # mark() too, once per model delta: only the name needs JSON escaping (orjson, on the name alone).
+        self._mark_prefix = '{"event":"mark","streamSid":' + sid_json + ',"mark":{"name":'
         self._clear = orjson.dumps({"event": "clear", "streamSid": stream_sid}).decode()
 
     def media(self, ulaw: bytes) -> str:
@@ -390,7 +403,7 @@ class TwilioStreamSerializer:
         """A mark; Twilio echoes it once the audio sent before it has played (or was cleared)."""
         if not isinstance(name, str):
             raise TypeError("mark name must be a string")
-        return orjson.dumps({"event": "mark", "streamSid": self.stream_sid, "mark": {"name": name}}).decode()
+        return self._mark_prefix + orjson.dumps(name).decode() + "}}"
 
     def clear(self) -> str:
         """Drop all audio buffered at Twilio; every pending mark is echoed back at once."""

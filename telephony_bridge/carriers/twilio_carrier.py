@@ -189,6 +189,7 @@ class TwilioCarrier(Carrier):
     prefixes = ("", "/twilio")  # /incoming-call predates the other carriers and stays
     signature_header = "X-Twilio-Signature"
     secret_names = ("TWILIO_AUTH_TOKEN",)
+    sdk_modules = ("twilio.rest",)  # the REST client (call control); the webhook pieces are light
     capabilities = Capabilities(
         audio_formats=(ULAW_8K,),
         marks=True,
@@ -200,19 +201,11 @@ class TwilioCarrier(Carrier):
         dial=True,
     )
 
-    @property
-    def _auth_token(self) -> str | None:
-        return self.config.get("TWILIO_AUTH_TOKEN") or None
-
-    @property
-    def secured(self) -> bool:
-        return self._auth_token is not None
-
     def new_codec(self) -> TwilioCodec:
         return TwilioCodec()
 
     def _check_signature(self, request: HttpRequest) -> None:
-        token = self._auth_token
+        token = self.secret
         if token is not None:
             fields = _FormFields(request.form_lists)
             if not signature_is_valid(token, request.url, fields, request.headers.get("x-twilio-signature")):
@@ -256,11 +249,11 @@ class TwilioCarrier(Carrier):
 
     def stream_allowed(self, url: str, headers: Mapping[str, str]) -> bool:
         # Over the URL as requested (Twilio signs what it connects to; our TwiML gives it no query).
-        token = self._auth_token
+        token = self.secret
         return token is not None and signature_is_valid(token, url, {}, headers.get("x-twilio-signature"))
 
     def call_control(self) -> TwilioCallControl | None:
-        sid, token = self.config.get("TWILIO_ACCOUNT_SID"), self._auth_token
+        sid, token = self.config.get("TWILIO_ACCOUNT_SID"), self.secret
         if not (sid and token):
             return None
         return TwilioCallControl(TwilioRest(sid, token, base_url=self.config.get("TWILIO_API_BASE_URL") or None))

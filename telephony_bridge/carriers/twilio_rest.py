@@ -16,14 +16,6 @@ import base64
 import re
 from typing import Final
 
-from twilio.base.exceptions import (
-    TwilioException,
-    TwilioRestException,
-    TwilioServiceException,
-)
-from twilio.http.http_client import TwilioHttpClient
-from twilio.rest import Client
-
 __all__ = ["DEFAULT_TIMEOUT_S", "TwilioRest", "TwilioRestError"]
 
 DEFAULT_TIMEOUT_S: Final = 10.0
@@ -31,7 +23,6 @@ DEFAULT_TIMEOUT_S: Final = 10.0
 # SIDs are interpolated into the request path; refusing anything but letters and digits keeps a
 # hostile value from steering the request to another resource.
 _SID = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,63}")  # dashes: SignalWire's UUIDs
-_CLIENT_ERRORS = (TwilioRestException, TwilioServiceException, OSError, TwilioException, ValueError)
 
 
 class TwilioRestError(Exception):
@@ -69,6 +60,13 @@ class TwilioRest:
         # One requests.Session per request (pool_connections=False): Session is not documented
         # as thread-safe and to_thread may run two requests at once; a lost keep-alive costs
         # one TLS handshake on an operation that happens once per call.
+        # The SDK is imported here, not with the module: carriers/base.py `sdk_modules` says when.
+        from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
+        from twilio.http.http_client import TwilioHttpClient
+        from twilio.rest import Client
+
+        self._client_errors = (TwilioRestException, TwilioServiceException, OSError, TwilioException, ValueError)
+
         http_client = TwilioHttpClient(pool_connections=False, timeout=timeout_s)
         self._client = Client(account_sid, auth_token, http_client=http_client)
         if base_url is not None:
@@ -123,7 +121,7 @@ class TwilioRest:
         failure: TwilioRestError | None = None
         try:
             sid = self._client.calls.create(**fields).sid
-        except _CLIENT_ERRORS as exc:
+        except self._client_errors as exc:
             failure = self._failure(exc)
         if failure is not None:
             raise failure  # outside the except block: see _update_blocking
@@ -140,7 +138,7 @@ class TwilioRest:
         failure: TwilioRestError | None = None
         try:
             self._client.calls(call_sid).update(**fields)
-        except _CLIENT_ERRORS as exc:
+        except self._client_errors as exc:
             failure = self._failure(exc)
         if failure is not None:
             # Raised outside the except block so the original exception is not chained: a
@@ -148,7 +146,9 @@ class TwilioRest:
             raise failure
 
     def _failure(self, exc: Exception) -> TwilioRestError:
-        """The error to raise for what the client raised (one of _CLIENT_ERRORS)."""
+        """The error to raise for what the client raised (one of `_client_errors`)."""
+        from twilio.base.exceptions import TwilioRestException, TwilioServiceException
+
         if isinstance(exc, TwilioRestException):
             return TwilioRestError(exc.status, self._scrub(exc.msg or "request failed"), exc.code)
         if isinstance(exc, TwilioServiceException):

@@ -30,7 +30,6 @@ from urllib.parse import urlsplit
 
 import jwt
 import orjson
-from vonage_jwt.verify_jwt import verify_signature  # type: ignore[import-untyped]
 
 from telephony_bridge.audio.formats import L16_8K, L16_16K
 from telephony_bridge.carriers.base import (
@@ -62,6 +61,8 @@ def signature_is_valid(secret: str, authorization: str | None, body: bytes, now:
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token:
         return False
+    from vonage_jwt.verify_jwt import verify_signature  # type: ignore[import-untyped]
+
     try:
         if not verify_signature(token.strip(), secret):
             return False
@@ -123,6 +124,7 @@ class VonageCarrier(Carrier):
     body_types = ("application/json",)
     signature_header = "Authorization (Vonage signed JWT)"
     secret_names = ("VONAGE_SIGNATURE_SECRET",)
+    sdk_modules = ("vonage_jwt.verify_jwt", "vonage_voice", "vonage_http_client")
     capabilities = Capabilities(
         audio_formats=(L16_16K, L16_8K),
         marks=False,
@@ -142,19 +144,11 @@ class VonageCarrier(Carrier):
         super().__init__(config)
         self._answering: contextvars.ContextVar[str | None] = contextvars.ContextVar("vonage_answering", default=None)
 
-    @property
-    def _secret(self) -> str | None:
-        return self.config.get("VONAGE_SIGNATURE_SECRET") or None
-
-    @property
-    def secured(self) -> bool:
-        return self._secret is not None
-
     def new_codec(self) -> VonageCodec:
         return VonageCodec()
 
     def read_answer(self, request: HttpRequest) -> AnswerRequest:
-        secret = self._secret
+        secret = self.secret
         # A GET's query is not covered by Vonage's JWT (only a body is, by payload_hash): docs/carriers/vonage.md
         # says to set the answer URL's method to POST.
         if secret is not None and not signature_is_valid(
@@ -188,7 +182,7 @@ class VonageCarrier(Carrier):
         # Vonage signs no upgrade. The NCCO's headers (the token among them) arrive in the first
         # message, after the upgrade: accept it, and the session refuses a start without a valid
         # single-use token. A signed JWT on the upgrade, where a proxy adds one, is checked too.
-        secret = self._secret
+        secret = self.secret
         authorization = headers.get("authorization")
         if secret is not None and authorization:
             return signature_is_valid(secret, authorization, b"")

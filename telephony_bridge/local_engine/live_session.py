@@ -29,13 +29,25 @@ import logging
 import random
 import re
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
-from telephony_bridge.audio import g711
-
 from .engine_state import _ID_ALPHABET, SpeechRequest
+from .live_protocol import (
+    CLIENT_TYPES,
+    LiveClientError,
+    bytes_per_ms,
+    check_keys,
+    check_session_update,
+    decode,
+    duration_ms,
+    encode,
+    read_session_start,
+    response_object,
+    sample_rate,
+    silence,
+    unknown_parameter,
+)
+from .live_state import Delegation, SpokenLine
 from .script import Script, Turn, render_followup
 from .vad import SpeechStarted, SpeechStopped, VoiceActivityDetector
 
@@ -48,91 +60,6 @@ YIELD_AFTER_MS = 300  # caller speech this long while the engine talks: it stops
 USAGE_EVERY_MS = 15_000
 SESSION_TTL_S = 3600
 STOP_PHRASE = re.compile(r"stop speaking", re.IGNORECASE)
-
-_FORMATS = {
-    ("audio/pcmu", 8000): "g711_ulaw",
-    ("audio/pcm", 24000): "pcm16",
-    ("audio/pcm", 16000): "pcm16_16k",
-    ("audio/pcma", 8000): "g711_alaw",
-}
-_SESSION_KEYS = {
-    "model",
-    "audio",
-    "client",
-    "delegation",
-    "input",
-    "instructions",
-    "safety_identifier",
-    "store",
-    "triggers",
-}
-_MODELS = {"gpt-live-1", "gpt-live-1.1"}
-_CLIENT_TYPES = (
-    "session.start",
-    "session.update",
-    "session.input_audio.append",
-    "session.input_audio.mute",
-    "session.input_audio.unmute",
-    "session.output_audio.fixture.play",
-    "session.instructions.append",
-    "session.thinking.append",
-    "session.commentary.append",
-    "decision.create",
-    "decision.item.create",
-    "decision.item.delete",
-    "response.item.create",
-    "response.create",
-    "session.close",
-)
-
-
-class LiveClientError(Exception):
-    def __init__(self, message: str, code: str, param: str | None = None) -> None:
-        super().__init__(message)
-        self.message, self.code, self.param = message, code, param
-
-
-def _unknown(param: str) -> LiveClientError:
-    return LiveClientError(f"Unknown parameter: '{param}'.", "unknown_parameter", param)
-
-
-def _keys(where: str, value: Any, allowed: set[str], required: tuple[str, ...] = ()) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise LiveClientError(f"Invalid type for '{where}': expected an object.", "invalid_type", where)
-    for key in value:
-        if key not in allowed:
-            raise _unknown(f"{where}.{key}")
-    for key in required:
-        if key not in value:
-            raise LiveClientError(
-                f"Missing required parameter: '{where}.{key}'.", "missing_required_parameter", f"{where}.{key}"
-            )
-    return value
-
-
-@dataclass(slots=True)
-class _Line:
-    """Something the engine is saying: audio in the session's format, words on a schedule."""
-
-    text: str
-    audio: bytes = b""
-    pos: int = 0  # bytes already output
-    start_ms: int = 0  # timeline position of its first byte
-    words: list[tuple[int, str]] = field(default_factory=list)  # (offset ms, word)
-    spoken_words: int = 0
-    ready: bool = False
-    request_id: str | None = None
-    then: Callable[[], None] | None = None  # what to do once it has been said (to its end)
-
-
-@dataclass(slots=True)
-class _Delegation:
-    id: str
-    turn: Turn
-    target: str
-    response_id: str | None = None
-    call_id: str | None = None
-    output: str | None = None
 
 
 class LiveEngineSession:
@@ -159,9 +86,9 @@ class LiveEngineSession:
         self._muted = False
         self._vad: VoiceActivityDetector | None = None
         self._caller_speaking_since: int | None = None
-        self._line: _Line | None = None
+        self._line: SpokenLine | None = None
         self._turn_index = 0
-        self._delegations: dict[str, _Delegation] = {}
+        self._delegations: dict[str, Delegation] = {}
         self._usage_at = USAGE_EVERY_MS
         self.turns_taken = 0
         self.received: list[dict[str, Any]] = []  # every client event but audio (tests read it)
@@ -208,9 +135,9 @@ class LiveEngineSession:
     def speech_ready(self, request_id: str, pcm16: bytes, now_ms: float) -> list[dict[str, Any]]:
         line = self._line
         if line is not None and line.request_id == request_id and not line.ready:
-            line.audio = self._encode(pcm16)
+            line.audio = encode(self.codec, pcm16)
             line.ready = True
-            duration = self._ms(len(line.audio))
+            duration = duration_ms(self.codec, len(line.audio))
             words = re.findall(r"\s*\S+", line.text) or [line.text]
             step = duration / max(1, len(words))
             line.words = [(int(i * step), word) for i, word in enumerate(words)]
@@ -226,7 +153,7 @@ class LiveEngineSession:
     @property
     def position_ms(self) -> int:
         """The session timeline: input received so far."""
-        return self._ms(self._input_bytes)
+        return duration_ms(self.codec, self._input_bytes)
 
     # ------------------------------------------------------------------ plumbing
 
@@ -254,39 +181,12 @@ class LiveEngineSession:
             body["client_event_id"] = client_event_id
         self._emit("error", error=body)
 
-    def _bytes_per_ms(self) -> int:
-        return 8 if self.codec in ("g711_ulaw", "g711_alaw") else (32 if self.codec == "pcm16_16k" else 48)
-
-    def _ms(self, nbytes: int) -> int:
-        return nbytes // self._bytes_per_ms()
-
-    def _rate(self) -> int:
-        return {"g711_ulaw": 8000, "g711_alaw": 8000, "pcm16_16k": 16000}.get(self.codec, 24000)
-
-    def _encode(self, pcm16: bytes) -> bytes:
-        if self.codec == "g711_ulaw":
-            return g711.ulaw_encode(pcm16)
-        if self.codec == "g711_alaw":
-            return g711.alaw_encode(pcm16)
-        return pcm16
-
-    def _decode(self, raw: bytes) -> bytes:
-        if self.codec == "g711_ulaw":
-            return g711.ulaw_decode(raw)
-        if self.codec == "g711_alaw":
-            return g711.alaw_decode(raw)
-        return raw[: len(raw) - len(raw) % 2]
-
-    def _silence(self, nbytes: int) -> bytes:
-        fill = {"g711_ulaw": b"\xff", "g711_alaw": b"\xd5"}.get(self.codec, b"\x00")
-        return fill * nbytes
-
     def _dispatch(self, event: Any) -> None:
         if not isinstance(event, dict):
             raise LiveClientError("Invalid event: expected a JSON object.", "invalid_type")
         kind = event.get("type")
-        if kind not in _CLIENT_TYPES:
-            supported = ", ".join(f"'{name}'" for name in _CLIENT_TYPES)
+        if kind not in CLIENT_TYPES:
+            supported = ", ".join(f"'{name}'" for name in CLIENT_TYPES)
             raise LiveClientError(
                 f"Invalid value: '{kind}'. Supported values are: {supported}.", "invalid_value", "type"
             )
@@ -303,61 +203,19 @@ class LiveEngineSession:
     # ------------------------------------------------------------------ session
 
     def _on_session_start(self, event: dict[str, Any]) -> None:
-        _keys("event", event, {"type", "event_id", "session"}, ("session",))
+        check_keys("event", event, {"type", "event_id", "session"}, ("session",))
         if self.session is not None:
             raise LiveClientError("The session has already started.", "session_already_started", "type")
-        config = _keys("session", event["session"], _SESSION_KEYS, ("model",))
-        if config["model"] not in _MODELS:
-            raise LiveClientError(
-                f"The model '{config['model']}' does not exist or you do not have access to it.",
-                "model_not_found",
-                "session.model",
-            )
-        audio = _keys("session.audio", config.get("audio") or {}, {"format", "output"})
-        fmt = audio.get("format") or {"type": "audio/pcm", "rate": 24000}
-        _keys("session.audio.format", fmt, {"type", "rate"}, ("type",))
-        codec = _FORMATS.get(
-            (str(fmt.get("type")), int(fmt.get("rate", 24000 if fmt.get("type") == "audio/pcm" else 8000)))
-        )
-        if codec is None:
-            raise LiveClientError(f"Unsupported audio format {fmt!r}.", "invalid_value", "session.audio.format")
-        output = _keys("session.audio.output", audio.get("output") or {}, {"voice"})
-        delegation = config.get("delegation")
-        if delegation is not None:
-            _keys(
-                "session.delegation",
-                delegation,
-                {"type", "responses", "decisions", "acknowledgement_delay_ms"},
-                ("type",),
-            )
-            if delegation["type"] == "responses":
-                _keys(
-                    "session.delegation.responses",
-                    delegation.get("responses"),
-                    {
-                        "model",
-                        "instructions",
-                        "tools",
-                        "tool_choice",
-                        "parallel_tool_calls",
-                        "max_output_tokens",
-                        "reasoning",
-                        "text",
-                        "service_tier",
-                    },
-                    ("model",),
-                )
-        for index, item in enumerate(config.get("input") or []):
-            _keys(f"session.input[{index}]", item, {"type", "role", "content", "id", "status"}, ("role", "content"))
+        config, codec, format_type, voice, delegation = read_session_start(event["session"])
         self.codec = codec
-        rate = self._rate()
+        rate = sample_rate(self.codec)
         self._vad = VoiceActivityDetector(rate, silence_duration_ms=500)
         resolved: dict[str, Any] = {
             "id": self._new_id("live_"),
             "expires_at": int(time.time()) + SESSION_TTL_S,
             "model": config["model"],
             "status": "active",
-            "audio": {"format": {"type": fmt["type"], "rate": rate}, "output": {"voice": output.get("voice", "marin")}},
+            "audio": {"format": {"type": format_type, "rate": rate}, "output": {"voice": voice}},
             "delegation": delegation if delegation is not None else {"type": "client"},
             "input": config.get("input") or [],
             "store": bool(config.get("store", False)),
@@ -368,17 +226,8 @@ class LiveEngineSession:
         self._emit("session.started", event.get("event_id"), session=resolved)
 
     def _on_session_update(self, event: dict[str, Any]) -> None:
-        _keys("event", event, {"type", "event_id", "session"}, ("session",))
-        update = event["session"]
-        if isinstance(update, dict):
-            for key in update:
-                if key in _SESSION_KEYS and key not in ("delegation", "triggers"):
-                    raise LiveClientError(
-                        f"'session.{key}' cannot change after the session started.",
-                        "immutable_field_update",
-                        f"session.{key}",
-                    )
-        _keys("session", update, {"delegation", "triggers"})
+        check_keys("event", event, {"type", "event_id", "session"}, ("session",))
+        update = check_session_update(event["session"])
         assert self.session is not None
         if "delegation" in update:
             if (update["delegation"] or {}).get("type") != self.session["delegation"].get("type"):
@@ -391,7 +240,7 @@ class LiveEngineSession:
         self._emit("session.updated", event.get("event_id"), session=self.session)
 
     def _on_session_close(self, event: dict[str, Any]) -> None:
-        _keys("event", event, {"type", "event_id"})
+        check_keys("event", event, {"type", "event_id"})
         assert self.session is not None
         self.finished = True
         self._emit(
@@ -403,26 +252,26 @@ class LiveEngineSession:
         )
 
     def _on_session_input_audio_mute(self, event: dict[str, Any]) -> None:
-        _keys("event", event, {"type", "event_id"})
+        check_keys("event", event, {"type", "event_id"})
         self._muted = True
         self._emit("session.input_audio.muted", event.get("event_id"))
 
     def _on_session_input_audio_unmute(self, event: dict[str, Any]) -> None:
-        _keys("event", event, {"type", "event_id"})
+        check_keys("event", event, {"type", "event_id"})
         self._muted = False
         self._emit("session.input_audio.unmuted", event.get("event_id"))
 
     def _on_session_output_audio_fixture_play(self, event: dict[str, Any]) -> None:
-        _keys("event", event, {"type", "event_id", "audio"}, ("audio",))
+        check_keys("event", event, {"type", "event_id", "audio"}, ("audio",))
         pcm24 = base64.b64decode(event["audio"])
         self._emit("session.output_audio.fixture.playing", event.get("event_id"))
         from telephony_bridge.audio.resample import Resampler  # only for fixtures
 
-        rate = self._rate()
+        rate = sample_rate(self.codec)
         pcm = pcm24 if rate == 24000 else Resampler(24000, rate).process(pcm24)
-        line = _Line(
+        line = SpokenLine(
             text="",
-            audio=self._encode(pcm),
+            audio=encode(self.codec, pcm),
             ready=True,
             start_ms=self.position_ms,
             then=lambda: self._emit("session.output_audio.fixture.played"),
@@ -432,7 +281,7 @@ class LiveEngineSession:
     # ------------------------------------------------------------------ text in
 
     def _appended(self, kind: str, event: dict[str, Any]) -> str:
-        _keys("event", event, {"type", "event_id", "content", "delegation_id"}, ("content", "delegation_id"))
+        check_keys("event", event, {"type", "event_id", "content", "delegation_id"}, ("content", "delegation_id"))
         content = event["content"]
         if not isinstance(content, str) or not content:
             raise LiveClientError("'content' must be a non-empty string.", "invalid_value", "content")
@@ -463,24 +312,24 @@ class LiveEngineSession:
     # ------------------------------------------------------------------ decisions (not simulated)
 
     def _on_decision_create(self, event: dict[str, Any]) -> None:
-        _keys("event", event, {"type", "event_id"}, ("event_id",))
+        check_keys("event", event, {"type", "event_id"}, ("event_id",))
         raise LiveClientError("Decisions delegation is not configured for this session.", "decisions_not_configured")
 
     def _on_decision_item_create(self, event: dict[str, Any]) -> None:
-        _keys("event", event, {"type", "event_id", "item"}, ("item",))
+        check_keys("event", event, {"type", "event_id", "item"}, ("item",))
         item = event["item"]
         if not isinstance(item, dict):
             raise LiveClientError("'item' must be an object.", "invalid_type", "item")
         self._emit("decision.item.created", event.get("event_id"), item={"id": self._new_id("item_"), **item})
 
     def _on_decision_item_delete(self, event: dict[str, Any]) -> None:
-        _keys("event", event, {"type", "event_id", "item_id"}, ("item_id",))
+        check_keys("event", event, {"type", "event_id", "item_id"}, ("item_id",))
         self._emit("decision.item.deleted", event.get("event_id"), item_id=event["item_id"])
 
     # ------------------------------------------------------------------ Responses delegation
 
     def _on_response_item_create(self, event: dict[str, Any]) -> None:
-        _keys("event", event, {"type", "event_id", "item"}, ("item",))
+        check_keys("event", event, {"type", "event_id", "item"}, ("item",))
         item = event["item"]
         if not isinstance(item, dict) or item.get("type") != "function_call_output":
             return  # other Responses input items: accepted, not simulated
@@ -494,7 +343,7 @@ class LiveEngineSession:
         )
 
     def _on_response_create(self, event: dict[str, Any]) -> None:
-        _keys("event", event, {"type", "event_id"})
+        check_keys("event", event, {"type", "event_id"})
         assert self.session is not None
         if self.session["delegation"].get("type") != "responses":
             raise LiveClientError("response.create needs Responses delegation.", "invalid_request")
@@ -506,18 +355,8 @@ class LiveEngineSession:
                 if then:
                     self._say(render_followup(then, delegation.output))
 
-    def _response_event(self, delegation: _Delegation, kind: str, status: str, output: list[Any]) -> None:
-        response = {
-            "id": delegation.response_id,
-            "object": "response",
-            "created_at": int(time.time()),
-            "status": status,
-            "model": self._backend_model(),
-            "output": output,
-            "parallel_tool_calls": True,
-            "tool_choice": "auto",
-            "tools": [],
-        }
+    def _response_event(self, delegation: Delegation, kind: str, status: str, output: list[Any]) -> None:
+        response = response_object(delegation.response_id, status, self._backend_model(), output)
         self._emit(
             "response.event",
             delegation_id=delegation.id,
@@ -535,14 +374,14 @@ class LiveEngineSession:
 
     def _on_session_input_audio_append(self, event: dict[str, Any]) -> None:
         if len(event) > 2 and set(event) - {"type", "audio", "event_id"}:
-            raise _unknown(min(set(event) - {"type", "audio", "event_id"}))
+            raise unknown_parameter(min(set(event) - {"type", "audio", "event_id"}))
         try:
             raw = binascii.a2b_base64(event["audio"])
         except (KeyError, TypeError, binascii.Error):
             raise LiveClientError("'audio' must be base64.", "invalid_value", "audio") from None
         self._input_bytes += len(raw)
         assert self._vad is not None
-        pcm = self._decode(raw)
+        pcm = decode(self.codec, raw)
         if self._muted:
             pcm = bytes(len(pcm))
         for change in self._vad.feed(pcm):
@@ -564,7 +403,7 @@ class LiveEngineSession:
 
     def _output_until(self, input_bytes: int) -> None:
         """Continuous output, in step with input: whole chunks up to the timeline."""
-        chunk = self.chunk_ms * self._bytes_per_ms()
+        chunk = self.chunk_ms * bytes_per_ms(self.codec)
         while self._output_bytes + chunk <= input_bytes:
             self._emit_chunk(chunk)
 
@@ -573,17 +412,17 @@ class LiveEngineSession:
         data = b""
         if line is not None and line.ready:
             if line.pos == 0:
-                line.start_ms = self._ms(self._output_bytes)
+                line.start_ms = duration_ms(self.codec, self._output_bytes)
             data = line.audio[line.pos : line.pos + size]
             line.pos += len(data)
-            end_ms = self._ms(line.pos)
+            end_ms = duration_ms(self.codec, line.pos)
             while line.spoken_words < len(line.words) and line.words[line.spoken_words][0] < end_ms:
                 offset, word = line.words[line.spoken_words]
                 line.spoken_words += 1
                 nxt = (
                     line.words[line.spoken_words][0]
                     if line.spoken_words < len(line.words)
-                    else self._ms(len(line.audio))
+                    else duration_ms(self.codec, len(line.audio))
                 )
                 self._emit(
                     "session.output_transcript.delta",
@@ -595,7 +434,7 @@ class LiveEngineSession:
                 self._line = None
                 if line.then is not None:
                     line.then()
-        audio = data + self._silence(size - len(data))
+        audio = data + silence(self.codec, size - len(data))
         self._output_bytes += size
         # Primary-WebSocket audio deltas carry no event_id and no timing.
         self._out.append({"type": "session.output_audio.delta", "delta": base64.b64encode(audio).decode()})
@@ -634,7 +473,7 @@ class LiveEngineSession:
         assert turn.call is not None
         target = self.session["delegation"].get("type") or "client"
         target = target if target in ("client", "responses") else "client"
-        delegation = _Delegation(self._new_id("deleg_"), turn, target)
+        delegation = Delegation(self._new_id("deleg_"), turn, target)
         body: dict[str, Any] = {"id": delegation.id, "type": "delegation", "target": target}
         if target == "responses":
             delegation.response_id = self._new_id("resp_")
@@ -660,8 +499,8 @@ class LiveEngineSession:
 
     def _say(self, text: str) -> None:
         self._stop_line()
-        request = SpeechRequest(self._new_id("speech_"), text, self._rate(), self.script.voice, 1.0)
-        self._line = _Line(text=text, request_id=request.id, start_ms=self.position_ms)
+        request = SpeechRequest(self._new_id("speech_"), text, sample_rate(self.codec), self.script.voice, 1.0)
+        self._line = SpokenLine(text=text, request_id=request.id, start_ms=self.position_ms)
         self._speech_requests.append(request)
 
     def _stop_line(self) -> None:

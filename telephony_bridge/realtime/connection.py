@@ -11,19 +11,17 @@ consumer through `ConnectionEvents`, typed, in wire order. Caller audio goes thr
 from __future__ import annotations
 
 import asyncio
-import binascii
 import itertools
 import logging
-import os
-import traceback
 from collections import deque
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any
 
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import (
     ConnectionClosed,
+    ConnectionClosedOK,
     InvalidHandshake,
     InvalidStatus,
     InvalidURI,
@@ -31,16 +29,17 @@ from websockets.exceptions import (
 from websockets.protocol import State
 
 from telephony_bridge.realtime import dialect as wire
+from telephony_bridge.realtime.connection_dispatch import ServerEventDispatch
 from telephony_bridge.realtime.connection_events import (
     NO_CONSUMER,
     ConnectionEvents,
     Reconnected,
 )
 from telephony_bridge.realtime.conversation import ConversationMirror
+from telephony_bridge.realtime.dialect import Codec
 from telephony_bridge.realtime.events import (
     AUDIO_DELTA_TYPE,
-    RealtimeAPIEvents,
-    event_for_wire_type,
+    Dialect,
 )
 from telephony_bridge.realtime.stall import (
     DEFAULT_ANSWER_STALL_TIMEOUT_S,
@@ -53,8 +52,6 @@ from telephony_bridge.tasks import TaskOwner
 
 log = logging.getLogger("telephony_bridge.realtime")
 
-Dialect = Literal["ga", "beta"]
-Codec = Literal["pcm16", "g711_ulaw"]
 
 # OpenAI caps a Realtime session at 60 minutes; recycle at a turn boundary well before that.
 DEFAULT_SESSION_MAX_S = 55 * 60
@@ -83,7 +80,7 @@ class RealtimeConnectionError(ConnectionError):
     """The model WebSocket could not be opened. The message never contains the API key."""
 
 
-class ModelConnection:
+class ModelConnection(ServerEventDispatch):
     # Error codes after which the session is unusable (GPT-Live adds its own: live_connection.py).
     fatal_error_codes: frozenset[str] = FATAL_ERROR_CODES
 
@@ -362,7 +359,13 @@ class ModelConnection:
         try:
             loop = asyncio.get_running_loop()
             stall = self._answer_stall
-            async for raw in ws:
+            while True:
+                # The frame's bytes as they came, not `async for raw in ws`: decoding a text frame
+                # to str is a UTF-8 pass and a copy of the whole delta (6,400 characters of PCM16
+                # base64 per 100 ms), and orjson parses bytes directly, checking UTF-8 itself; the
+                # async iterator is one more generator hop per message. Together 8,300 of the
+                # bridge's 704,000 instructions per model delta (bench/README.md, issue 22).
+                raw = await ws.recv(decode=False)
                 stall.last_heard_at = loop.time()
                 try:
                     event = orjson.loads(raw)
@@ -370,6 +373,8 @@ class ModelConnection:
                     log.warning("%s: model sent a frame that is not JSON; ignored", self.tasks.label)
                     continue
                 await self.dispatch(event)
+        except ConnectionClosedOK:
+            pass  # the close handshake completed: what `async for` ends on
         except ConnectionClosed as exc:
             received = exc.rcvd
             return (received.code, received.reason, False) if received else (1006, "connection lost", False)
@@ -480,120 +485,6 @@ class ModelConnection:
         ws = self._ws
         if ws is not None:
             self.tasks.spawn(ws.close(1000, "recycling before the session limit"), name="recycle model session")
-
-    # --- server events --------------------------------------------------------------------
-    async def dispatch(self, event: Any) -> None:
-        """Untrusted input from the model enters here: a malformed event is logged and skipped,
-        never allowed to kill the reader (and with it the call's model audio)."""
-        if not isinstance(event, dict):
-            self._malformed(f"a JSON {type(event).__name__}, not an object")
-            return
-        try:
-            await self._dispatch_event(event)
-        except (asyncio.CancelledError, ConnectionClosed):
-            raise
-        except Exception as exc:
-            # The place, as text: a logged exc_info would pin the frames (and the call) in any log
-            # handler that keeps records.
-            where = traceback.extract_tb(exc.__traceback__)[-1]
-            self._malformed(
-                f"{event.get('type')!r} event broke its handling ({type(exc).__name__}: {exc}, "
-                f"at {os.path.basename(where.filename)}:{where.lineno})"
-            )
-
-    def _malformed(self, what: str) -> None:
-        self.stats.malformed_events += 1
-        count = self.stats.malformed_events
-        if count <= 10 or count % 100 == 0:
-            log.warning("%s: malformed model event #%d ignored: %s", self.tasks.label, count, what)
-
-    async def _dispatch_event(self, event: dict[str, Any]) -> None:
-        kind = event.get("type")
-        if kind == self.audio_delta_type:  # the hot path: model audio to the consumer
-            audio = self._decode_audio(event)
-            if audio is not None:
-                await self._events.on_audio_delta(
-                    event.get("response_id", ""),
-                    event.get("item_id", ""),
-                    event.get("content_index", 0),
-                    audio,
-                    len(audio) * self._ms_per_byte,
-                    event,
-                )
-            return
-        if self.trace:
-            log.info("%s ← %s", self.tasks.label, trace_line(event))
-        member = event_for_wire_type(kind, self.dialect) if isinstance(kind, str) else RealtimeAPIEvents.Unknown
-        if member is RealtimeAPIEvents.ResponseAudioDone:
-            await self._events.on_audio_done(event.get("response_id", ""))
-        self._bookkeep(member, event)
-        if member is RealtimeAPIEvents.ResponseFunctionCallArgumentsDone and "name" not in event:
-            # The beta wire leaves the name out; scenarios written for GA read data["name"].
-            item = self.conversation.items.get(event.get("item_id", ""))
-            if item is not None and item.name:
-                event["name"] = item.name
-        if member is RealtimeAPIEvents.SessionUpdated and self._own_session_updated(event):
-            return  # the bridge's own update: the session state is kept, the consumer is not told
-        self._events.on_server_event(member, event)
-        if member is RealtimeAPIEvents.Error:
-            self._session_update_refused(event)
-            self._apply_error_policy(event)
-
-    def _decode_audio(self, event: dict[str, Any]) -> bytes | None:
-        """An audio delta's bytes, counted and told to the stall policy and the mirror; None if unusable."""
-        try:
-            audio = binascii.a2b_base64(event["delta"])
-        except (KeyError, TypeError, binascii.Error):
-            log.warning("%s: audio delta without valid base64; ignored", self.tasks.label)
-            return None
-        if self.codec == "pcm16" and len(audio) % 2:
-            audio = audio[:-1]  # half a sample cannot be played; keep the stream's alignment
-        self._account_audio(event.get("item_id", ""), audio)
-        return audio
-
-    def _account_audio(self, item_id: str, audio: bytes) -> float:
-        """Model audio received for `item_id` (however it came: a delta, or a WebRTC track): counted
-        and told to the stall policy and the mirror. Returns its duration in ms."""
-        duration_ms = len(audio) * self._ms_per_byte
-        self.stats.model_audio_deltas += 1
-        self.stats.model_audio_ms += duration_ms
-        self._answer_stall.audio_received(self._answer_stall.last_heard_at, duration_ms)
-        self.conversation.audio_received(item_id, duration_ms)
-        return duration_ms
-
-    def _bookkeep(self, member: RealtimeAPIEvents, event: dict[str, Any]) -> None:
-        """Keep the consumer told of response and item lifecycles (needed before any audio), and
-        the conversation mirror current for a replay."""
-        self.conversation.apply(event)
-        if member is RealtimeAPIEvents.InputAudioBufferSpeechStarted:
-            self.caller_speaking = True
-        elif member is RealtimeAPIEvents.InputAudioBufferSpeechStopped:
-            self.caller_speaking = False
-        if member is RealtimeAPIEvents.ResponseCreated:
-            rid = (event.get("response") or {}).get("id", "")
-            self._responses_in_progress.add(rid)
-            self._answer_stall.response_started(rid, self._answer_stall.last_heard_at)
-            self._answering.set()
-            self._events.on_response_started(rid)
-        elif member is RealtimeAPIEvents.ResponseOutputItemAdded:
-            item = event.get("item") or {}
-            if item.get("type") == "message":
-                self._events.on_item_added(event.get("response_id", ""), item.get("id", ""))
-        elif member is RealtimeAPIEvents.ResponseAudioDone:
-            self._answer_stall.audio_finished(event.get("response_id", ""))
-        elif member is RealtimeAPIEvents.ResponseDone:
-            self._answer_stall.audio_finished((event.get("response") or {}).get("id", ""))
-            self._response_finished((event.get("response") or {}).get("id", ""))
-            self._maybe_recycle()
-        elif member is RealtimeAPIEvents.SessionCreated:
-            self.session_id = (event.get("session") or {}).get("id")
-            self.session = event.get("session") or {}
-        elif member is RealtimeAPIEvents.SessionUpdated:
-            self.session = event.get("session") or {}
-
-    def _response_finished(self, response_id: str) -> None:
-        self._responses_in_progress.discard(response_id)
-        self._events.on_response_finished(response_id)
 
     def _apply_error_policy(self, event: dict[str, Any]) -> None:
         self.stats.errors += 1

@@ -44,7 +44,7 @@ from aiortc import MediaStreamTrack, RTCDataChannel, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 from av import AudioFrame
 from websockets.asyncio.client import ClientConnection
-from websockets.exceptions import ConnectionClosedError
+from websockets.exceptions import ConnectionClosedError, ConnectionClosedOK
 from websockets.protocol import State
 
 from telephony_bridge.audio.formats import L16_8K, L16_24K, ULAW_8K
@@ -174,6 +174,17 @@ class DataChannelLink:
         if self.state is not State.OPEN or self.channel.readyState != "open":
             raise ConnectionClosedError(None, None)
         self.channel.send(message.decode() if isinstance(message, bytes) else message)
+
+    async def recv(self, decode: bool | None = None) -> str | bytes:
+        """The next event, as websockets' `recv` gives it (bytes with `decode=False`); a close is
+        ConnectionClosedOK (asked for) or ConnectionClosedError (dropped), as there."""
+        message = await self._inbox.get()
+        if message is None:
+            self._inbox.put_nowait(None)  # every later recv ends too
+            if self._failed:
+                raise ConnectionClosedError(None, None)
+            raise ConnectionClosedOK(None, None)
+        return message.encode() if decode is False else message
 
     def __aiter__(self) -> AsyncIterator[str]:
         return self._messages()

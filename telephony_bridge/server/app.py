@@ -35,6 +35,7 @@ from telephony_bridge.server.scenario_api import scenario_routes
 from telephony_bridge.server.scenario_sessions import stop_scenario_sessions
 from telephony_bridge.server.session_http import session_http_routes
 from telephony_bridge.server.settings import Settings
+from telephony_bridge.server.softphone import softphone_routes
 
 log = logging.getLogger("telephony_bridge.server")
 
@@ -82,6 +83,14 @@ def create_app(settings: Settings, runtime: BridgeRuntime | None = None) -> Star
             audiosocket = AudioSocketServer(runtime, settings.audiosocket_listeners, settings.carrier_config())
             await audiosocket.start()
             runtime.audiosocket = audiosocket
+        sip = None
+        if settings.sip_listen:
+            from telephony_bridge.server.sip_listener import SipServer, default_media
+
+            media = runtime.sip_media or default_media(settings, runtime)
+            sip = SipServer(runtime, settings.sip_listeners, settings.carrier_config(), media)
+            await sip.start()
+            runtime.sip = sip
         if settings.call_store:
             from telephony_bridge.server.store_writer import StoreWriter
 
@@ -114,6 +123,10 @@ def create_app(settings: Settings, runtime: BridgeRuntime | None = None) -> Star
             await stop_scenario_sessions(runtime)
             if audiosocket is not None:
                 await audiosocket.stop()
+            if sip is not None:
+                await sip.stop()
+            if runtime.softphone is not None:
+                await runtime.softphone.stop()
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
@@ -153,6 +166,7 @@ def create_app(settings: Settings, runtime: BridgeRuntime | None = None) -> Star
             Route("/metrics", metrics, methods=["GET"]),
             *recording_routes(settings),
             *console_routes(runtime),
+            *softphone_routes(runtime),  # the browser softphone: its page, signalling and calls
         ],
         middleware=[Middleware(ExposeTransportAbort)],
         lifespan=lifespan,

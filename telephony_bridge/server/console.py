@@ -26,7 +26,6 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from telephony_bridge.server.call_store import CallFilter, day_bounds
 from telephony_bridge.server.console_auth import console_refusal
 from telephony_bridge.server.console_pages import call_page, calls_page, live_page, message_page, waveform_peaks
 from telephony_bridge.server.journal import UnsafeFileName, safe_child
@@ -81,6 +80,9 @@ def console_routes(runtime: Any) -> list[Route]:
         calls = store()
         if calls is None:
             return unavailable()
+        # Here, not at the module's top: the store's SQLAlchemy weighs ~30 MB, loaded with the store only.
+        from telephony_bridge.server.call_store import CallFilter, day_bounds
+
         query = {k: request.query_params.get(k, "").strip() for k in ("number", "scenario", "outcome", "date", "page")}
         since = until = None
         if query["date"]:

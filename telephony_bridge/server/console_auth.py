@@ -36,8 +36,9 @@ def _matches(presented: str, expected: list[str]) -> bool:
     return any([hmac.compare_digest(presented.encode(), e.encode()) for e in expected])  # noqa: C419
 
 
-def console_refusal(connection: HTTPConnection, settings: Settings) -> Response | None:
-    """None when the request may go on; otherwise the response (refusal, or the cookie redirect)."""
+def console_refusal(connection: HTTPConnection, settings: Settings, cookie_path: str = "/console") -> Response | None:
+    """None when the request may go on; otherwise the response (refusal, or the cookie redirect).
+    `cookie_path`: where the session cookie is sent back (the softphone's pages are under /softphone)."""
     tokens = console_tokens(settings)
     if not tokens:
         host = connection.client.host if connection.client else ""
@@ -59,7 +60,7 @@ def console_refusal(connection: HTTPConnection, settings: Settings) -> Response 
             _cookie_value(given),
             httponly=True,
             samesite="strict",
-            path="/console",
+            path=cookie_path,
             secure=settings.base_url.startswith("https:"),
         )
         return response

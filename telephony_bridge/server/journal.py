@@ -9,7 +9,7 @@ import re
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import orjson
 
@@ -23,6 +23,9 @@ from telephony_bridge.realtime.observer import (
     ObserverEvent,
     ServerEvent,
 )
+
+if TYPE_CHECKING:
+    from telephony_bridge.voxengine.recording import CallRecording
 
 log = logging.getLogger("telephony_bridge.call")
 
@@ -194,6 +197,17 @@ class CallJournal:
         elif member is LiveAPIEvents.Error:
             error = event.get("error") or {}
             self.record("model.error", code=error.get("code"), message=error.get("message"))
+
+    def recording(self, recording: CallRecording, loop_now: float) -> None:
+        """The call's recording, for the call store: its file and where it starts on this journal's
+        clock (`recording.started_ms` is on the event loop's clock, read now as `loop_now`)."""
+        journal_start = loop_now - (time.monotonic() - self.started_at)
+        self.record(
+            "call.recording",
+            recording_id=recording.recording_id,
+            file=recording.url.rsplit("/", 1)[-1],
+            offset_s=round(recording.started_ms / 1000 - journal_start, 3),
+        )
 
     def close(self) -> None:
         if self._stream is not None:

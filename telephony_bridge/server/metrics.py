@@ -55,6 +55,14 @@ class BridgeMetrics:
     frames_in: int = 0
     frames_out: int = 0
     frames_rejected: int = 0
+    # RTP/RTCP of SIP calls (server/sip_media.py): what a peer sent that was not used, and why.
+    rtp_packets_foreign: int = 0  # from a source other than the one the stream latched to
+    rtp_packets_malformed: int = 0  # not RTP (or a telephone-event payload that is not one)
+    rtp_packets_discarded: int = 0  # duplicate, late, out of sequence, or a payload type not negotiated
+    rtp_packets_lost: int = 0  # never came: concealed with silence
+    rtp_frames_overflowed: int = 0  # audio dropped from a full queue (a session not reading, a runaway sender)
+    rtcp_packets_rejected: int = 0  # malformed, or from a foreign source
+    rtp_ports_exhausted: int = 0  # calls refused (503) for want of an RTP port pair
     barge_ins: int = 0
     truncations: int = 0
     deletions: int = 0
@@ -97,6 +105,13 @@ _COUNTED = (
     "calls_over_capacity",
     "handler_events_dropped",
     "frames_rejected",
+    "rtp_packets_foreign",
+    "rtp_packets_malformed",
+    "rtp_packets_discarded",
+    "rtp_packets_lost",
+    "rtp_frames_overflowed",
+    "rtcp_packets_rejected",
+    "rtp_ports_exhausted",
     "barge_ins",
     "truncations",
     "deletions",
@@ -139,6 +154,31 @@ class Exporter:
             ),
             "frames_rejected": Counter(
                 "telephony_bridge_carrier_frames_rejected", "Malformed carrier frames logged and skipped", registry=r
+            ),
+            "rtp_packets_foreign": Counter(
+                "telephony_bridge_rtp_packets_foreign",
+                "RTP packets from a source the call did not latch to",
+                registry=r,
+            ),
+            "rtp_packets_malformed": Counter(
+                "telephony_bridge_rtp_packets_malformed", "Datagrams on an RTP port that were not RTP", registry=r
+            ),
+            "rtp_packets_discarded": Counter(
+                "telephony_bridge_rtp_packets_discarded",
+                "RTP packets dropped: duplicate, late, out of sequence or of a payload type not negotiated",
+                registry=r,
+            ),
+            "rtp_packets_lost": Counter(
+                "telephony_bridge_rtp_packets_lost", "RTP packets that never came (concealed as silence)", registry=r
+            ),
+            "rtp_frames_overflowed": Counter(
+                "telephony_bridge_rtp_frames_overflowed", "RTP audio frames dropped from a full queue", registry=r
+            ),
+            "rtcp_packets_rejected": Counter(
+                "telephony_bridge_rtcp_packets_rejected", "RTCP packets malformed or from a foreign source", registry=r
+            ),
+            "rtp_ports_exhausted": Counter(
+                "telephony_bridge_rtp_ports_exhausted", "SIP calls refused for want of an RTP port pair", registry=r
             ),
             "barge_ins": Counter("telephony_bridge_barge_ins", "Interruptions that cleared playback", registry=r),
             "truncations": Counter(

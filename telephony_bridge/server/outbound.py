@@ -115,6 +115,12 @@ class PendingLink:
         if self.target is not None:
             await self.target.send_clear()
 
+    async def send_digits(self, digits: str) -> None:
+        """DTMF out (where the carrier can: `capabilities.dtmf_out`), once the stream is bound."""
+        send = getattr(self.target, "send_digits", None)
+        if send is not None:
+            await send(digits)
+
 
 class _OutboundControl:
     """The Call's control API: the carrier's, with the carrier's call id once it is known."""
@@ -331,6 +337,51 @@ class Dialer:
         )
         host.tasks.spawn(outbound.dial(control, request), name=f"dial {number}")
         return call
+
+    def call_sip(self, uri: str, parameters: Mapping[str, Any]) -> Call:
+        """`VoxEngine.callSIP(uri, {callerid, headers})`: placed by the SIP listener (server/sip_outbound.py)."""
+        if not isinstance(uri, str) or not (uri.startswith(("sip:", "sips:")) or _E164.fullmatch(uri)):
+            raise ValueError(f"callSIP: {uri!r} is not a sip: URI (or an E.164 number for SIP_OUTBOUND's trunk)")
+        if not isinstance(parameters, Mapping):
+            raise TypeError("callSIP: parameters must be a mapping ({'callerid': ..., 'headers': {...}})")
+        callerid = str(parameters.get("callerid") or parameters.get("callerId") or "")
+        headers = parameters.get("headers") or {}
+        if not isinstance(headers, Mapping):
+            raise TypeError("callSIP: headers must be a mapping of X-* names to values")
+        runtime, host = self._runtime, self._host
+        sip = runtime.sip
+        capabilities = sip.carrier.capabilities if sip is not None else _NO_CARRIER
+        key = secrets.token_urlsafe(18)
+        link = PendingLink(capabilities, ULAW_8K)
+        outbound = OutboundCall(key, host, runtime, link, amd=False)
+        runtime.outbound_calls[key] = outbound
+        if sip is None:
+            outbound.call = self._call(outbound, link, callerid, uri, None)
+            host.call_placed(outbound)
+            asyncio.get_running_loop().call_soon(outbound.fail, 503, "no SIP listener to place calls from (--sip)")
+            return outbound.call
+        # The UAC is the Call's control, and it needs the Call: made first, the Call right after,
+        # before the loop runs either (nothing is sent until the UAC's task starts).
+        uac = sip.place_call(outbound, uri, callerid, headers)
+        outbound.call = self._call(outbound, link, callerid, uri, uac)
+        host.call_placed(outbound)
+        log.info("%s: calling %s over SIP", host.label, uri)
+        return outbound.call
+
+    def _call(self, outbound: OutboundCall, link: PendingLink, callerid: str, number: str, control: Any) -> Call:
+        host = self._host
+        return Call(
+            call_sid=f"outbound-{outbound.key[:8]}",
+            caller_id=callerid,
+            number=number,
+            custom_data={},
+            link=link,
+            tasks=host.tasks,
+            control=control,
+            clock_ms=host.now_ms,
+            on_hangup=outbound.hangup_requested,
+            preroll_ms=self._runtime.settings.preroll_ms,
+        )
 
 
 _NO_CARRIER = Capabilities(audio_formats=(ULAW_8K,), marks=False, clear=False)  # a call that cannot be placed

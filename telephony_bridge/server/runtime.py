@@ -72,6 +72,9 @@ class BridgeRuntime:
     outbound_calls: dict[str, Any] = field(default_factory=dict)
     call_store: Any = None  # server/store_writer.StoreWriter, made by create_app when CALL_STORE is on
     audiosocket: Any = None  # server/audiosocket.AudioSocketServer, started by the app's lifespan when configured
+    sip: Any = None  # server/sip_listener.SipServer, started by the app's lifespan when configured
+    sip_media: Any = None  # the SIP listener's media side; None: server/sip_media's RTP port pool
+    softphone: Any = None  # server/softphone.SoftphoneCalls, made with the app's routes, stopped by its lifespan
 
     def __post_init__(self) -> None:
         self.stream_tokens = StreamTokens(self.settings.stream_token_secret, self.settings.stream_token_ttl_s)

@@ -30,15 +30,14 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from starlette.websockets import WebSocketDisconnect, WebSocketState
+from starlette.websockets import WebSocketDisconnect
 
-from telephony_bridge.audio.formats import ULAW_8K, AudioFormat
+from telephony_bridge.audio.formats import ULAW_8K
 from telephony_bridge.audio.gaps import GapFiller
 from telephony_bridge.carriers.base import (
     STREAM_TOKEN_PARAMETER,
     CallStarted,
     Carrier,
-    CarrierCodec,
     DtmfReceived,
     MarkEchoed,
     StreamEnded,
@@ -47,9 +46,11 @@ from telephony_bridge.carriers.errors import CarrierProtocolError
 from telephony_bridge.lifecycle import CallEnd, EndReason
 from telephony_bridge.server.asgi import TRANSPORT_ABORT_SCOPE_KEY
 from telephony_bridge.server.journal import CallJournal
+from telephony_bridge.server.media_link import MediaLink, close_reason
 from telephony_bridge.server.media_transport import MediaTransport
-from telephony_bridge.server.metrics import UPLINK_SAMPLE_EVERY, BridgeMetrics
+from telephony_bridge.server.metrics import UPLINK_SAMPLE_EVERY
 from telephony_bridge.server.session_http import HANDLER_TIMEOUT_S, access_url
+from telephony_bridge.server.session_watchdog import watch
 from telephony_bridge.server.stream_tokens import StreamGrant, StreamTokenError
 from telephony_bridge.tasks import TaskOwner
 from telephony_bridge.voxengine.call import Call
@@ -87,87 +88,6 @@ class StreamRefused(Exception):
     """A stream binding's refusal of a start: the reason is logged and ends the call."""
 
 
-class MediaLink:
-    """The carrier side of one call, as the Call sees it: audio, marks and clears written through
-    the carrier's codec (text or binary frames, as it says).
-
-    uvicorn's send waits while the socket's write buffer is over its high-water mark, so a carrier
-    that stops reading would block whoever plays into the call (the model's reader) for as long as
-    the TCP connection lives. The link only counts sends waiting and done — two integer updates a
-    send — and the session's watchdog ends the call when sends wait without progress. Once the
-    carrier is gone (closed, disconnected, or given up on), sends are dropped quietly: the session is
-    ending the call, and an exception here would only surface in the model's reader.
-    """
-
-    def __init__(
-        self,
-        websocket: MediaTransport,
-        codec: CarrierCodec,
-        carrier: Carrier,
-        audio_format: AudioFormat,
-        abort: Callable[[], None] | None = None,
-        metrics: BridgeMetrics | None = None,
-    ) -> None:
-        self._websocket = websocket
-        self._codec = codec
-        self.capabilities = carrier.capabilities
-        self.audio_format = audio_format  # what the stream carries, both ways
-        self._abort = abort
-        self._metrics = metrics or BridgeMetrics()
-        self.sends_waiting = 0
-        self.sends_done = 0
-        self.gone = False
-
-    async def send_media(self, audio: bytes) -> None:
-        self._metrics.frames_out += 1
-        await self._send(self._codec.audio(audio))
-
-    async def send_mark(self, name: str) -> None:
-        await self._send(self._codec.mark(name))
-
-    async def send_clear(self) -> None:
-        await self._send(self._codec.clear())
-
-    async def send_digits(self, digits: str) -> None:
-        """DTMF out, on a carrier whose capabilities say it can (its codec then has `dtmf`)."""
-        await self._send(self._codec.dtmf(digits))  # type: ignore[attr-defined]
-
-    async def _send(self, frame: str | bytes) -> None:
-        if self.gone:
-            return
-        self.sends_waiting += 1
-        try:
-            if isinstance(frame, str):
-                await self._websocket.send_text(frame)
-            else:
-                await self._websocket.send_bytes(frame)
-        except (WebSocketDisconnect, RuntimeError, OSError):
-            self.gone = True  # closed under us: the carrier reader sees the disconnect and ends the call
-        finally:
-            self.sends_waiting -= 1
-            self.sends_done += 1
-
-    async def close(self, code: int, reason: str, timeout_s: float) -> bool:
-        """Close with `code` and `reason`, waiting at most `timeout_s` for the close frame to get
-        out; a carrier that does not read by then is dropped (its socket aborted). False then."""
-        self.gone = True
-        websocket = self._websocket
-        if (
-            websocket.application_state == WebSocketState.DISCONNECTED
-            or websocket.client_state == WebSocketState.DISCONNECTED
-        ):
-            return True  # the carrier closed first
-        try:
-            await asyncio.wait_for(websocket.close(code, reason), timeout_s)
-        except TimeoutError:
-            if self._abort is not None:
-                self._abort()
-            return False
-        except (RuntimeError, WebSocketDisconnect, OSError):
-            pass  # closed under us: nothing left to tell the carrier
-        return True
-
-
 class CallSession:
     def __init__(
         self,
@@ -203,8 +123,8 @@ class CallSession:
         self.frames_in = 0
         self.dtmf_in = 0
         self.unit_failures = 0
-        self._forwarding = False  # the carrier reader is waiting on the media units (watchdog reads it)
-        self._carrier_stalled = False
+        self.forwarding = False  # the carrier reader is waiting on the media units (watchdog reads it)
+        self.carrier_stalled = False
         self._link_closed = False
         self._ended = asyncio.Event()
         self._end = EndReason(CallEnd.CALLER_HUNG_UP)
@@ -226,7 +146,7 @@ class CallSession:
         async with asyncio.TaskGroup() as group:
             self.tasks = TaskOwner(self.label, group)
             reader = self.tasks.spawn(self._read_carrier(), name="carrier reader")
-            watchdog = self.tasks.spawn(self._watch(), name="watchdog")
+            watchdog = self.tasks.spawn(watch(self), name="watchdog")
             await self._ended.wait()
             reader.cancel()
             watchdog.cancel()
@@ -260,7 +180,7 @@ class CallSession:
                     call = self.call
                     if call is None:
                         continue
-                    self._forwarding = True
+                    self.forwarding = True
                     sampled = self.frames_in % UPLINK_SAMPLE_EVERY == 0
                     started = loop.time() if sampled else 0.0
                     timestamp_ms = event.timestamp_ms
@@ -271,7 +191,7 @@ class CallSession:
                         self._unit_failed(exc)
                     if sampled:  # what the bridge adds between the carrier's frame and the model's append
                         metrics.uplink_latency_s.append(loop.time() - started)
-                    self._forwarding = False
+                    self.forwarding = False
                 elif event is not None and await self._handle(event):
                     break
         except WebSocketDisconnect as exc:
@@ -331,53 +251,6 @@ class CallSession:
                 exc_info=self.unit_failures == 1,
             )
 
-    # --- the watchdog ---------------------------------------------------------------------
-    async def _watch(self) -> None:
-        """End the call when its carrier stops reading, when its media units stop taking caller
-        audio, or when it never starts. Progress is judged from counters the hot paths bump anyway,
-        sampled a few times per timeout (at most every second), so a stall is acted on within about
-        1 to 1.5 timeouts of its start."""
-        settings = self.runtime.settings
-        peer_timeout, media_timeout = settings.peer_stall_timeout_s, settings.media_stall_timeout_s
-        period = min(max(min(peer_timeout, media_timeout, settings.start_timeout_s) / 4, 0.02), 1.0)
-        loop = self._loop
-        started_at = loop.time()
-        link_done, link_moved_at = -1, started_at
-        frames_seen, frames_moved_at = -1, started_at
-        while True:
-            await asyncio.sleep(period)
-            now = loop.time()
-            link = self.link
-            if link is None:
-                if not self.codec.started and now - started_at >= settings.start_timeout_s:
-                    reason = f"no start message within {settings.start_timeout_s:g} s"
-                    log.warning("%s: %s; closing the stream", self.label, reason)
-                    self.end(CallEnd.NO_START, reason)
-                    return
-                continue
-            if link.sends_waiting == 0 or link.sends_done != link_done:
-                link_done, link_moved_at = link.sends_done, now
-            elif now - link_moved_at >= peer_timeout:
-                log.warning(
-                    "%s: the carrier has not read for %g s (%d send(s) waiting); ending the call",
-                    self.label,
-                    peer_timeout,
-                    link.sends_waiting,
-                )
-                self._carrier_stalled = True
-                self.end(CallEnd.CARRIER_STALLED, f"carrier stopped reading for {peer_timeout:g} s")
-                return
-            if not self._forwarding or self.frames_in != frames_seen:
-                frames_seen, frames_moved_at = self.frames_in, now
-            elif now - frames_moved_at >= media_timeout:
-                log.warning(
-                    "%s: a media unit has not taken caller audio for %g s; ending the call", self.label, media_timeout
-                )
-                self.end(
-                    CallEnd.MEDIA_STALLED, f"caller audio stalled: a media unit took no audio for {media_timeout:g} s"
-                )
-                return
-
     # --- call start -----------------------------------------------------------------------
     async def _start(self, start: CallStarted) -> None:
         runtime = self.runtime
@@ -397,17 +270,7 @@ class CallSession:
         scenario_name = grant.scenario
         scenarios = runtime.scenarios  # the version in force when the call started (reload-safe)
         scenario = scenarios.get(scenario_name)
-        self.journal = CallJournal(self.label, runtime.settings.calls_dir)
-        self.journal.open(call_sid)
-        self.journal.record(
-            "call.started",
-            call_sid=call_sid,
-            caller=grant.caller,
-            number=grant.number,
-            scenario=scenario_name,
-            pid=os.getpid(),
-        )  # the worker, with --workers
-        runtime.metrics.calls_started += 1
+        self._open_journal(call_sid, grant)
         self.call = Call(
             call_sid=call_sid,
             caller_id=grant.caller,
@@ -417,7 +280,7 @@ class CallSession:
             tasks=tasks,
             control=self.carrier.call_control(),
             clock_ms=self.now_ms,
-            on_hangup=self._hangup_requested,
+            on_hangup=self.hangup_requested,
             preroll_ms=runtime.settings.preroll_ms,
             recordings=RecordingsConfig(runtime.settings.recordings_dir, runtime.settings.base_url),
         )
@@ -494,28 +357,28 @@ class CallSession:
             self.end(CallEnd.STREAM_REFUSED, "stream refused: no outbound call waits for it")
             return
         self._bind(start.call_id, start)
-        self.journal = CallJournal(self.label, runtime.settings.calls_dir)
-        self.journal.open(start.call_id)
-        self.journal.record(
-            "call.started",
-            call_sid=start.call_id,
-            caller=grant.caller,
-            number=grant.number,
-            scenario=grant.scenario,
-            direction="outbound",
-            session=outbound.host.session_id,
-            answered_by=outbound.answered_by,
-            pid=os.getpid(),
+        host = outbound.host
+        self._open_journal(
+            start.call_id, grant, direction="outbound", session=host.session_id, answered_by=outbound.answered_by
         )
-        runtime.metrics.calls_started += 1
         self.outbound, self.scenario_vox = outbound, outbound.host.vox
         self.call = outbound.call
         assert self.link is not None
         outbound.attach(self, self.link)
 
-    def hangup_requested(self, kind: CallEnd) -> None:
-        """The scenario hung up (an outbound call's `call.hangup()`)."""
-        self._hangup_requested(kind)
+    def _open_journal(self, call_sid: str, grant: StreamGrant, **fields: Any) -> None:
+        self.journal = CallJournal(self.label, self.runtime.settings.calls_dir)
+        self.journal.open(call_sid)
+        self.journal.record(
+            "call.started",
+            call_sid=call_sid,
+            caller=grant.caller,
+            number=grant.number,
+            scenario=grant.scenario,
+            **fields,
+            pid=os.getpid(),  # the worker, with --workers
+        )
+        self.runtime.metrics.calls_started += 1
 
     def _observe_model(self, client: Any, observed: Any) -> None:
         """The call's clients report here (realtime/observer.py): the journal and the process metrics both listen."""
@@ -531,7 +394,8 @@ class CallSession:
             self.journal.record("app.http_request", method=payload["method"], path=payload["path"])
         return await self.vox.answer_http_request(payload, HANDLER_TIMEOUT_S)
 
-    def _hangup_requested(self, kind: CallEnd) -> None:
+    def hangup_requested(self, kind: CallEnd) -> None:
+        """The scenario hung up (`call.hangup()`; an outbound call's reaches here through server/outbound.py)."""
         if self.journal:
             self.journal.record("call.hangup", reason=kind.text)
         self.end(kind)
@@ -544,7 +408,7 @@ class CallSession:
         duration = time.monotonic() - self._started_at
         end = self._end
         reason = end.text
-        if self._carrier_stalled:
+        if self.carrier_stalled:
             # First: the model's reader may be blocked sending to this carrier, and closing the
             # model cleanly needs that reader. Dropping the link releases it.
             await self._close_link(reason)
@@ -569,7 +433,8 @@ class CallSession:
             await self._close_clients()
         await self._close_link(reason)
         if self.journal is not None:
-            self._journal_recording()
+            if self.call is not None and self.call.recording is not None:
+                self.journal.recording(self.call.recording, self._loop.time())
             self.journal.record(
                 "call.ended",
                 reason=reason,
@@ -608,18 +473,6 @@ class CallSession:
             self._namespace.clear()
             self._namespace = None
 
-    def _journal_recording(self) -> None:
-        """The call's recording, for the call store: its file and where it starts on the journal's clock."""
-        recording = self.call.recording if self.call is not None else None
-        if recording is not None and self.journal is not None:
-            journal_start = self._loop.time() - (time.monotonic() - self.journal.started_at)  # on the loop's clock
-            self.journal.record(
-                "call.recording",
-                recording_id=recording.recording_id,
-                file=recording.url.rsplit("/", 1)[-1],
-                offset_s=round(recording.started_ms / 1000 - journal_start, 3),
-            )
-
     def _handler_events_dropped(self) -> int:
         """Events the call's busy async handlers could not take (voxengine/listeners.py)."""
         owners = [self.call, self.vox, *(self.vox.clients if self.vox is not None else ())]
@@ -636,13 +489,7 @@ class CallSession:
         abort = self.websocket.scope.get(TRANSPORT_ABORT_SCOPE_KEY)
         link = self.link or MediaLink(self.websocket, self.codec, self.carrier, ULAW_8K, abort)  # never started
         wait_s = self.runtime.settings.peer_stall_timeout_s
-        if not await link.close(self._close_code, _close_reason(reason), wait_s):
+        if not await link.close(self._close_code, close_reason(reason), wait_s):
             log.warning(
                 "%s: the carrier did not take the close frame within %g s; connection dropped", self.label, wait_s
             )
-
-
-def _close_reason(reason: str) -> str:
-    """A WebSocket close reason holds at most 123 bytes of UTF-8."""
-    encoded = reason.encode("utf-8")
-    return reason if len(encoded) <= 123 else encoded[:120].decode("utf-8", "ignore") + "..."

@@ -68,6 +68,11 @@ Asterisk AudioSocket (server/audiosocket.py): ``AUDIOSOCKET_LISTEN`` (``audiosoc
 number being the dialed number of every call on that listener, routed like any other.
 ``AUDIOSOCKET_ALLOW``: the CIDRs an AudioSocket peer may connect from (unset: loopback only).
 
+SIP trunks (server/sip_listener.py, docs/sip.md): ``SIP_LISTEN`` (``sip_listen``; ``serve --sip``):
+comma-separated ``udp:HOST:PORT`` / ``tcp:HOST:PORT``. ``SIP_ALLOW`` (CIDRs admitted without a
+challenge), ``SIP_USERS`` (``user:password`` for digest), ``RTP_PORTS`` (default 20000-20999),
+``SIP_PUBLIC_ADDRESS`` (the address in SDP and Contact behind NAT).
+
 ``IDLE_RELEASE_S`` (``idle_release_s``, default 1; 0 turns it off): once no call has been in
 progress for this long, the process runs a full garbage collection and returns free pages to the
 OS (server/memory.py), so RSS comes back down after a busy period.
@@ -81,6 +86,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from telephony_bridge.carriers.audiosocket_carrier import ALLOW_ENV, Listener, parse_allow, parse_listen
+from telephony_bridge.carriers.sip.carrier import ALLOW_ENV as SIP_ALLOW_ENV
+from telephony_bridge.carriers.sip.carrier import DIGEST_ENV as SIP_DIGEST_ENV
+from telephony_bridge.carriers.sip.carrier import INVITE_RATE_ENV as SIP_INVITE_RATE_ENV
+from telephony_bridge.carriers.sip.carrier import OUTBOUND_ENV as SIP_OUTBOUND_ENV
+from telephony_bridge.carriers.sip.carrier import USERS_ENV as SIP_USERS_ENV
+from telephony_bridge.carriers.sip.carrier import (
+    SipListenerSpec,
+    parse_digest_algorithms,
+    parse_invite_rate,
+    parse_networks,
+    parse_outbound,
+    parse_sip_listen,
+    parse_users,
+)
+from telephony_bridge.server.sip_media import parse_port_range
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +145,7 @@ class Settings:
     retention_days: float = 0.0  # RETENTION_DAYS: 0 = keep every call
     console_token: str | None = field(default=None, repr=False)  # CONSOLE_TOKEN: the console's bearer token
     audiosocket_listen: tuple[str, ...] = ()  # AUDIOSOCKET_LISTEN / --audiosocket: HOST:PORT[=NUMBER] each
+    sip_listen: tuple[str, ...] = ()  # SIP_LISTEN / --sip: udp:HOST:PORT or tcp:HOST:PORT each
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -176,6 +197,7 @@ class Settings:
             "audiosocket_listen": tuple(
                 item.strip() for item in (opt("AUDIOSOCKET_LISTEN") or "").split(",") if item.strip()
             ),
+            "sip_listen": tuple(item.strip() for item in (opt("SIP_LISTEN") or "").split(",") if item.strip()),
         }
         if values["stream_token_secret"] is None:
             del values["stream_token_secret"]  # the default: a fresh random one
@@ -214,6 +236,20 @@ class Settings:
         for spec in self.audiosocket_listen:
             parse_listen(spec)  # ValueError at start-up, naming the bad listener
         parse_allow(self.environ.get(ALLOW_ENV, ""))
+        for spec in self.sip_listen:
+            parse_sip_listen(spec)
+        if self.sip_listen:  # the SIP carrier's own names: a bad one fails start-up, naming it
+            parse_networks(self.environ.get(SIP_ALLOW_ENV, ""))
+            parse_users(self.environ.get(SIP_USERS_ENV, ""))
+            parse_port_range(self.environ.get("RTP_PORTS") or "20000-20999")
+            parse_digest_algorithms(self.environ.get(SIP_DIGEST_ENV, ""))
+            parse_invite_rate(self.environ.get(SIP_INVITE_RATE_ENV, ""))
+            parse_outbound(self.environ.get(SIP_OUTBOUND_ENV, ""))
+
+    @property
+    def sip_listeners(self) -> list[SipListenerSpec]:
+        """The SIP listeners, parsed."""
+        return [parse_sip_listen(spec) for spec in self.sip_listen]
 
     @property
     def audiosocket_listeners(self) -> list[Listener]:

@@ -93,6 +93,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--events", action="store_true", help="show the simulator's full timeline, not just the conversation")
     add("--show-marks", action="store_true", help="with --events, every mark received and echoed too")
     add("--quiet", action="store_true", help="no live output, only the summary")
+    add(
+        "--sip",
+        metavar="URI",
+        help="call the bridge's SIP listener instead (sip:+15550100@127.0.0.1:5062): INVITE, RTP both ways, BYE",
+    )
 
 
 def _print_line(t_ms: float, kind: str, detail: str) -> None:
@@ -126,6 +131,8 @@ class _Console:
 
 async def run(args: argparse.Namespace) -> int:
     """``telephony-bridge call``: 0 = call ran cleanly, 1 = error or protocol errors, 2 = rejected."""
+    if getattr(args, "sip", None):
+        return await _run_sip(args)
     carrier = getattr(args, "carrier", "twilio")
     twilio = carrier == "twilio"
     token = args.auth_token if args.auth_token is not None else os.environ.get("TWILIO_AUTH_TOKEN") if twilio else None
@@ -182,6 +189,46 @@ async def run(args: argparse.Namespace) -> int:
     if result.error or result.protocol_errors:
         return 1
     return 2 if result.rejected else 0
+
+
+async def _run_sip(args: argparse.Namespace) -> int:
+    """`call --sip URI`: one call over SIP and RTP (testing/sip_phone.py), then its summary."""
+    from telephony_bridge.audio.files import read_wav_as_pcm16_8k_mono
+    from telephony_bridge.testing.sip_phone import encode_caller_audio, sip_phone_call
+
+    try:
+        pcm = await asyncio.to_thread(read_wav_as_pcm16_8k_mono, args.audio) if args.audio else b""
+    except (OSError, ValueError) as e:
+        print(f"error: {e}", flush=True)
+        return 1
+    quiet = DEFAULT_QUIET_S if args.hangup_after_silence is None else args.hangup_after_silence
+    result = await sip_phone_call(
+        args.sip,
+        caller=args.from_,
+        audio_ulaw=encode_caller_audio(pcm),
+        duration_s=args.duration,
+        hangup_after_silence_s=quiet,
+        max_duration_s=args.max_duration if args.max_duration is not None else DEFAULT_MAX_AFTER_AUDIO_S,
+    )
+    print(result.summary(), flush=True)
+    if result.connected and args.heard_wav:
+        from telephony_bridge.audio.g711 import ulaw_decode
+
+        await asyncio.to_thread(_write_wav, args.heard_wav, ulaw_decode(bytes(result.heard_ulaw)))
+        print(f"heard audio written to {args.heard_wav}")
+    if result.error:
+        return 1
+    return 0 if result.connected else 2
+
+
+def _write_wav(path: str, pcm16_8k: bytes) -> None:
+    import wave
+
+    with wave.open(path, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(8000)
+        out.writeframes(pcm16_8k)
 
 
 async def _last_journal_lines(journal: Path, stop: asyncio.Event, tail: asyncio.Task[None]) -> None:

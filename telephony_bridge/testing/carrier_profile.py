@@ -19,9 +19,13 @@ would have with the answer), `answer_content_types` and `signature_header` (for 
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
+
+import orjson
 
 from telephony_bridge.audio.formats import AudioFormat
 
@@ -34,6 +38,8 @@ __all__ = [
     "CarrierProfile",
     "PhoneEvent",
     "StreamTarget",
+    "json_message",
+    "media_or_mark",
 ]
 
 
@@ -109,3 +115,40 @@ class CarrierProfile(Protocol):
     def parse(self, message: str | bytes) -> PhoneEvent:
         """One message from the bridge; ValueError for one the carrier would not accept."""
         ...
+
+
+# --- what a phone reads of a JSON-text bridge (shared by the profiles whose messages have this shape)
+
+
+def json_message(carrier: str, message: str | bytes) -> dict[str, Any]:
+    """A bridge's JSON text message as an object; ValueError says what the carrier would refuse."""
+    if isinstance(message, bytes):
+        raise ValueError(f"binary frame of {len(message)} bytes: {carrier} expects JSON text")
+    try:
+        msg = orjson.loads(message)
+    except orjson.JSONDecodeError:
+        raise ValueError(f"not JSON: {message[:80]!r}") from None
+    if not isinstance(msg, dict):
+        raise ValueError(f"not a JSON object: {message[:80]!r}")
+    return msg
+
+
+def media_or_mark(event: object, msg: Mapping[str, Any], message: str) -> BridgeAudio | BridgeMark | None:
+    """A `media` (`media.payload`, base64) or `mark` (`mark.name`) message of Twilio's shape, which
+    Telnyx and SignalWire share; None for any other event."""
+    if event == "media":
+        media = msg.get("media")
+        payload = media.get("payload") if isinstance(media, dict) else None
+        if not isinstance(payload, str):
+            raise ValueError(f"media without media.payload string: {message[:80]!r}")
+        try:
+            return BridgeAudio(base64.b64decode(payload, validate=True))
+        except binascii.Error:
+            raise ValueError(f"media payload is not base64: {payload[:40]!r}") from None
+    if event == "mark":
+        mark = msg.get("mark")
+        name = mark.get("name") if isinstance(mark, dict) else None
+        if not isinstance(name, str):
+            raise ValueError(f"mark without mark.name string: {message[:80]!r}")
+        return BridgeMark(name)
+    return None

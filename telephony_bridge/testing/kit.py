@@ -24,25 +24,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
-import math
 import secrets
-import weakref
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from telephony_bridge.local_engine import Script, ToolCall, Turn, synthesize_async
+from telephony_bridge.testing.call_records import MODEL_CLOSE_WAIT_S, CallFlowError, CallRecords
+from telephony_bridge.testing.caller_audio import CALLER_VOICE, SAMPLE_RATE, caller_audio_pcm16
 from telephony_bridge.testing.fake_twilio_api import RestRequest, TwilioApiStandIn
-from telephony_bridge.testing.log_capture import (
-    CallLogHandler,
-    current_session,
-    session_sid,
-)
-from telephony_bridge.testing.recorder import ObservedEngine, socket_address
+from telephony_bridge.testing.recorder import ObservedEngine
 from telephony_bridge.testing.report import (
     CallReport,
     Event,
@@ -51,14 +43,9 @@ from telephony_bridge.testing.report import (
     ModelConnection,
     ToolCallRecord,
     Transfer,
-    journal_events,
-    tool_calls_of,
-    transcript_of,
-    transfers_of,
 )
 from telephony_bridge.testing.simulator import CallResult, TimelineEvent, make_profile, place_call
 from telephony_bridge.testing.simulator_callee import answer_outbound_call
-from telephony_bridge.testing.timeline import render_timeline
 
 __all__ = [
     "CALLER_VOICE",
@@ -78,26 +65,11 @@ __all__ = [
     "TwilioApiStandIn",
 ]
 
-CALLER_VOICE = "en-us+f3"  # espeak-ng voice of simulated callers (the agent's is the script's, en-us)
-SAMPLE_RATE = 8000
 DEFAULT_TO = "+15550100"  # the phone simulator's default number
 DEFAULT_FROM = "+15550199"
 DEFAULT_PATIENCE_S = 1.5  # a simulated caller hangs up after this long with nothing said either way
 DEFAULT_CALL_TIMEOUT_S = 30.0  # after the caller's last line
-MODEL_CLOSE_WAIT_S = 5.0
 PLACE_CALL_WAIT_S = 10.0  # how long start_scenario waits for the scenario to place its call
-
-
-class CallFlowError(AssertionError):
-    """A call the bridge did not let go of in time; the message holds the call's timeline so far."""
-
-
-@dataclass(slots=True)
-class _EndedCall:
-    entries: list[dict[str, Any]]
-    t0: float | None
-    model_addresses: list[tuple[Any, ...]]
-    journal_path: Path | None
 
 
 # ------------------------------------------------------------------------------------- CallFlow
@@ -162,14 +134,8 @@ class CallFlow:
         self._account_sid = "AC" + secrets.token_hex(16)
         self._auth_token = secrets.token_hex(16)
         self._stack = contextlib.AsyncExitStack()
-        # Sessions this flow's bridge ran, while anything still holds them (a process may run several flows).
-        self._sessions: weakref.WeakSet[Any] = weakref.WeakSet()
-        self._ended: dict[str, _EndedCall] = {}
-        self._ended_signal: dict[str, asyncio.Event] = {}
-        self._logs: dict[str, list[LogLine]] = {}
-        self._in_flight: dict[str, tuple[str, str, list[TimelineEvent]]] = {}
+        self.records = CallRecords(self.engine, self.twilio)
         self._audiosocket_urls: dict[str, str] = {}  # dialed number → tcp:// of its AudioSocket listener
-        self._log_handler = CallLogHandler(self._owns, self._logged)
         self._rendered: list[Script] = []
         self._placed: asyncio.Queue[tuple[str, dict[str, str]]] | None = None
 
@@ -192,7 +158,7 @@ class CallFlow:
                 )
                 self.twilio.start()
                 stack.push_async_callback(asyncio.to_thread, self.twilio.stop)  # shutdown() blocks up to 0.5 s
-            self._capture_logs(stack)
+            self.records.capture_logs(stack)
             environ = dict(self._secrets)
             if self.webrtc:
                 environ |= {
@@ -219,9 +185,9 @@ class CallFlow:
             if self.call_store:
                 settings = replace(settings, call_store=True, database_url=self.database_url)
             runtime = load_runtime(settings)
-            runtime.on_session_start.append(self._session_added)
-            runtime.on_session_end.append(self._session_ended)
-            self.runtime = await stack.enter_async_context(running_bridge(settings, runtime))
+            runtime.on_session_start.append(self.records.session_added)
+            runtime.on_session_end.append(self.records.session_ended)
+            self.runtime = self.records.runtime = await stack.enter_async_context(running_bridge(settings, runtime))
         except BaseException:
             await stack.aclose()
             raise
@@ -229,16 +195,6 @@ class CallFlow:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self._stack.aclose()
-
-    def _capture_logs(self, stack: contextlib.AsyncExitStack) -> None:
-        bridge_logger = logging.getLogger("telephony_bridge")
-        scenario_logger = logging.getLogger("telephony_bridge.scenario")
-        bridge_logger.addHandler(self._log_handler)
-        stack.callback(bridge_logger.removeHandler, self._log_handler)
-        if scenario_logger.getEffectiveLevel() > logging.INFO:  # scenarios' Logger.info must reach us
-            previous = scenario_logger.level
-            scenario_logger.setLevel(logging.INFO)
-            stack.callback(scenario_logger.setLevel, previous)
 
     @property
     def url(self) -> str:
@@ -314,7 +270,7 @@ class CallFlow:
         """
         if self.runtime is None:
             raise RuntimeError("CallFlow is not started: use `async with CallFlow(...)` or the call_flow fixture")
-        pcm16, _ = await asyncio.gather(_caller_audio(caller_says, audio, digits), self._render_script())
+        pcm16, _ = await asyncio.gather(caller_audio_pcm16(caller_says, audio, digits), self._render_script())
         audio_s = len(pcm16) / 2 / SAMPLE_RATE
         limit = audio_s + (timeout if timeout is not None else self.call_timeout)
         twilio = carrier == "twilio"
@@ -328,36 +284,51 @@ class CallFlow:
         )
         new_call_id = getattr(profile, "new_call_id", None)
         call_sid = str(new_call_id()) if new_call_id is not None else "CA" + secrets.token_hex(16)
+        return await self._follow(
+            call_sid,
+            to,
+            from_,
+            limit,
+            lambda on_event: place_call(
+                url,
+                to=to,
+                from_=from_,
+                caller_audio=pcm16,
+                digits=list(digits),
+                duration_s=duration if duration is not None else limit,
+                hangup_after_silence_s=None if duration is not None else hang_up_after_silence,
+                call_sid=call_sid,
+                on_event=on_event,
+                profile=profile,
+            ),
+        )
+
+    async def _follow(
+        self,
+        call_sid: str,
+        to: str,
+        from_: str,
+        limit: float,
+        phone: Callable[[Callable[[TimelineEvent], None]], Awaitable[CallResult]],
+    ) -> CallReport:
+        """Run the phone's side of one call (at most `limit` s and a margin), wait for the bridge to
+        finish with it, and report it; CallFlowError with the timeline so far when either hangs."""
         phone_events: list[TimelineEvent] = []
-        self._in_flight[call_sid] = (to, from_, phone_events)
+        records = self.records
+        records.in_flight[call_sid] = (to, from_, phone_events)
         deadline = asyncio.get_running_loop().time() + limit
         try:
             try:
-                result = await asyncio.wait_for(
-                    place_call(
-                        url,
-                        to=to,
-                        from_=from_,
-                        caller_audio=pcm16,
-                        digits=list(digits),
-                        duration_s=duration if duration is not None else limit,
-                        hangup_after_silence_s=None if duration is not None else hang_up_after_silence,
-                        call_sid=call_sid,
-                        on_event=phone_events.append,
-                        profile=profile,
-                    ),
-                    limit + 5,
-                )
+                result = await asyncio.wait_for(phone(phone_events.append), limit + 5)
             except TimeoutError:
                 raise CallFlowError(
-                    f"call {call_sid} did not end within {limit + 5:.0f} s\n" + self._in_flight_timeline(call_sid)
+                    f"call {call_sid} did not end within {limit + 5:.0f} s\n"
+                    + self.records.in_flight_timeline(call_sid)
                 ) from None
-            ended = None
-            if result.connected:
-                ended = await self._wait_ended(call_sid, deadline)
+            ended = await self.records.wait_ended(call_sid, deadline) if result.connected else None
         finally:
-            del self._in_flight[call_sid]
-        report = self._report(call_sid, to, from_, result, ended)
+            del self.records.in_flight[call_sid]
+        report = self.records.report(call_sid, to, from_, result, ended)
         self.reports.append(report)
         return report
 
@@ -408,7 +379,7 @@ class CallFlow:
                 "start_scenario needs CallFlow(twilio=True) (the fixture: "
                 "@pytest.mark.call_flow(twilio=True)): Twilio's REST stand-in places the call"
             )
-        pcm16, _ = await asyncio.gather(_caller_audio(callee_says, audio, ()), self._render_script())
+        pcm16, _ = await asyncio.gather(caller_audio_pcm16(callee_says, audio, ()), self._render_script())
         status, body = await asyncio.to_thread(self.start_scenario_request, name, custom_data)
         if status != 201:
             raise CallFlowError(f"starting scenario {name!r} failed: HTTP {status} {body}")
@@ -419,36 +390,24 @@ class CallFlow:
         to, from_ = form.get("To", ""), form.get("From", "")
         audio_s = len(pcm16) / 2 / SAMPLE_RATE
         limit = audio_s + (timeout if timeout is not None else self.call_timeout)
-        phone_events: list[TimelineEvent] = []
-        self._in_flight[call_sid] = (to, from_, phone_events)
-        deadline = asyncio.get_running_loop().time() + limit
-        try:
-            try:
-                result = await asyncio.wait_for(
-                    answer_outbound_call(
-                        form,
-                        call_sid=call_sid,
-                        account_sid=self._account_sid,
-                        callee_audio=pcm16,
-                        outcome=outcome,
-                        answered_by=answered_by,
-                        auth_token=self._auth_token,
-                        duration_s=duration if duration is not None else limit,
-                        hangup_after_silence_s=None if duration is not None else hang_up_after_silence,
-                        on_event=phone_events.append,
-                    ),
-                    limit + 5,
-                )
-            except TimeoutError:
-                raise CallFlowError(
-                    f"call {call_sid} did not end within {limit + 5:.0f} s\n" + self._in_flight_timeline(call_sid)
-                ) from None
-            ended = await self._wait_ended(call_sid, deadline) if result.connected else None
-        finally:
-            del self._in_flight[call_sid]
-        report = self._report(call_sid, to, from_, result, ended)
-        self.reports.append(report)
-        return report
+        return await self._follow(
+            call_sid,
+            to,
+            from_,
+            limit,
+            lambda on_event: answer_outbound_call(
+                form,
+                call_sid=call_sid,
+                account_sid=self._account_sid,
+                callee_audio=pcm16,
+                outcome=outcome,
+                answered_by=answered_by,
+                auth_token=self._auth_token,
+                duration_s=duration if duration is not None else limit,
+                hangup_after_silence_s=None if duration is not None else hang_up_after_silence,
+                on_event=on_event,
+            ),
+        )
 
     async def wait_for_sessions(self, timeout: float = 10.0) -> None:
         """Wait until every scenario session started through the API has ended (CallFlowError if not)."""
@@ -482,158 +441,9 @@ class CallFlow:
         except urllib.error.HTTPError as exc:
             return exc.code, exc.read().decode()
 
-    async def _wait_ended(self, call_sid: str, deadline: float) -> _EndedCall:
-        signal = self._ended_signal.setdefault(call_sid, asyncio.Event())
-        remaining = max(1.0, deadline - asyncio.get_running_loop().time())
-        try:
-            await asyncio.wait_for(signal.wait(), remaining)
-        except TimeoutError:
-            raise CallFlowError(
-                f"the bridge did not finish call {call_sid} within {remaining:.0f} s of its "
-                f"stream closing\n" + self._in_flight_timeline(call_sid)
-            ) from None
-        ended = self._ended[call_sid]
-        # Let the engine read the last client events of this call's model connections.
-        addresses = set(ended.model_addresses)
-        await self.engine.wait_until(
-            lambda: all(c.closed for c in self.engine.model_connections if c.remote in addresses), MODEL_CLOSE_WAIT_S
-        )
-        return ended
-
-    # -- bridge notifications (the runtime's session hooks and the log handler) ------------------
-    def _session_added(self, session: Any) -> None:
-        # Called in the task that runs the session, before it runs: log records from that task and
-        # every task it starts belong to this call.
-        self._sessions.add(session)
-        current_session.set(session)
-
-    def _owns(self, session: Any) -> bool:
-        return session in self._sessions
-
-    def _session_ended(self, session: Any) -> None:
-        sid = session_sid(session)
-        if sid is None:
-            return
-        journal = getattr(session, "journal", None)
-        vox = getattr(session, "vox", None) or getattr(
-            session, "scenario_vox", None
-        )  # an outbound call's is its session's
-        addresses = [socket_address(client.local_address) for client in getattr(vox, "clients", None) or ()]
-        self._ended[sid] = _EndedCall(
-            entries=list(journal.entries) if journal is not None else [],
-            t0=journal.started_at if journal is not None else None,
-            model_addresses=[a for a in addresses if a],
-            journal_path=getattr(journal, "path", None),
-        )
-        self._ended_signal.setdefault(sid, asyncio.Event()).set()
-
-    def _logged(self, call_sid: str, line: LogLine) -> None:
-        self._logs.setdefault(call_sid, []).append(line)
-
-    # -- building reports -------------------------------------------------------------------------
-    def _report(self, call_sid: str, to: str, from_: str, result: CallResult, ended: _EndedCall | None) -> CallReport:
-        entries = ended.entries if ended is not None else []
-        events = journal_events(entries)
-        started = next((e for e in events if e.kind == "call.started"), None)
-        finished = next((e for e in events if e.kind == "call.ended"), None)
-        rest = self._rest_requests(call_sid, ended.t0 if ended else None)
-        model = [
-            c for c in self.engine.model_connections if ended is not None and c.remote in set(ended.model_addresses)
-        ]
-        return CallReport(
-            call_sid=call_sid,
-            to=to,
-            from_=from_,
-            scenario=started.get("scenario") if started else None,
-            rejected=result.rejected,
-            transcript=transcript_of(events),
-            tool_calls=tool_calls_of(events),
-            events=events,
-            hung_up=any(e.kind == "call.hangup" for e in events),
-            end_reason=finished.get("reason") if finished else None,
-            unheard_ms=result.playout.pending_ms if result.playout is not None else 0.0,
-            transfers=transfers_of(rest),
-            rest_requests=rest,
-            log=self._log_lines(call_sid, ended.t0 if ended else None),
-            model_inputs=[event for connection in model for event in connection.received],
-            model_connections=len(model),
-            caller=result,
-            journal_path=ended.journal_path if ended else None,
-        )
-
-    def _rest_requests(self, call_sid: str, t0: float | None) -> list[RestRequest]:
-        requests = self.twilio.requests_for(call_sid) if self.twilio is not None else []
-        if not requests:
-            return []
-        zero = t0 if t0 is not None else requests[0].t
-        return [replace(request, t=round(request.t - zero, 3)) for request in requests]
-
-    def _log_lines(self, call_sid: str, t0: float | None) -> list[LogLine]:
-        lines = self._logs.get(call_sid, [])
-        if not lines:
-            return []
-        zero = t0 if t0 is not None else lines[0].t
-        return [replace(line, t=round(line.t - zero, 3)) for line in lines]
-
-    def _in_flight_timeline(self, call_sid: str) -> str:
-        """The timeline of a call that has not finished: the phone's events and the live journal."""
-        to, from_, phone = self._in_flight.get(call_sid, ("?", "?", []))
-        session = (
-            next((s for s in list(self.runtime.sessions) if session_sid(s) == call_sid), None) if self.runtime else None
-        )
-        journal = getattr(session, "journal", None)
-        ended = self._ended.get(call_sid)
-        entries = ended.entries if ended else list(journal.entries) if journal is not None else []
-        t0 = ended.t0 if ended else journal.started_at if journal is not None else None
-        events = journal_events(entries)
-        rest = self._rest_requests(call_sid, t0)
-        return render_timeline(
-            call_sid,
-            to,
-            from_,
-            sorted(phone, key=lambda e: e.t_ms),
-            events,
-            transcript_of(events),
-            self._log_lines(call_sid, t0),
-            rest,
-            "still in progress",
-        )
-
     def timelines(self) -> list[tuple[str, str]]:
         """(title, text) of every call placed so far, finished or not: what a failing test prints."""
         out = [(f"call {n} to {r.to}", r.timeline()) for n, r in enumerate(self.reports, start=1)]
-        for call_sid, (to, _, _) in list(self._in_flight.items()):
-            out.append((f"call to {to} (unfinished)", self._in_flight_timeline(call_sid)))
+        for call_sid, (to, _, _) in list(self.records.in_flight.items()):
+            out.append((f"call to {to} (unfinished)", self.records.in_flight_timeline(call_sid)))
         return out
-
-
-async def _caller_audio(
-    caller_says: Sequence[tuple[float, str]], audio: bytes | str | Path | None, digits: Sequence[tuple[float, str]]
-) -> bytes:
-    """PCM16 8 kHz of the whole caller side: each line at its time, silence between, long enough to
-    reach the last key press (the simulator's silence hang-up only starts after the caller's audio)."""
-    if audio is not None and caller_says:
-        raise ValueError("give the caller's speech as `audio` or as `caller_says`, not both")
-    if audio is not None and not isinstance(audio, (bytes, bytearray, memoryview)):
-        from telephony_bridge.audio.files import read_wav_as_pcm16_8k_mono
-
-        audio = await asyncio.to_thread(read_wav_as_pcm16_8k_mono, audio)
-    if audio is not None:
-        samples = np.frombuffer(bytes(audio), dtype="<i2").astype(np.int32)
-    else:
-        samples = np.zeros(0, dtype=np.int32)
-        for at, text in sorted(caller_says):
-            if at < 0:
-                raise ValueError(f"caller line {text!r} at {at} s: times are seconds >= 0")
-            speech = np.frombuffer(await synthesize_async(text, SAMPLE_RATE, CALLER_VOICE), dtype="<i2").astype(
-                np.int32
-            )
-            start = round(at * SAMPLE_RATE)
-            if len(samples) < start + len(speech):
-                samples = np.concatenate([samples, np.zeros(start + len(speech) - len(samples), dtype=np.int32)])
-            samples[start : start + len(speech)] += speech  # overlapping lines mix, as two voices would
-    last_key = max((float(t) for t, _ in digits), default=-math.inf)
-    wanted = math.ceil((last_key + 0.1) * SAMPLE_RATE) if last_key > -math.inf else 0
-    if len(samples) < wanted:
-        samples = np.concatenate([samples, np.zeros(wanted - len(samples), dtype=np.int32)])
-    return np.clip(samples, -32768, 32767).astype("<i2").tobytes()

@@ -148,6 +148,11 @@ class Call:
         if self._state is not CallState.ALERTING:
             return
         self._state = CallState.CONNECTED
+        # A carrier whose calls are answered by the bridge itself (SIP: the 200 OK) has `answer` on
+        # its control; media-stream carriers answered before the stream began.
+        answer = getattr(self._control, "answer", None)
+        if answer is not None:
+            answer(self._call_sid)
         # On the next loop turn, as VoxEngine does: scenarios add the Connected listener after
         # answer() (Voximplant's own examples do), and would never hear it otherwise (pitfall 23).
         # Any other event of the call before that turn (a DTMF already read) fires it first.

@@ -28,7 +28,8 @@ from telephony_bridge.voxengine.listeners import (
     Listeners,
     enum_normalizer,
 )
-from telephony_bridge.voxengine.live_client import LiveAPIClient, LiveAPIEvents, create_live_api_client
+from telephony_bridge.voxengine.live_client import LiveAPIClient, LiveAPIEvents
+from telephony_bridge.voxengine.live_client_factory import create_live_api_client
 from telephony_bridge.voxengine.net import Net
 from telephony_bridge.voxengine.realtime_client import (
     RealtimeAPIClient,
@@ -177,6 +178,13 @@ class VoxEngine:
         if self.dialer is None:
             raise RuntimeError("this session cannot place calls (no carrier with dial credentials)")
         return self.dialer.call_pstn(number, callerid, parameters or {})
+
+    def callSIP(self, uri: str, parameters: Mapping[str, Any] | None = None) -> Any:
+        """Place a call over SIP (`"sip:+15550100@trunk.example.com"`); returns its `Call` at once,
+        as callPSTN does. `parameters`: `{"callerid": ..., "headers": {"X-...": ...}}`."""
+        if self.dialer is None:
+            raise RuntimeError("this session cannot place calls")
+        return self.dialer.call_sip(uri, parameters or {})
 
     def release(self) -> None:
         """After the call: forget the session (reference cycles) and the handlers. The clients stay

@@ -34,7 +34,6 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
@@ -56,6 +55,7 @@ from telephony_bridge.realtime.observer import (
 )
 from telephony_bridge.tasks import TaskOwner
 from telephony_bridge.voxengine.listeners import EventPayload, Handler, Listeners
+from telephony_bridge.voxengine.live_client_events import LiveClientEvents
 from telephony_bridge.voxengine.playout_channel import PlayoutChannel
 
 log = logging.getLogger("telephony_bridge.realtime")
@@ -108,7 +108,7 @@ class LiveChannel(PlayoutChannel):
 
 
 @with_snake_case_twins
-class LiveAPIClient:
+class LiveAPIClient(LiveClientEvents):
     """Voximplant's OpenAI.LiveAPIClient. Create with `OpenAI.createLiveAPIClient`."""
 
     _ids = itertools.count(1)
@@ -309,58 +309,6 @@ class LiveAPIClient:
             if self._connection.start_config is not None:
                 self._connection.start_config.update(update)  # a reseeded session starts with it
             self._send(live_wire.session_update(update, parameters.get("event_id")))
-
-    def sessionInstructionsAppend(self, parameters: Mapping[str, Any]) -> None:
-        self._send(
-            live_wire.instructions_append(
-                parameters["content"], parameters.get("delegation_id"), parameters.get("event_id")
-            )
-        )
-
-    def sessionThinkingAppend(self, parameters: Mapping[str, Any]) -> None:
-        self._send(
-            live_wire.thinking_append(
-                parameters["content"], parameters.get("delegation_id"), parameters.get("event_id")
-            )
-        )
-
-    def sessionCommentaryAppend(self, parameters: Mapping[str, Any]) -> None:
-        self._send(
-            live_wire.commentary_append(
-                parameters["content"], parameters.get("delegation_id"), parameters.get("event_id")
-            )
-        )
-
-    def sessionInputAudioMute(self, parameters: Mapping[str, Any] | None = None) -> None:
-        self._send(live_wire.input_audio_mute((parameters or {}).get("event_id")))
-
-    def sessionInputAudioUnmute(self, parameters: Mapping[str, Any] | None = None) -> None:
-        self._send(live_wire.input_audio_unmute((parameters or {}).get("event_id")))
-
-    def sessionOutputAudioFixturePlay(self, parameters: Mapping[str, Any]) -> None:
-        self._send(live_wire.output_audio_fixture_play(parameters["audio"], parameters.get("event_id")))
-
-    def decisionCreate(self, parameters: Mapping[str, Any]) -> None:
-        self._send(live_wire.decision_create(parameters["event_id"]))
-
-    def decisionItemCreate(self, parameters: Mapping[str, Any]) -> None:
-        self._send(live_wire.decision_item_create(parameters["item"], parameters.get("event_id")))
-
-    def decisionItemDelete(self, parameters: Mapping[str, Any]) -> None:
-        self._send(live_wire.decision_item_delete(parameters["item_id"], parameters.get("event_id")))
-
-    def responseItemCreate(self, parameters: Mapping[str, Any]) -> None:
-        """`response.item.create` (Responses delegation): e.g. a `function_call_output`."""
-        self._send(live_wire.response_item_create(parameters["item"], parameters.get("event_id")))
-
-    def responseCreate(self, parameters: Mapping[str, Any] | None = None) -> None:
-        """`response.create`: lets the Responses backend continue (after all function outputs).
-        It does not make the voice model speak."""
-        self._send(live_wire.response_create((parameters or {}).get("event_id")))
-
-    def sessionClose(self, parameters: Mapping[str, Any] | None = None) -> None:
-        """`session.close`; `SessionClosed` follows, then the server closes the socket."""
-        self._send(live_wire.session_close((parameters or {}).get("event_id")))
 
     # --- media graph ----------------------------------------------------------------------
     def sendMediaTo(self, unit: Any, parameters: Mapping[str, Any] | None = None) -> None:
@@ -575,64 +523,3 @@ def channel_format(codec: str) -> Any:
     from telephony_bridge.audio.formats import L16_24K
 
     return L16_24K if codec == "pcm16" else ULAW_8K
-
-
-def resolve_live_url(
-    base_url: str | None, environ: Mapping[str, str], local_engine_url: str | None, api_key: str | None
-) -> str:
-    """`baseUrl` (http(s) or ws(s), the Live path added) > LIVE_URL (as given) > the embedded local
-    engine when there is no key > OpenAI."""
-    if base_url:
-        parts = urlsplit(base_url)
-        scheme = {"https": "wss", "http": "ws"}.get(parts.scheme, parts.scheme)
-        path = parts.path.rstrip("/")
-        if not path.endswith("/live/sessions"):
-            path = (path if path.endswith("/v1") else path + "/v1") + "/live/sessions"
-        return urlunsplit((scheme, parts.netloc, path, parts.query, ""))
-    if environ.get("LIVE_URL"):
-        return environ["LIVE_URL"]
-    if not api_key and local_engine_url:
-        parts = urlsplit(local_engine_url)
-        return urlunsplit((parts.scheme, parts.netloc, live_wire.LIVE_PATH, "", ""))
-    return live_wire.OPENAI_LIVE_URL
-
-
-def _http_url(websocket_url: str) -> str:
-    parts = urlsplit(websocket_url)
-    return urlunsplit(({"wss": "https", "ws": "http"}.get(parts.scheme, parts.scheme), *parts[1:]))
-
-
-async def create_live_api_client(
-    parameters: Mapping[str, Any],
-    *,
-    tasks: TaskOwner,
-    environ: Mapping[str, str] | None = None,
-    local_engine_url: str | None = None,
-) -> LiveAPIClient:
-    """Voximplant's `OpenAI.createLiveAPIClient(parameters)`; connects before returning."""
-    environ = os.environ if environ is None else environ
-    parameters = dict(parameters or {})
-    api_key = parameters.get("apiKey") or environ.get("OPENAI_API_KEY")
-    transport = parameters.get("transport", "websocket")
-    url = resolve_live_url(parameters.get("baseUrl"), environ, local_engine_url, api_key)
-    if transport == "webrtc":
-        # The sessions endpoint over HTTP(S) (POST with the offer): `webrtcUrl`, LIVE_WEBRTC_URL,
-        # else the WebSocket URL's own, https for wss.
-        url = parameters.get("webrtcUrl") or environ.get("LIVE_WEBRTC_URL") or _http_url(url)
-    client = LiveAPIClient(
-        url=url,
-        transport=transport,
-        webrtc_config={name: value for name, value in environ.items() if name.startswith("WEBRTC_")},
-        api_key=api_key,
-        tasks=tasks,
-        codec="pcm16" if parameters.get("codec") == "pcm16" else "g711_ulaw",
-        on_websocket_close=parameters.get("onWebSocketClose"),
-        trace=bool(parameters.get("trace", False)),
-        statistics=bool(parameters.get("statistics", False)),
-        privacy=bool(parameters.get("privacy", False)),
-        reconnect=bool(parameters.get("reconnect", True)),
-        max_reconnect_attempts=int(parameters.get("maxReconnectAttempts", 12)),
-        ping_interval_s=parameters.get("pingIntervalS", DEFAULT_PING_INTERVAL_S),
-    )
-    await client.connect()
-    return client

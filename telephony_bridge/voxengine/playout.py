@@ -123,7 +123,12 @@ class Playout:
         out = self._converter.process(audio)
         starting = not ledger.episode_active
         if self.confirmation is Confirmation.MARKS:
-            mark = ledger.audio_sent(response_id, item_id, content_index, duration_ms, self._clock_ms())
+            # A marks carrier that buffers before playing (SIP: its RTP stream's clock and the far
+            # end's jitter buffer; Capabilities.playout_lead_ms, 0 for the others) starts audio
+            # written after a quiet spell that long after it is written: what was heard of it is
+            # counted from then until its mark echoes (realtime/playback.py, _head_progress).
+            starts_ms = self._clock_ms() + self.lead_ms
+            mark = ledger.audio_sent(response_id, item_id, content_index, duration_ms, starts_ms)
             if out:  # a tiny first delta can sit entirely in the resampler's look-ahead
                 if self.tap is not None:
                     self.tap.wrote(self._clock_ms(), out)

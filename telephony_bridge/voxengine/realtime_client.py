@@ -26,13 +26,13 @@ from telephony_bridge.realtime import dialect as wire
 from telephony_bridge.realtime.connection import (
     DEFAULT_PING_INTERVAL_S,
     DEFAULT_SESSION_MAX_S,
-    Codec,
-    Dialect,
     ModelConnection,
 )
 from telephony_bridge.realtime.connection_events import Reconnected
 from telephony_bridge.realtime.conversation import ConversationMirror
+from telephony_bridge.realtime.dialect import Codec
 from telephony_bridge.realtime.events import (
+    Dialect,
     MediaEvents,
     RealtimeAPIEvents,
     normalize_event_name,

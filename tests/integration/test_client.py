@@ -321,3 +321,24 @@ async def test_beta_function_call_done_gets_the_name_scenarios_expect():
         assert data["name"] == "get_current_time" and data["call_id"] == "call_1"
         await client.aclose()
         await tasks.aclose()
+
+
+async def test_a_model_frame_that_is_not_json_or_not_utf8_is_skipped_and_a_clean_close_is_clean(caplog):
+    # The reader takes frames as bytes (orjson checks UTF-8 itself): invalid UTF-8 in a text frame is
+    # one bad frame, logged and skipped like any non-JSON frame, not the end of the model connection.
+    async with ScriptedModel() as model:
+        closed = asyncio.get_running_loop().create_future()
+        client, tasks = await make_client(model, reconnect=False, onWebSocketClose=lambda e: closed.set_result((e.code, e.reason, e.wasClean)))
+        errors = []
+        client.addEventListener(RealtimeAPIEvents.Error, lambda e: errors.append(e.data["error"]["code"]))
+        ws = model.connections[-1]
+        with caplog.at_level(logging.WARNING):
+            await ws.send(b'{"type": "error", "error": {"code": "\xff\xfe"}}', text=True)
+            await ws.send("not json at all")
+            await model.send({"type": "error", "error": {"type": "invalid_request_error", "code": "after_the_bad_frames"}})
+            await eventually(lambda: errors == ["after_the_bad_frames"])
+        assert caplog.text.count("not JSON; ignored") == 2
+        assert not client.closed
+        await ws.close(1000, "bye")
+        assert await asyncio.wait_for(closed, 5) == (1000, "bye", True)
+        await tasks.aclose()

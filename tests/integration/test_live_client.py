@@ -14,7 +14,7 @@ from telephony_bridge.realtime.events import MediaEvents
 from telephony_bridge.realtime.live_wire import LiveAPIEvents
 from telephony_bridge.tasks import TaskOwner
 from telephony_bridge.testing.fault_proxy import FaultProxy
-from telephony_bridge.voxengine.live_client import create_live_api_client, resolve_live_url
+from telephony_bridge.voxengine.live_client_factory import create_live_api_client, resolve_live_url
 from tests.conformance.live_oracle import validate_live
 from tests.integration.scripted_model import eventually
 

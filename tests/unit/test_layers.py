@@ -48,6 +48,7 @@ LAYERS: dict[str, int] = {
     f"{PACKAGE}.realtime": 2,  # the protocol modules; the runtime ones are named below
     f"{PACKAGE}.realtime.playback": 3,
     f"{PACKAGE}.realtime.connection": 4,
+    f"{PACKAGE}.realtime.connection_dispatch": 4,  # ModelConnection's event intake (a base class of it)
     f"{PACKAGE}.realtime.uplink": 4,
     f"{PACKAGE}.realtime.live_connection": 4,  # GPT-Live runtime (live_wire is the protocol, layer 2)
     f"{PACKAGE}.realtime.live_uplink": 4,

@@ -238,3 +238,26 @@ def test_round_trip_snr_of_a_1khz_tone_is_at_least_60_db() -> None:
     error = back[core].astype(float) - reference
     snr = 10 * math.log10(np.mean(reference**2) / np.mean(error**2))
     assert snr >= 60
+
+
+@pytest.mark.parametrize(("from_rate", "to_rate"), [(8000, 24000), (24000, 8000), (8000, 16000), (16000, 24000), (24000, 16000)])
+def test_process_samples_of_an_array_is_process_of_its_bytes(from_rate: int, to_rate: int) -> None:
+    # The Converter hands a G.711 decode to the resampler as an int16 array (no bytes round trip):
+    # the stream must come out the same, frame by frame, whichever way it goes in.
+    rng = np.random.default_rng(7)
+    by_bytes, by_array = Resampler(from_rate, to_rate), Resampler(from_rate, to_rate)
+    for size in [160, 1, 0, 320, 4801, 2400, 7, 160]:
+        frame = rng.integers(-32768, 32768, size, dtype=np.int16)
+        assert by_array.process_samples(frame) == by_bytes.process(frame.tobytes())
+    assert by_array.flush() == by_bytes.flush()
+
+
+@pytest.mark.parametrize("ufunc", [True, False], ids=["clip ufunc", "minimum + maximum"])
+def test_to_pcm16_rounds_half_to_even_and_saturates(ufunc: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    from telephony_bridge.audio import resample_rational
+
+    if not ufunc:
+        monkeypatch.setattr(resample_rational, "_clip_ufunc", None)
+    values = np.array([0.5, 1.5, -0.5, -2.5, 32766.5, 32767.4, 32767.6, 1e9, -32768.4, -32768.6, -1e9, 12.49])
+    expected = np.array([0, 2, 0, -2, 32766, 32767, 32767, 32767, -32768, -32768, -32768, 12], dtype="<i2")
+    assert resample_rational.to_pcm16(values.copy()) == expected.tobytes()

@@ -423,6 +423,15 @@ def test_serializer_rejects_bad_arguments() -> None:
         TwilioStreamSerializer(STREAM_SID).mark(7)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("name", ["g0.1", "", 'a"b', "back\\slash", "new\nline", "é ☎ \U0001f4de", "\x00\x1f"])
+def test_mark_template_is_exactly_the_json_of_the_message(name: str) -> None:
+    # mark() is built from a template around the escaped name (one per model delta); it must be
+    # what serializing the whole message would give, byte for byte, for any name.
+    for sid in (STREAM_SID, 'MZ"\\\n'):
+        message = {"event": "mark", "streamSid": sid, "mark": {"name": name}}
+        assert TwilioStreamSerializer(sid).mark(name) == orjson.dumps(message).decode()
+
+
 def test_mark_round_trips_through_the_parser() -> None:
     """A mark the bridge sends comes back from Twilio in the same shape (plus sequenceNumber)."""
     sent = json.loads(TwilioStreamSerializer(STREAM_SID).mark("g3.9"))

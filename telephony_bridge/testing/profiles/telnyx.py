@@ -6,7 +6,6 @@ the bridge's codec."""
 from __future__ import annotations
 
 import base64
-import binascii
 import os
 import time
 import urllib.parse
@@ -19,11 +18,11 @@ from telephony_bridge.audio.formats import ULAW_8K
 from telephony_bridge.testing.carrier_profile import (
     AnswerDeclined,
     AnswerRequestSpec,
-    BridgeAudio,
     BridgeClear,
-    BridgeMark,
     PhoneEvent,
     StreamTarget,
+    json_message,
+    media_or_mark,
 )
 
 __all__ = ["TelnyxProfile"]
@@ -174,30 +173,12 @@ class TelnyxProfile:
         )
 
     def parse(self, message: str | bytes) -> PhoneEvent:
-        if isinstance(message, bytes):
-            raise ValueError(f"binary frame of {len(message)} bytes: Telnyx expects JSON text")
-        try:
-            msg = orjson.loads(message)
-        except orjson.JSONDecodeError:
-            raise ValueError(f"not JSON: {message[:80]!r}") from None
-        if not isinstance(msg, dict):
-            raise ValueError(f"not a JSON object: {message[:80]!r}")
+        msg = json_message("Telnyx", message)
+        assert isinstance(message, str)
         event = msg.get("event")
-        if event == "media":
-            media = msg.get("media")
-            payload = media.get("payload") if isinstance(media, dict) else None
-            if not isinstance(payload, str):
-                raise ValueError(f"media without media.payload string: {message[:80]!r}")
-            try:
-                return BridgeAudio(base64.b64decode(payload, validate=True))
-            except binascii.Error:
-                raise ValueError(f"media payload is not base64: {payload[:40]!r}") from None
-        if event == "mark":
-            mark = msg.get("mark")
-            name = mark.get("name") if isinstance(mark, dict) else None
-            if not isinstance(name, str):
-                raise ValueError(f"mark without mark.name string: {message[:80]!r}")
-            return BridgeMark(name)
+        audio_or_mark = media_or_mark(event, msg, message)
+        if audio_or_mark is not None:
+            return audio_or_mark
         if event == "clear":
             return BridgeClear()
         raise ValueError(f"unknown event {event!r}: {message[:80]!r}")

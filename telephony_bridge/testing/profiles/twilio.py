@@ -5,14 +5,11 @@ media-stream messages of testing/twilio_messages.py (written independently of th
 
 from __future__ import annotations
 
-import base64
-import binascii
 import secrets
 import urllib.parse
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 
-import orjson
 from twilio.request_validator import RequestValidator
 
 from telephony_bridge.audio.formats import ULAW_8K
@@ -20,11 +17,11 @@ from telephony_bridge.testing import twilio_messages as messages
 from telephony_bridge.testing.carrier_profile import (
     AnswerDeclined,
     AnswerRequestSpec,
-    BridgeAudio,
     BridgeClear,
-    BridgeMark,
     PhoneEvent,
     StreamTarget,
+    json_message,
+    media_or_mark,
 )
 
 __all__ = ["PARAMETER_LIMIT", "TwilioProfile"]
@@ -142,32 +139,11 @@ class TwilioProfile:
         return messages.mark(seq=sequence, stream_sid=self.stream_sid, name=name)
 
     def parse(self, message: str | bytes) -> PhoneEvent:
-        if isinstance(message, bytes):
-            raise ValueError(f"binary frame of {len(message)} bytes: Twilio expects JSON text")
-        try:
-            msg = orjson.loads(message)
-        except orjson.JSONDecodeError:
-            raise ValueError(f"not JSON: {message[:80]!r}") from None
-        if not isinstance(msg, dict):
-            raise ValueError(f"not a JSON object: {message[:80]!r}")
+        msg = json_message("Twilio", message)
+        assert isinstance(message, str)
         event = msg.get("event")
         if event not in ("media", "mark", "clear"):
             raise ValueError(f"unknown event {event!r}: {message[:80]!r}")
         if msg.get("streamSid") != self.stream_sid:
             raise ValueError(f"{event} with streamSid {msg.get('streamSid')!r}, expected {self.stream_sid!r}: ignored")
-        if event == "media":
-            media = msg.get("media")
-            payload = media.get("payload") if isinstance(media, dict) else None
-            if not isinstance(payload, str):
-                raise ValueError(f"media without media.payload string: {message[:80]!r}")
-            try:
-                return BridgeAudio(base64.b64decode(payload, validate=True))
-            except binascii.Error:
-                raise ValueError(f"media payload is not base64: {payload[:40]!r}") from None
-        if event == "mark":
-            mark = msg.get("mark")
-            name = mark.get("name") if isinstance(mark, dict) else None
-            if not isinstance(name, str):
-                raise ValueError(f"mark without mark.name string: {message[:80]!r}")
-            return BridgeMark(name)
-        return BridgeClear()
+        return media_or_mark(event, msg, message) or BridgeClear()

@@ -1,0 +1,260 @@
+"""Load generator for SIP calls' media: N phones speaking RTP to bench.sip_target, in one process.
+
+    python -m bench.sip_loadgen --control 127.0.0.1:C --calls N --duration S --out results.json
+
+Each call: a UDP socket (the phone's RTP port), `CALL` on the target's control port (the stand-in
+for INVITE/200/ACK; bench/sip_target.py), then what a phone does — it waits for the agent's first
+audio, sends 160-byte μ-law RTP every 20 ms with a continuous sequence and timestamp, records
+every packet the bridge sends, and hangs up (`BYE`) after `--duration` seconds of its own audio.
+
+The results have bench.loadgen's shape, so bench/load_analysis.py joins them with the engine's
+timestamps unchanged: uplink = the engine's receive time of the k-th append − the send time of
+the k-th RTP packet (one packet, one append); downlink = the arrival of the RTP packet that starts
+the engine's j-th delta − the engine's send time of that delta. The bridge paces RTP itself, so
+the j-th delta starts in the call's (j · delta_ms/20)-th packet of agent audio (comfort silence is
+not counted), and the downlink figure includes the wait for the stream's 20 ms tick (0–20 ms) —
+Twilio's figure ends where its media server takes over the pacing. There are no marks on SIP.
+
+Pacing is bench.loadgen's: 20 phase buckets, each one task on an absolute 20 ms schedule.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import random
+import secrets
+import sys
+import time
+from array import array
+from pathlib import Path
+
+import numpy as np
+import orjson
+
+if __package__ in (None, ""):  # `python bench/sip_loadgen.py`
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import FRAME_S, ULAW_FRAME_BYTES, install_fast_loop, pack_ints, pack_times  # noqa: E402
+from telephony_bridge.audio.g711 import ulaw_encode  # noqa: E402
+from telephony_bridge.carriers.sip.rtp import build_rtp  # noqa: E402
+
+BUCKETS = 20
+FIRST_AUDIO_TIMEOUT_S = 15.0
+COMFORT_SILENCE = b"\xff" * ULAW_FRAME_BYTES
+
+
+def caller_frames(count: int = 50) -> list[bytes]:
+    """One second of caller audio as μ-law frames (a voiced tone with some noise), looped."""
+    rate, n = 8000, count * ULAW_FRAME_BYTES
+    t = np.arange(n) / rate
+    rng = np.random.default_rng(7)
+    signal = 4000 * np.sin(2 * np.pi * 140 * t) + 1500 * np.sin(2 * np.pi * 1100 * t) + rng.normal(0, 300, n)
+    ulaw = ulaw_encode(np.clip(np.round(signal), -32768, 32767).astype("<i2").tobytes())
+    return [ulaw[i : i + ULAW_FRAME_BYTES] for i in range(0, n, ULAW_FRAME_BYTES)]
+
+
+class Phone(asyncio.DatagramProtocol):
+    """One call's RTP socket: records the agent audio that arrives."""
+
+    def __init__(self, call: SipCall) -> None:
+        self.call = call
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        call = self.call
+        if len(data) < 12 or data[1] & 0x7F != 0:
+            return
+        if data[12:] == COMFORT_SILENCE:
+            return
+        t = time.monotonic()
+        index = call.agent_frames
+        call.agent_frames = index + 1
+        if index % call.frames_per_delta == 0:  # this packet starts a model delta
+            call.recv_t.append(t)
+            call.recv_len.append(call.delta_bytes)
+        if not call.first_media.is_set():
+            call.first_media.set()
+
+
+class SipCall:
+    __slots__ = (
+        "agent_frames", "bridge", "bucket", "delta_bytes", "done", "error", "first_media", "frames_per_delta",
+        "frames_total", "index", "k", "recv_len", "recv_t", "sched_t", "send_t", "sequence", "sid", "ssrc",
+        "t_closed", "t_media_start", "t_start", "t_stop", "t_webhook", "timestamp", "transport",
+    )
+
+    def __init__(self, index: int, duration_s: float, bucket: int, delta_ms: int) -> None:
+        self.index = index
+        self.sid = f"sip-{index:06d}-{secrets.token_hex(6)}"
+        self.frames_total = max(1, int(round(duration_s / FRAME_S)))
+        self.bucket = bucket
+        self.delta_bytes = delta_ms * 8
+        self.frames_per_delta = max(1, delta_ms // 20)
+        self.transport: asyncio.DatagramTransport | None = None
+        self.bridge: tuple[str, int] = ("127.0.0.1", 0)
+        self.ssrc = secrets.randbits(32)
+        self.sequence = secrets.randbits(16)
+        self.timestamp = secrets.randbits(32)
+        self.k = 0
+        self.agent_frames = 0
+        self.send_t, self.sched_t, self.recv_t = array("d"), array("d"), array("d")
+        self.recv_len = array("i")
+        self.first_media = asyncio.Event()
+        self.done = asyncio.Event()
+        self.error: str | None = None
+        self.t_webhook = self.t_start = self.t_media_start = self.t_stop = self.t_closed = math.nan
+
+    def to_json(self) -> dict:
+        return {
+            "index": self.index, "sid": self.sid, "error": self.error, "close_code": None,
+            "frames_planned": self.frames_total, "frames_sent": len(self.send_t),
+            "send_t": pack_times(self.send_t), "sched_t": pack_times(self.sched_t),
+            "media_received": len(self.recv_t), "recv_t": pack_times(self.recv_t), "recv_len": pack_ints(self.recv_len),
+            "marks_received": 0, "marks_echoed": 0, "clears": 0,
+            "t_webhook": self.t_webhook, "t_start": self.t_start, "t_media_start": self.t_media_start,
+            "t_stop": self.t_stop, "t_closed": self.t_closed,
+        }
+
+
+class Pacer:
+    """20 phase buckets, each one task on an absolute 20 ms schedule (as bench.loadgen's)."""
+
+    def __init__(self, frames: list[bytes]) -> None:
+        self.frames = frames
+        self.buckets: list[list[SipCall]] = [[] for _ in range(BUCKETS)]
+        self.tasks: list[asyncio.Task] = []
+        self.base = time.monotonic()
+
+    def start(self) -> None:
+        self.tasks = [asyncio.create_task(self._run(b)) for b in range(BUCKETS)]
+
+    def add(self, call: SipCall) -> None:
+        self.buckets[call.bucket].append(call)
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+    async def _run(self, b: int) -> None:
+        bucket = self.buckets[b]
+        due = self.base + b * FRAME_S / BUCKETS
+        now, sleep = time.monotonic, asyncio.sleep
+        while True:
+            wait = due - now()
+            if wait > 0:
+                await sleep(wait)
+            for call in tuple(bucket):
+                self._tick(call, due)
+            due += FRAME_S
+
+    def _tick(self, call: SipCall, due: float) -> None:
+        k = call.k
+        packet = build_rtp(0, call.sequence, call.timestamp, call.ssrc, self.frames[k % len(self.frames)], k == 0)
+        call.sequence = (call.sequence + 1) & 0xFFFF
+        call.timestamp = (call.timestamp + ULAW_FRAME_BYTES) & 0xFFFFFFFF
+        call.sched_t.append(due)
+        call.send_t.append(time.monotonic())
+        assert call.transport is not None
+        call.transport.sendto(packet, call.bridge)
+        call.k = k + 1
+        if call.k >= call.frames_total:
+            self.buckets[call.bucket].remove(call)
+            call.done.set()
+
+
+async def control(address: tuple[str, int], line: str, timeout_s: float = 15.0) -> str:
+    async def exchange() -> str:
+        reader, writer = await asyncio.open_connection(*address)
+        try:
+            writer.write(line.encode() + b"\n")
+            await writer.drain()
+            return (await reader.readline()).decode().strip()
+        finally:
+            writer.close()
+
+    return await asyncio.wait_for(exchange(), timeout_s)
+
+
+async def run_call(call: SipCall, args: argparse.Namespace, pacer: Pacer) -> None:
+    loop = asyncio.get_running_loop()
+    now = time.monotonic
+    call.transport, _ = await loop.create_datagram_endpoint(lambda: Phone(call), local_addr=("127.0.0.1", 0))
+    rtp_port = call.transport.get_extra_info("sockname")[1]
+    call.t_webhook = now()
+    try:
+        answer = await control(args.control_address, f"CALL {call.sid} {rtp_port}")
+        if not answer.startswith("OK "):
+            call.error = f"call refused: {answer!r}"
+            return
+        call.bridge = ("127.0.0.1", int(answer.split()[1]))
+        call.t_start = now()
+        try:
+            await asyncio.wait_for(call.first_media.wait(), FIRST_AUDIO_TIMEOUT_S)
+        except TimeoutError:
+            call.error = f"no model audio within {FIRST_AUDIO_TIMEOUT_S:.0f} s of the call"
+            return
+        call.t_media_start = now()
+        pacer.add(call)
+        await call.done.wait()
+        call.t_stop = now()
+        if await control(args.control_address, f"BYE {call.sid}") != "OK":
+            call.error = "BYE not answered"
+        call.t_closed = now()
+    except (OSError, TimeoutError) as exc:
+        call.error = call.error or f"control failed: {type(exc).__name__}: {exc}"
+    finally:
+        call.transport.close()
+
+
+async def run(args: argparse.Namespace) -> dict:
+    host, _, port = args.control.rpartition(":")
+    args.control_address = (host, int(port))
+    pacer = Pacer(caller_frames())
+    pacer.start()
+    calls: list[SipCall] = []
+    cpu0, wall0 = time.process_time(), time.monotonic()
+    random.seed(args.seed)
+
+    async def after(delay_s: float, call: SipCall) -> None:
+        await asyncio.sleep(delay_s)
+        await run_call(call, args, pacer)
+
+    for index in range(args.calls):
+        calls.append(SipCall(index, args.duration, (index * 7) % BUCKETS, args.delta_ms))
+    await asyncio.gather(*(after(args.ramp * c.index / max(1, args.calls), c) for c in calls))
+    await pacer.stop()
+    return {
+        "calls": [c.to_json() for c in calls],
+        "loadgen_cpu_s": time.process_time() - cpu0,
+        "loadgen_wall_s": time.monotonic() - wall0,
+    }
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bench.sip_loadgen", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--control", required=True, help="bench.sip_target's control address, HOST:PORT")
+    parser.add_argument("--calls", type=int, default=10, help="concurrent calls")
+    parser.add_argument("--duration", type=float, default=20.0, help="seconds of caller audio per call")
+    parser.add_argument("--ramp", type=float, default=3.0, help="spread call starts over this many seconds")
+    parser.add_argument("--delta-ms", type=int, default=100, help="the engine's model audio per delta (the join)")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--out", required=True, help="write the JSON results here")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    loop = install_fast_loop()
+    result = asyncio.run(run(args))
+    result["loop"] = loop
+    Path(args.out).write_bytes(orjson.dumps(result))
+    failed = sum(1 for c in result["calls"] if c["error"])
+    print(f"DONE calls={len(result['calls'])} failed={failed}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

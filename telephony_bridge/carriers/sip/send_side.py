@@ -1,0 +1,158 @@
+"""What one RTP stream sends at each 20 ms tick, and when each mark has played: sans-I/O.
+
+The stream's clock (server/rtp_stream.py) calls `tick(now, ticks, lead)` once per due tick and
+sends the packet it returns; everything else here is state. Per tick, in this order:
+
+1. on hold (direction without send, or no address) nothing is sent: the queue waits, the
+   timestamp moves on, and the next audio starts a talk spurt;
+2. a digit being sent takes the tick (RFC 4733 event packets, then a pause of silence);
+3. otherwise the next 160 bytes of queued audio go (a short last piece padded with silence:
+   the end of a talk spurt), or comfort silence when nothing is queued.
+
+Marks: a mark placed after some audio has played at the far end once its last byte has left in
+a packet and the far end's lead has passed (`lead_s`: RTT/2 + its jitter buffer): ``sent +
+lead``, the queue in front of it counted. `due_echoes(now)` hands out those whose time has come,
+in order; `clear` drops the queue and hands back the marks that were waiting (flushed).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Mapping
+from typing import Final
+
+from telephony_bridge.audio.formats import Encoding
+from telephony_bridge.carriers.sip.dtmf import DIGITS, EventTick, digit_train
+from telephony_bridge.carriers.sip.rtp import RtpSender
+from telephony_bridge.carriers.sip.sending import OutboundAudio
+
+__all__ = ["FRAME_BYTES", "SAMPLES_PER_FRAME", "SILENCE", "SendSide"]
+
+SAMPLES_PER_FRAME: Final = 160  # 20 ms at 8 kHz
+FRAME_BYTES: Final = 160  # of G.711
+SILENCE: Final[Mapping[Encoding, bytes]] = {Encoding.ULAW: b"\xff" * FRAME_BYTES, Encoding.ALAW: b"\xd5" * FRAME_BYTES}
+_PAYLOAD_ENCODINGS: Final = {0: Encoding.ULAW, 8: Encoding.ALAW}
+
+
+class SendSide:
+    __slots__ = (
+        "_digits",
+        "_echoes",
+        "_event_timestamp",
+        "_events",
+        "_far_end_busy_until",
+        "_queue",
+        "event_payload_type",
+        "payload_type",
+        "sender",
+        "sending",
+        "to_wire",
+    )
+
+    def __init__(self, max_queued_bytes: int, sender: RtpSender | None = None) -> None:
+        self.sender = sender or RtpSender()
+        self.payload_type = 0
+        self.event_payload_type: int | None = None
+        self.sending = False  # the direction allows it and there is somewhere to send
+        self.to_wire: Callable[[bytes], bytes] | None = None  # transcoding, after a codec change
+        self._queue = OutboundAudio(max_queued_bytes)
+        self._digits: deque[str] = deque()
+        self._events: deque[EventTick] = deque()
+        self._event_timestamp = 0
+        self._far_end_busy_until = 0.0  # when the far end will have played all the audio sent (s)
+        self._echoes: deque[tuple[float, str]] = deque()  # (when it has played, mark), in order
+
+    # --- what the session writes ------------------------------------------------------------------
+    def write(self, audio: bytes) -> bool:
+        """Queue model audio; False when the queue is full (nothing queued)."""
+        return self._queue.append(audio)
+
+    def mark(self, name: str, now_s: float) -> None:
+        if self._queue.queued_bytes:
+            self._queue.mark(name)
+        else:  # all its audio has left: it has played once the far end has played what was sent
+            self._echo_at(max(now_s, self._far_end_busy_until), name)
+
+    def clear(self) -> list[str]:
+        """Barge-in: drop the queued audio; the marks that were waiting or due (to echo at once)."""
+        flushed = [name for _, name in self._echoes] + self._queue.clear()
+        self._echoes.clear()
+        return flushed
+
+    def digits(self, digits: str) -> None:
+        """Queue DTMF to send (ValueError for anything but 0-9, *, #, A-D, or without telephone-event)."""
+        if self.event_payload_type is None:
+            raise ValueError("the far end did not negotiate telephone-event")
+        if not digits or any(d not in DIGITS for d in digits):
+            raise ValueError(f"{digits[:20]!r} are not DTMF digits")
+        self._digits.extend(digits)
+
+    # --- the clock ------------------------------------------------------------------------------
+    def tick(self, now_s: float, ticks: int, lead_s: float) -> bytes | None:
+        """The packet for the tick due at `now_s` (`ticks` > 1: the loop stalled; the timestamp
+        covers them all, one packet goes); None when nothing is to be sent."""
+        sender = self.sender
+        if ticks > 1:
+            sender.advance(SAMPLES_PER_FRAME * (ticks - 1))
+        packet = self._next(now_s, lead_s) if self.sending else None
+        if packet is None:
+            sender.talk_spurt_ended()
+        sender.advance(SAMPLES_PER_FRAME)
+        return packet
+
+    def due_echoes(self, now_s: float) -> list[str]:
+        echoes, due = self._echoes, []
+        while echoes and echoes[0][0] <= now_s:
+            due.append(echoes.popleft()[1])
+        return due
+
+    @property
+    def next_echo_s(self) -> float | None:
+        return self._echoes[0][0] if self._echoes else None
+
+    def stop(self) -> None:
+        self._queue.clear()
+        self._echoes.clear()
+        self._digits.clear()
+        self._events.clear()
+
+    # --- internals ------------------------------------------------------------------------------
+    def _next(self, now_s: float, lead_s: float) -> bytes:
+        sender = self.sender
+        if self.event_payload_type is None:  # renegotiated without telephone-event: nothing to send them with
+            self._digits.clear()
+            self._events.clear()
+        if not self._events and self._digits:
+            self._events.extend(digit_train(self._digits.popleft()))
+        if self._events:
+            assert self.event_payload_type is not None
+            event = self._events.popleft()
+            if event.payload is None:  # the pause after a digit
+                return sender.audio(self.payload_type, self._silence(), voiced=False)
+            if event.first:
+                self._event_timestamp = sender.timestamp
+            packet = sender.packet(self.event_payload_type, event.payload, self._event_timestamp, event.first)
+            sender.talk_spurt_ended()
+            return packet
+        frame, marks = self._queue.take(FRAME_BYTES)
+        if frame is None:
+            payload, voiced = self._silence(), False
+        else:
+            payload, voiced = frame, True
+            if len(frame) < FRAME_BYTES:  # the end of a talk spurt: a whole frame, padded with silence
+                payload = frame + self._silence()[len(frame) :]
+            if self.to_wire is not None:
+                payload = self.to_wire(payload)
+            self._far_end_busy_until = now_s + len(frame) / 8000 + lead_s
+        for name, offset in marks:
+            played_at = now_s + offset / 8000 + lead_s if frame is not None else self._far_end_busy_until
+            self._echo_at(max(now_s, played_at), name)
+        return sender.audio(self.payload_type, payload, voiced)
+
+    def _echo_at(self, due_s: float, name: str) -> None:
+        if self._echoes and self._echoes[-1][0] > due_s:
+            due_s = self._echoes[-1][0]  # FIFO: a mark never plays before the one ahead of it
+        self._echoes.append((due_s, name))
+
+    def _silence(self) -> bytes:
+        return SILENCE[_PAYLOAD_ENCODINGS.get(self.payload_type, Encoding.ULAW)]
