@@ -23,6 +23,10 @@ needs and nothing the bridge could be blamed for:
   with `session.started` (μ-law 8 kHz unless the session asks for PCM), then streams
   `session.output_audio.delta`s continuously on the same absolute schedule; appends are
   `session.input_audio.append`, recognised the same way.
+* `--webrtc-port N` (bench.load --transport webrtc): the same sessions over WebRTC as well, offers
+  at `http://127.0.0.1:N/v1/realtime/calls?call=<CallSid>` (the local engine's WebRTC endpoint
+  and data-channel socket, telephony_bridge/local_engine/webrtc_*.py, in front of this engine's
+  handler: appends are the track's 20 ms frames, deltas go onto the track in real time).
 * `GET /stats` returns every call's record as JSON (timestamps as base64 float64 arrays, see
   bench/common.py); `GET /stats?reset=1` also forgets them. `GET /healthz` answers ok.
 """
@@ -101,7 +105,8 @@ class CallRecord:
 
 
 class BenchEngine:
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, delta_ms: int = 100, response_ms: int = 2000, speed: float = 1.0) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, delta_ms: int = 100, response_ms: int = 2000, speed: float = 1.0,
+                 webrtc_port: int = 0) -> None:
         if delta_ms <= 0 or response_ms < delta_ms or not speed >= 1.0:
             raise ValueError("need delta_ms > 0, response_ms >= delta_ms and speed >= 1")
         self.host, self.port = host, port
@@ -117,6 +122,11 @@ class BenchEngine:
         self.open_connections = 0
         self._server = None
         self._ids = 0
+        self._webrtc = None
+        if webrtc_port:
+            from telephony_bridge.local_engine.webrtc_endpoint import WebRTCEndpoint
+
+            self._webrtc = WebRTCEndpoint(self._handle, lambda: None, {"WEBRTC_HOST_ADDRESSES": host}, host, webrtc_port)
 
     async def start(self) -> BenchEngine:
         self._server = await serve(
@@ -124,9 +134,13 @@ class BenchEngine:
             compression=None, max_size=1 << 22, ping_interval=None,
         )
         self.port = self._server.sockets[0].getsockname()[1]
+        if self._webrtc is not None:
+            await self._webrtc.start()
         return self
 
     async def stop(self) -> None:
+        if self._webrtc is not None:
+            await self._webrtc.stop()
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
@@ -288,7 +302,8 @@ class BenchEngine:
 
 
 async def _serve(args: argparse.Namespace) -> None:
-    engine = await BenchEngine(args.host, args.port, delta_ms=args.delta_ms, response_ms=args.response_ms, speed=args.speed).start()
+    engine = await BenchEngine(args.host, args.port, delta_ms=args.delta_ms, response_ms=args.response_ms, speed=args.speed,
+                               webrtc_port=args.webrtc_port).start()
     print(f"READY port={engine.port}", flush=True)
     try:
         await asyncio.Event().wait()
@@ -303,6 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--delta-ms", type=int, default=100, help="audio per response.output_audio.delta")
     parser.add_argument("--response-ms", type=int, default=2000, help="audio per response")
     parser.add_argument("--speed", type=float, default=1.0, help="1 = paced in real time; >1 = bursts this much faster, then a pause")
+    parser.add_argument("--webrtc-port", type=int, default=0, help="also take WebRTC offers on this HTTP port (0: no WebRTC)")
     args = parser.parse_args(argv)
     if not (args.delta_ms > 0 and args.response_ms >= args.delta_ms and math.isfinite(args.speed) and args.speed >= 1):
         parser.error("need --delta-ms > 0, --response-ms >= --delta-ms, --speed >= 1")

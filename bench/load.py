@@ -5,6 +5,7 @@
     python -m bench.load --calls 100 --json       # JSON on stdout (--out FILE writes it too)
     python -m bench.load --soak --minutes 10      # 50 calls hanging up and redialling; RSS over time
     python -m bench.load --ceiling --targets bridge --duration 8   # the largest N with p99 <= 20 ms, no loss
+    python -m bench.load --transport webrtc --targets bridge   # the model leg over WebRTC
 
 Each measurement runs three fresh processes (four with this driver): the bench engine
 (bench/engine.py), the target — the bridge (`telephony-bridge serve` with bench/scenarios) or the
@@ -76,9 +77,11 @@ from bench.load_sampling import (  # noqa: E402
 # one measurement
 
 
-async def _start_target(h: Harness, cfg: argparse.Namespace, target: str, engine_url: str) -> tuple[Child, int, int]:
+async def _start_target(
+    h: Harness, cfg: argparse.Namespace, target: str, engine_url: str, webrtc_url: str | None = None
+) -> tuple[Child, int, int]:
     """The target process, its HTTP port (/healthz), and the port its load generator calls (the
-    same, or for SIP the call-control stand-in's)."""
+    same, or for SIP the call-control stand-in's). `webrtc_url`: the bridge's model leg over WebRTC."""
     for attempt in range(3):
         port = calls_port = free_port()
         if target == "bridge":
@@ -86,6 +89,9 @@ async def _start_target(h: Harness, cfg: argparse.Namespace, target: str, engine
             env["REALTIME_URL"] = env["BENCH_ENGINE_URL"] = engine_url
             env["BENCH_CODEC"] = cfg.bridge_codec
             env["BENCH_DIALECT"] = cfg.dialect
+            if webrtc_url is not None:  # the model leg over WebRTC, ICE on loopback only
+                env["BENCH_WEBRTC_URL"] = webrtc_url
+                env["WEBRTC_HOST_ADDRESSES"] = "127.0.0.1"
             argv = _bridge_argv(cfg) + ["serve", "--host", "127.0.0.1", "--port", str(port), "--scenarios", str(SCENARIOS)]
             if cfg.bridge_workers > 1:
                 argv += ["--workers", str(cfg.bridge_workers)]
@@ -175,14 +181,16 @@ async def wait_until_quiet(max_wait_s: float, threshold_pct: float = 15.0) -> fl
 
 async def measure(h: Harness, cfg: argparse.Namespace, target: str, calls: int, *, soak_s: float = 0.0) -> dict[str, Any]:
     background = await wait_until_quiet(cfg.quiet_wait) if cfg.quiet_wait > 0 else None
+    webrtc_port = free_port() if cfg.transport == "webrtc" and target == "bridge" else 0
     engine, engine_port = await h.spawn(
         f"engine-{target}-{calls}",
         [sys.executable, "-m", "bench.engine", "--port", "0", "--delta-ms", str(cfg.delta_ms),
-         "--response-ms", str(cfg.response_ms), "--speed", str(cfg.speed)],
+         "--response-ms", str(cfg.response_ms), "--speed", str(cfg.speed), "--webrtc-port", str(webrtc_port)],
         ready_line=True,
     )
     engine_url = f"ws://127.0.0.1:{engine_port}/v1/realtime"
-    server, port, calls_port = await _start_target(h, cfg, target, engine_url)
+    webrtc_url = f"http://127.0.0.1:{webrtc_port}/v1/realtime/calls" if webrtc_port else None
+    server, port, calls_port = await _start_target(h, cfg, target, engine_url, webrtc_url)
     try:
         rss_start = proc_rss_kb(server.pid)
         if cfg.warmup > 0:  # first-call imports and caches are not per-call memory
@@ -247,6 +255,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the floor's JSON library: std (the floor of record) or orjson (a leaner floor; bench/README.md)")
     p.add_argument("--dialect", choices=("realtime", "live"), default="realtime",
                    help="the bridge's model protocol: Realtime GA (default) or GPT-Live (μ-law pass-through both ways)")
+    p.add_argument("--transport", choices=("websocket", "webrtc"), default="websocket",
+                   help="the bridge's model leg: a WebSocket (default) or WebRTC (Opus track, oai-events data channel); "
+                        "the relay floor stays a WebSocket relay")
     p.add_argument("--bridge-codec", choices=("pcm16", "g711_ulaw"), default="pcm16",
                    help="the model's audio format in the bridge: pcm16 (resampled, default) or g711_ulaw (passed through)")
     p.add_argument("--delta-ms", type=int, default=100, help="model audio per delta (default 100)")

@@ -81,9 +81,10 @@ CAMEL_CASE_METHODS: tuple[str, ...] = (
     "updateSessionConfig",
     "resetHistory",
     "sendEvent",
-    # The OpenAI namespace's constructors of those two shapes
+    # The OpenAI namespace's constructors of those shapes (and the WebSocket one's WebRTC twin)
     "RealtimeClient",
     "RealtimeWebSocket",
+    "RealtimeWebRTC",
     # Outbound calls
     "callPSTN",
     # GPT-Live: OpenAI.createLiveAPIClient and its LiveAPIClient

@@ -11,6 +11,9 @@ CODEC = os.environ.get("BENCH_CODEC") or "pcm16"
 # endpoint, μ-law 8 kHz both ways: pass-through, the input keeper, the Live output classifier.
 DIALECT = os.environ.get("BENCH_DIALECT") or "realtime"
 LIVE_URL = ENGINE_URL.replace("/v1/realtime", "/v1/live/sessions")
+# BENCH_WEBRTC_URL (bench.load --transport webrtc): the Realtime client on `transport: "webrtc"`,
+# its SDP offer to the bench engine's WebRTC endpoint (events on the data channel, audio on Opus).
+WEBRTC_URL = os.environ.get("BENCH_WEBRTC_URL")
 
 
 async def on_alerting(e):
@@ -19,6 +22,10 @@ async def on_alerting(e):
     if DIALECT == "live":
         client = await OpenAI.createLiveAPIClient({"baseUrl": f"{LIVE_URL}?call={call.id()}", "apiKey": "bench"})
         client.sessionStart({"session": {"model": "gpt-live-1"}})
+    elif WEBRTC_URL:
+        client = await OpenAI.Beta.createRealtimeAPIClient(
+            {"transport": "webrtc", "webrtcUrl": f"{WEBRTC_URL}?call={call.id()}&codec={CODEC}", "apiKey": "bench", "codec": CODEC}
+        )
     else:
         client = await OpenAI.Beta.createRealtimeAPIClient(
             {"url": f"{ENGINE_URL}?call={call.id()}&codec={CODEC}", "apiKey": "bench", "codec": CODEC}

@@ -18,9 +18,9 @@ import asyncio
 import logging
 import math
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from http import HTTPStatus
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
@@ -34,6 +34,9 @@ from .script import Script, ScriptError
 from .session import MAX_MESSAGE_BYTES, EngineSession, SpeechRequest
 from .translation import TRANSLATIONS_PATH, TranslationSession
 from .tts import synthesize as espeak_synthesize
+
+if TYPE_CHECKING:
+    from .webrtc_endpoint import WebRTCEndpoint
 
 __all__ = ["REALTIME_PATH", "REQUIRE_KEY_ENV", "LocalEngine", "add_arguments", "main", "run"]
 
@@ -82,6 +85,8 @@ class LocalEngine:
         chunk_ms: int = 100,
         max_message_bytes: int = MAX_MESSAGE_BYTES,
         synthesize: Synthesizer | None = None,
+        webrtc: bool = False,
+        webrtc_config: Mapping[str, str] | None = None,
     ) -> None:
         self.host = host
         self._requested_port = port
@@ -96,6 +101,16 @@ class LocalEngine:
         self.connections = 0  # open right now
         self.sessions_started = 0
         self.live_sessions: list[LiveEngineSession] = []
+        # WebRTC (webrtc_endpoint.py): SDP offers over HTTP on a port of their own. Candidates are
+        # gathered on the engine's own host address unless `webrtc_config` says otherwise.
+        self._webrtc: WebRTCEndpoint | None = None
+        if webrtc:
+            from .webrtc_endpoint import WebRTCEndpoint
+
+            config = webrtc_config
+            if config is None:
+                config = {} if host in ("0.0.0.0", "::", "") else {"WEBRTC_HOST_ADDRESSES": host}
+            self._webrtc = WebRTCEndpoint(self.serve_connection, lambda: self.require_key, config, host)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -111,11 +126,15 @@ class LocalEngine:
             compression=None,
         )
         self._port = self._server.sockets[0].getsockname()[1]
+        if self._webrtc is not None:
+            await self._webrtc.start()
         # DEBUG: embedded in the bridge, an INFO line with this URL is taken for the bridge's address.
         log.debug("local engine listening on %s", self.url)
         return self
 
     async def stop(self) -> None:
+        if self._webrtc is not None:
+            await self._webrtc.stop()
         server, self._server = self._server, None
         if server is not None:
             server.close()
@@ -146,6 +165,23 @@ class LocalEngine:
     def base_url(self) -> str:
         """What `AsyncOpenAI(websocket_base_url=...)` wants (ws://HOST:PORT/v1)."""
         return f"ws://{self.host}:{self.port}/v1"
+
+    @property
+    def webrtc_base_url(self) -> str:
+        """Where WebRTC offers go (http://HOST:PORT/v1: `/realtime/calls`, `/live/sessions`)."""
+        if self._webrtc is None or self._webrtc.port is None:
+            raise RuntimeError("LocalEngine was not started with webrtc=True")
+        return self._webrtc.base_url
+
+    @property
+    def webrtc_url(self) -> str:
+        """The GA WebRTC calls endpoint (`REALTIME_WEBRTC_URL`)."""
+        return self.webrtc_base_url + "/realtime/calls"
+
+    @property
+    def webrtc_live_url(self) -> str:
+        """The GPT-Live WebRTC sessions endpoint (`LIVE_WEBRTC_URL`)."""
+        return self.webrtc_base_url + "/live/sessions"
 
     @property
     def script(self) -> Script:
@@ -340,6 +376,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="deliver audio this many times faster than real time (default 4; 'inf' = at once)",
     )
     parser.add_argument(
+        "--webrtc",
+        action="store_true",
+        help="also take WebRTC offers (/v1/realtime/calls, /v1/live/sessions) over HTTP on a port of their own",
+    )
+    parser.add_argument(
         "--require-key",
         default=os.environ.get(REQUIRE_KEY_ENV),
         help=f"refuse connections without this bearer key (default: ${REQUIRE_KEY_ENV}, else any key)",
@@ -355,11 +396,19 @@ async def run(args: argparse.Namespace) -> int:
         return 2
     factor = args.realtime_factor
     engine = LocalEngine(
-        args.host, args.port, script, require_key=args.require_key, realtime_factor=math.inf if factor <= 0 else factor
+        args.host,
+        args.port,
+        script,
+        require_key=args.require_key,
+        realtime_factor=math.inf if factor <= 0 else factor,
+        webrtc=getattr(args, "webrtc", False),
     )
     async with engine:
         print(f"local realtime engine on {engine.url} (script: {script.source}, {len(script.turns)} turns)", flush=True)
         print(f"  openai client: AsyncOpenAI(websocket_base_url={engine.base_url!r})", flush=True)
+        if getattr(args, "webrtc", False):
+            print(f"  WebRTC offers: REALTIME_WEBRTC_URL={engine.webrtc_url}", flush=True)
+            print(f"                 LIVE_WEBRTC_URL={engine.webrtc_live_url}", flush=True)
         try:
             await asyncio.Event().wait()
         except asyncio.CancelledError:

@@ -213,6 +213,15 @@ class ModelConnection(ServerEventDispatch):
     def safe_url(self) -> str:
         return redact(self.url, self._api_key)
 
+    def redact(self, text: str) -> str:
+        """`text` with the API key taken out (for messages built from a transport's errors)."""
+        return redact(text, self._api_key)
+
+    @property
+    def api_key(self) -> str | None:
+        """For a transport that signs its own requests (WebRTC's offer); never to be logged."""
+        return self._api_key
+
     @property
     def closed(self) -> bool:
         return self._closed

@@ -128,12 +128,18 @@ class ServerEventDispatch:
             return None
         if self.codec == "pcm16" and len(audio) % 2:
             audio = audio[:-1]  # half a sample cannot be played; keep the stream's alignment
+        self._account_audio(event.get("item_id", ""), audio)
+        return audio
+
+    def _account_audio(self, item_id: str, audio: bytes) -> float:
+        """Model audio received for `item_id` (however it came: a delta, or a WebRTC track): counted
+        and told to the stall policy and the mirror. Returns its duration in ms."""
         duration_ms = len(audio) * self._ms_per_byte
         self.stats.model_audio_deltas += 1
         self.stats.model_audio_ms += duration_ms
         self._answer_stall.audio_received(self._answer_stall.last_heard_at, duration_ms)
-        self.conversation.audio_received(event.get("item_id", ""), duration_ms)
-        return audio
+        self.conversation.audio_received(item_id, duration_ms)
+        return duration_ms
 
     def _bookkeep(self, member: RealtimeAPIEvents, event: dict[str, Any]) -> None:
         """Keep the consumer told of response and item lifecycles (needed before any audio), and

@@ -294,6 +294,12 @@ class Settings:
             env["OPENAI_API_KEY"] = self.openai_api_key
         if self.live_url:
             env["LIVE_URL"] = self.live_url
+        # WebRTC model legs (`transport: "webrtc"`): their endpoints and ICE policy (webrtc/peer.py).
+        env.update(
+            (name, value)
+            for name, value in self.environ.items()
+            if name.startswith("WEBRTC_") or name in ("REALTIME_WEBRTC_URL", "LIVE_WEBRTC_URL")
+        )
         return env
 
 

@@ -110,6 +110,7 @@ class CallFlow:
         api_keys: Sequence[str] | None = None,
         call_store: bool = False,
         database_url: str | None = None,
+        webrtc: bool = False,
     ) -> None:
         self.scenarios = Path(scenarios)
         self.data_dir = Path(data_dir) if data_dir is not None else None
@@ -124,7 +125,10 @@ class CallFlow:
         self.calls_dir = Path(calls_dir) if calls_dir is not None else None
         self.call_timeout = call_timeout
         self.reports: list[CallReport] = []
-        self.engine = ObservedEngine(realtime_factor=realtime_factor)
+        # `webrtc`: the engine also takes WebRTC offers, and the bridge is told where (scenarios
+        # on `transport: "webrtc"`), gathering ICE candidates on loopback only.
+        self.engine = ObservedEngine(realtime_factor=realtime_factor, webrtc=webrtc)
+        self.webrtc = webrtc
         self.twilio: TwilioApiStandIn | None = TwilioApiStandIn() if twilio else None
         self.runtime: Any = None
         self._account_sid = "AC" + secrets.token_hex(16)
@@ -155,6 +159,13 @@ class CallFlow:
                 self.twilio.start()
                 stack.push_async_callback(asyncio.to_thread, self.twilio.stop)  # shutdown() blocks up to 0.5 s
             self.records.capture_logs(stack)
+            environ = dict(self._secrets)
+            if self.webrtc:
+                environ |= {
+                    "REALTIME_WEBRTC_URL": self.engine.webrtc_url,
+                    "LIVE_WEBRTC_URL": self.engine.webrtc_live_url,
+                    "WEBRTC_HOST_ADDRESSES": "127.0.0.1",
+                }
             settings = Settings(
                 host="127.0.0.1",
                 scenarios_dir=self.scenarios,
@@ -164,7 +175,7 @@ class CallFlow:
                 twilio_account_sid=self._account_sid if self.twilio else None,
                 twilio_auth_token=self._auth_token if self.twilio else None,
                 twilio_api_base_url=self.twilio.url if self.twilio else None,
-                environ=self._secrets,
+                environ=environ,
                 api_keys=self.api_keys,
             )
             if self.data_dir is not None:

@@ -44,6 +44,7 @@ from telephony_bridge.voxengine.realtime_ga import (
     RealtimeAPIClientType,
 )
 from telephony_bridge.voxengine.realtime_ga_factory import create_ga_realtime_api_client
+from telephony_bridge.voxengine.realtime_webrtc_shape import OpenAIRealtimeWebRTC
 from telephony_bridge.voxengine.realtime_websocket_shape import OpenAIRealtimeWebSocket
 from telephony_bridge.voxengine.services import ScenarioServices, SecretNotFound
 from telephony_bridge.voxengine.shape_engine import in_call
@@ -283,6 +284,10 @@ class OpenAINamespace:
     def RealtimeWebSocket(self, options: Mapping[str, Any] | None = None) -> OpenAIRealtimeWebSocket:
         """The Agents SDK's OpenAIRealtimeWebSocket transport, over this call's engine."""
         return OpenAIRealtimeWebSocket(options, **in_call(self.Beta))
+
+    def RealtimeWebRTC(self, options: Mapping[str, Any] | None = None) -> OpenAIRealtimeWebRTC:
+        """The Agents SDK's OpenAIRealtimeWebRTC transport, over this call's engine on WebRTC."""
+        return OpenAIRealtimeWebRTC(options, **in_call(self.Beta))
 
 
 with_snake_case_twins(OpenAINamespace)

@@ -127,7 +127,12 @@ class LiveAPIClient(LiveClientEvents):
         reconnect: bool = True,
         max_reconnect_attempts: int = 12,
         ping_interval_s: float | None = DEFAULT_PING_INTERVAL_S,
+        transport: str = "websocket",
+        webrtc_config: Mapping[str, str] | None = None,
     ) -> None:
+        if transport not in ("websocket", "webrtc"):
+            raise ValueError(f"transport must be 'websocket' or 'webrtc', not {transport!r}")
+        self.transport = transport
         self.url = url
         self.codec: live_wire.LiveCodec = codec
         self.dialect = "live"
@@ -135,18 +140,27 @@ class LiveAPIClient(LiveClientEvents):
         self.statistics = statistics
         self.privacy = privacy
         self._id = f"live_{next(self._ids)}_{os.urandom(4).hex()}"
-        self._connection = LiveConnection(
-            url=url,
-            api_key=api_key,
-            codec=codec,
-            tasks=tasks,
-            events=self,
-            name=self._id,
-            trace=trace and not privacy,
-            reconnect=reconnect,
-            max_reconnect_attempts=max_reconnect_attempts,
-            ping_interval_s=ping_interval_s,
-        )
+        options: dict[str, Any] = {
+            "url": url,
+            "api_key": api_key,
+            "codec": codec,
+            "tasks": tasks,
+            "events": self,
+            "name": self._id,
+            "trace": trace and not privacy,
+            "reconnect": reconnect,
+            "max_reconnect_attempts": max_reconnect_attempts,
+            "ping_interval_s": ping_interval_s,
+        }
+        self._connection: LiveConnection
+        if transport == "webrtc":
+            # The same Live machinery over a peer connection, opened by sessionStart (the config
+            # goes with the SDP offer): realtime/webrtc_live_connection.py.
+            from telephony_bridge.realtime.webrtc_live_connection import WebRTCLiveConnection
+
+            self._connection = WebRTCLiveConnection(webrtc_config=webrtc_config, **options)
+        else:
+            self._connection = LiveConnection(**options)
         self.stats = self._connection.stats
         self.accept_caller_audio = self._connection.uplink.accept_caller_audio
         self._caller_format = ULAW_8K

@@ -36,6 +36,11 @@ def resolve_live_url(
     return live_wire.OPENAI_LIVE_URL
 
 
+def _http_url(websocket_url: str) -> str:
+    parts = urlsplit(websocket_url)
+    return urlunsplit(({"wss": "https", "ws": "http"}.get(parts.scheme, parts.scheme), *parts[1:]))
+
+
 async def create_live_api_client(
     parameters: Mapping[str, Any],
     *,
@@ -47,8 +52,16 @@ async def create_live_api_client(
     environ = os.environ if environ is None else environ
     parameters = dict(parameters or {})
     api_key = parameters.get("apiKey") or environ.get("OPENAI_API_KEY")
+    transport = parameters.get("transport", "websocket")
+    url = resolve_live_url(parameters.get("baseUrl"), environ, local_engine_url, api_key)
+    if transport == "webrtc":
+        # The sessions endpoint over HTTP(S) (POST with the offer): `webrtcUrl`, LIVE_WEBRTC_URL,
+        # else the WebSocket URL's own, https for wss.
+        url = parameters.get("webrtcUrl") or environ.get("LIVE_WEBRTC_URL") or _http_url(url)
     client = LiveAPIClient(
-        url=resolve_live_url(parameters.get("baseUrl"), environ, local_engine_url, api_key),
+        url=url,
+        transport=transport,
+        webrtc_config={name: value for name, value in environ.items() if name.startswith("WEBRTC_")},
         api_key=api_key,
         tasks=tasks,
         codec="pcm16" if parameters.get("codec") == "pcm16" else "g711_ulaw",

@@ -93,6 +93,9 @@ RETIRED_MODELS: Mapping[str, str] = {
     ),
 }
 DOWNLINK_SAMPLE_EVERY = 10  # model deltas between two latency samples
+# How a client reaches the model: a WebSocket, or WebRTC (an SDP offer to the calls endpoint,
+# events on the oai-events data channel, audio on Opus tracks).
+TRANSPORTS = ("websocket", "webrtc")
 
 
 @with_snake_case_twins
@@ -121,6 +124,8 @@ class RealtimeClientCore:
         ping_interval_s: float | None = DEFAULT_PING_INTERVAL_S,
         answer_stall_timeout_s: float = DEFAULT_ANSWER_STALL_TIMEOUT_S,
         model_in_url: bool = True,
+        transport: str = "websocket",
+        webrtc_config: Mapping[str, str] | None = None,
     ) -> None:
         if dialect not in ("ga", "beta"):
             raise ValueError(f"dialect must be 'ga' or 'beta', not {dialect!r}")
@@ -132,27 +137,41 @@ class RealtimeClientCore:
             )
         if codec not in ("pcm16", "g711_ulaw"):
             raise ValueError(f"codec must be 'pcm16' or 'g711_ulaw', not {codec!r}")
+        if transport not in TRANSPORTS:
+            raise ValueError(f"transport must be one of {', '.join(map(repr, TRANSPORTS))}, not {transport!r}")
+        if transport == "webrtc" and dialect != "ga":
+            raise ValueError("transport 'webrtc' speaks the GA wire only; leave dialect at 'ga'")
+        self.transport = transport
         self.url = with_model(url, model) if model_in_url else url
         self.model = model
         self.dialect: Dialect = dialect
         self.codec: Codec = codec
         self.tasks = tasks
         self._id = f"rtc_{next(self._ids)}_{os.urandom(4).hex()}"
-        self._connection = ModelConnection(
-            url=self.url,
-            api_key=api_key,
-            dialect=dialect,
-            codec=codec,
-            tasks=tasks,
-            events=self,
-            name=self._id,
-            trace=trace,
-            reconnect=reconnect,
-            max_reconnect_attempts=max_reconnect_attempts,
-            session_max_s=session_max_s,
-            ping_interval_s=ping_interval_s,
-            answer_stall_timeout_s=answer_stall_timeout_s,
-        )
+        options: dict[str, Any] = {
+            "url": self.url,
+            "api_key": api_key,
+            "dialect": dialect,
+            "codec": codec,
+            "tasks": tasks,
+            "events": self,
+            "name": self._id,
+            "trace": trace,
+            "reconnect": reconnect,
+            "max_reconnect_attempts": max_reconnect_attempts,
+            "session_max_s": session_max_s,
+            "ping_interval_s": ping_interval_s,
+            "answer_stall_timeout_s": answer_stall_timeout_s,
+        }
+        self._connection: ModelConnection
+        if transport == "webrtc":
+            # The same connection machinery over a peer connection (realtime/webrtc_connection.py);
+            # `url` is then the calls endpoint the SDP offer goes to.
+            from telephony_bridge.realtime.webrtc_connection import WebRTCModelConnection
+
+            self._connection = WebRTCModelConnection(webrtc_config=webrtc_config, **options)
+        else:
+            self._connection = ModelConnection(**options)
         self.stats = self._connection.stats
         # The caller-audio hot path, bound straight to the uplink: no extra coroutine per frame.
         self.accept_caller_audio = self._connection.uplink.accept_caller_audio
@@ -427,9 +446,26 @@ def model_for(parameters: Mapping[str, Any], environ: Mapping[str, str], default
     return model
 
 
+def resolve_transport_url(url: str, parameters: Mapping[str, Any], environ: Mapping[str, str]) -> str:
+    """The URL a client of `parameters["transport"]` dials: `url` itself for a WebSocket; for WebRTC
+    the `webrtcUrl` parameter, else REALTIME_WEBRTC_URL, else the calls endpoint beside `url`."""
+    if parameters.get("transport", "websocket") != "webrtc":
+        return url
+    from telephony_bridge.realtime.webrtc_connection import calls_url_for
+
+    return parameters.get("webrtcUrl") or environ.get("REALTIME_WEBRTC_URL") or calls_url_for(url)
+
+
+def webrtc_config_of(environ: Mapping[str, str]) -> dict[str, str]:
+    """The WEBRTC_* settings (ICE servers, host addresses: webrtc/peer.py) a WebRTC client uses."""
+    return {name: value for name, value in environ.items() if name.startswith("WEBRTC_")}
+
+
 def client_options(parameters: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
     """The keyword arguments of RealtimeClientCore every shape takes from its parameters alike."""
     return {
+        "transport": parameters.get("transport", "websocket"),
+        "webrtc_config": webrtc_config_of(environ),
         "api_key": parameters.get("apiKey") or environ.get("OPENAI_API_KEY"),
         "codec": parameters.get("codec", "pcm16"),
         "on_websocket_close": parameters.get("onWebSocketClose"),
@@ -457,8 +493,9 @@ async def create_realtime_api_client(
     """Voximplant's `OpenAI.Beta.createRealtimeAPIClient(parameters)`; connects before returning."""
     environ = os.environ if environ is None else environ
     parameters = dict(parameters or {})
+    url = resolve_realtime_url(parameters.get("url"), environ, local_engine_url)
     client = RealtimeAPIClient(
-        url=resolve_realtime_url(parameters.get("url"), environ, local_engine_url),
+        url=resolve_transport_url(url, parameters, environ),
         model=model_for(parameters, environ),
         dialect=parameters.get("dialect", "ga"),
         tasks=tasks,

@@ -9,7 +9,12 @@ from typing import Any
 
 from telephony_bridge.realtime import translation as translation_wire
 from telephony_bridge.tasks import TaskOwner
-from telephony_bridge.voxengine.realtime_client import client_options, model_for, resolve_realtime_url
+from telephony_bridge.voxengine.realtime_client import (
+    client_options,
+    model_for,
+    resolve_realtime_url,
+    resolve_transport_url,
+)
 from telephony_bridge.voxengine.realtime_ga import (
     DEFAULT_TRANSCRIPTION_MODEL,
     GARealtimeAPIClient,
@@ -43,6 +48,8 @@ async def create_ga_realtime_api_client(
     if client_type is RealtimeAPIClientType.TRANSLATION:
         if dialect != "ga":
             raise ValueError("a translation session exists only on the GA wire; leave dialect at 'ga'")
+        if options["transport"] != "websocket":
+            raise ValueError("a translation session runs over a WebSocket only; leave transport at 'websocket'")
         # REALTIME_MODEL names the realtime model, not the interpreter: only `model` overrides the default.
         model = model_for({"model": parameters.get("model") or translation_wire.DEFAULT_MODEL}, {})
         client = TranslationRealtimeAPIClient(
@@ -50,6 +57,9 @@ async def create_ga_realtime_api_client(
         )
     else:
         transcription = client_type is RealtimeAPIClientType.TRANSCRIPTION
+        if transcription and options["transport"] != "websocket":
+            raise ValueError("a transcription session runs over a WebSocket only; leave transport at 'websocket'")
+        url = resolve_transport_url(url, parameters, environ)
         model = model_for(parameters, environ, DEFAULT_TRANSCRIPTION_MODEL if transcription else None)
         client = GARealtimeAPIClient(
             client_type=client_type,

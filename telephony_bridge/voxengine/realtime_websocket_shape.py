@@ -133,6 +133,9 @@ def _usage(usage: Mapping[str, Any]) -> dict[str, Any]:
 class OpenAIRealtimeWebSocket(EngineFront, TransportEmitter):
     """The Agents SDK's WebSocket transport layer. In a scenario: `OpenAI.RealtimeWebSocket({...})`."""
 
+    # Engine parameters that pick the transport (the WebRTC twin sets {"transport": "webrtc"}).
+    _engine_transport: Mapping[str, Any] = {}
+
     def __init__(
         self,
         options: Mapping[str, Any] | None = None,
@@ -206,12 +209,14 @@ class OpenAIRealtimeWebSocket(EngineFront, TransportEmitter):
                 "sessionMaxDurationS",
                 "pingIntervalS",
                 "answerStallTimeoutS",
+                "webrtcUrl",
             )
             if options.get(key) is not None
         }
         parameters.update(
             apiKey=api_key, model=self._model, codec=options.get("codec", "pcm16"), onWebSocketClose=self._engine_closed
         )
+        parameters.update(self._engine_transport)
         self._set_status("connecting")
         try:
             await self._open_engine(parameters)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import fractions
+import math
 from collections.abc import AsyncIterator, Callable
 
 import numpy as np
@@ -34,6 +35,7 @@ __all__ = [
     "FRAME_MS",
     "IncomingAudio",
     "OutgoingAudioTrack",
+    "audio_level_dbov",
     "frame_to_mono_pcm16",
     "pcm16_from_track",
 ]
@@ -46,18 +48,40 @@ _MAX_LAG_S = 0.1
 
 
 def frame_to_mono_pcm16(frame: AudioFrame) -> np.ndarray:
-    """The samples of an s16 frame (packed or planar, any channel count) as mono int16."""
+    """The samples of an s16 frame (packed or planar, any channel count) as mono int16.
+
+    Read straight from the frame's planes (a plane may be padded past the samples): PyAV's
+    `to_ndarray` costs three times as much per 20 ms frame, on every frame of every call."""
     fmt = frame.format.name
     channels = len(frame.layout.channels)
     if fmt not in ("s16", "s16p"):
         raise ValueError(f"unsupported audio frame format {fmt!r} (s16 or s16p expected)")
-    data = frame.to_ndarray()  # s16: (1, samples * channels) interleaved; s16p: (channels, samples)
+    samples = frame.samples
+    if fmt == "s16":  # one plane, channels interleaved
+        data = np.frombuffer(memoryview(frame.planes[0])[: 2 * samples * channels], dtype=_PCM16)
+        if channels == 1:
+            return data
+        if channels == 2:
+            # Sum in int32 then halve (floor): no overflow, and equal channels come back bit-exact.
+            return ((data[0::2].astype(np.int32) + data[1::2]) >> 1).astype(_PCM16)
+        return (data.reshape(-1, channels).astype(np.int32).sum(axis=1) // channels).astype(_PCM16)
+    planes = [np.frombuffer(memoryview(plane)[: 2 * samples], dtype=_PCM16) for plane in frame.planes[:channels]]
     if channels == 1:
-        return np.ascontiguousarray(data.reshape(-1), dtype=_PCM16)
-    per_channel = data.reshape(-1, channels) if fmt == "s16" else data.T
-    # Sum in int32 then halve (floor): no overflow, and equal channels come back bit-exact.
-    mixed = per_channel.astype(np.int32).sum(axis=1) // channels
+        return planes[0]
+    mixed = np.stack(planes).astype(np.int32).sum(axis=0) // channels
     return mixed.astype(_PCM16)
+
+
+def audio_level_dbov(frame: AudioFrame) -> int:
+    """aiortc's `rtp.compute_audio_level_dbov` (RFC 6465 audio level of a frame it sends), the same
+    number from the same bytes, in numpy: aiortc loops over the samples in Python, ~0.13 ms a 20 ms
+    frame here, on every frame of every call. Installed by `peer.new_peer_connection`."""
+    samples = np.frombuffer(bytes(frame.planes[0]), dtype=_PCM16).astype(np.int64)
+    energy = float(np.dot(samples, samples))  # exact: < 2**53 for any frame aiortc sends
+    rms = math.sqrt(energy / (frame.samples * 32767 * 32767))
+    if rms <= 0:
+        return -127
+    return round(min(max(20 * math.log10(rms), -127), 0))
 
 
 class IncomingAudio:
@@ -123,6 +147,10 @@ class OutgoingAudioTrack(MediaStreamTrack):
         self._start: float | None = None
         self._frames = 0
         self._sent_bytes = 0
+        self.on_drained: Callable[[], None] | None = None
+        self.on_frame: Callable[[], None] | None = None
+        self.written_bytes = 0
+        self._cleared_bytes = 0
 
     @property
     def buffered_ms(self) -> float:
@@ -132,6 +160,10 @@ class OutgoingAudioTrack(MediaStreamTrack):
     def sent_ms(self) -> float:
         return self._sent_bytes / (2 * self.rate) * 1000
 
+    @property
+    def consumed_bytes(self) -> int:
+        return self._sent_bytes + self._cleared_bytes
+
     def write(self, pcm16: bytes) -> None:
         if self._half:
             pcm16 = self._half + pcm16
@@ -140,9 +172,11 @@ class OutgoingAudioTrack(MediaStreamTrack):
             self._half = pcm16[-1:]
             pcm16 = pcm16[:-1]
         self._queue += pcm16
+        self.written_bytes += len(pcm16)
 
     def clear(self) -> float:
         dropped = self.buffered_ms
+        self._cleared_bytes += len(self._queue)
         self._queue.clear()
         self._half = b""
         return dropped
@@ -170,6 +204,10 @@ class OutgoingAudioTrack(MediaStreamTrack):
         chunk = bytes(self._queue[:size])
         del self._queue[:size]
         self._sent_bytes += len(chunk)
+        if chunk and not self._queue and self.on_drained is not None:
+            self.on_drained()
+        if self.on_frame is not None:
+            self.on_frame()
         if len(chunk) < size:
             chunk += bytes(size - len(chunk))
         frame = AudioFrame(format="s16", layout="mono", samples=self.samples_per_frame)

@@ -23,8 +23,10 @@ connection sets around ``setLocalDescription`` (where aiortc gathers, for offers
 alike): every other RTCPeerConnection in the process, and ours without the setting, keep aioice's
 behaviour exactly.
 
-Bundling: ``max-bundle``, so one ICE transport and one DTLS handshake carry audio and the data
-channel (half the handshake CPU of aiortc's default ``balanced``; OpenAI and browsers bundle).
+Bundling: aiortc's default (``balanced``). With ``max-bundle``, aiortc 1.16 as the offerer closes
+its only gathered ICE transport when the data channel was created before the audio track, and the
+connection never comes up; ``balanced`` gathers once per media type and, as OpenAI and browsers
+answer with BUNDLE, still runs one ICE pair and one DTLS handshake for both.
 
 Not handled here: remote mDNS candidates (``*.local``, offered by browsers for privacy) make aioice
 send multicast queries; a caller of this module that must stay on loopback drops them from the
@@ -40,8 +42,10 @@ from contextvars import ContextVar
 from typing import Any
 
 import aioice.ice
+import aiortc.rtp
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
-from aiortc.rtcconfiguration import RTCBundlePolicy
+
+from .audio_frames import audio_level_dbov
 
 __all__ = [
     "HOST_ADDRESSES_SETTING",
@@ -51,6 +55,7 @@ __all__ = [
     "ice_configuration",
     "ice_servers",
     "new_peer_connection",
+    "selected_addresses",
 ]
 
 ICE_SERVERS_SETTING = "WEBRTC_ICE_SERVERS"
@@ -126,8 +131,8 @@ def host_addresses(config: Mapping[str, str]) -> tuple[str, ...] | None:
 
 
 def ice_configuration(config: Mapping[str, str]) -> RTCConfiguration:
-    """The RTCConfiguration of the settings: explicit (possibly empty) ICE servers, max-bundle."""
-    return RTCConfiguration(iceServers=ice_servers(config), bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
+    """The RTCConfiguration of the settings: explicit (possibly empty) ICE servers."""
+    return RTCConfiguration(iceServers=ice_servers(config))
 
 
 # --- host candidates -------------------------------------------------------------------------
@@ -164,9 +169,33 @@ class PeerConnection(RTCPeerConnection):
             _gathering_addresses.reset(token)
 
 
+def _install_fast_audio_level() -> None:
+    # aiortc's sender computes each audio frame's RFC 6465 level in a Python loop; the same number
+    # in numpy (audio_frames.audio_level_dbov). Replaces the name its sender looks up per frame.
+    if aiortc.rtp.compute_audio_level_dbov is not audio_level_dbov:
+        aiortc.rtp.compute_audio_level_dbov = audio_level_dbov
+
+
 def new_peer_connection(config: Mapping[str, str]) -> PeerConnection:
     """A peer connection with the ICE servers and host addresses of ``config``."""
     configuration = ice_configuration(config)
     addresses = host_addresses(config)
     _install_host_address_hook()
+    _install_fast_audio_level()
     return PeerConnection(configuration, addresses)
+
+
+def selected_addresses(pc: RTCPeerConnection) -> tuple[tuple[str, int], tuple[str, int]] | None:
+    """The (local, remote) addresses of the candidate pair ICE nominated, or None before that.
+
+    aiortc exposes no selected pair; this reads aioice's nominated pair of the DTLS transports'
+    ICE connections (with max-bundle there is one), so another aioice release may make it None."""
+    dtls_transports = [transceiver.receiver.transport for transceiver in pc.getTransceivers()]
+    if pc.sctp is not None:
+        dtls_transports.append(pc.sctp.transport)
+    for dtls in dtls_transports:
+        pair = getattr(getattr(dtls.transport, "_connection", None), "_nominated", {}).get(1)
+        if pair is not None:
+            local, remote = pair.local_candidate, pair.remote_candidate
+            return (local.host, local.port), (remote.host, remote.port)
+    return None

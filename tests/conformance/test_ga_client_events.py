@@ -1,6 +1,8 @@
 """Every client event the GA `OpenAI.RealtimeAPIClient` can send, for each of its methods, both
 codecs and both session types it opens, validated strictly against the `openai` SDK's GA models.
-No socket: the client is built and its connection's send is captured."""
+No socket: the client is built and its connection's send is captured. Both transports: a WebRTC
+client's events go on the oai-events data channel through the same send (and
+tests/integration/test_webrtc_model_leg.py validates the ones that really crossed it)."""
 
 from __future__ import annotations
 
@@ -54,10 +56,10 @@ TRANSCRIPTION_CALLS = {
 }
 
 
-def captured_client(client_type: RealtimeAPIClientType, codec: str) -> tuple[GARealtimeAPIClient, list[dict]]:
+def captured_client(client_type: RealtimeAPIClientType, codec: str, transport: str = "websocket") -> tuple[GARealtimeAPIClient, list[dict]]:
     client = GARealtimeAPIClient(client_type=client_type, url="ws://127.0.0.1:1/v1/realtime", api_key=None,
                                  model="gpt-live-transcribe" if client_type is RealtimeAPIClientType.TRANSCRIPTION else "gpt-realtime-2.1",
-                                 dialect="ga", codec=codec, tasks=TaskOwner("conformance"))
+                                 dialect="ga", codec=codec, tasks=TaskOwner("conformance"), transport=transport)
     sent: list[dict] = []
     client._connection.send = sent.append  # type: ignore[method-assign]
     client._send(client._connection.session_update_for({}), own=True)  # what connect() sends first
@@ -69,10 +71,12 @@ def test_every_method_that_sends_is_covered():
 
 
 @pytest.mark.parametrize("codec", CODECS)
-@pytest.mark.parametrize("client_type, calls", [(RealtimeAPIClientType.REALTIME, REALTIME_CALLS),
-                                                (RealtimeAPIClientType.TRANSCRIPTION, TRANSCRIPTION_CALLS)])
-def test_every_ga_client_event_validates_against_the_sdk(client_type, calls, codec):
-    client, sent = captured_client(client_type, codec)
+@pytest.mark.parametrize("client_type, calls, transport", [(RealtimeAPIClientType.REALTIME, REALTIME_CALLS, "websocket"),
+                                                           (RealtimeAPIClientType.REALTIME, REALTIME_CALLS, "webrtc"),
+                                                           (RealtimeAPIClientType.TRANSCRIPTION, TRANSCRIPTION_CALLS, "websocket")])
+def test_every_ga_client_event_validates_against_the_sdk(client_type, calls, transport, codec):
+    client, sent = captured_client(client_type, codec, transport)
+    assert client.transport == transport
     for method, bodies in calls.items():
         for body in bodies:
             getattr(client, method)(body)

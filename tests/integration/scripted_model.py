@@ -1,5 +1,7 @@
 """A scripted Realtime server for client tests: the test pushes server events, and reads back every
-client event the bridge sent. Real WebSocket on 127.0.0.1, nothing else."""
+client event the bridge sent. Real WebSocket on 127.0.0.1, nothing else; with `webrtc=True` it also
+takes WebRTC offers at `webrtc_url` (the local engine's WebRTC endpoint in front of the same
+handler: events on the data channel, ICE on 127.0.0.1)."""
 
 from __future__ import annotations
 
@@ -13,8 +15,10 @@ from websockets.asyncio.server import ServerConnection, serve
 
 
 class ScriptedModel:
-    def __init__(self, require_key: str | None = None) -> None:
+    def __init__(self, require_key: str | None = None, *, webrtc: bool = False) -> None:
         self.require_key = require_key
+        self.webrtc = webrtc
+        self._webrtc: Any = None
         self.received: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self.connections: list[ServerConnection] = []
@@ -25,9 +29,17 @@ class ScriptedModel:
     async def __aenter__(self) -> ScriptedModel:
         self._server = await serve(self._handle, "127.0.0.1", 0, max_size=16 * 1024 * 1024, process_request=self._check_key)
         self.url = f"ws://127.0.0.1:{self._server.sockets[0].getsockname()[1]}/v1/realtime"
+        if self.webrtc:
+            from telephony_bridge.local_engine.webrtc_endpoint import WebRTCEndpoint
+
+            self._webrtc = WebRTCEndpoint(self._handle, lambda: self.require_key, {"WEBRTC_HOST_ADDRESSES": "127.0.0.1"})
+            await self._webrtc.start()
+            self.webrtc_url = f"{self._webrtc.base_url}/realtime/calls"
         return self
 
     async def __aexit__(self, *exc: Any) -> None:
+        if self._webrtc is not None:
+            await self._webrtc.stop()
         self._server.close()
         await self._server.wait_closed()
 

@@ -140,17 +140,23 @@ async def test_server_dropping_the_socket_reports_close_once_without_reconnect()
         await tasks.aclose()
 
 
-async def test_auth_failure_raises_without_the_key():
-    async with ScriptedModel(require_key="sk-the-right-one") as model:
+@pytest.mark.parametrize("transport", ["websocket", "webrtc"])
+async def test_auth_failure_raises_without_the_key(transport, caplog):
+    async with ScriptedModel(require_key="sk-the-right-one", webrtc=transport == "webrtc") as model:
+        webrtc = {"transport": "webrtc", "webrtcUrl": model.webrtc_url} if transport == "webrtc" else {}
         with pytest.raises(RealtimeConnectionError) as info:
-            await create_realtime_api_client({"url": model.url, "apiKey": SECRET}, tasks=TaskOwner("t"), environ={})
+            await create_realtime_api_client({"url": model.url, "apiKey": SECRET, **webrtc}, tasks=TaskOwner("t"),
+                                             environ={"WEBRTC_HOST_ADDRESSES": "127.0.0.1"})
         assert "401" in str(info.value) and "authentication" in str(info.value)
         assert SECRET not in str(info.value) and SECRET not in repr(info.value.__cause__)
+        assert SECRET not in caplog.text
 
 
-async def test_connect_failure_is_clear():
+@pytest.mark.parametrize("url", ["ws://127.0.0.1:9/v1/realtime", {"transport": "webrtc", "webrtcUrl": "http://127.0.0.1:9/v1/realtime/calls"}])
+async def test_connect_failure_is_clear(url):
+    parameters = {"url": url} if isinstance(url, str) else {"url": "ws://127.0.0.1:9/v1/realtime", **url}
     with pytest.raises(RealtimeConnectionError, match="cannot connect"):
-        await create_realtime_api_client({"url": "ws://127.0.0.1:9/v1/realtime", "apiKey": SECRET}, tasks=TaskOwner("t"), environ={})
+        await create_realtime_api_client({**parameters, "apiKey": SECRET}, tasks=TaskOwner("t"), environ={})
 
 
 async def test_sync_async_and_raising_handlers(caplog):

@@ -31,7 +31,11 @@ KEY = "sk-test-ga"
 
 async def make_ga(server: ScriptedModel, **params):
     tasks = TaskOwner("call CA-ga-test")
-    client = await create_ga_realtime_api_client({"url": server.url, "apiKey": KEY, **params}, tasks=tasks, environ={})
+    environ = {}
+    if params.get("transport") == "webrtc":  # the model leg over WebRTC: events on the data channel
+        params["webrtcUrl"] = server.webrtc_url
+        environ["WEBRTC_HOST_ADDRESSES"] = "127.0.0.1"
+    client = await create_ga_realtime_api_client({"url": server.url, "apiKey": KEY, **params}, tasks=tasks, environ=environ)
     await server.connected()
     return client, tasks
 
@@ -40,9 +44,10 @@ def sent(model: ScriptedModel) -> list[dict]:
     return [{k: v for k, v in e.items() if k != "_connection"} for e in model.received]
 
 
-async def test_every_ga_method_sends_its_event_and_each_validates_against_the_sdk():
-    async with ScriptedModel() as model:
-        client, tasks = await make_ga(model)
+@pytest.mark.parametrize("transport", ["websocket", "webrtc"])
+async def test_every_ga_method_sends_its_event_and_each_validates_against_the_sdk(transport):
+    async with ScriptedModel(webrtc=transport == "webrtc") as model:
+        client, tasks = await make_ga(model, transport=transport)
         user_item = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]}
         client.sessionUpdate({"session": {"type": "realtime", "instructions": "Be brief.",
                                           "audio": {"output": {"voice": "marin", "format": {"type": "audio/pcma"}}}}})

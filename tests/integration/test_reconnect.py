@@ -20,7 +20,11 @@ pytestmark = pytest.mark.timeout(60)
 
 async def make_client(model: ScriptedModel, **params):
     tasks = TaskOwner("call CA-reconnect")
-    client = await create_realtime_api_client({"url": model.url, "apiKey": "k", **params}, tasks=tasks, environ={})
+    environ = {}
+    if params.get("transport") == "webrtc":  # events on the data channel, caller audio on the track
+        params["webrtcUrl"] = model.webrtc_url
+        environ["WEBRTC_HOST_ADDRESSES"] = "127.0.0.1"
+    client = await create_realtime_api_client({"url": model.url, "apiKey": "k", **params}, tasks=tasks, environ=environ)
     await model.connected()
     events: list[tuple[str, dict]] = []
     for member in (MediaEvents.WebSocketReconnecting, MediaEvents.WebSocketReconnected):
@@ -36,9 +40,10 @@ async def conversation_so_far(model: ScriptedModel) -> None:
     await model.response_done("resp_1")
 
 
-async def test_drop_reconnects_replays_session_and_conversation_and_resumes_audio():
-    async with ScriptedModel() as model:
-        client, tasks, events = await make_client(model)
+@pytest.mark.parametrize("transport", ["websocket", "webrtc"])
+async def test_drop_reconnects_replays_session_and_conversation_and_resumes_audio(transport):
+    async with ScriptedModel(webrtc=transport == "webrtc") as model:
+        client, tasks, events = await make_client(model, transport=transport)
         client.sessionUpdate({"instructions": "You book tables.", "voice": "alloy"})
         await conversation_so_far(model)
         await client.accept_caller_audio(b"\xff" * 160)

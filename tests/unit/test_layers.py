@@ -52,6 +52,8 @@ LAYERS: dict[str, int] = {
     f"{PACKAGE}.realtime.uplink": 4,
     f"{PACKAGE}.realtime.live_connection": 4,  # GPT-Live runtime (live_wire is the protocol, layer 2)
     f"{PACKAGE}.realtime.live_uplink": 4,
+    f"{PACKAGE}.realtime.webrtc_connection": 4,  # the model connection over WebRTC (aiortc)
+    f"{PACKAGE}.realtime.webrtc_live_connection": 4,
     f"{PACKAGE}.voxengine": 4,
     f"{PACKAGE}.server": 5,
     f"{PACKAGE}.testing": 5,

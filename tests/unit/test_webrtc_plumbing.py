@@ -241,3 +241,53 @@ async def test_outgoing_track_waits_for_its_clock_and_re_anchors_after_a_stall(m
     track.stop()
     with pytest.raises(audio_frames.MediaStreamError):
         await track.recv()
+
+
+async def test_outgoing_track_positions_tell_a_writer_when_its_audio_has_gone_out():
+    clock = [0.0]
+    track = OutgoingAudioTrack(8000, clock=lambda: clock[0])  # 320 bytes a frame
+    frames, drained = [], []
+    track.on_frame = lambda: frames.append(track.consumed_bytes)
+    track.on_drained = lambda: drained.append(track.consumed_bytes)
+    track.write(bytes(500))
+    end_of_first = track.written_bytes
+    track.write(bytes(300))
+    assert (end_of_first, track.written_bytes, track.consumed_bytes) == (500, 800, 0)
+    await track.recv()
+    clock[0] = 0.02
+    await track.recv()
+    assert frames == [320, 640] and track.consumed_bytes >= end_of_first  # the first write has gone out
+    assert track.clear() == pytest.approx(160 / 16)  # 160 bytes left: 10 ms
+    assert track.consumed_bytes == track.written_bytes == 800  # cleared counts as consumed
+    clock[0] = 0.04
+    await track.recv()
+    assert drained == []  # only silence went out after the clear
+    track.write(bytes(100))
+    clock[0] = 0.06
+    await track.recv()
+    assert drained == [900]
+    track.stop()
+
+
+async def test_the_numpy_audio_level_is_aiortcs_own_number():
+    import aiortc.rtp
+
+    original = peer_original_audio_level()
+    rng = np.random.default_rng(3)
+    frames = [np.zeros(480), rng.standard_normal(480) * 30, rng.standard_normal(480) * 3000, np.full(480, 32767.0)]
+    for samples in frames:
+        frame = _build(samples.astype("<i2").reshape(1, -1), 24000, "mono", "s16")
+        assert audio_frames.audio_level_dbov(frame) == original(frame)
+    pc = new_peer_connection({})  # installs it where aiortc's sender looks it up
+    await pc.close()
+    assert aiortc.rtp.compute_audio_level_dbov is audio_frames.audio_level_dbov
+
+
+def peer_original_audio_level():
+    import importlib.util
+
+
+    fresh = importlib.util.module_from_spec(importlib.util.find_spec("aiortc.rtp"))
+    fresh.__spec__.loader.exec_module(fresh)  # aiortc's function, whatever is installed in its module
+    assert fresh.compute_audio_level_dbov is not audio_frames.audio_level_dbov
+    return fresh.compute_audio_level_dbov
