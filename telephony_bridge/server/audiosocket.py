@@ -31,7 +31,7 @@ from telephony_bridge.carriers.audiosocket_carrier import ALLOW_ENV, AudioSocket
 from telephony_bridge.carriers.base import CallStarted
 from telephony_bridge.lifecycle import CallEnd
 from telephony_bridge.server.asgi import TRANSPORT_ABORT_SCOPE_KEY, reset
-from telephony_bridge.server.carrier_routes import notify_hooks
+from telephony_bridge.server.carrier_routes import run_session
 from telephony_bridge.server.runtime import BridgeRuntime
 from telephony_bridge.server.session import CallSession, StreamRefused
 from telephony_bridge.server.stream_tokens import StreamGrant
@@ -206,15 +206,7 @@ class AudioSocketServer:
                 return
             runtime.streams_opened += 1
             session = CallSession(transport, runtime, runtime.streams_opened, carrier, binding=self._binding)
-            runtime.sessions.add(session)
-            runtime.metrics.active_calls = len(runtime.sessions)
-            notify_hooks(runtime.on_session_start, session)
-            try:
-                await session.run()
-            finally:
-                runtime.sessions.discard(session)
-                runtime.metrics.active_calls = len(runtime.sessions)
-                notify_hooks(runtime.on_session_end, session)
+            await run_session(runtime, session)
         finally:
             if not writer.is_closing():
                 writer.close()  # the caller hung up first (EOF): the session had nothing to close

@@ -193,18 +193,24 @@ def _stream_endpoint(
             await websocket.close(1008, f"invalid or missing {carrier.signature_header}")
             return
         runtime.streams_opened += 1
-        session = CallSession(websocket, runtime, runtime.streams_opened, carrier)
-        runtime.sessions.add(session)
-        runtime.metrics.active_calls = len(runtime.sessions)
-        notify_hooks(runtime.on_session_start, session)
-        try:
-            await session.run()
-        finally:
-            runtime.sessions.discard(session)
-            runtime.metrics.active_calls = len(runtime.sessions)
-            notify_hooks(runtime.on_session_end, session)
+        await run_session(runtime, CallSession(websocket, runtime, runtime.streams_opened, carrier))
 
     return media_stream
+
+
+async def run_session(runtime: BridgeRuntime, session: CallSession) -> None:
+    """Run one call's session with the runtime's bookkeeping, as every way in does (media sockets,
+    AudioSocket, SIP, the softphone): counted among the calls in progress (MAX_CALLS, metrics) and
+    announced to the session hooks, in the task that runs it, from its start to its end."""
+    runtime.sessions.add(session)
+    runtime.metrics.active_calls = len(runtime.sessions)
+    notify_hooks(runtime.on_session_start, session)
+    try:
+        await session.run()
+    finally:
+        runtime.sessions.discard(session)
+        runtime.metrics.active_calls = len(runtime.sessions)
+        notify_hooks(runtime.on_session_end, session)
 
 
 def notify_hooks(hooks: list[Callable[[Any], None]], session: CallSession) -> None:

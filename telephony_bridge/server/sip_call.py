@@ -30,7 +30,7 @@ from telephony_bridge.carriers.sip.message import SipParseError, SipRequest, Sip
 from telephony_bridge.carriers.sip.sdp import Negotiated, NoCommonCodec, answer_offer, parse_sdp, read_answer
 from telephony_bridge.carriers.sip.transaction import InviteServerTransaction
 from telephony_bridge.lifecycle import CallEnd
-from telephony_bridge.server.carrier_routes import notify_hooks
+from telephony_bridge.server.carrier_routes import run_session
 from telephony_bridge.server.session import StreamRefused
 from telephony_bridge.server.sip_transport import Peer, ServerEntry, Transactions
 from telephony_bridge.server.stream_tokens import StreamGrant
@@ -210,15 +210,9 @@ class SipCall:
     async def run(self, runtime: Any, session: Any) -> None:
         """Run the session with the runtime's bookkeeping (as every listener does), then release."""
         self.session = session
-        runtime.sessions.add(session)
-        runtime.metrics.active_calls = len(runtime.sessions)
-        notify_hooks(runtime.on_session_start, session)
         try:
-            await session.run()
+            await run_session(runtime, session)
         finally:
-            runtime.sessions.discard(session)
-            runtime.metrics.active_calls = len(runtime.sessions)
-            notify_hooks(runtime.on_session_end, session)
             self.session_closed()  # idempotent: a session that ended without closing the stream
             self.phase = CallPhase.ENDED
             self.stream.on_closed = None

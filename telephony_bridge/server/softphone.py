@@ -34,7 +34,7 @@ from starlette.routing import Route
 
 from telephony_bridge.carriers.webrtc import STREAM_FORMAT, WebRtcCarrier, start_message
 from telephony_bridge.lifecycle import CallEnd
-from telephony_bridge.server.carrier_routes import notify_hooks
+from telephony_bridge.server.carrier_routes import run_session
 from telephony_bridge.server.console import _live_stream
 from telephony_bridge.server.console_auth import console_refusal
 from telephony_bridge.server.session import CallSession
@@ -149,12 +149,8 @@ class SoftphoneCalls:
     async def _run(self, session: CallSession, transport: SoftphoneTransport, call_id: str) -> None:
         runtime = self.runtime
         try:
-            notify_hooks(runtime.on_session_start, session)
-            await session.run()
+            await run_session(runtime, session)  # counted since the offer was taken (MAX_CALLS)
         finally:
-            runtime.sessions.discard(session)
-            runtime.metrics.active_calls = len(runtime.sessions)
-            notify_hooks(runtime.on_session_end, session)
             await transport.aclose()
             self.transports.pop(call_id, None)
             log.info(
