@@ -24,7 +24,7 @@ from typing import Final
 
 from telephony_bridge.audio.formats import L16_8K
 from telephony_bridge.carriers.audiosocket import AudioSocketCodec
-from telephony_bridge.carriers.base import AnswerRequest, Capabilities, Carrier, HttpAnswer, HttpRequest
+from telephony_bridge.carriers.base import Capabilities, ListenerCarrier
 
 __all__ = [
     "ALLOW_ENV",
@@ -110,11 +110,11 @@ class AllowList:
         return any(address in network for network in self.networks)
 
 
-class AudioSocketCarrier(Carrier):
+class AudioSocketCarrier(ListenerCarrier):
     """One per listener (its number); the registry's instance, made without one, answers nothing."""
 
     name = "audiosocket"
-    prefixes = ()  # no HTTP endpoint: the bridge listens on TCP (server/audiosocket.py)
+    how_calls_come = "the AudioSocket TCP listener (server/audiosocket.py), which checks its allow-list"
     signature_header = f"source address ({ALLOW_ENV})"
     secret_names = (ALLOW_ENV,)
     capabilities = Capabilities(
@@ -140,15 +140,3 @@ class AudioSocketCarrier(Carrier):
 
     def new_codec(self) -> AudioSocketCodec:
         return AudioSocketCodec(number=self.listener.number if self.listener is not None else "")
-
-    def read_answer(self, request: HttpRequest) -> AnswerRequest:
-        raise NotImplementedError("AudioSocket has no answer request")
-
-    def answer_document(self, stream_url: str, token: str) -> HttpAnswer:
-        raise NotImplementedError("AudioSocket has no answer request")
-
-    def reject_document(self) -> HttpAnswer:
-        raise NotImplementedError("AudioSocket has no answer request")
-
-    def stream_allowed(self, url: str, headers: Mapping[str, str]) -> bool:
-        return False  # no WebSocket: the TCP listener checks the peer against the allow-list

@@ -48,6 +48,7 @@ __all__ = [
     "DtmfReceived",
     "HttpAnswer",
     "HttpRequest",
+    "ListenerCarrier",
     "MarkEchoed",
     "StreamEnded",
 ]
@@ -349,3 +350,24 @@ class Carrier:
     def read_call_status(self, request: HttpRequest) -> CallStatusUpdate:
         """An outbound call's status callback, or AnswerRefused. Checks the signature when secured."""
         raise NotImplementedError
+
+
+class ListenerCarrier(Carrier):
+    """A carrier whose calls come to a listener of the bridge's own (AudioSocket's TCP, SIP, the
+    softphone's signalling) rather than as a webhook: no answer endpoint, no media WebSocket. The
+    listener admits and binds each call itself."""
+
+    prefixes: ClassVar[tuple[str, ...]] = ()
+    how_calls_come: ClassVar[str] = "its own listener"  # for the refusal below
+
+    def read_answer(self, request: HttpRequest) -> AnswerRequest:
+        raise NotImplementedError(f"{self.name} has no answer webhook: calls come through {self.how_calls_come}")
+
+    def answer_document(self, stream_url: str, token: str) -> HttpAnswer:
+        raise NotImplementedError(f"{self.name} has no answer webhook: calls come through {self.how_calls_come}")
+
+    def reject_document(self) -> HttpAnswer:
+        raise NotImplementedError(f"{self.name} has no answer webhook: calls come through {self.how_calls_come}")
+
+    def stream_allowed(self, url: str, headers: Mapping[str, str]) -> bool:
+        return False  # no media WebSocket to upgrade

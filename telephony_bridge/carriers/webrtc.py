@@ -30,14 +30,11 @@ import orjson
 
 from telephony_bridge.audio.formats import L16_24K
 from telephony_bridge.carriers.base import (
-    AnswerRequest,
     AudioReceived,
     CallStarted,
     Capabilities,
-    Carrier,
     DtmfReceived,
-    HttpAnswer,
-    HttpRequest,
+    ListenerCarrier,
     StreamEnded,
 )
 from telephony_bridge.carriers.errors import CarrierProtocolError, excerpt
@@ -181,12 +178,12 @@ class WebRtcCodec:
         return b""  # the browser plays what it has; the bridge stops sending (capabilities.clear is False)
 
 
-class WebRtcCarrier(Carrier):
+class WebRtcCarrier(ListenerCarrier):
     """The browser softphone. No carrier webhook: calls are offered by the softphone page's signalling
     (server/softphone.py), admitted by the console's access rule and routed by the number it dials."""
 
     name = "webrtc"
-    prefixes = ()  # its HTTP endpoints are the softphone's (/softphone/...), not a carrier's answer URL
+    how_calls_come = "the softphone's signalling (/softphone/offer)"
     signature_header = "console access (CONSOLE_TOKEN or API_KEYS)"
     secret_names = ("CONSOLE_TOKEN", "API_KEYS")
     capabilities = Capabilities(
@@ -207,15 +204,3 @@ class WebRtcCarrier(Carrier):
 
     def new_codec(self) -> WebRtcCodec:
         return WebRtcCodec()
-
-    def read_answer(self, request: HttpRequest) -> AnswerRequest:
-        raise NotImplementedError("the softphone's calls come from its signalling exchange")
-
-    def answer_document(self, stream_url: str, token: str) -> HttpAnswer:
-        raise NotImplementedError("the softphone's calls come from its signalling exchange")
-
-    def reject_document(self) -> HttpAnswer:
-        raise NotImplementedError("the softphone's calls come from its signalling exchange")
-
-    def stream_allowed(self, url: str, headers: Mapping[str, str]) -> bool:
-        return False  # no media WebSocket: the media is the peer connection the signalling set up

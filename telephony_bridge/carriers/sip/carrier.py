@@ -22,11 +22,8 @@ from dataclasses import dataclass, replace
 from typing import Final
 
 from telephony_bridge.carriers.base import (
-    AnswerRequest,
     CallControl,
-    Carrier,
-    HttpAnswer,
-    HttpRequest,
+    ListenerCarrier,
 )
 from telephony_bridge.carriers.sip.codec import SIP_CAPABILITIES, SipCodec
 from telephony_bridge.carriers.sip.fields import SipUri, parse_uri
@@ -168,12 +165,12 @@ def allowed(networks: tuple[Network, ...], host: str | None) -> bool:
     return any(address in network for network in networks)
 
 
-class SipCarrier(Carrier):
+class SipCarrier(ListenerCarrier):
     """The registry's instance names the carrier; the listener makes one per call, holding the
     call's control (its dialog) and the media side's codec factory."""
 
     name = "sip"
-    prefixes = ()  # no HTTP endpoint: the bridge listens for SIP itself
+    how_calls_come = "the SIP listener (server/sip_listener.py), which admits INVITEs itself"
     signature_header = f"source address ({ALLOW_ENV}) or digest ({USERS_ENV})"
     secret_names = (ALLOW_ENV, USERS_ENV)
     # The media side's (carriers/sip/codec.py: the RTP stream echoes marks by its clock and clears
@@ -200,15 +197,3 @@ class SipCarrier(Carrier):
 
     def call_control(self) -> CallControl | None:
         return self._control
-
-    def read_answer(self, request: HttpRequest) -> AnswerRequest:
-        raise NotImplementedError("SIP has no answer webhook")
-
-    def answer_document(self, stream_url: str, token: str) -> HttpAnswer:
-        raise NotImplementedError("SIP has no answer webhook")
-
-    def reject_document(self) -> HttpAnswer:
-        raise NotImplementedError("SIP has no answer webhook")
-
-    def stream_allowed(self, url: str, headers: Mapping[str, str]) -> bool:
-        return False  # no WebSocket: the SIP listener admits INVITEs itself
