@@ -119,15 +119,10 @@ class AudioSocketCarrier(ListenerCarrier):
     secret_names = (ALLOW_ENV,)
     capabilities = Capabilities(
         audio_formats=(L16_8K,),
-        marks=False,
+        marks=False,  # bridge-paced: heard by clock, PLAYOUT_LEAD_MS behind
         clear=False,
-        dtmf_in=True,
-        dtmf_out=False,
-        hangup=False,
-        transfer=False,
-        dial=False,
         playout_lead_ms=PLAYOUT_LEAD_MS,
-    )
+    )  # DTMF in only: no DTMF out, hang-up, transfer or dial (the defaults)
 
     def __init__(self, config: Mapping[str, str], listener: Listener | None = None) -> None:
         super().__init__(config)

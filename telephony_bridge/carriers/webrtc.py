@@ -188,15 +188,10 @@ class WebRtcCarrier(ListenerCarrier):
     secret_names = ("CONSOLE_TOKEN", "API_KEYS")
     capabilities = Capabilities(
         audio_formats=(STREAM_FORMAT,),
-        marks=False,
+        marks=False,  # bridge-paced: heard by clock, PLAYOUT_LEAD_MS behind
         clear=False,
-        dtmf_in=True,
-        dtmf_out=False,
-        hangup=False,
-        transfer=False,
-        dial=False,
         playout_lead_ms=PLAYOUT_LEAD_MS,
-    )
+    )  # DTMF in only: no DTMF out, hang-up, transfer or dial (the defaults)
 
     @property
     def secured(self) -> bool:
