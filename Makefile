@@ -7,7 +7,8 @@ STAMP := $(VENV)/.installed
 
 .PHONY: test lint typecheck demo install bench clean
 
-$(STAMP): pyproject.toml
+# setup.py and the C source too: the resampler's compiled kernels are built by the install.
+$(STAMP): pyproject.toml setup.py telephony_bridge/audio/_polyphase.c
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,fast]'
@@ -38,3 +39,4 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
+	find telephony_bridge -name '*.so' -delete

@@ -15,7 +15,8 @@ _FN_LINE = re.compile(r"^\s*([\d,]+)\s+\(\s*[\d.]+%\)\s+(\S.*?)(?:\s+\[(.*)\])?$
 
 # Where a C function's instructions go, by its object file (or name): the groups of the breakdown.
 _GROUPS = (
-    ("numpy + BLAS (the DSP)", lambda fn, obj: "numpy" in obj),
+    ("the DSP: numpy + BLAS", lambda fn, obj: "numpy" in obj),
+    ("the DSP: compiled (_polyphase.c)", lambda fn, obj: "_polyphase" in obj),
     ("base64 (binascii)", lambda fn, obj: "binascii_" in fn),
     ("orjson", lambda fn, obj: "orjson" in obj),
     ("std json (_json)", lambda fn, obj: "_json" in obj or "/_json.c" in fn),
@@ -40,7 +41,7 @@ def exclusive_costs(path: Path) -> dict[tuple[str, str], int]:
     it; those entries (≥ 95 % of the dump) are left out."""
     total = dump_totals(path)
     text = subprocess.run(
-        ["callgrind_annotate", "--threshold=100", str(path)], capture_output=True, text=True, check=True
+        ["callgrind_annotate", "--threshold=100", "--auto=no", str(path)], capture_output=True, text=True, check=True
     ).stdout
     out: dict[tuple[str, str], int] = {}
     for line in text.splitlines():

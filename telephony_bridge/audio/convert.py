@@ -23,7 +23,18 @@ from collections.abc import Callable
 import numpy as np
 
 from .formats import AudioFormat, Encoding
-from .g711 import alaw_decode, alaw_decode_samples, alaw_encode, ulaw_decode, ulaw_decode_samples, ulaw_encode
+from .g711 import (
+    ALAW_DECODE_TABLE,
+    ALAW_ENCODE_TABLE,
+    ULAW_DECODE_TABLE,
+    ULAW_ENCODE_TABLE,
+    alaw_decode,
+    alaw_decode_samples,
+    alaw_encode,
+    ulaw_decode,
+    ulaw_decode_samples,
+    ulaw_encode,
+)
 from .resample import Resampler
 
 __all__ = ["Converter", "converter"]
@@ -40,6 +51,8 @@ _ENCODE: dict[Encoding, Callable[[bytes], bytes]] = {
     Encoding.ULAW: ulaw_encode,
     Encoding.ALAW: alaw_encode,
 }
+_DECODE_TABLE = {Encoding.ULAW: ULAW_DECODE_TABLE, Encoding.ALAW: ALAW_DECODE_TABLE}
+_ENCODE_TABLE = {Encoding.ULAW: ULAW_ENCODE_TABLE, Encoding.ALAW: ALAW_ENCODE_TABLE}
 
 
 class Converter:
@@ -60,6 +73,7 @@ class Converter:
         "_after",
         "_before",
         "_decode_samples",
+        "_fused",
         "_half",
         "_resampler",
         "_splits_samples",
@@ -98,6 +112,11 @@ class Converter:
         if self._resampler is not None and src.encoding is not Encoding.L16:
             self._decode_samples = _DECODE_SAMPLES[src.encoding]
             self._before = ()
+        # With the compiled kernels the whole plan is one call per chunk (decode or encode
+        # folded into the filter's loops): the same bytes, without numpy's per-call overhead.
+        self._fused: Callable[[bytes], bytes] | None = None
+        if self._resampler is not None:
+            self._fused = self._resampler.native_step(_DECODE_TABLE.get(src.encoding), _ENCODE_TABLE.get(dst.encoding))
         self._splits_samples = src.encoding is Encoding.L16 and bool(steps)
         self._half = b""
 
@@ -115,6 +134,8 @@ class Converter:
             if len(data) & 1:
                 self._half = data[-1:]
                 data = data[:-1]
+        if self._fused is not None:
+            return self._fused(data)
         if self._decode_samples is not None:
             assert self._resampler is not None
             data = self._resampler.process_samples(self._decode_samples(data))

@@ -105,6 +105,13 @@ _ULAW_DECODE = _frozen(_ulaw_expand(_ALL_CODES).astype(_PCM16))
 _ALAW_DECODE = _frozen(_alaw_expand(_ALL_CODES).astype(_PCM16))
 del _ALL_SAMPLES, _ALL_CODES
 
+# The tables themselves, read-only, for the resampler's compiled path (it decodes and encodes
+# through them, so both paths share one definition of G.711).
+ULAW_DECODE_TABLE = _ULAW_DECODE
+ALAW_DECODE_TABLE = _ALAW_DECODE
+ULAW_ENCODE_TABLE = _ULAW_ENCODE
+ALAW_ENCODE_TABLE = _ALAW_ENCODE
+
 
 def _samples_as_indices(pcm16: bytes) -> np.ndarray:
     if len(pcm16) % 2:

@@ -23,19 +23,44 @@ Exactness: coefficients are rounded to multiples of 2**-24, so every product of 
 an int16 sample, and every partial sum, is a float64 integer multiple of 2**-24 well below 2**53.
 The dot products are therefore exact whatever order BLAS sums them in, which is what makes the
 output independent of chunk boundaries (and of the machine's BLAS kernel).
+
+Two implementations of the integer-ratio filter, the same bytes: `_polyphase.c` (built by the
+install when there is a C compiler; one call per chunk, G.711 folded in for Converter) and numpy
+(always there). Per 20 ms frame numpy's call overhead, BLAS's packing and the strided window copy
+cost more than the multiply-adds, which is why the compiled one exists (bench/README.md, issue 22).
+Both keep their state in the same buffer, so either can continue the other's stream.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib
 import operator
+import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from types import ModuleType
 
 import numpy as np
 
 from .resample_rational import MAX_RATIO_TERM, RationalResampler, reduced_ratio, to_pcm16
 
-__all__ = ["Resampler"]
+__all__ = ["NATIVE", "Resampler"]
+
+
+def _load_native() -> ModuleType | None:
+    """The compiled kernels (_polyphase.c), when the build had a C compiler; the numpy path gives
+    the same bytes. TELEPHONY_BRIDGE_NO_SPEEDUPS=1 turns them off, as benchmarks do to compare."""
+    if os.environ.get("TELEPHONY_BRIDGE_NO_SPEEDUPS"):
+        return None
+    try:
+        return importlib.import_module(f"{__package__}._polyphase")
+    except ImportError:
+        return None
+
+
+# Read by each Resampler when it is made: tests set it to None to run the numpy path.
+NATIVE: ModuleType | None = _load_native()
 
 _PCM16 = np.dtype("<i2")
 _F64 = np.dtype(np.float64)
@@ -63,6 +88,7 @@ class _PolyphaseFilter:
     delay: int  # group delay in high-rate samples; a multiple of factor by construction
     branch_len: int  # taps per polyphase branch (taps padded up to branch_len * factor)
     up_bank: np.ndarray  # (branch_len, factor): branches, time-reversed, gain `factor`
+    up_bank_by_phase: np.ndarray  # (factor, branch_len): the same, one branch a row, for _polyphase.c
     down_taps: np.ndarray  # (branch_len * factor,): time-reversed, zero-padded at the front
 
 
@@ -84,9 +110,10 @@ def _design(factor: int) -> _PolyphaseFilter:
     up_bank = np.ascontiguousarray(padded.reshape(branch_len, factor)[::-1])
     down_taps = np.zeros(branch_len * factor)
     down_taps[branch_len * factor - taps :] = h[::-1]
-    for array in (up_bank, down_taps):
+    up_bank_by_phase = np.ascontiguousarray(up_bank.T)
+    for array in (up_bank, up_bank_by_phase, down_taps):
         array.flags.writeable = False
-    return _PolyphaseFilter(factor, taps, delay, branch_len, up_bank, down_taps)
+    return _PolyphaseFilter(factor, taps, delay, branch_len, up_bank, up_bank_by_phase, down_taps)
 
 
 class Resampler:
@@ -102,6 +129,7 @@ class Resampler:
         "_buffer",
         "_filter",
         "_history_len",
+        "_native",
         "_pending_drop",
         "_rational",
         "_skip",
@@ -143,6 +171,7 @@ class Resampler:
         self._buffer = np.zeros(self._history_len + _MAX_BLOCK_SAMPLES if self._filter else 0)
         self._pending_drop = 0
         self._skip = 0
+        self._native = NATIVE if self._filter is not None else None
         self.reset()
 
     @property
@@ -172,7 +201,25 @@ class Resampler:
             raise ValueError(f"PCM16 input must have an even number of bytes (2 per sample), got {len(pcm16)}")
         if self._filter is None and self._rational is None:
             return bytes(pcm16)
+        if self._native is not None:
+            return self._native_blocks(pcm16, None, None)
         return self.process_samples(np.frombuffer(pcm16, dtype=_PCM16))
+
+    def native_step(
+        self, decode: np.ndarray | None = None, encode: np.ndarray | None = None
+    ) -> Callable[[bytes], bytes] | None:
+        """One compiled call for G.711 decode -> this resampler (``decode``: the 256 int16 samples of
+        the codes), or this resampler -> G.711 encode (``encode``: 65,536 codes by the sample's
+        bit pattern); ``None`` when there are no compiled kernels, the ratio is fractional, or
+        a table is on the other side of the filter (decode is for upsampling, encode for
+        downsampling: the plans Converter makes). Same output as the separate steps."""
+        if (
+            self._native is None
+            or (decode is not None and not self._upsampling)
+            or (encode is not None and self._upsampling)
+        ):
+            return None
+        return functools.partial(self._native_blocks, decode=decode, encode=encode)
 
     def process_samples(self, samples: np.ndarray) -> bytes:
         """`process` for samples already in an int16 array (a G.711 decode's table lookup: the
@@ -200,6 +247,34 @@ class Resampler:
         tail = self.process(bytes(2 * silence))
         self.reset()
         return tail
+
+    def _native_blocks(self, data: bytes, decode: np.ndarray | None, encode: np.ndarray | None) -> bytes:
+        spec, native = self._filter, self._native
+        assert spec is not None
+        assert native is not None
+        width = 1 if decode is not None else 2  # bytes per input sample
+        block = _MAX_BLOCK_SAMPLES * width
+        if len(data) <= block:
+            blocks: Sequence[bytes | memoryview] = (data,)
+        else:
+            view = memoryview(data)
+            blocks = [view[start : start + block] for start in range(0, len(data), block)]
+        out = []
+        for chunk in blocks:
+            if self._upsampling:
+                produced = native.upsample(
+                    self._buffer, self._history_len, chunk, spec.up_bank_by_phase, spec.factor, decode
+                )
+                if self._pending_drop:
+                    dropped = min(self._pending_drop, len(produced) // 2)
+                    self._pending_drop -= dropped
+                    produced = produced[2 * dropped :]
+            else:
+                produced, self._skip = native.downsample(
+                    self._buffer, self._history_len, chunk, spec.down_taps, spec.factor, encode, self._skip
+                )
+            out.append(produced)
+        return out[0] if len(out) == 1 else b"".join(out)
 
     def _upsample_block(self, samples: np.ndarray) -> bytes:
         spec = self._filter

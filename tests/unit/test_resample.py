@@ -11,9 +11,19 @@ import math
 import numpy as np
 import pytest
 
+from telephony_bridge.audio import resample
 from telephony_bridge.audio.resample import Resampler
 
 LOW, HIGH = 8000, 24000
+
+
+@pytest.fixture(autouse=True, params=["compiled", "numpy"])
+def kernels(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test here runs on both paths: the compiled kernels (_polyphase.c) and numpy."""
+    if request.param == "numpy":
+        monkeypatch.setattr(resample, "NATIVE", None)
+    elif resample.NATIVE is None:
+        pytest.skip("the compiled resampler is not built: needs a C compiler (apt-get install gcc python3-dev), then `make install`")
 PASSBAND_HZ = [300, 500, 1000, 2000, 3000, 3400]
 
 
