@@ -15,11 +15,11 @@ rather than padding it, so what Exotel plays is exactly what the model said, at 
 
 from __future__ import annotations
 
-import base64
 import re
 from typing import Any, Final, NamedTuple
 
 import orjson
+import pybase64
 
 from telephony_bridge.audio.formats import L16_8K, L16_16K, AudioFormat
 from telephony_bridge.carriers.base import STREAM_TOKEN_PARAMETER, CallStarted, DtmfReceived, MarkEchoed, StreamEnded
@@ -167,7 +167,7 @@ class ExotelCodec:
             pending = pending[:-remainder]
         else:
             self._carry = b""
-        return self._prefix + base64.b64encode(pending).decode("ascii") + '"}}'
+        return self._prefix + pybase64.b64encode_as_string(pending) + '"}}'
 
     def mark(self, name: str) -> str:
         return orjson.dumps({"event": "mark", "stream_sid": self._started(), "mark": {"name": name}}).decode()

@@ -13,11 +13,11 @@ Bridge → Plivo: `playAudio {media: {contentType, sampleRate, payload}}`, `chec
 
 from __future__ import annotations
 
-import base64
 import re
 from typing import Any, Final, NamedTuple
 
 import orjson
+import pybase64
 
 from telephony_bridge.audio.formats import L16_8K, L16_16K, ULAW_8K, AudioFormat
 from telephony_bridge.carriers.base import STREAM_TOKEN_PARAMETER, CallStarted, DtmfReceived, MarkEchoed, StreamEnded
@@ -167,7 +167,7 @@ class PlivoCodec:
 
     def audio(self, payload: bytes) -> str:
         self._started()
-        return self._play_prefix + base64.b64encode(payload).decode("ascii") + '"}}'
+        return self._play_prefix + pybase64.b64encode_as_string(payload) + '"}}'
 
     def mark(self, name: str) -> str:
         return orjson.dumps({"event": "checkpoint", "streamId": self._started(), "name": name}).decode()

@@ -25,6 +25,7 @@ import re
 from typing import Final
 
 import orjson
+import pybase64
 
 from telephony_bridge.audio.formats import ALAW_8K, ULAW_8K, AudioFormat
 from telephony_bridge.carriers.base import (
@@ -227,11 +228,7 @@ class TelnyxCodec:
 
     def audio(self, payload: bytes) -> str:
         self._started()
-        return (
-            '{"event":"media","media":{"payload":"'
-            + binascii.b2a_base64(payload, newline=False).decode("ascii")
-            + '"}}'
-        )
+        return '{"event":"media","media":{"payload":"' + pybase64.b64encode_as_string(payload) + '"}}'
 
     def mark(self, name: str) -> str:
         self._started()

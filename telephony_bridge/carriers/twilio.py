@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Final, NamedTuple
 
 import orjson
+import pybase64
 
 from telephony_bridge.carriers.errors import CarrierProtocolError, excerpt
 
@@ -397,7 +398,7 @@ class TwilioStreamSerializer:
 
     def media(self, ulaw: bytes) -> str:
         """One media frame carrying raw μ-law 8 kHz (any length; Twilio buffers and plays in order)."""
-        return self._media_prefix + binascii.b2a_base64(ulaw, newline=False).decode("ascii") + '"}}'
+        return self._media_prefix + pybase64.b64encode_as_string(ulaw) + '"}}'
 
     def mark(self, name: str) -> str:
         """A mark; Twilio echoes it once the audio sent before it has played (or was cleared)."""
