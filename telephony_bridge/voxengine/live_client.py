@@ -114,8 +114,6 @@ class LiveAPIClient(ModelClientBase, LiveClientEvents):
         transport: str = "websocket",
         webrtc_config: Mapping[str, str] | None = None,
     ) -> None:
-        if transport not in ("websocket", "webrtc"):
-            raise ValueError(f"transport must be 'websocket' or 'webrtc', not {transport!r}")
         super().__init__(
             url=url,
             codec=codec,

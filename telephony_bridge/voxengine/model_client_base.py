@@ -28,6 +28,10 @@ from telephony_bridge.voxengine.playout_channel import PlayoutChannel
 
 log = logging.getLogger("telephony_bridge.realtime")
 
+# How a client reaches the model: a WebSocket, or WebRTC (an SDP offer to the calls endpoint,
+# events on the oai-events data channel, audio on Opus tracks).
+TRANSPORTS = ("websocket", "webrtc")
+
 
 @with_snake_case_twins
 class ModelClientBase:
@@ -52,6 +56,8 @@ class ModelClientBase:
         transport: str,
         on_websocket_close: Callable[[Any], Any] | None,
     ) -> None:
+        if transport not in TRANSPORTS:
+            raise ValueError(f"transport must be one of {', '.join(map(repr, TRANSPORTS))}, not {transport!r}")
         self.transport = transport
         self.url = url
         self.codec = codec

@@ -80,9 +80,6 @@ RETIRED_MODELS: Mapping[str, str] = {
     ),
 }
 DOWNLINK_SAMPLE_EVERY = 10  # model deltas between two latency samples
-# How a client reaches the model: a WebSocket, or WebRTC (an SDP offer to the calls endpoint,
-# events on the oai-events data channel, audio on Opus tracks).
-TRANSPORTS = ("websocket", "webrtc")
 
 
 @with_snake_case_twins
@@ -128,9 +125,7 @@ class RealtimeClientCore(ModelClientBase):
             )
         if codec not in ("pcm16", "g711_ulaw"):
             raise ValueError(f"codec must be 'pcm16' or 'g711_ulaw', not {codec!r}")
-        if transport not in TRANSPORTS:
-            raise ValueError(f"transport must be one of {', '.join(map(repr, TRANSPORTS))}, not {transport!r}")
-        if transport == "webrtc" and dialect != "ga":
+        if transport == "webrtc" and dialect != "ga":  # an unknown transport: ModelClientBase refuses it
             raise ValueError("transport 'webrtc' speaks the GA wire only; leave dialect at 'ga'")
         super().__init__(
             url=with_model(url, model) if model_in_url else url,
