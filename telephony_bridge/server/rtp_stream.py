@@ -33,7 +33,6 @@ clock keeps the timestamp moving and the queue waits.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import socket
@@ -52,11 +51,11 @@ from telephony_bridge.carriers.sip.codec import CLEAR, DTMF_PREFIX, MARK_PREFIX,
 from telephony_bridge.carriers.sip.dtmf import DIGITS
 from telephony_bridge.carriers.sip.receive_side import ReceiveSide
 from telephony_bridge.carriers.sip.rtcp_session import RtcpSession
-from telephony_bridge.carriers.sip.rtp import RtpError
 from telephony_bridge.carriers.sip.send_side import SILENCE, SendSide
 from telephony_bridge.carriers.sip.sending import SendClock
 from telephony_bridge.server.asgi import TRANSPORT_ABORT_SCOPE_KEY
 from telephony_bridge.server.metrics import BridgeMetrics
+from telephony_bridge.server.rtcp_port import Address, RtcpPort
 
 __all__ = ["DIRECTIONS", "MAX_INBOUND_FRAMES", "SILENCE", "PortOwner", "RtpStream"]
 
@@ -74,7 +73,6 @@ _DISCONNECTED: Final = {"type": "websocket.disconnect", "code": 1000}
 _ECHO_WAKE_EARLY_S: Final = 0.0005
 _UNSPECIFIED: Final = frozenset({"0.0.0.0", "::"})  # old peers' hold (RFC 2543 c=0.0.0.0): send nothing
 
-Address = tuple[str, int]
 Clock = Callable[[], float]
 
 
@@ -107,7 +105,7 @@ class RtpStream:
         self.local_port = port
         self._pool = pool
         self._metrics = pool.metrics
-        self._rtp, self._rtcp = rtp, rtcp
+        self._rtp = rtp
         self._loop = asyncio.get_running_loop()
         self._clock: Clock = pool.clock or self._loop.time
         self._paced = pool.paced
@@ -125,7 +123,6 @@ class RtpStream:
         self.direction = "sendrecv"
         self._format: AudioFormat | None = None  # the session's, from begin()
         # receiving
-        self.rtcp_latched: Address | None = None
         self._inbox: deque[Mapping[str, Any]] = deque()
         self._inbox_audio = 0
         self._waiter: asyncio.Future[None] | None = None
@@ -137,6 +134,7 @@ class RtpStream:
         self._echo_timer: asyncio.TimerHandle | None = None
         self._rtcp_timer: asyncio.TimerHandle | None = None
         self._rtcp_session = RtcpSession(f"bridge-{self._sender.ssrc:08x}@{pool.host}", time.time(), self._clock())
+        self._rtcp_port = RtcpPort(rtcp, self._rtcp_session, self._metrics, _weak(self._problem))
         self._receive = ReceiveSide(self._rtcp_session, self._metrics, _weak(self._problem))
         self.problems = 0
         self._begun = False
@@ -163,6 +161,11 @@ class RtpStream:
         return self._rtcp_session
 
     @property
+    def rtcp_latched(self) -> Address | None:
+        """The source the peer's RTCP comes from (where ours goes), once a valid report came."""
+        return self._rtcp_port.latched
+
+    @property
     def rtt_ms(self) -> float | None:
         """The round trip to the far end from its last RTCP report (None until one came)."""
         return self._rtcp_session.rtt_ms
@@ -182,7 +185,7 @@ class RtpStream:
             raise ValueError(f"telephone-event payload type {telephone_event_pt} is not dynamic (96-127)")
         remote = (remote[0], int(remote[1]))
         if remote != self.remote:
-            self._receive.latched = self.rtcp_latched = None  # a new far end: latch again
+            self._receive.latched = self._rtcp_port.latched = None  # a new far end: latch again
         self.remote = remote
         self.payload_type = payload_type
         self.telephone_event_pt = telephone_event_pt
@@ -231,7 +234,7 @@ class RtpStream:
         self._stop_sending()
         self._log_summary()
         self.application_state = self.client_state = WebSocketState.DISCONNECTED
-        for sock in (self._rtp, self._rtcp):
+        for sock in (self._rtp, self._rtcp_port.sock):
             self._loop.remove_reader(sock.fileno())
             sock.close()
         self._pool.release_port(self.local_port)
@@ -341,8 +344,7 @@ class RtpStream:
         if not self._closed:
             self._closed = True
             if self._send_clock is not None and self.remote is not None and not self._released:
-                with contextlib.suppress(OSError):
-                    self._rtcp.sendto(self._rtcp_session.bye(self._sender.ssrc), self._rtcp_destination())
+                self._rtcp_port.send_bye(self._sender.ssrc, self.latched or self.remote)
         for handle in (self._timer, self._echo_timer, self._rtcp_timer):
             if handle is not None:
                 handle.cancel()
@@ -365,15 +367,18 @@ class RtpStream:
 
     # --- receiving ------------------------------------------------------------------------------
     def _read_rtp(self) -> None:
+        self._read(self._rtp, self.rtp_datagram)
+
+    def _read(self, sock: socket.socket, handle: Callable[[bytes, Address, float], None]) -> None:
         now_s = self._clock()
         for _ in range(READS_PER_WAKE):
             try:
-                data, address = self._rtp.recvfrom(MAX_DATAGRAM)
+                data, address = sock.recvfrom(MAX_DATAGRAM)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError:
                 continue  # an ICMP error queued by an earlier send: the next datagram may be fine
-            self.rtp_datagram(data, (address[0], address[1]), now_s)
+            handle(data, (address[0], address[1]), now_s)
 
     def rtp_datagram(self, data: bytes, source: Address, now_s: float) -> None:
         """One datagram on the RTP port (the reader calls this; tests may too)."""
@@ -420,13 +425,6 @@ class RtpStream:
         self._receive.from_wire = _transcoder(wire, self._format)
 
     # --- RTCP ------------------------------------------------------------------------------------
-    def _rtcp_destination(self) -> Address:
-        if self.rtcp_latched is not None:
-            return self.rtcp_latched
-        assert self.remote is not None
-        host, port = self.latched or self.remote
-        return host, port + 1
-
     def _on_rtcp_timer(self) -> None:
         self._rtcp_timer = None
         if self._closed:
@@ -439,38 +437,15 @@ class RtpStream:
         """An SR (we send RTP) with a report block on the peer's stream, and our CNAME."""
         if self.remote is None or self._released:
             return
-        report = self._rtcp_session.report(self._sender, now_s)
-        with contextlib.suppress(OSError):
-            self._rtcp.sendto(report, self._rtcp_destination())
+        self._rtcp_port.send_report(self._sender, now_s, self.latched or self.remote)
 
     def _read_rtcp(self) -> None:
-        now_s = self._clock()
-        for _ in range(READS_PER_WAKE):
-            try:
-                data, address = self._rtcp.recvfrom(MAX_DATAGRAM)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:
-                continue
-            self.rtcp_datagram(data, (address[0], address[1]), now_s)
+        self._read(self._rtcp_port.sock, self.rtcp_datagram)
 
     def rtcp_datagram(self, data: bytes, source: Address, now_s: float) -> None:
         if self._released or self.remote is None:
             return
-        if self.rtcp_latched is None:
-            if self.latched is not None and source[0] != self.latched[0]:
-                self._metrics.rtcp_packets_rejected += 1  # RTCP comes from the host the RTP comes from
-                return
-        elif source != self.rtcp_latched:
-            self._metrics.rtcp_packets_rejected += 1
-            return
-        try:
-            self._rtcp_session.received(data, self._sender.ssrc, now_s)
-        except RtpError as exc:
-            self._metrics.rtcp_packets_rejected += 1
-            self._problem(f"an RTCP datagram from {source} is not valid: {exc.reason}")
-            return
-        self.rtcp_latched = source
+        self._rtcp_port.datagram(data, source, now_s, self._sender.ssrc, self.latched)
 
     # --- logging -----------------------------------------------------------------------------------
     def _log_summary(self) -> None:

@@ -28,11 +28,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import logging
-import os
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -42,23 +40,15 @@ from telephony_bridge.naming import with_snake_case_twins
 from telephony_bridge.realtime import live_wire
 from telephony_bridge.realtime.connection import DEFAULT_PING_INTERVAL_S
 from telephony_bridge.realtime.connection_events import Reconnected
-from telephony_bridge.realtime.events import MediaEvents
 from telephony_bridge.realtime.live_connection import LiveConnection
 from telephony_bridge.realtime.live_wire import LiveAPIEvents
-from telephony_bridge.realtime.observer import (
-    ClientEventSent,
-    Interrupted,
-    MediaEvent,
-    Observer,
-    ServerEvent,
-    Truncation,
-)
+from telephony_bridge.realtime.observer import ServerEvent
+from telephony_bridge.realtime.playback import Interruption
 from telephony_bridge.tasks import TaskOwner
-from telephony_bridge.voxengine.listeners import EventPayload, Handler, Listeners
+from telephony_bridge.voxengine.listeners import EventPayload
 from telephony_bridge.voxengine.live_client_events import LiveClientEvents
-from telephony_bridge.voxengine.playout_channel import PlayoutChannel
-
-log = logging.getLogger("telephony_bridge.realtime")
+from telephony_bridge.voxengine.model_client_base import ModelClientBase, log
+from telephony_bridge.voxengine.playout_channel import PlayoutChannel, model_audio_format
 
 QUIET_MS = 350.0  # silent output that ends a turn
 MAX_LEAD_MS = 600.0  # the bridge's lead over the phone it lets build up before it waits
@@ -97,21 +87,15 @@ class _Turn:
     interrupted: bool = False
 
 
-class LiveChannel(PlayoutChannel):
-    """Model audio from a LiveAPIClient into one call's Playout (the Realtime channel's media
-    events; a clear is the Live way: see LiveAPIClient.clearMediaBuffer)."""
-
-    def interrupt(self, truncate: bool) -> bool:
-        client = self.client
-        assert isinstance(client, LiveAPIClient)
-        return client._interrupt_channel(self)
-
-
 @with_snake_case_twins
-class LiveAPIClient(LiveClientEvents):
+class LiveAPIClient(ModelClientBase, LiveClientEvents):
     """Voximplant's OpenAI.LiveAPIClient. Create with `OpenAI.createLiveAPIClient`."""
 
+    _id_prefix = "live"
     _ids = itertools.count(1)
+    _normalize_event = staticmethod(live_wire.normalize_event_name)
+    _connection: LiveConnection
+    codec: live_wire.LiveCodec
 
     def __init__(
         self,
@@ -130,44 +114,32 @@ class LiveAPIClient(LiveClientEvents):
         transport: str = "websocket",
         webrtc_config: Mapping[str, str] | None = None,
     ) -> None:
-        if transport not in ("websocket", "webrtc"):
-            raise ValueError(f"transport must be 'websocket' or 'webrtc', not {transport!r}")
-        self.transport = transport
-        self.url = url
-        self.codec: live_wire.LiveCodec = codec
-        self.dialect = "live"
-        self.tasks = tasks
+        super().__init__(
+            url=url,
+            codec=codec,
+            dialect="live",
+            tasks=tasks,
+            transport=transport,
+            on_websocket_close=on_websocket_close,
+        )
         self.statistics = statistics
         self.privacy = privacy
-        self._id = f"live_{next(self._ids)}_{os.urandom(4).hex()}"
-        options: dict[str, Any] = {
-            "url": url,
-            "api_key": api_key,
-            "codec": codec,
-            "tasks": tasks,
-            "events": self,
-            "name": self._id,
-            "trace": trace and not privacy,
-            "reconnect": reconnect,
-            "max_reconnect_attempts": max_reconnect_attempts,
-            "ping_interval_s": ping_interval_s,
-        }
-        self._connection: LiveConnection
+        options = self._connection_options(
+            api_key=api_key,
+            trace=trace and not privacy,
+            reconnect=reconnect,
+            max_reconnect_attempts=max_reconnect_attempts,
+            ping_interval_s=ping_interval_s,
+        )
         if transport == "webrtc":
             # The same Live machinery over a peer connection, opened by sessionStart (the config
             # goes with the SDP offer): realtime/webrtc_live_connection.py.
             from telephony_bridge.realtime.webrtc_live_connection import WebRTCLiveConnection
 
-            self._connection = WebRTCLiveConnection(webrtc_config=webrtc_config, **options)
+            self._use_connection(WebRTCLiveConnection(webrtc_config=webrtc_config, **options))
         else:
-            self._connection = LiveConnection(**options)
-        self.stats = self._connection.stats
-        self.accept_caller_audio = self._connection.uplink.accept_caller_audio
+            self._use_connection(LiveConnection(**options))
         self._caller_format = ULAW_8K
-        self._on_websocket_close = on_websocket_close
-        self._channels: dict[int, PlayoutChannel] = {}
-        self.listeners = Listeners(f"{tasks.label} client {self._id}", tasks, live_wire.normalize_event_name)
-        self.observer: Observer | None = None
         self._started = False
         self._turns = itertools.count(1)
         self._turn: _Turn | None = None
@@ -179,8 +151,7 @@ class LiveAPIClient(LiveClientEvents):
         self.turns_spoken = 0
 
     # --- lifecycle ------------------------------------------------------------------------
-    async def connect(self, timeout_s: float = 10.0) -> None:
-        await self._connection.connect(timeout_s)
+    def _connected(self) -> None:
         # Told once the scenario has its client and has added listeners (before its next await).
         asyncio.get_running_loop().call_soon(self._connected_events)
 
@@ -203,20 +174,6 @@ class LiveAPIClient(LiveClientEvents):
             },
         )
 
-    def id(self) -> str:
-        return self._id
-
-    def webSocketId(self) -> str | None:
-        return self._connection.session_id
-
-    @property
-    def closed(self) -> bool:
-        return self._connection.closed
-
-    @property
-    def session(self) -> dict[str, Any]:
-        return self._connection.session
-
     @property
     def transcript(self) -> list[tuple[str, str]]:
         return self._connection.transcript
@@ -225,31 +182,9 @@ class LiveAPIClient(LiveClientEvents):
     def uplink(self) -> Any:
         return self._connection.uplink
 
-    @property
-    def local_address(self) -> tuple[str, int] | None:
-        ws = self._connection.ws
-        try:
-            return ws.local_address if ws is not None else None
-        except (OSError, AttributeError):
-            return None
-
-    async def aclose(self, reason: str = "closed by scenario") -> None:
-        await self._connection.aclose(reason)
-
-    def close(self) -> None:
-        if not self.closed:
-            self.tasks.spawn(self.aclose(), name=f"close {self._id}")
-
     def set_caller_format(self, audio_format: Any) -> None:
         self._caller_format = audio_format
         self._connection.uplink.set_input_format(audio_format)
-
-    # --- listeners ------------------------------------------------------------------------
-    def addEventListener(self, event: Any, handler: Handler) -> None:
-        self.listeners.add(event, handler)
-
-    def removeEventListener(self, event: Any, handler: Handler | None = None) -> None:
-        self.listeners.remove(event, handler)
 
     def _emit(self, member: LiveAPIEvents, payload: Mapping[str, Any]) -> None:
         if self.observer is not None and member in (
@@ -261,20 +196,7 @@ class LiveAPIClient(LiveClientEvents):
             member, EventPayload(client=self, name=member.name, data={"customEvent": member.name, "payload": payload})
         )
 
-    def _emit_media(self, member: MediaEvents, **fields: Any) -> None:
-        if self.observer is not None:
-            self.observer(self, MediaEvent(member, {k: v for k, v in fields.items() if k != "call"}))
-        self.listeners.emit(member, EventPayload(client=self, name=member.name, **fields))
-
     # --- client events --------------------------------------------------------------------
-    def _send(self, event: Mapping[str, Any]) -> None:
-        if self._connection.closed:
-            log.warning("%s: %s after close ignored", self.tasks.label, event.get("type"))
-            return
-        if self.observer is not None:
-            self.observer(self, ClientEventSent(event))
-        self._connection.send(event)
-
     def sessionStart(self, parameters: Mapping[str, Any] | None = None) -> None:
         """`session.start`: the model, instructions, voice, delegation, input… The audio format is
         the bridge's (μ-law 8 kHz pass-through; `{"type": "audio/pcm", "rate": 24000}` asks for
@@ -290,7 +212,7 @@ class LiveAPIClient(LiveClientEvents):
                 self.codec = codec
                 self._connection.set_codec(codec, self._caller_format)
                 for channel in self._channels.values():
-                    channel.playout.source_format(channel_format(codec))
+                    channel.playout.source_format(model_audio_format(codec))
         self._started = True
         self._connection.start(live_wire.live_session_config(session, self.codec), parameters.get("event_id"))
 
@@ -311,47 +233,17 @@ class LiveAPIClient(LiveClientEvents):
             self._send(live_wire.session_update(update, parameters.get("event_id")))
 
     # --- media graph ----------------------------------------------------------------------
-    def sendMediaTo(self, unit: Any, parameters: Mapping[str, Any] | None = None) -> None:
-        if not hasattr(unit, "attach_playout") or not hasattr(unit, "playout"):
-            raise TypeError(f"{unit!r} cannot play model audio")
-        channel = LiveChannel(self, unit, parameters or {})  # type: ignore[arg-type]
-        channel.playout.source_format(channel_format(self.codec))
-        unit.attach_playout(channel)
-        self._channels[id(unit)] = channel
-
-    def stopMediaTo(self, unit: Any) -> None:
-        channel = self._channels.get(id(unit))
-        if channel is not None:
-            channel.detach()
-
     def clearMediaBuffer(self, parameters: Mapping[str, Any] | None = None) -> None:
         """Stop the agent's audio at once (the app's decision, not caller speech): drop what is
         queued, clear the carrier, and tell the model with `session.instructions.append` what the
         caller did not hear. Nothing happens when nothing is playing."""
-        tag = (parameters or {}).get("tag")
-        for channel in list(self._channels.values()):
-            if tag is None or channel.tag == tag:
-                channel.interrupt(True)
+        self._interrupt_channels((parameters or {}).get("tag"), True)
 
-    def _interrupt_channel(self, channel: PlayoutChannel) -> bool:
+    def _barge_in(self, channel: PlayoutChannel, interruption: Interruption, truncate: bool) -> None:
         turn = self._turn
-        interruption = channel.playout.interrupt()
-        if interruption is None:
-            return False
-        self.stats.interruptions += 1
         heard_ms = 0.0
         for cut in interruption.truncations:
             heard_ms = max(heard_ms, float(cut.audio_end_ms))
-        if self.observer is not None:
-            self.observer(
-                self,
-                Interrupted(
-                    tuple(
-                        Truncation(item_id=c.item_id, audio_end_ms=c.audio_end_ms, deleted=c.delete)
-                        for c in interruption.truncations
-                    )
-                ),
-            )
         if interruption.episode_ended is not None:
             channel.media_ended(interruption.episode_ended)
         said_ms = turn.sent_ms if turn is not None else heard_ms
@@ -363,7 +255,6 @@ class LiveAPIClient(LiveClientEvents):
             turn.interrupted = True
             self._dropping_rest = True
             self._end_turn(heard_ms)
-        return True
 
     def _heard_text(self, turn: _Turn, heard_ms: float) -> str:
         until = turn.output_start_ms + heard_ms
@@ -470,41 +361,22 @@ class LiveAPIClient(LiveClientEvents):
 
     def on_reconnecting(self, attempt: int, code: int, reason: str) -> None:
         self._end_turn(None)
-        self._emit_media(MediaEvents.WebSocketReconnecting, attempt=attempt, code=code, reason=reason)
+        super().on_reconnecting(attempt, code, reason)
 
     def on_reconnected(self, reconnected: Reconnected) -> None:
         self._transcript_marks.clear()  # the new session's timeline starts at zero
-        r = reconnected
-        self._emit_media(
-            MediaEvents.WebSocketReconnected,
-            attempt=r.attempt,
-            downtimeMs=r.downtime_ms,
-            replayedItems=r.replayed_items,
-            recycled=r.recycled,
-            resumedAnswer=False,
-            callerAudioLostMs=r.caller_audio_lost_ms,
-            modelSilentBeforeMs=r.model_silent_before_ms,
-        )
+        super().on_reconnected(replace(reconnected, resumed_answer=False))  # Live has no answer to resume
 
     def on_closing(self) -> None:
         self._end_turn(None)
-        for channel in list(self._channels.values()):
-            channel.detach()
+        super().on_closing()
 
     def on_closed(self, code: int, reason: str, was_clean: bool) -> None:
         if self.statistics:  # Voximplant's per-client statistics, here in the call's log
             log.info("%s: Live client %s statistics: %s", self.tasks.label, self._id, self.stats_live())
         if not was_clean and code != 1000:
             self._emit(LiveAPIEvents.WebSocketError, {"code": code, "reason": reason})
-        if self._on_websocket_close is None:
-            return
-        event = EventPayload(client=self, code=code, reason=reason, wasClean=was_clean)
-        try:
-            result = self._on_websocket_close(event)
-            if asyncio.iscoroutine(result):
-                self.tasks.spawn(result, name="onWebSocketClose")
-        except Exception:
-            log.exception("%s: onWebSocketClose raised", self.tasks.label)
+        super().on_closed(code, reason, was_clean)
 
     def stats_live(self) -> dict[str, Any]:
         """Live-specific numbers: the playout lead, input kept flowing, gap fill not duplicated."""
@@ -517,9 +389,3 @@ class LiveAPIClient(LiveClientEvents):
             "turns": self.turns_spoken,
             "reconnects": self.stats.reconnects,
         }
-
-
-def channel_format(codec: str) -> Any:
-    from telephony_bridge.audio.formats import L16_24K
-
-    return L16_24K if codec == "pcm16" else ULAW_8K

@@ -2,8 +2,8 @@
 
 The call's Playout converts, writes, paces and keeps the ledger; this channel is the client's side
 of it: it says what the model's audio format is, turns what the playout reports into the client's
-events (`WebSocketMediaStarted/Ended`), and on a barge-in tells the model what to cancel and where
-to truncate.
+events (`WebSocketMediaStarted/Ended`), and on a barge-in stops the playout and has the client tell
+its model what the caller did not hear.
 """
 
 from __future__ import annotations
@@ -11,24 +11,29 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from telephony_bridge.audio.formats import L16_24K, ULAW_8K
+from telephony_bridge.audio.formats import L16_24K, ULAW_8K, AudioFormat
 from telephony_bridge.realtime.events import MediaEvents
 from telephony_bridge.realtime.observer import Interrupted, Truncation
 
 if TYPE_CHECKING:  # typing only: the client imports this module, not the other way round
-    from telephony_bridge.voxengine.realtime_client import RealtimeClientCore
+    from telephony_bridge.voxengine.model_client_base import ModelClientBase
+
+
+def model_audio_format(codec: str) -> AudioFormat:
+    """The format of a model's audio in `codec` (what the playout converts from)."""
+    return L16_24K if codec == "pcm16" else ULAW_8K
 
 
 class PlayoutChannel:
     """Model audio from one client into one call's Playout."""
 
-    def __init__(self, client: RealtimeClientCore, call: Any, parameters: Mapping[str, Any]) -> None:
+    def __init__(self, client: ModelClientBase, call: Any, parameters: Mapping[str, Any]) -> None:
         self.client = client
         self.call = call
         self.tag = parameters.get("tag")
         self.custom_parameters = parameters.get("customParameters")
         self.playout = call.playout
-        self.playout.source_format(L16_24K if client.codec == "pcm16" else ULAW_8K)
+        self.playout.source_format(model_audio_format(client.codec))
         self.attached = True
 
     async def play(self, response_id: str, item_id: str, content_index: int, audio: bytes, duration_ms: float) -> None:
@@ -65,10 +70,10 @@ class PlayoutChannel:
     def interrupt(self, truncate: bool) -> bool:
         """Stop playback at once. Returns False (and does nothing) when nothing was playing.
 
-        Synchronous on purpose: the cancel and the truncations are queued to the model before
-        anything the caller of clearMediaBuffer() sends next (say, a responseCreate), and the
-        ledger stops accepting the interrupted answer's audio at once. Only the carrier's clear
-        needs the loop; media sent after it waits for it (Playout.play)."""
+        Synchronous on purpose: what the client tells its model (a cancel and truncations, or what
+        was not heard) is queued before anything the caller of clearMediaBuffer() sends next (say,
+        a responseCreate), and the ledger stops accepting the interrupted answer's audio at once.
+        Only the carrier's clear needs the loop; media sent after it waits for it (Playout.play)."""
         interruption = self.playout.interrupt()
         if interruption is None:
             return False
@@ -86,21 +91,7 @@ class PlayoutChannel:
                     else ()
                 ),
             )
-        # An answer still generating would keep adding audio the caller will never hear. Name it,
-        # so a late cancel can never hit a newer answer; if the server already cancelled it (server
-        # VAD), it says so with a benign error.
-        for response_id in interruption.interrupted_response_ids:
-            client._cancel_response(response_id)
-        if truncate:
-            for cut in interruption.truncations:
-                if cut.delete:
-                    client.stats.deletions += 1
-                    client._delete_item(cut.item_id)
-                else:
-                    client.stats.truncations += 1
-                    client._truncate_item(cut.item_id, cut.content_index, cut.audio_end_ms)
-        if interruption.episode_ended is not None:
-            self.media_ended(interruption.episode_ended)
+        client._barge_in(self, interruption, truncate)
         return True
 
     def detach(self) -> None:

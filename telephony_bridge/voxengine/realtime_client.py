@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import logging
 import os
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -28,29 +27,17 @@ from telephony_bridge.realtime.connection import (
     DEFAULT_SESSION_MAX_S,
     ModelConnection,
 )
-from telephony_bridge.realtime.connection_events import Reconnected
 from telephony_bridge.realtime.conversation import ConversationMirror
 from telephony_bridge.realtime.dialect import Codec
-from telephony_bridge.realtime.events import (
-    Dialect,
-    MediaEvents,
-    RealtimeAPIEvents,
-    normalize_event_name,
-)
-from telephony_bridge.realtime.observer import (
-    ClientEventSent,
-    DownlinkLatency,
-    MediaEvent,
-    Observer,
-    ServerEvent,
-)
+from telephony_bridge.realtime.events import Dialect, RealtimeAPIEvents, normalize_event_name
+from telephony_bridge.realtime.observer import DownlinkLatency, ServerEvent
+from telephony_bridge.realtime.playback import Interruption
 from telephony_bridge.realtime.stall import DEFAULT_ANSWER_STALL_TIMEOUT_S
 from telephony_bridge.realtime.text import with_model
 from telephony_bridge.tasks import TaskOwner
-from telephony_bridge.voxengine.listeners import EventPayload, Handler, Listeners
+from telephony_bridge.voxengine.listeners import EventPayload
+from telephony_bridge.voxengine.model_client_base import ModelClientBase, log
 from telephony_bridge.voxengine.playout_channel import PlayoutChannel
-
-log = logging.getLogger("telephony_bridge.realtime")
 
 OPENAI_REALTIME_URL = "wss://api.openai.com/v1/realtime"
 OPENAI_HOST = "api.openai.com"
@@ -93,19 +80,20 @@ RETIRED_MODELS: Mapping[str, str] = {
     ),
 }
 DOWNLINK_SAMPLE_EVERY = 10  # model deltas between two latency samples
-# How a client reaches the model: a WebSocket, or WebRTC (an SDP offer to the calls endpoint,
-# events on the oai-events data channel, audio on Opus tracks).
-TRANSPORTS = ("websocket", "webrtc")
 
 
 @with_snake_case_twins
-class RealtimeClientCore:
+class RealtimeClientCore(ModelClientBase):
     """What every realtime client shape shares: one model connection, one playout per call, one barge-in."""
 
+    _id_prefix = "rtc"
     _ids = itertools.count(1)
     # Whether the bridge sends its own session.update (the audio formats) on connect. A translation
     # session has no format to set: its audio is PCM16 24 kHz by protocol.
     _bridge_session_update = True
+    _normalize_event: Callable[[Any], Any] = staticmethod(normalize_event_name)  # the GA front has its own names
+    codec: Codec
+    dialect: Dialect
 
     def __init__(
         self,
@@ -137,74 +125,41 @@ class RealtimeClientCore:
             )
         if codec not in ("pcm16", "g711_ulaw"):
             raise ValueError(f"codec must be 'pcm16' or 'g711_ulaw', not {codec!r}")
-        if transport not in TRANSPORTS:
-            raise ValueError(f"transport must be one of {', '.join(map(repr, TRANSPORTS))}, not {transport!r}")
-        if transport == "webrtc" and dialect != "ga":
+        if transport == "webrtc" and dialect != "ga":  # an unknown transport: ModelClientBase refuses it
             raise ValueError("transport 'webrtc' speaks the GA wire only; leave dialect at 'ga'")
-        self.transport = transport
-        self.url = with_model(url, model) if model_in_url else url
+        super().__init__(
+            url=with_model(url, model) if model_in_url else url,
+            codec=codec,
+            dialect=dialect,
+            tasks=tasks,
+            transport=transport,
+            on_websocket_close=on_websocket_close,
+        )
         self.model = model
-        self.dialect: Dialect = dialect
-        self.codec: Codec = codec
-        self.tasks = tasks
-        self._id = f"rtc_{next(self._ids)}_{os.urandom(4).hex()}"
-        options: dict[str, Any] = {
-            "url": self.url,
-            "api_key": api_key,
-            "dialect": dialect,
-            "codec": codec,
-            "tasks": tasks,
-            "events": self,
-            "name": self._id,
-            "trace": trace,
-            "reconnect": reconnect,
-            "max_reconnect_attempts": max_reconnect_attempts,
-            "session_max_s": session_max_s,
-            "ping_interval_s": ping_interval_s,
-            "answer_stall_timeout_s": answer_stall_timeout_s,
-        }
-        self._connection: ModelConnection
+        options = self._connection_options(
+            api_key=api_key,
+            trace=trace,
+            reconnect=reconnect,
+            max_reconnect_attempts=max_reconnect_attempts,
+            ping_interval_s=ping_interval_s,
+        )
+        options.update(dialect=dialect, session_max_s=session_max_s, answer_stall_timeout_s=answer_stall_timeout_s)
         if transport == "webrtc":
             # The same connection machinery over a peer connection (realtime/webrtc_connection.py);
             # `url` is then the calls endpoint the SDP offer goes to.
             from telephony_bridge.realtime.webrtc_connection import WebRTCModelConnection
 
-            self._connection = WebRTCModelConnection(webrtc_config=webrtc_config, **options)
+            self._use_connection(WebRTCModelConnection(webrtc_config=webrtc_config, **options))
         else:
-            self._connection = ModelConnection(**options)
-        self.stats = self._connection.stats
-        # The caller-audio hot path, bound straight to the uplink: no extra coroutine per frame.
-        self.accept_caller_audio = self._connection.uplink.accept_caller_audio
+            self._use_connection(ModelConnection(**options))
         self.set_caller_format = self._connection.uplink.set_input_format  # told by Call.sendMediaTo
-        self._on_websocket_close = on_websocket_close
-        self._channels: dict[int, PlayoutChannel] = {}
-        self.listeners = Listeners(f"{tasks.label} client {self._id}", tasks, self._normalize_event)
-        # Told of every server event (not audio), every control event sent and every interruption,
-        # as typed events (realtime/observer.py): the call journal listens here without being a
-        # scenario listener.
-        self.observer: Observer | None = None
 
     # --- lifecycle ------------------------------------------------------------------------
-    async def connect(self, timeout_s: float = 10.0) -> None:
-        await self._connection.connect(timeout_s)
+    def _connected(self) -> None:
         # The bridge owns the audio formats: set them before anything else (pitfall 10). Its own
         # update, so its session.updated never reaches the scenario (pitfall 22).
         if self._bridge_session_update:
             self._send(self._connection.session_update_for({}), own=True)
-
-    def id(self) -> str:
-        return self._id
-
-    def webSocketId(self) -> str | None:
-        return self._connection.session_id
-
-    @property
-    def closed(self) -> bool:
-        return self._connection.closed
-
-    @property
-    def session(self) -> dict[str, Any]:
-        return self._connection.session
 
     @property
     def conversation(self) -> ConversationMirror:
@@ -227,55 +182,14 @@ class RealtimeClientCore:
         """A server event as the reader would hand it over (the fuzz tests drive this)."""
         await self._connection.dispatch(event)
 
-    @property
-    def local_address(self) -> tuple[str, int] | None:
-        """This end of the model connection (host, port), kept after it closes; None before it opens.
-        What the other end sees as the remote address: the call-flow kit matches connections by it."""
-        ws = self._connection.ws
-        if ws is None:
-            return None
-        try:
-            return ws.local_address
-        except (OSError, AttributeError):  # a transport already torn down
-            return None
-
-    async def aclose(self, reason: str = "closed by scenario") -> None:
-        """Close for good. Idempotent; onWebSocketClose is called once."""
-        await self._connection.aclose(reason)
-
-    def close(self) -> None:
-        """Close the model WebSocket (Voximplant's close(): fire and forget)."""
-        if not self.closed:
-            self.tasks.spawn(self.aclose(), name=f"close {self._id}")
-
-    # --- listeners ------------------------------------------------------------------------
-    def addEventListener(self, event: Any, handler: Handler) -> None:
-        self.listeners.add(event, handler)
-
-    def removeEventListener(self, event: Any, handler: Handler | None = None) -> None:
-        self.listeners.remove(event, handler)
-
-    _normalize_event: Callable[[Any], Any] = staticmethod(normalize_event_name)  # the GA front has its own names
-
     def _emit(self, member: Any, data: Mapping[str, Any]) -> None:
         self.listeners.emit(member, EventPayload(client=self, name=member.name, data=data))
 
-    def _emit_media(self, member: MediaEvents, **fields: Any) -> None:
-        if self.observer is not None:
-            self.observer(self, MediaEvent(member, {k: v for k, v in fields.items() if k != "call"}))
-        self.listeners.emit(member, EventPayload(client=self, name=member.name, **fields))
-
-    # --- client events (fire and forget, in order, like VoxEngine) ------------------------
-    def _send(self, event: Mapping[str, Any], *, own: bool = False) -> None:
-        """Queue a client event. `own`: sent by the bridge, not the scenario (matters for session.update)."""
-        if self._connection.closed:
-            log.warning("%s: %s after close ignored", self.tasks.label, event.get("type"))
-            return
-        if event.get("type") == "session.update":
-            event = self._connection.track_session_update(event, own=own)
-        if self.observer is not None:
-            self.observer(self, ClientEventSent(event))
-        self._connection.send(event)
+    # --- client events --------------------------------------------------------------------
+    def _outgoing(self, event: Mapping[str, Any], own: bool) -> Mapping[str, Any]:
+        if event.get("type") == "session.update":  # the bridge's own update is not the scenario's
+            return self._connection.track_session_update(event, own=own)
+        return event
 
     def _cancel_response(self, response_id: str) -> None:
         """A barge-in cancels the answer by name: its audio is no longer due."""
@@ -291,30 +205,30 @@ class RealtimeClientCore:
         self._send(wire.conversation_item_truncate(item_id, content_index, audio_end_ms))
 
     # --- media graph ----------------------------------------------------------------------
-    def sendMediaTo(self, unit: Any, parameters: Mapping[str, Any] | None = None) -> None:
-        """Play the model's audio into `unit` (a Call)."""
-        if not hasattr(unit, "attach_playout") or not hasattr(unit, "playout"):
-            raise TypeError(f"{unit!r} cannot play model audio")
-        channel = PlayoutChannel(self, unit, parameters or {})
-        unit.attach_playout(channel)
-        self._channels[id(unit)] = channel
-
-    def stopMediaTo(self, unit: Any) -> None:
-        channel = self._channels.get(id(unit))
-        if channel is not None:
-            channel.detach()
-
     def clearMediaBuffer(self, parameters: Mapping[str, Any] | None = None) -> None:
         """Barge-in: stop playback at once and truncate the conversation at what the caller heard.
 
         Does nothing (and fires nothing) when nothing is playing. `{"truncate": False}` skips the
         truncation; `{"tag": …}` limits it to the channels sent with that tag."""
         parameters = parameters or {}
-        truncate = parameters.get("truncate", True) is not False
-        tag = parameters.get("tag")
-        for channel in list(self._channels.values()):
-            if tag is None or channel.tag == tag:
-                channel.interrupt(truncate)
+        self._interrupt_channels(parameters.get("tag"), parameters.get("truncate", True) is not False)
+
+    def _barge_in(self, channel: PlayoutChannel, interruption: Interruption, truncate: bool) -> None:
+        # An answer still generating would keep adding audio the caller will never hear. Name it,
+        # so a late cancel can never hit a newer answer; if the server already cancelled it (server
+        # VAD), it says so with a benign error.
+        for response_id in interruption.interrupted_response_ids:
+            self._cancel_response(response_id)
+        if truncate:
+            for cut in interruption.truncations:
+                if cut.delete:
+                    self.stats.deletions += 1
+                    self._delete_item(cut.item_id)
+                else:
+                    self.stats.truncations += 1
+                    self._truncate_item(cut.item_id, cut.content_index, cut.audio_end_ms)
+        if interruption.episode_ended is not None:
+            channel.media_ended(interruption.episode_ended)
 
     # --- what the model connection reports (realtime.connection.ConnectionEvents) ---------
     async def on_audio_delta(
@@ -359,37 +273,6 @@ class RealtimeClientCore:
         if self.observer is not None:
             self.observer(self, ServerEvent(member, event))
         self._emit(member, event)
-
-    def on_reconnecting(self, attempt: int, code: int, reason: str) -> None:
-        self._emit_media(MediaEvents.WebSocketReconnecting, attempt=attempt, code=code, reason=reason)
-
-    def on_reconnected(self, reconnected: Reconnected) -> None:
-        r = reconnected
-        self._emit_media(
-            MediaEvents.WebSocketReconnected,
-            attempt=r.attempt,
-            downtimeMs=r.downtime_ms,
-            replayedItems=r.replayed_items,
-            recycled=r.recycled,
-            resumedAnswer=r.resumed_answer,
-            callerAudioLostMs=r.caller_audio_lost_ms,
-            modelSilentBeforeMs=r.model_silent_before_ms,
-        )
-
-    def on_closing(self) -> None:
-        for channel in list(self._channels.values()):
-            channel.detach()
-
-    def on_closed(self, code: int, reason: str, was_clean: bool) -> None:
-        if self._on_websocket_close is None:
-            return
-        event = EventPayload(client=self, code=code, reason=reason, wasClean=was_clean)
-        try:
-            result = self._on_websocket_close(event)
-            if asyncio.iscoroutine(result):
-                self.tasks.spawn(result, name="onWebSocketClose")
-        except Exception:
-            log.exception("%s: onWebSocketClose raised", self.tasks.label)
 
 
 @with_snake_case_twins
