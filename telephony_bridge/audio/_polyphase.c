@@ -83,24 +83,19 @@ load_input(double *buf, const unsigned char *in, Py_ssize_t n, const int16_t *ta
 
 /* sums[l] = sum_k h[k * h_step] * x[k + l] for the WIDE lanes l (four vectors: one coefficient
    loaded per four multiply-adds), or for the four lanes of sum4 (the tails). */
-#define WIDE 16
+#define WIDE 32
 
 static inline void
 sum_wide(double sums[WIDE], const double *h, Py_ssize_t h_step, const double *x, Py_ssize_t len)
 {
 #if defined(__GNUC__)
-    lanes a0 = {0.0, 0.0, 0.0, 0.0}, a1 = a0, a2 = a0, a3 = a0;
+    lanes a[WIDE / 4];
+    for (int v = 0; v < WIDE / 4; v++) a[v] = (lanes){0.0, 0.0, 0.0, 0.0};
     for (Py_ssize_t k = 0; k < len; k++) {
         double c = h[k * h_step];
-        FMA_LANES(a0, c, x + k);
-        FMA_LANES(a1, c, x + k + 4);
-        FMA_LANES(a2, c, x + k + 8);
-        FMA_LANES(a3, c, x + k + 12);
+        for (int v = 0; v < WIDE / 4; v++) FMA_LANES(a[v], c, x + k + 4 * v);
     }
-    memcpy(sums, &a0, sizeof a0);
-    memcpy(sums + 4, &a1, sizeof a1);
-    memcpy(sums + 8, &a2, sizeof a2);
-    memcpy(sums + 12, &a3, sizeof a3);
+    memcpy(sums, a, sizeof a);
 #else
     for (int l = 0; l < WIDE; l++) {
         double acc = 0.0;
@@ -169,13 +164,22 @@ KERNEL static void
 downsample_kernel(const double *buf, Py_ssize_t count, Py_ssize_t skip, const double *taps, Py_ssize_t span,
                   Py_ssize_t factor, double *scratch, char *out, const uint8_t *encode)
 {
-    Py_ssize_t branch_len = span / factor, phase_len = phase_length(count, branch_len);
+    Py_ssize_t branch_len = span / factor, phase_len = phase_length(count, branch_len), used = count + branch_len - 1;
+    const double *x = buf + skip;
+    if (factor == 3) { /* 24k -> 8k, the hot path: one pass over the input instead of three */
+        double *p0 = scratch, *p1 = scratch + phase_len, *p2 = scratch + 2 * phase_len;
+        for (Py_ssize_t m = 0; m < used; m++) {
+            p0[m] = x[3 * m];
+            p1[m] = x[3 * m + 1];
+            p2[m] = x[3 * m + 2];
+        }
+    } else {
+        for (Py_ssize_t r = 0; r < factor; r++) {
+            for (Py_ssize_t m = 0; m < used; m++) scratch[r * phase_len + m] = x[factor * m + r];
+        }
+    }
     for (Py_ssize_t r = 0; r < factor; r++) {
-        double *phase = scratch + r * phase_len;
-        const double *x = buf + skip + r;
-        Py_ssize_t m = 0;
-        for (; m < count + branch_len - 1; m++) phase[m] = x[factor * m];
-        for (; m < phase_len; m++) phase[m] = 0.0;
+        for (Py_ssize_t m = used; m < phase_len; m++) scratch[r * phase_len + m] = 0.0;
     }
     Py_ssize_t j = 0;
     for (; j < count; j += WIDE) {
