@@ -27,6 +27,7 @@ from websockets.protocol import State
 from telephony_bridge.audio.convert import converter
 from telephony_bridge.audio.formats import L16_24K, ULAW_8K, AudioFormat
 from telephony_bridge.realtime import dialect as wire
+from telephony_bridge.realtime.client_frames import masked_text_frame
 from telephony_bridge.realtime.stats import ClientStatistics
 
 log = logging.getLogger("telephony_bridge.realtime")
@@ -34,10 +35,10 @@ log = logging.getLogger("telephony_bridge.realtime")
 MAX_BUFFERED_AUDIO_BYTES = 256 * 1024  # ~2 s of PCM16 24 kHz as base64 JSON
 MODEL_STALL_TIMEOUT_S = 5.0
 
-# Caller audio is written through the connection's sans-I/O protocol (see Uplink.accept_caller_audio):
-# `protocol` and `send_data()` of websockets' asyncio Connection (13.0 onwards). Neither is
-# documented API, so a release without them falls back to `await ws.send()`. Read per frame, so a
-# test can take either way.
+# Caller audio is written straight to the connection's transport (see Uplink.accept_caller_audio),
+# after flushing `protocol.writes` with `send_data()` of websockets' asyncio Connection (13.0
+# onwards). Neither is documented API, so a release without them falls back to `await ws.send()`.
+# Read per frame, so a test can take either way.
 DIRECT_WRITE = callable(getattr(ClientConnection, "send_data", None))
 
 
@@ -84,16 +85,18 @@ class Uplink:
             except ConnectionClosed:
                 pass  # the reader sees the close and reconnects
             return
-        # Written through the connection's sans-I/O protocol, not `await ws.send()`: send() costs
-        # an async context manager, a drain and three coroutines per frame (a quarter of the
-        # bridge's CPU above the relay floor at 100 calls, bench/README.md), and its one service
-        # here, waiting while the socket is backed up, is the one thing the carrier must never
-        # do; the write-buffer check above replaces it. Frames stay whole: the protocol appends
-        # a complete frame and the bridge never fragments, so this interleaves safely with the
-        # writer task's send(). State is OPEN and the transport not closing (checked above).
+        # Written straight to the connection's transport, not `await ws.send()`: send() costs an
+        # async context manager, a drain and three coroutines per frame (a quarter of the bridge's
+        # CPU above the relay floor at 100 calls, bench/README.md), and its one service here,
+        # waiting while the socket is backed up, is the one thing the carrier must never do; the
+        # write-buffer check above replaces it. The frame is built by client_frames.py (websockets'
+        # Frame and serializer cost a getrandom syscall and a BytesIO per frame). Frames stay whole
+        # and in order: anything websockets' protocol still holds (it flushes after every send and
+        # every pong, so normally nothing) goes first. State is OPEN, the transport not closing.
         try:
-            ws.protocol.send_text(message)
-            ws.send_data()
+            if ws.protocol.writes:
+                ws.send_data()
+            transport.write(masked_text_frame(message))
         except Exception:
             # What send() would do on an internal error: give up the connection (the reader
             # reconnects) rather than let the carrier's reader see an exception per frame.

@@ -217,28 +217,23 @@ async def test_each_uplink_write_path_is_the_one_taken(direct_write, monkeypatch
         client, tasks = await make_client(model, codec="g711_ulaw")
         await model.wait_for(lambda: bool(model.of_type("session.update")))  # the writer task is idle now
         connection = client._ws
-        used = {"send_data": 0, "send": 0}  # send_data() outside send(): the shortcut
-        in_send = False
-        real_send_data, real_send = connection.send_data, connection.send
+        used = {"direct": 0, "send": 0}
+        real_frame, real_send = uplink_module.masked_text_frame, connection.send
 
-        def counting_send_data() -> None:
-            used["send_data"] += not in_send
-            real_send_data()
+        def counting_frame(payload: bytes) -> bytes:
+            used["direct"] += 1
+            return real_frame(payload)
 
         async def counting_send(message, text=None):
-            nonlocal in_send
             used["send"] += 1
-            in_send = True
-            try:
-                await real_send(message, text=text)
-            finally:
-                in_send = False
+            await real_send(message, text=text)
 
-        connection.send_data, connection.send = counting_send_data, counting_send
+        monkeypatch.setattr(uplink_module, "masked_text_frame", counting_frame)
+        connection.send = counting_send
         for _ in range(3):
             await client.accept_caller_audio(b"\x7f" * 160)
         await model.wait_for(lambda: len(model.of_type("input_audio_buffer.append")) == 3)
-        assert used == ({"send_data": 3, "send": 0} if direct_write else {"send_data": 0, "send": 3})
+        assert used == ({"direct": 3, "send": 0} if direct_write else {"direct": 0, "send": 3})
         assert client.stats.caller_frames == 3 and client.stats.caller_audio_dropped_ms == 0
         await client.aclose()
         await tasks.aclose()
@@ -264,14 +259,14 @@ async def test_caller_audio_never_waits_for_the_model_socket_to_drain():
         await tasks.aclose()
 
 
-async def test_a_failing_audio_write_drops_the_model_connection_not_the_carrier(caplog):
+async def test_a_failing_audio_write_drops_the_model_connection_not_the_carrier(caplog, monkeypatch):
     async with ScriptedModel() as model:
         client, tasks = await make_client(model, reconnect=False)
 
-        def broken() -> None:
-            raise RuntimeError("transport exploded")
+        def broken(payload: bytes) -> bytes:
+            raise RuntimeError("framing exploded")
 
-        client._ws.send_data = broken  # an internal error below the protocol
+        monkeypatch.setattr(uplink_module, "masked_text_frame", broken)  # an internal error on the write path
         with caplog.at_level(logging.ERROR, logger="telephony_bridge.realtime"):
             await client.accept_caller_audio(b"\xff" * 160)  # must not raise into the carrier reader
         assert client.stats.caller_audio_dropped_ms == 20
