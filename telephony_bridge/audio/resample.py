@@ -219,7 +219,20 @@ class Resampler:
             or (encode is not None and self._upsampling)
         ):
             return None
-        return functools.partial(self._native_blocks, decode=decode, encode=encode)
+        spec, native, state, history = self._filter, self._native, self._buffer, self._history_len
+        assert spec is not None
+        general = functools.partial(self._native_blocks, decode=decode, encode=encode)
+        limit = _MAX_BLOCK_SAMPLES * (1 if decode is not None else 2)  # bytes in one block
+        if self._upsampling:
+            upsample, bank, factor = native.upsample, spec.up_bank_by_phase, spec.factor
+
+            def up(data: bytes) -> bytes:  # a 20 ms frame: one C call, no block or start-up logic
+                if self._pending_drop or len(data) > limit:
+                    return general(data)
+                return upsample(state, history, data, bank, factor, decode)
+
+            return up
+        return general
 
     def process_samples(self, samples: np.ndarray) -> bytes:
         """`process` for samples already in an int16 array (a G.711 decode's table lookup: the
