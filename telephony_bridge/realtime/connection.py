@@ -41,6 +41,7 @@ from telephony_bridge.realtime.events import (
     AUDIO_DELTA_TYPE,
     Dialect,
 )
+from telephony_bridge.realtime.loop_pauses import PauseAwareClientConnection, nap
 from telephony_bridge.realtime.stall import (
     DEFAULT_ANSWER_STALL_TIMEOUT_S,
     AnswerStallPolicy,
@@ -191,6 +192,7 @@ class ModelConnection(ServerEventDispatch):
                 # the library default (20 s + 20 s) would leave a caller in silence for 40 s.
                 ping_interval=self.ping_interval_s,
                 ping_timeout=self.ping_interval_s,
+                create_connection=PauseAwareClientConnection,  # its pong timeout skips our own hold-ups
                 # After a failed ping the library still waits this long for a closing handshake
                 # that cannot cross a half-open socket (default 10 s): the caller is waiting.
                 close_timeout=1.0,
@@ -460,9 +462,9 @@ class ModelConnection(ServerEventDispatch):
         loop = asyncio.get_running_loop()
         stall = self._answer_stall
         while True:
-            deadline = stall.deadline()
-            if deadline is not None and loop.time() < deadline:
-                await asyncio.sleep(deadline - loop.time())
+            now, deadline = loop.time(), stall.deadline()
+            if deadline is not None and now < deadline:
+                stall.bridge_paused(await nap(deadline - now), loop.time())
                 continue
             ws = self._ws
             if deadline is not None and ws is not None and ws.transport is not None and not ws.transport.is_closing():

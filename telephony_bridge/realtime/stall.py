@@ -13,6 +13,10 @@ first audio the allowance is longer (`first_audio_timeout_s`): how long a model 
 speaking varies (a busy provider, the embedded engine synthesising under load), and cutting off a
 slow starter only makes it start again from nothing.
 
+Silence counts only while the bridge itself runs: the watchdog reports how late its wake-ups came
+(`bridge_paused`), and that time, when the bridge's own loop was held up, is not the model's silence
+(see loop_pauses.py).
+
 Times are the caller's choice of monotonic seconds (the client uses the event loop's clock).
 """
 
@@ -58,6 +62,13 @@ class AnswerStallPolicy:
         self.audio_started = False
         self.last_heard_at = now
         self.playout_ends_at = now
+
+    def bridge_paused(self, seconds: float, now: float) -> None:
+        """The bridge's own loop did not run for `seconds` before `now` (the watchdog woke that late):
+        the model's silence is counted without it, never beyond `now`. The playout is not moved:
+        the phone kept playing."""
+        if seconds > 0:
+            self.last_heard_at = min(self.last_heard_at + seconds, now)
 
     def deadline(self) -> float | None:
         """When the answer in progress counts as stalled if nothing is heard before; None when no

@@ -15,6 +15,8 @@ from telephony_bridge.cli import main
 from telephony_bridge.server.call_store import CallStore, database_url
 from tests.store.journal_samples import many, record
 
+pytestmark = pytest.mark.usefixtures("cli_logging_untouched")
+
 
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:

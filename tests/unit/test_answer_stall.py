@@ -90,3 +90,22 @@ def test_zero_timeout_turns_the_detection_off():
     policy = AnswerStallPolicy(0)
     policy.response_started("r1", 0.0)
     assert policy.deadline() is None and not policy.stalled(60.0)
+
+
+def test_time_the_bridge_itself_was_held_up_is_not_the_models_silence():
+    policy = AnswerStallPolicy(1.0)
+    policy.response_started("r1", 0.0)
+    policy.heard(0.0)
+    policy.audio_received(0.0, 100)  # the first delta; the next is due 25 ms later
+    policy.bridge_paused(1.1, now=1.15)  # the process was not scheduled: the watchdog woke 1.1 s late
+    assert not policy.stalled(1.15)  # the model's next delta may be sitting unread, or not yet sent
+    assert policy.stalled(1.1 + 1.0)  # a model that stays silent once the bridge runs again is cut off
+
+
+def test_a_pause_never_counts_the_model_as_heard_after_now():
+    policy = AnswerStallPolicy(1.0)
+    policy.response_started("r1", 0.0)
+    policy.heard(0.9)  # the reader ran before the watchdog after the pause
+    policy.audio_received(0.9, 100)
+    policy.bridge_paused(0.8, now=1.0)
+    assert policy.last_heard_at == 1.0

@@ -10,6 +10,8 @@ from telephony_bridge.carriers.sip.carrier import SipCarrier, parse_sip_listen
 from telephony_bridge.cli import main
 from telephony_bridge.server.settings import Settings
 
+pytestmark = pytest.mark.usefixtures("cli_logging_untouched")
+
 
 def test_listener_specs() -> None:
     assert str(parse_sip_listen("udp:0.0.0.0:5060")) == "udp:0.0.0.0:5060"
