@@ -359,6 +359,11 @@ exec_module(PyObject *module)
     /* The G.711 tables are read in host order; numpy's fallback serves big-endian hosts. */
     PyErr_SetString(PyExc_ImportError, "the compiled resampler assumes a little-endian host");
     return -1;
+#elif defined(__FLT_EVAL_METHOD__) && __FLT_EVAL_METHOD__ != 0
+    /* x87 arithmetic (32-bit x86 without SSE2) keeps excess precision, which defeats to_int16's
+       rounding: numpy's path, which rounds explicitly, serves such builds. */
+    PyErr_SetString(PyExc_ImportError, "the compiled resampler needs double arithmetic without excess precision");
+    return -1;
 #else
     return 0;
 #endif
