@@ -315,14 +315,14 @@ class RtpStream:
 
     def tick(self, now_s: float) -> int:
         """Serve the ticks due by `now_s` (the loop calls this; tests call it on their own clock):
-        at most one packet, whatever the number of ticks. Returns the ticks served."""
+        one packet per tick, a stall's missed audio made up to a bound (SendSide.tick). Returns
+        the ticks served."""
         clock = self._send_clock
         if clock is None or self._closed:
             return 0
         ticks = clock.due(now_s * 1000)
         if ticks:
-            packet = self._send.tick(now_s, ticks, self.heard_lead_ms / 1000)
-            if packet is not None:
+            for packet in self._send.tick(now_s, ticks, self.heard_lead_ms / 1000):
                 self._send_packet(packet)
         self._echo_due(now_s)
         if self._receive.held:

@@ -293,7 +293,7 @@ async def test_barge_in_stops_sending_within_one_packet_and_marks_echo_at_sent_p
         stream.tick(clock.now)
     # the 100 ms segment's last byte left with the fifth packet; it has played 20 ms + lead later
     clock.now = first_tick + 0.080 + 0.020 + lead_s - 0.002
-    stream.tick(clock.now)  # (a sixth packet: the second segment starts)
+    stream.tick(clock.now)  # (two ticks came due: the second segment's first two packets, back to back)
     assert stream.pending_messages == 0  # not yet
     clock.now = first_tick + 0.100 + lead_s
     stream.tick(clock.now)
@@ -302,8 +302,8 @@ async def test_barge_in_stops_sending_within_one_packet_and_marks_echo_at_sent_p
     assert await parsed(stream, codec) == MarkEchoed("g0.1")  # flushed at once
     clock.now += 0.020
     stream.tick(clock.now)
-    packets = await phone.packets(8)
-    assert [p.payload[0] for p in packets] == [1] * 5 + [2] * 2 + [0xFF]  # the next packet is silence
+    packets = await phone.packets(9)
+    assert [p.payload[0] for p in packets] == [1] * 5 + [2] * 3 + [0xFF]  # the next packet is silence
     phone.close()
 
 

@@ -31,7 +31,7 @@ from telephony_bridge.carriers.sip.rtp import (
     parse_rtp,
     seq_distance,
 )
-from telephony_bridge.carriers.sip.send_side import SendSide
+from telephony_bridge.carriers.sip.send_side import MAX_CATCH_UP_TICKS, SendSide
 from telephony_bridge.carriers.sip.sending import OutboundAudio, PassedMark, SendClock
 
 # --- RTP ------------------------------------------------------------------------------------------
@@ -397,6 +397,12 @@ def test_fuzzed_compound_rtcp_parses_or_raises_rtp_error(parts):
 # --- the send side: what each tick sends, and when marks have played -----------------------------
 
 
+def one(packets: list[bytes]) -> bytes:
+    """The tick's only packet (b"" when it sent none)."""
+    assert len(packets) <= 1
+    return packets[0] if packets else b""
+
+
 def send_side(lead_s: float = 0.04) -> SendSide:
     side = SendSide(max_queued_bytes=8000, sender=RtpSender(ssrc=1, sequence=0, timestamp=0))
     side.payload_type, side.event_payload_type, side.sending = 0, 101, True
@@ -409,8 +415,8 @@ def test_marks_play_at_sent_plus_lead_wherever_they_fall_in_a_frame():
     side.mark("a", now_s=10.0)  # after 200 bytes: the second frame's 40th byte
     side.write(b"\x02" * 120)
     side.mark("b", now_s=10.0)  # after 320 bytes: the end of the second frame
-    first = parse_rtp(side.tick(10.000, 1, 0.04) or b"")
-    second = parse_rtp(side.tick(10.020, 1, 0.04) or b"")
+    first = parse_rtp(one(side.tick(10.000, 1, 0.04)))
+    second = parse_rtp(one(side.tick(10.020, 1, 0.04)))
     assert first.marker and not second.marker and second.payload == b"\x01" * 40 + b"\x02" * 120
     assert side.due_echoes(10.064) == []
     assert side.due_echoes(10.065) == ["a"]  # sent at 10.020, 40 bytes (5 ms) in, + 40 ms lead
@@ -418,7 +424,7 @@ def test_marks_play_at_sent_plus_lead_wherever_they_fall_in_a_frame():
     assert side.due_echoes(10.080) == ["b"]
     side.mark("c", now_s=10.030)  # nothing queued before it: when the far end has played it all
     assert side.due_echoes(10.079) == [] and side.due_echoes(10.080) == ["c"]
-    third = parse_rtp(side.tick(10.040, 1, 0.04) or b"")
+    third = parse_rtp(one(side.tick(10.040, 1, 0.04)))
     assert third.payload == b"\xff" * 160 and not third.marker  # comfort silence
     assert [third.sequence, third.timestamp] == [2, 320]
 
@@ -431,21 +437,46 @@ def test_clear_flushes_queued_and_due_marks_and_the_next_tick_is_silence():
     side.write(b"\x01" * 160)
     side.mark("queued", now_s=0.01)
     assert side.clear() == ["played-later", "queued"]
-    assert parse_rtp(side.tick(0.02, 1, 0.04) or b"").payload == b"\xff" * 160
+    assert parse_rtp(one(side.tick(0.02, 1, 0.04))).payload == b"\xff" * 160
     assert side.due_echoes(100.0) == []
 
 
 def test_hold_sends_nothing_and_the_next_audio_starts_a_talk_spurt():
     side = send_side()
     side.write(b"\x01" * 480)
-    assert parse_rtp(side.tick(0.0, 1, 0.04) or b"").marker
+    assert parse_rtp(one(side.tick(0.0, 1, 0.04))).marker
     side.sending = False  # a re-INVITE put the call on hold
-    assert side.tick(0.02, 1, 0.04) is None and side.tick(0.04, 1, 0.04) is None
+    assert side.tick(0.02, 1, 0.04) == [] and side.tick(0.04, 1, 0.04) == []
     side.sending = True
-    resumed = parse_rtp(side.tick(0.06, 1, 0.04) or b"")
+    resumed = parse_rtp(one(side.tick(0.06, 1, 0.04)))
     assert resumed.marker and resumed.payload == b"\x01" * 160 and resumed.timestamp == 480 and resumed.sequence == 1
-    stalled = parse_rtp(side.tick(0.14, 4, 0.04) or b"")  # four ticks due at once: one packet
-    assert stalled.timestamp == 480 + 160 * 4 and stalled.sequence == 2
+    # Four ticks due at once: the frame still queued goes for the first missed tick, the two with
+    # nothing queued are a gap, and the due tick sends comfort silence.
+    made_up, due = (parse_rtp(packet) for packet in side.tick(0.14, 4, 0.04))
+    assert (made_up.payload, made_up.timestamp, made_up.sequence) == (b"\x01" * 160, 640, 2)
+    assert (due.payload, due.timestamp, due.sequence) == (b"\xff" * 160, 640 + 160 * 3, 3)
+
+
+def test_a_stall_is_made_up_back_to_back_up_to_a_bound_and_the_rest_is_a_gap():
+    """Audio served one packet per late tick would play later and later under load; a short
+    stall's audio goes at once, a long one's oldest ticks are skipped by the timestamp."""
+    side = send_side()
+    side.write(bytes(range(160)) * 4)
+    side.mark("after four frames", now_s=0.0)
+    side.write(bytes(range(160)) * 16)
+    first = parse_rtp(one(side.tick(0.0, 1, 0.04)))
+    burst = [parse_rtp(packet) for packet in side.tick(0.06, 3, 0.04)]  # 20 and 40 ms were missed
+    assert [p.timestamp for p in burst] == [160, 320, 480] and [p.sequence for p in burst] == [1, 2, 3]
+    long_stall = [parse_rtp(packet) for packet in side.tick(0.26, 10, 0.04)]  # 80 ... 260 ms due
+    assert len(long_stall) == 1 + MAX_CATCH_UP_TICKS
+    # the oldest six ticks are a gap; the last four go back to back with consecutive timestamps
+    assert [p.timestamp for p in long_stall] == [160 * k for k in range(10, 14)]
+    assert [p.sequence for p in long_stall] == [4, 5, 6, 7]
+    assert first.marker and not any(p.marker for p in burst + long_stall)
+    # The fourth frame was the burst's third packet: it plays two frames after the burst left
+    # (0.06 + 0.04), ends 20 ms later, plus the 40 ms lead.
+    assert side.due_echoes(0.1599) == []
+    assert side.due_echoes(0.16) == ["after four frames"]
 
 
 def test_digits_need_telephone_event_and_go_as_a_train():
@@ -453,7 +484,7 @@ def test_digits_need_telephone_event_and_go_as_a_train():
     with pytest.raises(ValueError):
         side.digits("1x")
     side.digits("5")
-    packets = [parse_rtp(side.tick(i * 0.02, 1, 0.04) or b"") for i in range(11)]
+    packets = [parse_rtp(one(side.tick(i * 0.02, 1, 0.04))) for i in range(11)]
     assert [p.payload_type for p in packets] == [101] * 7 + [0] * 4  # the tone, its end ×3, the pause, then silence
     assert packets[0].marker and len({p.timestamp for p in packets[:7]}) == 1
     side.event_payload_type = None

@@ -1,7 +1,8 @@
 """What one RTP stream sends at each 20 ms tick, and when each mark has played: sans-I/O.
 
-The stream's clock (server/rtp_stream.py) calls `tick(now, ticks, lead)` once per due tick and
-sends the packet it returns; everything else here is state. Per tick, in this order:
+The stream's clock (server/rtp_stream.py) calls `tick(now, ticks, lead)` when ticks are due and
+sends the packets it returns (one per tick; after a stall, the missed ticks' audio too, bounded);
+everything else here is state. Per tick, in this order:
 
 1. on hold (direction without send, or no address) nothing is sent: the queue waits, the
    timestamp moves on, and the next audio starts a talk spurt;
@@ -26,9 +27,13 @@ from telephony_bridge.carriers.sip.dtmf import DIGITS, EventTick, digit_train
 from telephony_bridge.carriers.sip.rtp import RtpSender
 from telephony_bridge.carriers.sip.sending import OutboundAudio
 
-__all__ = ["FRAME_BYTES", "SAMPLES_PER_FRAME", "SILENCE", "SendSide"]
+__all__ = ["FRAME_BYTES", "MAX_CATCH_UP_TICKS", "SAMPLES_PER_FRAME", "SILENCE", "SendSide"]
 
 SAMPLES_PER_FRAME: Final = 160  # 20 ms at 8 kHz
+FRAME_S: Final = 0.020
+# A stall of the loop up to this many ticks past the due one is made up at once (80 ms of audio in
+# one burst at most); a jitter buffer's depth is of that order.
+MAX_CATCH_UP_TICKS: Final = 3
 FRAME_BYTES: Final = 160  # of G.711
 SILENCE: Final[Mapping[Encoding, bytes]] = {Encoding.ULAW: b"\xff" * FRAME_BYTES, Encoding.ALAW: b"\xd5" * FRAME_BYTES}
 _PAYLOAD_ENCODINGS: Final = {0: Encoding.ULAW, 8: Encoding.ALAW}
@@ -88,17 +93,28 @@ class SendSide:
         self._digits.extend(digits)
 
     # --- the clock ------------------------------------------------------------------------------
-    def tick(self, now_s: float, ticks: int, lead_s: float) -> bytes | None:
-        """The packet for the tick due at `now_s` (`ticks` > 1: the loop stalled; the timestamp
-        covers them all, one packet goes); None when nothing is to be sent."""
+    def tick(self, now_s: float, ticks: int, lead_s: float) -> list[bytes]:
+        """The packets for the ticks due at `now_s`, in order: one when on time. After a stall
+        (`ticks` > 1) the missed ticks' audio goes too, back to back, up to MAX_CATCH_UP_TICKS of
+        it: a jitter buffer takes a short burst, whereas audio served one packet per late tick
+        would play later and later under load, a missed tick's worth each time. The oldest ticks
+        of a longer stall, and missed ticks with nothing queued, are a gap the timestamp covers."""
         sender = self.sender
-        if ticks > 1:
-            sender.advance(SAMPLES_PER_FRAME * (ticks - 1))
-        packet = self._next(now_s, lead_s) if self.sending else None
-        if packet is None:
-            sender.talk_spurt_ended()
-        sender.advance(SAMPLES_PER_FRAME)
-        return packet
+        packets: list[bytes] = []
+        gap = max(0, ticks - 1 - MAX_CATCH_UP_TICKS)
+        if gap:
+            sender.advance(SAMPLES_PER_FRAME * gap)
+        for still_due in range(ticks - gap - 1, -1, -1):  # ticks due after this one
+            if not self.sending:
+                sender.talk_spurt_ended()
+            elif still_due == 0 or self._has_something_to_send():
+                # Back to back, each plays a frame after the one before it at the far end.
+                packets.append(self._next(now_s + len(packets) * FRAME_S, lead_s))
+            sender.advance(SAMPLES_PER_FRAME)
+        return packets
+
+    def _has_something_to_send(self) -> bool:
+        return self._queue.queued_bytes > 0 or bool(self._events) or bool(self._digits)
 
     def due_echoes(self, now_s: float) -> list[str]:
         echoes, due = self._echoes, []

@@ -1,11 +1,9 @@
 """The sending side's clock and queue, sans-I/O: what goes out at each 20 ms tick.
 
 `SendClock` is the pacing: tick k is due at ``start + k·20 ms`` on a monotonic clock (never
-``last + 20 ms``, which drifts by the loop's lag every frame). A tick served late is served once:
-when the loop stalled past several ticks, the missed ones are reported so the owner advances the
-RTP timestamp over them, and one packet goes out, never a burst to catch up (the far end's jitter
-buffer absorbs a gap better than a burst, and the queued audio simply plays that much later —
-which the marks, echoed by actual send time, account for).
+``last + 20 ms``, which drifts by the loop's lag every frame). When the loop stalled past several
+ticks, `due` reports how many came due; the owner (send_side.py) makes up their audio back to back,
+up to a bound, and lets the RTP timestamp cover the rest as a gap.
 
 `OutboundAudio` is what waits to be sent: audio bytes as the Playout wrote them (any length) and
 the marks between them, by byte position. `take` cuts the next frame and says which marks it
