@@ -223,7 +223,7 @@ borrow(PyObject *const *args, Buffers *b, Py_ssize_t history, Py_ssize_t min_coe
     if (PyObject_GetBuffer(args[3], &b->coefficients, PyBUF_SIMPLE) < 0) return -1;
     b->have_table = args[5] != Py_None;
     if (b->have_table && PyObject_GetBuffer(args[5], &b->table, PyBUF_SIMPLE) < 0) return -1;
-    if (history < 0 || b->coefficients.len < (Py_ssize_t)sizeof(double) * min_coefficients) {
+    if (b->coefficients.len < (Py_ssize_t)sizeof(double) * min_coefficients) {
         PyErr_SetString(PyExc_ValueError, "coefficients shorter than the filter");
         return -1;
     }
@@ -244,6 +244,25 @@ check_room(const Buffers *b, Py_ssize_t history, Py_ssize_t n)
     return 0;
 }
 
+/* The argument count, and `history` (args[1]) and `factor` (args[4]), which both functions take. */
+static int
+read_sizes(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t expected, const char *name, Py_ssize_t *history,
+           Py_ssize_t *factor)
+{
+    if (nargs != expected) {
+        PyErr_Format(PyExc_TypeError, "%s takes %zd arguments", name, expected);
+        return -1;
+    }
+    *history = PyLong_AsSsize_t(args[1]);
+    *factor = PyLong_AsSsize_t(args[4]);
+    if ((*history == -1 || *factor == -1) && PyErr_Occurred()) return -1;
+    if (*factor < 1 || *history < 0) {
+        PyErr_SetString(PyExc_ValueError, "factor must be at least 1 and history not negative");
+        return -1;
+    }
+    return 0;
+}
+
 PyDoc_STRVAR(upsample_doc,
 "upsample(state, history, samples, bank, factor, decode_table) -> bytes\n\n"
 "One block of an integer-factor polyphase interpolator: `state` the float64 history buffer\n"
@@ -254,17 +273,8 @@ PyDoc_STRVAR(upsample_doc,
 static PyObject *
 upsample(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 6) {
-        PyErr_SetString(PyExc_TypeError, "upsample takes 6 arguments");
-        return NULL;
-    }
-    Py_ssize_t history = PyLong_AsSsize_t(args[1]);
-    Py_ssize_t factor = PyLong_AsSsize_t(args[4]);
-    if ((history == -1 || factor == -1) && PyErr_Occurred()) return NULL;
-    if (factor < 1) {
-        PyErr_SetString(PyExc_ValueError, "factor must be at least 1");
-        return NULL;
-    }
+    Py_ssize_t history, factor;
+    if (read_sizes(args, nargs, 6, "upsample", &history, &factor) < 0) return NULL;
     Py_ssize_t branch_len = history + 1;
     Buffers b = {0};
     PyObject *result = NULL;
@@ -296,16 +306,12 @@ PyDoc_STRVAR(downsample_doc,
 static PyObject *
 downsample(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 7) {
-        PyErr_SetString(PyExc_TypeError, "downsample takes 7 arguments");
-        return NULL;
-    }
-    Py_ssize_t history = PyLong_AsSsize_t(args[1]);
-    Py_ssize_t factor = PyLong_AsSsize_t(args[4]);
+    Py_ssize_t history, factor;
+    if (read_sizes(args, nargs, 7, "downsample", &history, &factor) < 0) return NULL;
     Py_ssize_t skip = PyLong_AsSsize_t(args[6]);
-    if ((history == -1 || factor == -1 || skip == -1) && PyErr_Occurred()) return NULL;
-    if (factor < 1 || skip < 0) {
-        PyErr_SetString(PyExc_ValueError, "factor must be at least 1 and skip not negative");
+    if (skip == -1 && PyErr_Occurred()) return NULL;
+    if (skip < 0) {
+        PyErr_SetString(PyExc_ValueError, "skip must not be negative");
         return NULL;
     }
     Py_ssize_t span = history + 1;
