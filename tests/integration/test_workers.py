@@ -54,15 +54,21 @@ async def test_two_workers_take_twenty_calls_between_them(tmp_path):
             assert any(e["event"] == "caller.dtmf" for e in journal)
         pids = {journal[0]["pid"] for journal in journals}
         assert len(pids) == 2, pids  # each worker took some
-        async def metrics_summed() -> str:  # each worker folds its counters once a second
+        # Each worker folds its counters into its file once a second, so a fold can land between a
+        # call's start and its last frame: wait for both sums, not the first one seen.
+        summed = (
+            r"^telephony_bridge_calls_started_total 20\.0$",
+            r'^telephony_bridge_carrier_frames_total\{direction="in"\} 200\.0$',
+        )
+
+        async def metrics_summed() -> str:
             while True:
                 text = await asyncio.to_thread(_get, f"{server.base_url}/metrics")
-                if re.search(r"^telephony_bridge_calls_started_total 20\.0$", text, re.MULTILINE):
+                if all(re.search(pattern, text, re.MULTILINE) for pattern in summed):
                     return text
                 await asyncio.sleep(0.2)
 
-        metrics = await asyncio.wait_for(metrics_summed(), 10)  # the sum over both workers' files
-        assert re.search(r'^telephony_bridge_carrier_frames_total\{direction="in"\} 200\.0$', metrics, re.MULTILINE)
+        await asyncio.wait_for(metrics_summed(), 10)  # the sums over both workers' files
     finally:
         await server.stop()
     assert server.process.returncode == 0
