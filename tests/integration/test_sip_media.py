@@ -88,6 +88,22 @@ async def begun(stream: RtpStream, codec: SipCodec, audio_format: AudioFormat = 
     assert isinstance(started, CallStarted) and started.call_id == "sip-call-1" and started.audio_format == audio_format
 
 
+async def started_stream(
+    pool: RtpPortPool,
+    far_end: tuple[str, int],
+    payload_type: int = 0,
+    event_type: int | None = None,
+    audio_format: AudioFormat = ULAW_8K,
+) -> tuple[RtpStream, SipCodec]:
+    """Call sip-call-1's stream, configured for `far_end` and begun: what most tests start from."""
+    stream = pool.open("sip-call-1")
+    assert stream is not None
+    stream.configure(far_end, payload_type, event_type)
+    codec = SipCodec()
+    await begun(stream, codec, audio_format)
+    return stream, codec
+
+
 def rtp(seq: int, payload: bytes, pt: int = 0, ssrc: int = SSRC, marker: bool = False) -> bytes:
     return build_rtp(pt, seq, seq * 160, ssrc, payload, marker)
 
@@ -168,11 +184,7 @@ async def test_symmetric_rtp_latches_to_the_first_source_and_drops_others(pool: 
 
 async def test_reorder_duplicates_loss_and_a_new_ssrc(pool: RtpPortPool):
     phone = await UdpPeer.open()
-    stream = pool.open("sip-call-1")
-    assert stream is not None
-    stream.configure(phone.address, 0, None)
-    codec = SipCodec()
-    await begun(stream, codec)
+    stream, codec = await started_stream(pool, phone.address)
     to = ("127.0.0.1", stream.local_port)
     for seq in (1, 3, 2, 2, 3, 5, 6, 7, 8):  # 2 and 3 swapped and repeated, 4 lost
         phone.send(rtp(seq, bytes([seq]) * 160), to)
@@ -193,11 +205,7 @@ async def test_reorder_duplicates_loss_and_a_new_ssrc(pool: RtpPortPool):
 
 async def test_dtmf_both_ways_with_the_triple_end_packet(pool: RtpPortPool):
     phone = await UdpPeer.open()
-    stream = pool.open("sip-call-1")
-    assert stream is not None
-    stream.configure(phone.address, 0, 101)
-    codec = SipCodec()
-    await begun(stream, codec)
+    stream, codec = await started_stream(pool, phone.address, event_type=101)
     to = ("127.0.0.1", stream.local_port)
     events = [tick.payload for tick in digit_train("7") if tick.payload is not None]
     for seq, payload in enumerate(events, 50):
@@ -275,11 +283,7 @@ async def test_the_clock_sends_one_packet_per_20_ms_without_bursts_and_holds(man
 async def test_barge_in_stops_sending_within_one_packet_and_marks_echo_at_sent_plus_lead(manual_pool):
     clock = manual_pool.clock
     phone = await UdpPeer.open()
-    stream = manual_pool.open("sip-call-1")
-    assert stream is not None
-    stream.configure(phone.address, 0, None)
-    codec = SipCodec()
-    await begun(stream, codec)
+    stream, codec = await started_stream(manual_pool, phone.address)
     lead_s = stream.heard_lead_ms / 1000
     assert lead_s == 0.040  # no RTT yet: the jitter allowance alone
     await stream.send_bytes(b"\x01" * 800)  # 100 ms
@@ -423,11 +427,7 @@ async def test_the_pool_runs_out_and_every_port_comes_back_after_a_thousand_call
 
 async def test_a_alaw_call_starts_in_alaw(manual_pool: RtpPortPool):
     phone = await UdpPeer.open()
-    stream = manual_pool.open("sip-call-1")
-    assert stream is not None
-    stream.configure(phone.address, 8, None)
-    codec = SipCodec()
-    await begun(stream, codec, ALAW_8K)
+    stream, _ = await started_stream(manual_pool, phone.address, payload_type=8, audio_format=ALAW_8K)
     stream.tick(manual_pool.clock.now)  # type: ignore[misc]
     [packet] = await phone.packets(1)
     assert packet.payload_type == 8 and packet.payload == b"\xd5" * 160  # A-law comfort silence
@@ -435,11 +435,7 @@ async def test_a_alaw_call_starts_in_alaw(manual_pool: RtpPortPool):
 
 
 async def test_a_session_that_does_not_read_holds_at_most_a_second_of_caller_audio(manual_pool: RtpPortPool):
-    stream = manual_pool.open("sip-call-1")
-    assert stream is not None
-    stream.configure(("127.0.0.1", 9), 0, None)
-    codec = SipCodec()
-    await begun(stream, codec)
+    stream, codec = await started_stream(manual_pool, ("127.0.0.1", 9))
     for seq in range(120):
         stream.rtp_datagram(rtp(seq, bytes([seq]) * 160), ("127.0.0.1", 40000), 1.0)
     assert stream.pending_messages == MAX_INBOUND_FRAMES == 50
