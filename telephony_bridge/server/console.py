@@ -146,15 +146,9 @@ def console_routes(runtime: Any) -> list[Route]:
         return HTMLResponse(live_page())
 
     async def live_events(request: Request) -> Response:
-        return StreamingResponse(
-            _live_stream(runtime, request), media_type="text/event-stream", headers={"X-Accel-Buffering": "no"}
-        )
+        return live_events_response(runtime, request)
 
-    async def static(request: Request) -> Response:
-        name = request.path_params["name"]
-        if name not in STATIC_FILES:  # a fixed list: no path is ever built from the request
-            return PlainTextResponse("not found", status_code=404)
-        return FileResponse(STATIC / name, media_type=STATIC_FILES[name], headers={"Cache-Control": "no-cache"})
+    static = static_files(STATIC, STATIC_FILES)
 
     return [
         Route("/console", guarded(calls_list), methods=["GET"]),
@@ -216,6 +210,26 @@ def _live_line(entry: dict[str, Any]) -> dict[str, Any] | None:
     else:
         text = entry.get("text") or entry.get("digit") or ""
     return {"kind": kind, "t": entry.get("t"), "text": text}
+
+
+def live_events_response(runtime: Any, request: Request) -> StreamingResponse:
+    """The live feed of calls as server-sent events (the console's live view, the softphone's transcript)."""
+    return StreamingResponse(
+        _live_stream(runtime, request), media_type="text/event-stream", headers={"X-Accel-Buffering": "no"}
+    )
+
+
+def static_files(directory: Path, files: dict[str, str]) -> Callable[[Request], Awaitable[Response]]:
+    """An endpoint serving `files` (name -> media type) from `directory`, by the `name` path
+    parameter. A fixed list: no path is ever built from the request."""
+
+    async def static(request: Request) -> Response:
+        name = request.path_params["name"]
+        if name not in files:
+            return PlainTextResponse("not found", status_code=404)
+        return FileResponse(directory / name, media_type=files[name], headers={"Cache-Control": "no-cache"})
+
+    return static
 
 
 async def _live_stream(runtime: Any, request: Request) -> AsyncIterator[bytes]:

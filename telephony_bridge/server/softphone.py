@@ -29,13 +29,13 @@ from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from telephony_bridge.carriers.webrtc import STREAM_FORMAT, WebRtcCarrier, start_message
 from telephony_bridge.lifecycle import CallEnd
 from telephony_bridge.server.carrier_routes import run_session
-from telephony_bridge.server.console import _live_stream
+from telephony_bridge.server.console import live_events_response, static_files
 from telephony_bridge.server.console_auth import console_refusal
 from telephony_bridge.server.session import CallSession
 from telephony_bridge.server.softphone_page import softphone_page
@@ -220,15 +220,9 @@ def softphone_routes(runtime: Any) -> list[Route]:
         refused = console_refusal(request, settings, cookie_path="/softphone")
         if refused is not None:
             return refused
-        return StreamingResponse(
-            _live_stream(runtime, request), media_type="text/event-stream", headers={"X-Accel-Buffering": "no"}
-        )
+        return live_events_response(runtime, request)
 
-    async def static(request: Request) -> Response:
-        name = request.path_params["name"]
-        if name not in STATIC_FILES:  # a fixed list: no path is ever built from the request
-            return PlainTextResponse("not found", status_code=404)
-        return FileResponse(STATIC / name, media_type=STATIC_FILES[name], headers={"Cache-Control": "no-cache"})
+    static = static_files(STATIC, STATIC_FILES)
 
     return [
         Route("/softphone", page, methods=["GET"]),
