@@ -17,7 +17,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -25,6 +24,7 @@ from typing import Final
 from telephony_bridge.audio.formats import L16_8K
 from telephony_bridge.carriers.audiosocket import AudioSocketCodec
 from telephony_bridge.carriers.base import Capabilities, ListenerCarrier
+from telephony_bridge.carriers.peer_networks import IpNetwork, parse_networks, peer_address, peer_in
 
 __all__ = [
     "ALLOW_ENV",
@@ -73,23 +73,15 @@ def parse_listen(spec: str) -> Listener:
     return Listener(host, int(port_text), number)
 
 
-def parse_allow(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
-    """Comma-separated CIDRs (a bare address is a /32 or /128); ValueError naming the bad one."""
-    networks = []
-    for item in (part.strip() for part in text.split(",")):
-        if not item:
-            continue
-        try:
-            networks.append(ipaddress.ip_network(item, strict=False))
-        except ValueError:
-            raise ValueError(f"{ALLOW_ENV}: {item!r} is not an address or CIDR") from None
-    return tuple(networks)
+def parse_allow(text: str) -> tuple[IpNetwork, ...]:
+    """AUDIOSOCKET_ALLOW's networks (carriers/peer_networks.py)."""
+    return parse_networks(text, ALLOW_ENV)
 
 
 class AllowList:
     """Which peers may open an AudioSocket call: the configured networks, or loopback when none is."""
 
-    def __init__(self, networks: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> None:
+    def __init__(self, networks: Sequence[IpNetwork]) -> None:
         self.networks = tuple(networks)
 
     @property
@@ -97,17 +89,10 @@ class AllowList:
         return bool(self.networks)
 
     def allows(self, host: str | None) -> bool:
-        if host is None:
-            return False
-        try:
-            address = ipaddress.ip_address(host.split("%", 1)[0])
-        except ValueError:
-            return False
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-            address = address.ipv4_mapped  # a dual-stack listener sees IPv4 peers as ::ffff:a.b.c.d
         if not self.networks:
-            return address.is_loopback
-        return any(address in network for network in self.networks)
+            address = peer_address(host)
+            return address is not None and address.is_loopback
+        return peer_in(self.networks, host)
 
 
 class AudioSocketCarrier(ListenerCarrier):

@@ -24,7 +24,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-import ipaddress
 from collections.abc import Mapping
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
@@ -41,17 +40,14 @@ from telephony_bridge.carriers.base import (
     HttpRequest,
 )
 from telephony_bridge.carriers.exotel import ExotelCodec, is_exotel_id
+from telephony_bridge.carriers.peer_networks import IpNetwork, parse_networks, peer_in
 
 __all__ = ["ExotelCarrier", "allowed_networks", "basic_auth_is_valid"]
-
-IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def allowed_networks(text: str | None) -> tuple[IpNetwork, ...]:
     """EXOTEL_ALLOW → networks; a malformed entry is a configuration error (ValueError), never ignored."""
-    if not text:
-        return ()
-    return tuple(ipaddress.ip_network(part.strip(), strict=False) for part in text.split(",") if part.strip())
+    return parse_networks(text, "EXOTEL_ALLOW")
 
 
 def basic_auth_is_valid(expected: str, authorization: str | None) -> bool:
@@ -103,11 +99,7 @@ class ExotelCarrier(Carrier):
     def _client_allowed(self, host: str | None) -> bool:
         if not self._networks:
             return True
-        try:
-            address = ipaddress.ip_address(host or "")
-        except ValueError:
-            return False
-        return any(address in network for network in self._networks)
+        return peer_in(self._networks, host)
 
     def read_answer(self, request: HttpRequest) -> AnswerRequest:
         credentials = self._credentials

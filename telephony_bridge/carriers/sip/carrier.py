@@ -16,15 +16,16 @@
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Final
 
+from telephony_bridge.carriers import peer_networks
 from telephony_bridge.carriers.base import (
     CallControl,
     ListenerCarrier,
 )
+from telephony_bridge.carriers.peer_networks import IpNetwork, peer_in
 from telephony_bridge.carriers.sip.codec import SIP_CAPABILITIES, SipCodec
 from telephony_bridge.carriers.sip.fields import SipUri, parse_uri
 from telephony_bridge.carriers.sip.message import SipParseError
@@ -60,8 +61,6 @@ DIGEST_ENV: Final = "SIP_DIGEST_ALGORITHMS"
 INVITE_RATE_ENV: Final = "SIP_INVITE_RATE"
 DEFAULT_INVITE_RATE: Final = 10.0
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
 
 @dataclass(frozen=True, slots=True)
 class SipListenerSpec:
@@ -92,15 +91,9 @@ def parse_sip_listen(spec: str) -> SipListenerSpec:
     return SipListenerSpec(transport.lower(), host, int(port_text))
 
 
-def parse_networks(text: str) -> tuple[Network, ...]:
-    networks = []
-    for item in (part.strip() for part in text.split(",")):
-        if item:
-            try:
-                networks.append(ipaddress.ip_network(item, strict=False))
-            except ValueError:
-                raise ValueError(f"{ALLOW_ENV}: {item!r} is not an address or CIDR") from None
-    return tuple(networks)
+def parse_networks(text: str) -> tuple[IpNetwork, ...]:
+    """SIP_ALLOW's networks (carriers/peer_networks.py)."""
+    return peer_networks.parse_networks(text, ALLOW_ENV)
 
 
 def parse_users(text: str) -> dict[str, str]:
@@ -153,18 +146,6 @@ def parse_digest_algorithms(text: str) -> tuple[str, ...]:
     return names
 
 
-def allowed(networks: tuple[Network, ...], host: str | None) -> bool:
-    if host is None:
-        return False
-    try:
-        address = ipaddress.ip_address(host.split("%", 1)[0])
-    except ValueError:
-        return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return any(address in network for network in networks)
-
-
 class SipCarrier(ListenerCarrier):
     """The registry's instance names the carrier; the listener makes one per call, holding the
     call's control (its dialog) and the media side's codec factory."""
@@ -190,7 +171,7 @@ class SipCarrier(ListenerCarrier):
         return bool(self.allow or self.users)
 
     def allows(self, host: str | None) -> bool:
-        return allowed(self.allow, host)
+        return peer_in(self.allow, host)
 
     def new_codec(self) -> SipCodec:
         return SipCodec()
