@@ -29,6 +29,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 import sys
 import tempfile
 import time
@@ -81,7 +82,7 @@ async def _start_target(
     h: Harness, cfg: argparse.Namespace, target: str, engine_url: str, webrtc_url: str | None = None
 ) -> tuple[Child, int, int]:
     """The target process, its HTTP port (/healthz), and the port its load generator calls (the
-    same, or for SIP the call-control stand-in's). `webrtc_url`: the bridge's model leg over WebRTC."""
+    same, or for SIP the bridge's SIP listener's, UDP). `webrtc_url`: the bridge's model leg over WebRTC."""
     for attempt in range(3):
         port = calls_port = free_port()
         if target == "bridge":
@@ -96,14 +97,17 @@ async def _start_target(
             if cfg.bridge_workers > 1:
                 argv += ["--workers", str(cfg.bridge_workers)]
             child, _ = await h.spawn("bridge", argv, env=env, target=True)
-        elif target == "sip":  # the bridge with SIP calls' media (bench/sip_target.py: INVITE/BYE stood in for)
+        elif target == "sip":  # the same bridge, its calls arriving over SIP/RTP (bench/sip_loadgen.py)
             env = _child_env()
             env["REALTIME_URL"] = env["BENCH_ENGINE_URL"] = engine_url
             env["BENCH_CODEC"] = cfg.bridge_codec
             env["BENCH_DIALECT"] = cfg.dialect
-            calls_port = free_port()
-            argv = [sys.executable, "-m", "bench.sip_target", "--port", str(port), "--control-port", str(calls_port),
-                    "--scenarios", str(SCENARIOS), "--rtp-ports", cfg.rtp_ports]
+            env["SIP_ALLOW"] = "127.0.0.1"  # the load generator's trunk, admitted without a challenge
+            env["SIP_INVITE_RATE"] = "1000"  # the default (10 a second per peer) would throttle the ramp
+            env["RTP_PORTS"] = cfg.rtp_ports
+            calls_port = free_port(socket.SOCK_DGRAM)
+            argv = _bridge_argv(cfg) + ["serve", "--host", "127.0.0.1", "--port", str(port), "--scenarios", str(SCENARIOS),
+                                        "--sip", f"udp:127.0.0.1:{calls_port}"]
             child, _ = await h.spawn("sip", argv, env=env, target=True)
         else:
             argv = [sys.executable, "-m", "bench.relay", "--port", str(port), "--engine-url", engine_url, "--server", cfg.relay_server,
@@ -125,7 +129,7 @@ async def _run_loadgen(h: Harness, cfg: argparse.Namespace, target: str, port: i
     if target == "sip":
         if soak_s:
             raise BenchError("the SIP load generator has no soak mode yet")
-        argv = [sys.executable, "-m", "bench.sip_loadgen", "--control", f"127.0.0.1:{port}", "--calls", str(calls),
+        argv = [sys.executable, "-m", "bench.sip_loadgen", "--sip", f"127.0.0.1:{port}", "--calls", str(calls),
                 "--duration", str(duration), "--ramp", str(ramp), "--delta-ms", str(cfg.delta_ms), "--out", str(out)]
         child, _ = await h.spawn(f"loadgen-{tag}", argv)
         return {"out": out}, child

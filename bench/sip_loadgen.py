@@ -1,11 +1,14 @@
-"""Load generator for SIP calls' media: N phones speaking RTP to bench.sip_target, in one process.
+"""Load generator for SIP calls: N phones calling `telephony-bridge serve --sip`, in one process.
 
-    python -m bench.sip_loadgen --control 127.0.0.1:C --calls N --duration S --out results.json
+    python -m bench.sip_loadgen --sip 127.0.0.1:S --calls N --duration S --out results.json
 
-Each call: a UDP socket (the phone's RTP port), `CALL` on the target's control port (the stand-in
-for INVITE/200/ACK; bench/sip_target.py), then what a phone does — it waits for the agent's first
-audio, sends 160-byte μ-law RTP every 20 ms with a continuous sequence and timestamp, records
-every packet the bridge sends, and hangs up (`BYE`) after `--duration` seconds of its own audio.
+The phones sit behind one SIP trunk, as a carrier's calls do: one UDP socket sends every call's
+INVITE (a PCMU offer; testing/sip_phone.py builds it, with the bridge's own sans-I/O SIP) and
+receives every answer, dispatched by Call-ID. Each call then does what a phone does: ACK, wait for
+the agent's first audio, send 160-byte μ-law RTP every 20 ms from its own RTP socket with a
+continuous sequence and timestamp, record every packet the bridge sends, and hang up with a BYE
+after `--duration` seconds of its own audio. A BYE from the bridge is answered and counted as an
+error (the bench scenario never hangs up).
 
 The results have bench.loadgen's shape, so bench/load_analysis.py joins them with the engine's
 timestamps unchanged: uplink = the engine's receive time of the k-th append − the send time of
@@ -14,6 +17,7 @@ the engine's j-th delta − the engine's send time of that delta. The bridge pac
 the j-th delta starts in the call's (j · delta_ms/20)-th packet of agent audio (comfort silence is
 not counted), and the downlink figure includes the wait for the stream's 20 ms tick (0–20 ms) —
 Twilio's figure ends where its media server takes over the pacing. There are no marks on SIP.
+"First audio" is measured from the INVITE, so it includes the call's set-up.
 
 Pacing is bench.loadgen's: 20 phase buckets, each one task on an absolute 20 ms schedule.
 """
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import math
 import random
 import secrets
@@ -38,10 +43,24 @@ if __package__ in (None, ""):  # `python bench/sip_loadgen.py`
 
 from bench.common import FRAME_S, ULAW_FRAME_BYTES, install_fast_loop, pack_ints, pack_times  # noqa: E402
 from telephony_bridge.audio.g711 import ulaw_encode  # noqa: E402
+from telephony_bridge.carriers.sip.dialog import Dialog, new_branch, response_to  # noqa: E402
+from telephony_bridge.carriers.sip.message import SipParseError, SipRequest, SipResponse, parse_message  # noqa: E402
 from telephony_bridge.carriers.sip.rtp import build_rtp  # noqa: E402
+from telephony_bridge.carriers.sip.sdp import NoCommonCodec, parse_sdp, read_answer  # noqa: E402
+from telephony_bridge.testing.sip_phone import (  # noqa: E402
+    SipInbox,
+    SipPhoneResult,
+    build_invite,
+    invite_until_final,
+    phone_contact,
+)
 
 BUCKETS = 20
 FIRST_AUDIO_TIMEOUT_S = 15.0
+BYE_RETRY_S = 0.5
+BYE_TIMEOUT_S = 5.0
+CALLER = "+15550199"
+NUMBER = "+15550100"
 COMFORT_SILENCE = b"\xff" * ULAW_FRAME_BYTES
 
 
@@ -132,6 +151,10 @@ class Pacer:
     def add(self, call: SipCall) -> None:
         self.buckets[call.bucket].append(call)
 
+    def remove(self, call: SipCall) -> None:
+        with contextlib.suppress(ValueError):  # not added yet, or done
+            self.buckets[call.bucket].remove(call)
+
     async def stop(self) -> None:
         for task in self.tasks:
             task.cancel()
@@ -164,32 +187,102 @@ class Pacer:
             call.done.set()
 
 
-async def control(address: tuple[str, int], line: str, timeout_s: float = 15.0) -> str:
-    async def exchange() -> str:
-        reader, writer = await asyncio.open_connection(*address)
+class Trunk(asyncio.DatagramProtocol):
+    """The one SIP socket every call's signalling goes through, dispatched by Call-ID."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.DatagramTransport | None = None
+        self.port = 0
+        self.inboxes: dict[str, SipInbox] = {}
+        self.strays = 0  # datagrams for no call of ours, or not SIP
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's UDPTransport is not a subclass
+        self.port = transport.get_extra_info("sockname")[1]
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         try:
-            writer.write(line.encode() + b"\n")
-            await writer.drain()
-            return (await reader.readline()).decode().strip()
-        finally:
-            writer.close()
+            call_id = parse_message(data).headers.get("Call-ID") or ""
+        except SipParseError:
+            call_id = ""
+        inbox = self.inboxes.get(call_id)
+        if inbox is None:
+            self.strays += 1
+            return
+        inbox.put_nowait((data, addr))
 
-    return await asyncio.wait_for(exchange(), timeout_s)
+    def send(self, message: SipRequest | SipResponse, to: tuple[str, int]) -> None:
+        assert self.transport is not None
+        self.transport.sendto(bytes(message), to)
 
 
-async def run_call(call: SipCall, args: argparse.Namespace, pacer: Pacer) -> None:
+async def _hear_bridge(call: SipCall, inbox: SipInbox, trunk: Trunk, pacer: Pacer) -> None:
+    """During the call: answer a BYE from the bridge (the call is over, an error here)."""
+    while True:
+        data, addr = await inbox.get()
+        try:
+            message = parse_message(data)
+        except SipParseError:
+            continue
+        if isinstance(message, SipRequest) and message.method == "BYE":
+            trunk.send(response_to(message, 200, "OK"), addr)
+            call.error = "the bridge hung up"
+            pacer.remove(call)
+            call.done.set()
+            return
+
+
+async def _bye(call: SipCall, dialog: Dialog, inbox: SipInbox, trunk: Trunk, bridge_sip: tuple[str, int]) -> None:
+    """BYE, sent again every 0.5 s until the bridge's final answer (RFC 3261's timer E, simplified)."""
+    bye = dialog.request("BYE", f"SIP/2.0/UDP 127.0.0.1:{trunk.port};branch={new_branch()};rport")
+    deadline = time.monotonic() + BYE_TIMEOUT_S
+    while time.monotonic() < deadline:
+        trunk.send(bye, bridge_sip)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(BYE_RETRY_S):
+                while True:
+                    data, addr = await inbox.get()
+                    with contextlib.suppress(SipParseError):
+                        message = parse_message(data)
+                        final = isinstance(message, SipResponse) and message.status >= 200
+                        if final and "BYE" in (message.headers.get("CSeq") or ""):
+                            if message.status >= 300:
+                                call.error = f"BYE answered {message.status} {message.reason}"
+                            return
+                        if isinstance(message, SipRequest) and message.method == "BYE":  # both hung up at once
+                            trunk.send(response_to(message, 200, "OK"), addr)
+    call.error = f"BYE not answered within {BYE_TIMEOUT_S:.0f} s"
+
+
+async def run_call(call: SipCall, args: argparse.Namespace, pacer: Pacer, trunk: Trunk) -> None:
     loop = asyncio.get_running_loop()
     now = time.monotonic
     call.transport, _ = await loop.create_datagram_endpoint(lambda: Phone(call), local_addr=("127.0.0.1", 0))
     rtp_port = call.transport.get_extra_info("sockname")[1]
-    call.t_webhook = now()
+    inbox: SipInbox = asyncio.Queue()
+    trunk.inboxes[call.sid] = inbox
+    listener: asyncio.Task[None] | None = None
     try:
-        answer = await control(args.control_address, f"CALL {call.sid} {rtp_port}")
-        if not answer.startswith("OK "):
-            call.error = f"call refused: {answer!r}"
+        bridge_sip = args.sip_address
+        invite = build_invite(f"sip:{NUMBER}@{bridge_sip[0]}:{bridge_sip[1]}", caller=CALLER, sip_port=trunk.port,
+                              rtp_port=rtp_port, call_id=call.sid)
+        call.t_webhook = now()
+        assert trunk.transport is not None
+        setup = SipPhoneResult()
+        answer = await invite_until_final(trunk.transport, inbox, invite, bridge_sip, setup)
+        if answer is None:
+            call.error = setup.error or f"call refused: {setup.status} {setup.reason}"
             return
-        call.bridge = ("127.0.0.1", int(answer.split()[1]))
+        dialog = Dialog.as_uac(invite, answer, phone_contact(trunk.port))
+        trunk.send(dialog.ack(f"SIP/2.0/UDP 127.0.0.1:{trunk.port};branch={new_branch()};rport", 1), bridge_sip)
+        try:
+            media = read_answer(parse_sdp(answer.body))
+        except (SipParseError, NoCommonCodec) as exc:
+            call.error = f"the bridge's SDP answer is unusable: {exc}"
+            return
+        call.bridge = (media.remote_host, media.remote_port)
         call.t_start = now()
+        listener = asyncio.create_task(_hear_bridge(call, inbox, trunk, pacer))
         try:
             await asyncio.wait_for(call.first_media.wait(), FIRST_AUDIO_TIMEOUT_S)
         except TimeoutError:
@@ -199,18 +292,24 @@ async def run_call(call: SipCall, args: argparse.Namespace, pacer: Pacer) -> Non
         pacer.add(call)
         await call.done.wait()
         call.t_stop = now()
-        if await control(args.control_address, f"BYE {call.sid}") != "OK":
-            call.error = "BYE not answered"
+        listener.cancel()
+        if call.error is None:
+            await _bye(call, dialog, inbox, trunk, bridge_sip)
         call.t_closed = now()
-    except (OSError, TimeoutError) as exc:
-        call.error = call.error or f"control failed: {type(exc).__name__}: {exc}"
+    except OSError as exc:
+        call.error = call.error or f"{type(exc).__name__}: {exc}"
     finally:
+        if listener is not None:
+            listener.cancel()
+        trunk.inboxes.pop(call.sid, None)
         call.transport.close()
 
 
 async def run(args: argparse.Namespace) -> dict:
-    host, _, port = args.control.rpartition(":")
-    args.control_address = (host, int(port))
+    host, _, port = args.sip.rpartition(":")
+    args.sip_address = (host, int(port))
+    loop = asyncio.get_running_loop()
+    trunk_transport, trunk = await loop.create_datagram_endpoint(Trunk, local_addr=("127.0.0.1", 0))
     pacer = Pacer(caller_frames())
     pacer.start()
     calls: list[SipCall] = []
@@ -219,14 +318,16 @@ async def run(args: argparse.Namespace) -> dict:
 
     async def after(delay_s: float, call: SipCall) -> None:
         await asyncio.sleep(delay_s)
-        await run_call(call, args, pacer)
+        await run_call(call, args, pacer, trunk)
 
     for index in range(args.calls):
         calls.append(SipCall(index, args.duration, (index * 7) % BUCKETS, args.delta_ms))
     await asyncio.gather(*(after(args.ramp * c.index / max(1, args.calls), c) for c in calls))
     await pacer.stop()
+    trunk_transport.close()
     return {
         "calls": [c.to_json() for c in calls],
+        "sip_strays": trunk.strays,
         "loadgen_cpu_s": time.process_time() - cpu0,
         "loadgen_wall_s": time.monotonic() - wall0,
     }
@@ -235,7 +336,7 @@ async def run(args: argparse.Namespace) -> dict:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bench.sip_loadgen", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--control", required=True, help="bench.sip_target's control address, HOST:PORT")
+    parser.add_argument("--sip", required=True, help="the bridge's SIP listener (UDP), HOST:PORT")
     parser.add_argument("--calls", type=int, default=10, help="concurrent calls")
     parser.add_argument("--duration", type=float, default=20.0, help="seconds of caller audio per call")
     parser.add_argument("--ramp", type=float, default=3.0, help="spread call starts over this many seconds")

@@ -25,7 +25,7 @@ from telephony_bridge.carriers.sip.message import Headers, SipParseError, SipReq
 from telephony_bridge.carriers.sip.rtp import RtpError, RtpSender, parse_rtp
 from telephony_bridge.carriers.sip.sdp import NoCommonCodec, build_offer, parse_sdp, read_answer
 
-__all__ = ["SipPhoneResult", "sip_phone_call"]
+__all__ = ["SipInbox", "SipPhoneResult", "build_invite", "invite_until_final", "phone_contact", "sip_phone_call"]
 
 FRAME_MS: Final = 20
 FRAME_BYTES: Final = 160  # μ-law, 20 ms
@@ -63,9 +63,12 @@ class SipPhoneResult:
         )
 
 
+SipInbox = asyncio.Queue[tuple[bytes, tuple[str, int]]]  # one call's datagrams, as received
+
+
 class _Udp(asyncio.DatagramProtocol):
     def __init__(self) -> None:
-        self.queue: asyncio.Queue[tuple[bytes, tuple[str, int]]] = asyncio.Queue()
+        self.queue: SipInbox = asyncio.Queue()
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         self.queue.put_nowait((data, addr))
@@ -93,20 +96,11 @@ async def sip_phone_call(
     try:
         local_sip = sip_transport.get_extra_info("sockname")[1]
         local_rtp = rtp_transport.get_extra_info("sockname")[1]
-        headers = Headers()
-        headers.add("Via", f"SIP/2.0/UDP 127.0.0.1:{local_sip};branch={new_branch()};rport")
-        headers.add("Max-Forwards", "70")
-        headers.add("From", f"<sip:{caller}@127.0.0.1>;tag={new_tag()}")
-        headers.add("To", f"<{uri}>")
-        headers.add("Call-ID", secrets.token_hex(12))
-        headers.add("CSeq", "1 INVITE")
-        headers.add("Contact", f"<sip:phone@127.0.0.1:{local_sip}>")
-        headers.add("Content-Type", "application/sdp")
-        invite = SipRequest("INVITE", uri, headers, build_offer("127.0.0.1", local_rtp, int(time.time())))
-        answer = await _invite(sip_transport, sip, invite, bridge, result)
+        invite = build_invite(uri, caller=caller, sip_port=local_sip, rtp_port=local_rtp)
+        answer = await invite_until_final(sip_transport, sip.queue, invite, bridge, result)
         if answer is None:
             return result
-        dialog = Dialog.as_uac(invite, answer, f"<sip:phone@127.0.0.1:{local_sip}>")
+        dialog = Dialog.as_uac(invite, answer, phone_contact(local_sip))
         via = f"SIP/2.0/UDP 127.0.0.1:{local_sip};branch={new_branch()};rport"
         sip_transport.sendto(bytes(dialog.ack(via, 1)), bridge)
         try:
@@ -122,7 +116,7 @@ async def sip_phone_call(
             sip_transport.sendto(bytes(bye), bridge)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(2.0):
-                    while not isinstance(await _next_sip(sip), SipResponse):
+                    while not isinstance(await _next_sip(sip.queue), SipResponse):
                         pass
         return result
     finally:
@@ -130,25 +124,49 @@ async def sip_phone_call(
         rtp_transport.close()
 
 
-async def _next_sip(sip: _Udp) -> SipRequest | SipResponse | None:
-    data, _ = await sip.queue.get()
+def phone_contact(sip_port: int) -> str:
+    return f"<sip:phone@127.0.0.1:{sip_port}>"
+
+
+def build_invite(uri: str, *, caller: str, sip_port: int, rtp_port: int, call_id: str | None = None) -> SipRequest:
+    """An INVITE from 127.0.0.1 with a PCMU/PCMA/telephone-event offer for `rtp_port`."""
+    headers = Headers()
+    headers.add("Via", f"SIP/2.0/UDP 127.0.0.1:{sip_port};branch={new_branch()};rport")
+    headers.add("Max-Forwards", "70")
+    headers.add("From", f"<sip:{caller}@127.0.0.1>;tag={new_tag()}")
+    headers.add("To", f"<{uri}>")
+    headers.add("Call-ID", call_id or secrets.token_hex(12))
+    headers.add("CSeq", "1 INVITE")
+    headers.add("Contact", phone_contact(sip_port))
+    headers.add("Content-Type", "application/sdp")
+    return SipRequest("INVITE", uri, headers, build_offer("127.0.0.1", rtp_port, int(time.time())))
+
+
+async def _next_sip(inbox: SipInbox) -> SipRequest | SipResponse | None:
+    data, _ = await inbox.get()
     try:
         return parse_message(data)
     except SipParseError:
         return None
 
 
-async def _invite(
-    transport: asyncio.DatagramTransport, sip: _Udp, invite: SipRequest, bridge: tuple[str, int], result: SipPhoneResult
+async def invite_until_final(
+    transport: asyncio.DatagramTransport,
+    inbox: SipInbox,
+    invite: SipRequest,
+    bridge: tuple[str, int],
+    result: SipPhoneResult,
 ) -> SipResponse | None:
-    """Send the INVITE (again every 0.5 s until something comes back) until a final response."""
+    """Send the INVITE (again every 0.5 s until something comes back) until a final response, read
+    from `inbox` (this call's datagrams); a 2xx is returned, anything else is ACKed and noted in
+    `result`."""
     provisional = False
     deadline = time.monotonic() + ANSWER_TIMEOUT_S
     transport.sendto(bytes(invite), bridge)
     while time.monotonic() < deadline:
         try:
             async with asyncio.timeout(INVITE_RETRY_S):
-                message = await _next_sip(sip)
+                message = await _next_sip(inbox)
         except TimeoutError:
             if not provisional:
                 transport.sendto(bytes(invite), bridge)

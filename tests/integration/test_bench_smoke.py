@@ -26,10 +26,11 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def test_load_benchmark_smoke(tmp_path, capsys):
+def _run(tmp_path, capsys, *extra: str) -> tuple[str, dict]:
+    """bench.load for two 3-second calls; what it printed and its JSON report."""
     out = tmp_path / "report.json"
     argv = ["--calls", "2", "--duration", "3", "--ramp", "0.2", "--warmup", "0", "--rest", "0.3", "--settle", "0.5",
-            "--pin", "off", "--nice", "0", "--out", str(out)]
+            "--pin", "off", "--nice", "0", "--out", str(out), *extra]
     try:
         code = load.main(argv)
         printed = capsys.readouterr().out
@@ -42,7 +43,11 @@ def test_load_benchmark_smoke(tmp_path, capsys):
             if _alive(pid):
                 os.killpg(pid, signal.SIGKILL)
     assert pids and not any(_alive(pid) for pid in pids), "a benchmark process outlived the run"
+    return printed, report
 
+
+def test_load_benchmark_smoke(tmp_path, capsys):
+    printed, report = _run(tmp_path, capsys)
     assert "bridge" in printed and "÷relay" in printed and "targets (at 2 calls)" in printed
     (point,) = report["sweep"]
     for target in ("relay", "bridge"):
@@ -61,3 +66,18 @@ def test_load_benchmark_smoke(tmp_path, capsys):
     ratios = point["ratios"]
     assert all(isinstance(ratios[k], float) for k in ("uplink_p99", "downlink_p99", "cpu_per_call_s", "loop_lag_p99"))
     assert {text for text, _, _ in report["verdicts"]} >= {"no lost frames"}
+
+
+def test_sip_calls_go_through_the_bridges_sip_listener(tmp_path, capsys):
+    """`--targets sip`: the load generator's phones INVITE `serve --sip` over a trunk socket, talk
+    RTP and hang up with BYE; every call is set up, carries audio both ways and ends cleanly."""
+    printed, report = _run(tmp_path, capsys, "--targets", "sip")
+    assert "  2 sip " in printed
+    (point,) = report["sweep"]
+    r = point["sip"]
+    assert r["calls_ok"] == 2 and r["errors_total"] == 0, r["errors"]  # a refused INVITE or an unanswered BYE is one
+    up, down = r["uplink"], r["downlink"]
+    assert up["sent"] > 2 * 100 and up["received"] == up["sent"] and up["lost"] == 0
+    assert down["sent"] > 0 and down["received"] > 0 and down["lost"] == 0
+    assert r["marks"]["received"] == 0  # no marks travel on SIP
+    assert r["cpu"]["cpu_ms_per_call_s"] > 0

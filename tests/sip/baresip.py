@@ -16,18 +16,14 @@ from typing import Any
 
 import pytest
 
+from telephony_bridge.testing.processes import free_port
+
 BARESIP = shutil.which("baresip")
 MODULES = Path("/usr/lib/baresip/modules")
 needs_baresip = pytest.mark.skipif(
     BARESIP is None or not (MODULES / "aufile.so").exists(),
     reason="baresip is not installed: apt-get install -y baresip (.ci/run does it)",
 )
-
-
-def free_port(kind: int) -> int:
-    with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def write_wav(path: Path, pcm16_8k: bytes) -> None:

@@ -12,17 +12,12 @@ from pathlib import Path
 import pytest
 
 from telephony_bridge.server.scenario_sessions import start_scenario_session
+from telephony_bridge.testing.processes import free_port
 from tests.sip.harness import Bridge, sip_settings, start_bridge
 from tests.sip.probe import PROBE, wait_until
 from tests.sip.sipp import SCENARIOS, SIPP, needs_sipp
 
 pytestmark = [pytest.mark.timeout(60), needs_sipp]
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def test_callsip_connects_exchanges_audio_and_ends_on_the_callees_bye(bridge: Bridge, tmp_path: Path) -> None:
@@ -54,7 +49,7 @@ async def run_uas(
 ) -> str:
     """SIPp as the callee of one callSIP; its exit status checked; its output returned."""
     assert SIPP is not None
-    sip_port = free_udp_port()
+    sip_port = free_port(socket.SOCK_DGRAM)
     uas = await asyncio.create_subprocess_exec(
         SIPP, "-sf", str(SCENARIOS / f"{uas_scenario}.xml"), "-i", "127.0.0.1", "-p", str(sip_port), "-m", "1",
         "-nostdin", "-timeout", "20s", "-timeout_error", cwd=tmp_path, stdout=asyncio.subprocess.PIPE,
@@ -77,7 +72,7 @@ async def run_uas(
 
 async def place_call_to_sipp(bridge: Bridge, tmp_path: Path, uas_scenario: str) -> None:
     assert SIPP is not None
-    sip_port, media_port = free_udp_port(), free_udp_port()
+    sip_port, media_port = free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_DGRAM)
     uas = await asyncio.create_subprocess_exec(
         SIPP, "-sf", str(SCENARIOS / f"{uas_scenario}.xml"), "-i", "127.0.0.1", "-mi", "127.0.0.1", "-p", str(sip_port),
         "-mp", str(media_port), "-rtp_echo", "-m", "1", "-nostdin", "-timeout", "20s", "-timeout_error",
