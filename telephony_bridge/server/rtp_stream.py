@@ -266,6 +266,9 @@ class RtpStream:
         if data and not self._send.write(data):
             self._metrics.rtp_frames_overflowed += 1
             self._problem(f"{len(data)} bytes of audio refused: {MAX_OUTBOUND_S} s are queued already")
+        elif self._send.held_ticks and not self._closed:  # the late audio ticks were held for: send it now
+            for packet in self._send.serve_held(self._clock(), self.heard_lead_ms / 1000):
+                self._send_packet(packet)
 
     async def send_text(self, data: str) -> None:
         if self.application_state is WebSocketState.DISCONNECTED:

@@ -280,6 +280,28 @@ async def test_the_clock_sends_one_packet_per_20_ms_without_bursts_and_holds(man
     phone.close()
 
 
+async def test_late_model_audio_leaves_when_it_arrives_in_the_tick_it_missed(manual_pool: RtpPortPool):
+    """The answer's next delta comes 7 ms after its tick found the queue empty: it is sent from
+    the write, not 13 ms later at the next tick, and in the missed tick's slot (no gap)."""
+    clock = manual_pool.clock
+    phone = await UdpPeer.open()
+    stream, _ = await started_stream(manual_pool, phone.address)
+    await stream.send_bytes(b"\x01" * 160)
+    stream.tick(clock.now)
+    clock.now += 0.020
+    stream.tick(clock.now)  # nothing queued in the middle of the answer: no packet
+    clock.now += 0.007
+    await stream.send_bytes(b"\x02" * 320)
+    first, late = await phone.packets(2)  # no tick ran: the write sent it
+    assert late.payload == b"\x02" * 160 and not late.marker
+    assert (late.timestamp - first.timestamp) & 0xFFFFFFFF == 160 and (late.sequence - first.sequence) & 0xFFFF == 1
+    clock.now += 0.013
+    stream.tick(clock.now)
+    [on_time] = await phone.packets(1)
+    assert on_time.payload == b"\x02" * 160 and (on_time.timestamp - late.timestamp) & 0xFFFFFFFF == 160
+    phone.close()
+
+
 async def test_barge_in_stops_sending_within_one_packet_and_marks_echo_at_sent_plus_lead(manual_pool):
     clock = manual_pool.clock
     phone = await UdpPeer.open()

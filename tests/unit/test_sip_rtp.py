@@ -424,9 +424,6 @@ def test_marks_play_at_sent_plus_lead_wherever_they_fall_in_a_frame():
     assert side.due_echoes(10.080) == ["b"]
     side.mark("c", now_s=10.030)  # nothing queued before it: when the far end has played it all
     assert side.due_echoes(10.079) == [] and side.due_echoes(10.080) == ["c"]
-    third = parse_rtp(one(side.tick(10.040, 1, 0.04)))
-    assert third.payload == b"\xff" * 160 and not third.marker  # comfort silence
-    assert [third.sequence, third.timestamp] == [2, 320]
 
 
 def test_clear_flushes_queued_and_due_marks_and_the_next_tick_is_silence():
@@ -450,11 +447,59 @@ def test_hold_sends_nothing_and_the_next_audio_starts_a_talk_spurt():
     side.sending = True
     resumed = parse_rtp(one(side.tick(0.06, 1, 0.04)))
     assert resumed.marker and resumed.payload == b"\x01" * 160 and resumed.timestamp == 480 and resumed.sequence == 1
-    # Four ticks due at once: the frame still queued goes for the first missed tick, the two with
-    # nothing queued are a gap, and the due tick sends comfort silence.
-    made_up, due = (parse_rtp(packet) for packet in side.tick(0.14, 4, 0.04))
+    # Four ticks due at once: the frame still queued goes for the first missed tick; the other
+    # three find nothing queued in the middle of the spurt, and wait for late audio.
+    (made_up,) = (parse_rtp(packet) for packet in side.tick(0.14, 4, 0.04))
     assert (made_up.payload, made_up.timestamp, made_up.sequence) == (b"\x01" * 160, 640, 2)
-    assert (due.payload, due.timestamp, due.sequence) == (b"\xff" * 160, 640 + 160 * 3, 3)
+    assert side.held_ticks == 3
+
+
+def test_late_audio_mid_spurt_goes_at_once_in_its_held_slot():
+    """A delta that arrives a few ms after its tick would have cost a tick of silence and pushed
+    the rest of the answer 20 ms later for good; it goes in the tick's own slot instead."""
+    side = send_side()
+    side.write(b"\x01" * 160)
+    first = parse_rtp(one(side.tick(0.0, 1, 0.04)))
+    assert side.tick(0.02, 1, 0.04) == [] and side.held_ticks == 1  # the model's next delta is late
+    side.write(b"\x02" * 320)
+    (late,) = (parse_rtp(packet) for packet in side.serve_held(0.027, 0.04))
+    on_time = parse_rtp(one(side.tick(0.04, 1, 0.04)))
+    assert [p.timestamp for p in (first, late, on_time)] == [0, 160, 320]
+    assert [p.sequence for p in (first, late, on_time)] == [0, 1, 2]
+    assert first.marker and not late.marker and late.payload == b"\x02" * 160 and side.held_ticks == 0
+    assert side.serve_held(0.05, 0.04) == []  # nothing held: audio waits for its tick
+
+
+def test_audio_that_never_comes_ends_the_spurt_after_the_stall_bound():
+    side = send_side()
+    side.write(b"\x01" * 160)
+    side.tick(0.0, 1, 0.04)
+    held = [side.tick(0.02 * k, 1, 0.04) for k in range(1, 2 + MAX_CATCH_UP_TICKS)]
+    assert held == [[]] * (1 + MAX_CATCH_UP_TICKS) and side.held_ticks == 1 + MAX_CATCH_UP_TICKS
+    k = 2 + MAX_CATCH_UP_TICKS
+    silence = parse_rtp(one(side.tick(0.02 * k, 1, 0.04)))
+    # the held ticks are a gap (silence suppression: the sequence is unbroken, the timestamp is
+    # this tick's own), then comfort silence; the next audio starts a new talk spurt
+    assert (silence.payload, silence.sequence, silence.timestamp) == (b"\xff" * 160, 1, 160 * k)
+    assert side.held_ticks == 0
+    side.write(b"\x01" * 160)
+    assert parse_rtp(one(side.tick(0.02 * (k + 1), 1, 0.04))).marker
+
+
+def test_no_tick_is_held_outside_a_talk_spurt_or_on_hold():
+    side = send_side()
+    assert parse_rtp(one(side.tick(0.0, 1, 0.04))).payload == b"\xff" * 160  # never spoke: silence
+    side.write(b"\x01" * 160)
+    side.tick(0.02, 1, 0.04)
+    side.clear()  # barge-in: the spurt is over, not late
+    assert parse_rtp(one(side.tick(0.04, 1, 0.04))).payload == b"\xff" * 160 and side.held_ticks == 0
+    side.write(b"\x01" * 160)
+    side.tick(0.06, 1, 0.04)
+    assert side.tick(0.08, 1, 0.04) == [] and side.held_ticks == 1
+    side.sending = False  # put on hold while a tick was held: the held tick is a gap
+    assert side.tick(0.10, 1, 0.04) == [] and side.held_ticks == 0
+    side.write(b"\x01" * 160)
+    assert side.serve_held(0.11, 0.04) == []
 
 
 def test_a_stall_is_made_up_back_to_back_up_to_a_bound_and_the_rest_is_a_gap():

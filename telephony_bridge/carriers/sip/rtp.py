@@ -165,6 +165,11 @@ class RtpSender:
         self._voiced = voiced
         return self.packet(payload_type, payload, self.timestamp, marker)
 
+    @property
+    def in_talk_spurt(self) -> bool:
+        """The last audio packet carried the bridge's audio, with no pause or event train since."""
+        return self._voiced
+
     def talk_spurt_ended(self) -> None:
         """The next voiced packet starts a talk spurt (after an event train or a pause in sending)."""
         self._voiced = False

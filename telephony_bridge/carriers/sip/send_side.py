@@ -8,7 +8,15 @@ everything else here is state. Per tick, in this order:
    timestamp moves on, and the next audio starts a talk spurt;
 2. a digit being sent takes the tick (RFC 4733 event packets, then a pause of silence);
 3. otherwise the next 160 bytes of queued audio go (a short last piece padded with silence:
-   the end of a talk spurt), or comfort silence when nothing is queued.
+   the end of a talk spurt), or comfort silence when nothing is queued;
+4. except in the middle of a talk spurt: a tick that finds nothing queued is held, not filled
+   with silence, because the model's next audio is more likely late than over. When it comes
+   (`serve_held`, from the stream's write) it goes at once in the held ticks' slots, a few ms
+   late, which the far end's jitter buffer absorbs; filled with silence, every late delta would
+   have pushed the rest of the answer a whole tick later, for good (a model streaming in real
+   time, GPT-Live's continuous output, lost a tick each time the loop was slow). Held past the
+   stall bound (MAX_CATCH_UP_TICKS) with nothing come, the spurt is over: the held ticks are a
+   gap the timestamp covers (silence suppression) and comfort silence resumes.
 
 Marks: a mark placed after some audio has played at the far end once its last byte has left in
 a packet and the far end's lead has passed (`lead_s`: RTT/2 + its jitter buffer): ``sent +
@@ -46,6 +54,7 @@ class SendSide:
         "_event_timestamp",
         "_events",
         "_far_end_busy_until",
+        "_held",
         "_queue",
         "event_payload_type",
         "payload_type",
@@ -65,6 +74,7 @@ class SendSide:
         self._events: deque[EventTick] = deque()
         self._event_timestamp = 0
         self._far_end_busy_until = 0.0  # when the far end will have played all the audio sent (s)
+        self._held = 0  # due ticks mid-spurt that found nothing queued, waiting for late audio (step 4)
         self._echoes: deque[tuple[float, str]] = deque()  # (when it has played, mark), in order
 
     # --- what the session writes ------------------------------------------------------------------
@@ -82,6 +92,8 @@ class SendSide:
         """Barge-in: drop the queued audio; the marks that were waiting or due (to echo at once)."""
         flushed = [name for _, name in self._echoes] + self._queue.clear()
         self._echoes.clear()
+        self._drop_held()
+        self.sender.talk_spurt_ended()  # what the agent says next starts a new spurt
         return flushed
 
     def digits(self, digits: str) -> None:
@@ -98,19 +110,44 @@ class SendSide:
         (`ticks` > 1) the missed ticks' audio goes too, back to back, up to MAX_CATCH_UP_TICKS of
         it: a jitter buffer takes a short burst, whereas audio served one packet per late tick
         would play later and later under load, a missed tick's worth each time. The oldest ticks
-        of a longer stall, and missed ticks with nothing queued, are a gap the timestamp covers."""
+        of a longer stall, and missed ticks with nothing queued, are a gap the timestamp covers.
+        Ticks held mid-spurt (step 4 above) count as missed ones, oldest first."""
         sender = self.sender
         packets: list[bytes] = []
-        gap = max(0, ticks - 1 - MAX_CATCH_UP_TICKS)
+        due = self._held + ticks
+        self._held = 0
+        gap = max(0, due - 1 - MAX_CATCH_UP_TICKS)
         if gap:
             sender.advance(SAMPLES_PER_FRAME * gap)
-        for still_due in range(ticks - gap - 1, -1, -1):  # ticks due after this one
+            if not self._has_something_to_send():
+                sender.talk_spurt_ended()  # held past the bound and nothing came: the spurt is over
+        for still_due in range(due - gap - 1, -1, -1):  # ticks due after this one
             if not self.sending:
                 sender.talk_spurt_ended()
-            elif still_due == 0 or self._has_something_to_send():
+            elif self._has_something_to_send():
                 # Back to back, each plays a frame after the one before it at the far end.
                 packets.append(self._next(now_s + len(packets) * FRAME_S, lead_s))
+            elif sender.in_talk_spurt:
+                self._held = still_due + 1  # this tick and the rest wait for the model's late audio
+                return packets
+            elif still_due == 0:
+                packets.append(self._next(now_s, lead_s))  # comfort silence
             sender.advance(SAMPLES_PER_FRAME)
+        return packets
+
+    @property
+    def held_ticks(self) -> int:
+        """Ticks held mid-spurt for late audio (`serve_held` sends them when it comes)."""
+        return self._held
+
+    def serve_held(self, now_s: float, lead_s: float) -> list[bytes]:
+        """The held ticks' packets, now that audio is queued again: back to back, in their own
+        slots (their timestamps), so the talk spurt goes on without a gap."""
+        packets: list[bytes] = []
+        while self._held and self.sending and self._has_something_to_send():
+            packets.append(self._next(now_s + len(packets) * FRAME_S, lead_s))
+            self.sender.advance(SAMPLES_PER_FRAME)
+            self._held -= 1
         return packets
 
     def _has_something_to_send(self) -> bool:
@@ -127,12 +164,19 @@ class SendSide:
         return self._echoes[0][0] if self._echoes else None
 
     def stop(self) -> None:
+        self._held = 0
         self._queue.clear()
         self._echoes.clear()
         self._digits.clear()
         self._events.clear()
 
     # --- internals ------------------------------------------------------------------------------
+    def _drop_held(self) -> None:
+        """The held ticks will get no audio (barge-in): a gap the timestamp covers."""
+        if self._held:
+            self.sender.advance(SAMPLES_PER_FRAME * self._held)
+            self._held = 0
+
     def _next(self, now_s: float, lead_s: float) -> bytes:
         sender = self.sender
         if self.event_payload_type is None:  # renegotiated without telephone-event: nothing to send them with
