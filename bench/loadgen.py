@@ -38,7 +38,6 @@ from collections import deque
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
-import numpy as np
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
@@ -46,23 +45,18 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 if __package__ in (None, ""):  # `python bench/loadgen.py`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import FRAME_S, ULAW_FRAME_BYTES, install_fast_loop, pack_ints, pack_times  # noqa: E402
-from telephony_bridge.audio.g711 import ulaw_encode  # noqa: E402
+from bench import phones  # noqa: E402
+from bench.common import FRAME_S, pack_ints, pack_times  # noqa: E402
+from bench.phones import PhasePacer, bucket_of, caller_ulaw  # noqa: E402
 from telephony_bridge.testing import twilio_messages as messages  # noqa: E402
 
-BUCKETS = 20  # 1 ms apart within the 20 ms frame period
 FIRST_AUDIO_TIMEOUT_S = 15.0
 CLOSE_TIMEOUT_S = 5.0
 
 
-def caller_frames(count: int = 50) -> list[str]:
-    """One second of caller audio as base64 μ-law frames (a voiced tone with some noise), looped."""
-    rate, n = 8000, count * ULAW_FRAME_BYTES
-    t = np.arange(n) / rate
-    rng = np.random.default_rng(7)
-    signal = 4000 * np.sin(2 * np.pi * 140 * t) + 1500 * np.sin(2 * np.pi * 1100 * t) + rng.normal(0, 300, n)
-    ulaw = ulaw_encode(np.clip(np.round(signal), -32768, 32767).astype("<i2").tobytes())
-    return [binascii.b2a_base64(ulaw[i : i + ULAW_FRAME_BYTES], newline=False).decode() for i in range(0, n, ULAW_FRAME_BYTES)]
+def caller_frames() -> list[str]:
+    """One second of caller audio as base64 μ-law frames, looped (bench/phones.py's tone)."""
+    return [binascii.b2a_base64(frame, newline=False).decode() for frame in caller_ulaw()]
 
 
 async def post_form(url: str, params: dict[str, str], timeout_s: float = 10.0) -> tuple[int, str]:
@@ -146,41 +140,15 @@ class SimCall:
         }
 
 
-class Pacer:
-    """20 phase buckets, each one task on an absolute 20 ms schedule."""
+class Pacer(PhasePacer[SimCall]):
+    """Each call's next `media` message on its bucket's schedule, with the marks due before it."""
 
     def __init__(self, frames: list[str], echo_marks: str) -> None:
+        super().__init__()
         self.frames = frames
         self.echo_marks = echo_marks
-        self.buckets: list[list[SimCall]] = [[] for _ in range(BUCKETS)]
-        self.tasks: list[asyncio.Task] = []
-        self.base = time.monotonic()
 
-    def start(self) -> None:
-        self.tasks = [asyncio.create_task(self._run(b)) for b in range(BUCKETS)]
-
-    def add(self, call: SimCall) -> None:
-        self.buckets[call.bucket].append(call)
-
-    async def stop(self) -> None:
-        for task in self.tasks:
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
-
-    async def _run(self, b: int) -> None:
-        bucket = self.buckets[b]
-        due = self.base + b * FRAME_S / BUCKETS
-        now, sleep = time.monotonic, asyncio.sleep
-        while True:
-            wait = due - now()
-            if wait > 0:
-                await sleep(wait)
-            if bucket:
-                for call in tuple(bucket):
-                    await self._tick(call, due)
-            due += FRAME_S
-
-    async def _tick(self, call: SimCall, due: float) -> None:
+    async def send(self, call: SimCall, due: float) -> None:
         ws = call.ws
         sid = call.stream_sid
         try:
@@ -202,7 +170,7 @@ class Pacer:
             call.error = call.error or f"connection closed by the server after {call.k} frames"
             call.k = call.frames_total
         if call.k >= call.frames_total:
-            self.buckets[call.bucket].remove(call)
+            self.remove(call)
             call.done.set()
 
 
@@ -306,7 +274,7 @@ async def run(args: argparse.Namespace) -> dict:
 
     def new_call(duration_s: float) -> SimCall:
         index = len(calls)
-        call = SimCall(index, duration_s, (index * 7) % BUCKETS)
+        call = SimCall(index, duration_s, bucket_of(index))
         calls.append(call)
         return call
 
@@ -356,14 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    loop = install_fast_loop()
-    result = asyncio.run(run(args))
-    result["loop"] = loop
-    Path(args.out).write_bytes(orjson.dumps(result))
-    failed = sum(1 for c in result["calls"] if c["error"])
-    print(f"DONE calls={len(result['calls'])} failed={failed}", flush=True)
-    return 0
+    return phones.main(build_parser, run, argv)
 
 
 if __name__ == "__main__":

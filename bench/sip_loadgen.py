@@ -19,7 +19,7 @@ not counted), and the downlink figure includes the wait for the stream's 20 ms t
 Twilio's figure ends where its media server takes over the pacing. There are no marks on SIP.
 "First audio" is measured from the INVITE, so it includes the call's set-up.
 
-Pacing is bench.loadgen's: 20 phase buckets, each one task on an absolute 20 ms schedule.
+Pacing and the caller's tone are bench/phones.py's, shared with bench.loadgen.
 """
 
 from __future__ import annotations
@@ -35,14 +35,13 @@ import time
 from array import array
 from pathlib import Path
 
-import numpy as np
-import orjson
 
 if __package__ in (None, ""):  # `python bench/sip_loadgen.py`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import FRAME_S, ULAW_FRAME_BYTES, install_fast_loop, pack_ints, pack_times  # noqa: E402
-from telephony_bridge.audio.g711 import ulaw_encode  # noqa: E402
+from bench import phones  # noqa: E402
+from bench.common import FRAME_S, ULAW_FRAME_BYTES, pack_ints, pack_times  # noqa: E402
+from bench.phones import PhasePacer, bucket_of, caller_ulaw  # noqa: E402
 from telephony_bridge.carriers.sip.dialog import Dialog, new_branch, response_to  # noqa: E402
 from telephony_bridge.carriers.sip.message import SipParseError, SipRequest, SipResponse, parse_message  # noqa: E402
 from telephony_bridge.carriers.sip.rtp import build_rtp  # noqa: E402
@@ -55,23 +54,12 @@ from telephony_bridge.testing.sip_phone import (  # noqa: E402
     phone_contact,
 )
 
-BUCKETS = 20
 FIRST_AUDIO_TIMEOUT_S = 15.0
 BYE_RETRY_S = 0.5
 BYE_TIMEOUT_S = 5.0
 CALLER = "+15550199"
 NUMBER = "+15550100"
 COMFORT_SILENCE = b"\xff" * ULAW_FRAME_BYTES
-
-
-def caller_frames(count: int = 50) -> list[bytes]:
-    """One second of caller audio as μ-law frames (a voiced tone with some noise), looped."""
-    rate, n = 8000, count * ULAW_FRAME_BYTES
-    t = np.arange(n) / rate
-    rng = np.random.default_rng(7)
-    signal = 4000 * np.sin(2 * np.pi * 140 * t) + 1500 * np.sin(2 * np.pi * 1100 * t) + rng.normal(0, 300, n)
-    ulaw = ulaw_encode(np.clip(np.round(signal), -32768, 32767).astype("<i2").tobytes())
-    return [ulaw[i : i + ULAW_FRAME_BYTES] for i in range(0, n, ULAW_FRAME_BYTES)]
 
 
 class Phone(asyncio.DatagramProtocol):
@@ -136,43 +124,14 @@ class SipCall:
         }
 
 
-class Pacer:
-    """20 phase buckets, each one task on an absolute 20 ms schedule (as bench.loadgen's)."""
+class Pacer(PhasePacer[SipCall]):
+    """Each call's next RTP packet on its bucket's schedule."""
 
     def __init__(self, frames: list[bytes]) -> None:
+        super().__init__()
         self.frames = frames
-        self.buckets: list[list[SipCall]] = [[] for _ in range(BUCKETS)]
-        self.tasks: list[asyncio.Task] = []
-        self.base = time.monotonic()
 
-    def start(self) -> None:
-        self.tasks = [asyncio.create_task(self._run(b)) for b in range(BUCKETS)]
-
-    def add(self, call: SipCall) -> None:
-        self.buckets[call.bucket].append(call)
-
-    def remove(self, call: SipCall) -> None:
-        with contextlib.suppress(ValueError):  # not added yet, or done
-            self.buckets[call.bucket].remove(call)
-
-    async def stop(self) -> None:
-        for task in self.tasks:
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
-
-    async def _run(self, b: int) -> None:
-        bucket = self.buckets[b]
-        due = self.base + b * FRAME_S / BUCKETS
-        now, sleep = time.monotonic, asyncio.sleep
-        while True:
-            wait = due - now()
-            if wait > 0:
-                await sleep(wait)
-            for call in tuple(bucket):
-                self._tick(call, due)
-            due += FRAME_S
-
-    def _tick(self, call: SipCall, due: float) -> None:
+    async def send(self, call: SipCall, due: float) -> None:
         k = call.k
         packet = build_rtp(0, call.sequence, call.timestamp, call.ssrc, self.frames[k % len(self.frames)], k == 0)
         call.sequence = (call.sequence + 1) & 0xFFFF
@@ -183,7 +142,7 @@ class Pacer:
         call.transport.sendto(packet, call.bridge)
         call.k = k + 1
         if call.k >= call.frames_total:
-            self.buckets[call.bucket].remove(call)
+            self.remove(call)
             call.done.set()
 
 
@@ -310,7 +269,7 @@ async def run(args: argparse.Namespace) -> dict:
     args.sip_address = (host, int(port))
     loop = asyncio.get_running_loop()
     trunk_transport, trunk = await loop.create_datagram_endpoint(Trunk, local_addr=("127.0.0.1", 0))
-    pacer = Pacer(caller_frames())
+    pacer = Pacer(caller_ulaw())
     pacer.start()
     calls: list[SipCall] = []
     cpu0, wall0 = time.process_time(), time.monotonic()
@@ -321,7 +280,7 @@ async def run(args: argparse.Namespace) -> dict:
         await run_call(call, args, pacer, trunk)
 
     for index in range(args.calls):
-        calls.append(SipCall(index, args.duration, (index * 7) % BUCKETS, args.delta_ms))
+        calls.append(SipCall(index, args.duration, bucket_of(index), args.delta_ms))
     await asyncio.gather(*(after(args.ramp * c.index / max(1, args.calls), c) for c in calls))
     await pacer.stop()
     trunk_transport.close()
@@ -347,14 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    loop = install_fast_loop()
-    result = asyncio.run(run(args))
-    result["loop"] = loop
-    Path(args.out).write_bytes(orjson.dumps(result))
-    failed = sum(1 for c in result["calls"] if c["error"])
-    print(f"DONE calls={len(result['calls'])} failed={failed}", flush=True)
-    return 0
+    return phones.main(build_parser, run, argv)
 
 
 if __name__ == "__main__":
