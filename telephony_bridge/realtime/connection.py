@@ -37,6 +37,7 @@ from telephony_bridge.realtime.connection_events import (
 )
 from telephony_bridge.realtime.conversation import ConversationMirror
 from telephony_bridge.realtime.dialect import Codec
+from telephony_bridge.realtime.error_policy import FATAL_ERROR_CODES, is_fatal
 from telephony_bridge.realtime.events import (
     AUDIO_DELTA_TYPE,
     Dialect,
@@ -60,21 +61,6 @@ DEFAULT_PING_INTERVAL_S = 5.0
 # A caller is on the line: retry fast and often rather than back off exponentially for long. The
 # first dozen attempts cover ~12 s; `maxReconnectAttempts` picks how many are used.
 RECONNECT_BACKOFF_S = (0.0, 0.2, 0.3, 0.5, 0.5, 1.0, 1.0, 1.0, 1.0, 2.0, 2.0, 2.0, 3.0, 5.0, 5.0, 5.0)
-
-# Errors after which the session is unusable. Everything else (nothing to cancel, truncate
-# rejected, a response already active, …) is delivered to the consumer and the call goes on.
-FATAL_ERROR_CODES = frozenset(
-    {
-        "invalid_api_key",
-        "insufficient_quota",
-        "session_expired",
-        "invalid_session",
-        "session_not_found",
-        "account_deactivated",
-        "billing_hard_limit_reached",
-    }
-)
-FATAL_ERROR_TYPES = frozenset({"authentication_error", "insufficient_quota", "permission_error"})
 
 
 class RealtimeConnectionError(ConnectionError):
@@ -493,7 +479,7 @@ class ModelConnection(ServerEventDispatch):
         error = event.get("error") or {}
         code, kind = error.get("code"), error.get("type")
         message = redact(str(error.get("message", "")), self._api_key)
-        if code in self.fatal_error_codes or kind in FATAL_ERROR_TYPES:
+        if is_fatal(error, self.fatal_error_codes):
             log.error(
                 "%s: fatal model error %s/%s: %s — closing the model connection", self.tasks.label, kind, code, message
             )

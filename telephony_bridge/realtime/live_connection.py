@@ -27,12 +27,9 @@ import orjson
 from websockets.asyncio.client import ClientConnection
 
 from telephony_bridge.realtime import live_wire
-from telephony_bridge.realtime.connection import (
-    DEFAULT_PING_INTERVAL_S,
-    FATAL_ERROR_CODES,
-    ModelConnection,
-)
+from telephony_bridge.realtime.connection import DEFAULT_PING_INTERVAL_S, ModelConnection
 from telephony_bridge.realtime.connection_events import ConnectionEvents
+from telephony_bridge.realtime.error_policy import LIVE_FATAL_ERROR_CODES
 from telephony_bridge.realtime.live_uplink import LiveUplink
 from telephony_bridge.realtime.text import trace_line
 from telephony_bridge.tasks import TaskOwner
@@ -40,8 +37,6 @@ from telephony_bridge.tasks import TaskOwner
 log = logging.getLogger("telephony_bridge.realtime")
 
 MAX_TRANSCRIPT_TURNS = 400  # kept for a reseed; the newest 128 merged turns are sent
-
-LIVE_FATAL_ERROR_CODES = FATAL_ERROR_CODES | {"model_not_found", "credit_balance_exhausted", "session_not_started"}
 
 
 class LiveConnection(ModelConnection):
