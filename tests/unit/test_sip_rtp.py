@@ -31,7 +31,7 @@ from telephony_bridge.carriers.sip.rtp import (
     parse_rtp,
     seq_distance,
 )
-from telephony_bridge.carriers.sip.send_side import MAX_CATCH_UP_TICKS, SendSide
+from telephony_bridge.carriers.sip.send_side import MAX_CATCH_UP_TICKS, MAX_HELD_TICKS, SendSide
 from telephony_bridge.carriers.sip.sending import OutboundAudio, PassedMark, SendClock
 
 # --- RTP ------------------------------------------------------------------------------------------
@@ -447,11 +447,12 @@ def test_hold_sends_nothing_and_the_next_audio_starts_a_talk_spurt():
     side.sending = True
     resumed = parse_rtp(one(side.tick(0.06, 1, 0.04)))
     assert resumed.marker and resumed.payload == b"\x01" * 160 and resumed.timestamp == 480 and resumed.sequence == 1
-    # Four ticks due at once: the frame still queued goes for the first missed tick; the other
-    # three find nothing queued in the middle of the spurt, and wait for late audio.
-    (made_up,) = (parse_rtp(packet) for packet in side.tick(0.14, 4, 0.04))
+    # Four ticks due at once: the frame still queued goes for the first missed tick, the two with
+    # nothing queued are a gap (late already, they cannot wait for more), and the due tick sends
+    # comfort silence.
+    made_up, due = (parse_rtp(packet) for packet in side.tick(0.14, 4, 0.04))
     assert (made_up.payload, made_up.timestamp, made_up.sequence) == (b"\x01" * 160, 640, 2)
-    assert side.held_ticks == 3
+    assert (due.payload, due.timestamp, due.sequence) == (b"\xff" * 160, 640 + 160 * 3, 3)
 
 
 def test_late_audio_mid_spurt_goes_at_once_in_its_held_slot():
@@ -470,20 +471,70 @@ def test_late_audio_mid_spurt_goes_at_once_in_its_held_slot():
     assert side.serve_held(0.05, 0.04) == []  # nothing held: audio waits for its tick
 
 
-def test_audio_that_never_comes_ends_the_spurt_after_the_stall_bound():
+def test_audio_that_never_comes_ends_the_spurt_after_one_tick():
     side = send_side()
     side.write(b"\x01" * 160)
     side.tick(0.0, 1, 0.04)
-    held = [side.tick(0.02 * k, 1, 0.04) for k in range(1, 2 + MAX_CATCH_UP_TICKS)]
-    assert held == [[]] * (1 + MAX_CATCH_UP_TICKS) and side.held_ticks == 1 + MAX_CATCH_UP_TICKS
-    k = 2 + MAX_CATCH_UP_TICKS
-    silence = parse_rtp(one(side.tick(0.02 * k, 1, 0.04)))
-    # the held ticks are a gap (silence suppression: the sequence is unbroken, the timestamp is
+    assert side.tick(0.02, 1, 0.04) == [] and side.held_ticks == MAX_HELD_TICKS == 1
+    silence = parse_rtp(one(side.tick(0.04, 1, 0.04)))
+    # the held tick is a gap (silence suppression: the sequence is unbroken, the timestamp is
     # this tick's own), then comfort silence; the next audio starts a new talk spurt
-    assert (silence.payload, silence.sequence, silence.timestamp) == (b"\xff" * 160, 1, 160 * k)
+    assert (silence.payload, silence.sequence, silence.timestamp) == (b"\xff" * 160, 1, 320)
     assert side.held_ticks == 0
     side.write(b"\x01" * 160)
-    assert parse_rtp(one(side.tick(0.02 * (k + 1), 1, 0.04))).marker
+    assert parse_rtp(one(side.tick(0.06, 1, 0.04))).marker
+
+
+def test_a_short_write_while_held_waits_for_the_rest_of_its_frame():
+    """Silence padded into the middle of a sentence is a click; a held tick waits for a whole frame."""
+    side = send_side()
+    side.write(b"\x01" * 160)
+    side.tick(0.0, 1, 0.04)
+    assert side.tick(0.02, 1, 0.04) == []
+    side.write(b"\x02" * 100)
+    assert side.serve_held(0.025, 0.04) == [] and side.held_ticks == 1
+    side.write(b"\x03" * 100)
+    (late,) = (parse_rtp(packet) for packet in side.serve_held(0.03, 0.04))
+    assert late.payload == b"\x02" * 100 + b"\x03" * 60 and late.timestamp == 160
+
+
+def test_a_short_last_piece_goes_padded_once_the_tick_has_waited():
+    side = send_side()
+    side.write(b"\x01" * 260)
+    side.tick(0.0, 1, 0.04)
+    assert side.tick(0.02, 1, 0.04) == []  # 100 bytes: the rest of the frame may be on its way
+    # It was not (the end of the answer): the piece goes padded in its own slot, and this tick,
+    # after voiced audio, is held in turn; nothing comes, and comfort silence follows a gap.
+    (last,) = (parse_rtp(packet) for packet in side.tick(0.04, 1, 0.04))
+    assert last.payload == b"\x01" * 100 + b"\xff" * 60 and last.timestamp == 160 and side.held_ticks == 1
+    silence = parse_rtp(one(side.tick(0.06, 1, 0.04)))
+    assert silence.payload == b"\xff" * 160 and (silence.timestamp, silence.sequence) == (160 * 3, 2)
+
+
+def test_marks_after_a_burst_never_play_before_the_burst_has():
+    """One play cursor: a frame sent after a catch-up burst plays after the burst's last frame."""
+    side = send_side()
+    side.write(b"\x01" * 160 * 5)
+    side.mark("after five", now_s=0.0)
+    side.write(b"\x01" * 160)
+    side.tick(0.0, 1, 0.04)
+    assert len(side.tick(0.06, 3, 0.04)) == 3  # frames 2-4 back to back: they play until 0.16
+    side.tick(0.08, 1, 0.04)  # frame 5 leaves at 0.08, but plays after frame 4: 0.16 to 0.18
+    assert side.due_echoes(0.1799) == []
+    assert side.due_echoes(0.18) == ["after five"]
+
+
+def test_a_clear_or_a_digit_drops_the_held_tick_as_a_gap():
+    for interrupt in ("clear", "digits"):
+        side = send_side()
+        side.write(b"\x01" * 160)
+        side.tick(0.0, 1, 0.04)
+        assert side.tick(0.02, 1, 0.04) == [] and side.held_ticks == 1
+        side.clear() if interrupt == "clear" else side.digits("5")
+        assert side.held_ticks == 0
+        after = parse_rtp(one(side.tick(0.04, 1, 0.04)))
+        assert after.timestamp == 320 and after.sequence == 1  # the held slot is a gap, not reused
+        assert after.payload_type == (0 if interrupt == "clear" else 101)
 
 
 def test_no_tick_is_held_outside_a_talk_spurt_or_on_hold():

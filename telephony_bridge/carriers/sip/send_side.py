@@ -9,18 +9,20 @@ everything else here is state. Per tick, in this order:
 2. a digit being sent takes the tick (RFC 4733 event packets, then a pause of silence);
 3. otherwise the next 160 bytes of queued audio go (a short last piece padded with silence:
    the end of a talk spurt), or comfort silence when nothing is queued;
-4. except in the middle of a talk spurt: a tick that finds nothing queued is held, not filled
-   with silence, because the model's next audio is more likely late than over. When it comes
-   (`serve_held`, from the stream's write) it goes at once in the held ticks' slots, a few ms
-   late, which the far end's jitter buffer absorbs; filled with silence, every late delta would
-   have pushed the rest of the answer a whole tick later, for good (a model streaming in real
-   time, GPT-Live's continuous output, lost a tick each time the loop was slow). Held past the
-   stall bound (MAX_CATCH_UP_TICKS) with nothing come, the spurt is over: the held ticks are a
-   gap the timestamp covers (silence suppression) and comfort silence resumes.
+4. except in the middle of a talk spurt: a tick that finds less than a frame queued is held for
+   one tick (MAX_HELD_TICKS), not filled with silence, because the model's next audio is more
+   likely late than over. When a whole frame is queued again (`serve_held`, from the stream's
+   write) it goes at once in the held tick's slot, under 20 ms late, which the far end's jitter
+   buffer absorbs; filled with silence, every late delta would have pushed the rest of the answer
+   a whole tick later, for good (a model streaming in real time, GPT-Live's continuous output,
+   lost a tick each time the loop was slow). Still nothing by the next tick: the spurt is over, a
+   short last piece goes padded, and otherwise the held tick is a gap the timestamp covers
+   (silence suppression) before comfort silence resumes.
 
 Marks: a mark placed after some audio has played at the far end once its last byte has left in
 a packet and the far end's lead has passed (`lead_s`: RTT/2 + its jitter buffer): ``sent +
-lead``, the queue in front of it counted. `due_echoes(now)` hands out those whose time has come,
+lead``, the queue in front of it counted, and never before the frame ahead of it has played (a
+frame of a catch-up burst or a late one plays after the one before it). `due_echoes(now)` hands out those whose time has come,
 in order; `clear` drops the queue and hands back the marks that were waiting (flushed).
 """
 
@@ -35,13 +37,16 @@ from telephony_bridge.carriers.sip.dtmf import DIGITS, EventTick, digit_train
 from telephony_bridge.carriers.sip.rtp import RtpSender
 from telephony_bridge.carriers.sip.sending import OutboundAudio
 
-__all__ = ["FRAME_BYTES", "MAX_CATCH_UP_TICKS", "SAMPLES_PER_FRAME", "SILENCE", "SendSide"]
+__all__ = ["FRAME_BYTES", "MAX_CATCH_UP_TICKS", "MAX_HELD_TICKS", "SAMPLES_PER_FRAME", "SILENCE", "SendSide"]
 
 SAMPLES_PER_FRAME: Final = 160  # 20 ms at 8 kHz
 FRAME_S: Final = 0.020
 # A stall of the loop up to this many ticks past the due one is made up at once (80 ms of audio in
 # one burst at most); a jitter buffer's depth is of that order.
 MAX_CATCH_UP_TICKS: Final = 3
+# A tick mid-spurt waits at most this long for late audio: its packet then leaves under 20 ms
+# late, inside the far end's jitter allowance (SIP_JITTER_ALLOWANCE_MS, 40 by default).
+MAX_HELD_TICKS: Final = 1
 FRAME_BYTES: Final = 160  # of G.711
 SILENCE: Final[Mapping[Encoding, bytes]] = {Encoding.ULAW: b"\xff" * FRAME_BYTES, Encoding.ALAW: b"\xd5" * FRAME_BYTES}
 _PAYLOAD_ENCODINGS: Final = {0: Encoding.ULAW, 8: Encoding.ALAW}
@@ -102,6 +107,7 @@ class SendSide:
             raise ValueError("the far end did not negotiate telephone-event")
         if not digits or any(d not in DIGITS for d in digits):
             raise ValueError(f"{digits[:20]!r} are not DTMF digits")
+        self._drop_held()  # the digits start at the next tick, not in a slot already past
         self._digits.extend(digits)
 
     # --- the clock ------------------------------------------------------------------------------
@@ -124,14 +130,18 @@ class SendSide:
         for still_due in range(due - gap - 1, -1, -1):  # ticks due after this one
             if not self.sending:
                 sender.talk_spurt_ended()
-            elif self._has_something_to_send():
+            elif self._frame_ready():
                 # Back to back, each plays a frame after the one before it at the far end.
                 packets.append(self._next(now_s + len(packets) * FRAME_S, lead_s))
-            elif sender.in_talk_spurt:
+            elif sender.in_talk_spurt and still_due < MAX_HELD_TICKS:
                 self._held = still_due + 1  # this tick and the rest wait for the model's late audio
                 return packets
-            elif still_due == 0:
-                packets.append(self._next(now_s, lead_s))  # comfort silence
+            elif self._has_something_to_send():  # held as long as it may be: the spurt's last piece
+                packets.append(self._next(now_s + len(packets) * FRAME_S, lead_s))
+            else:
+                sender.talk_spurt_ended()  # nothing came: the spurt is over
+                if still_due == 0:
+                    packets.append(self._next(now_s, lead_s))  # comfort silence
             sender.advance(SAMPLES_PER_FRAME)
         return packets
 
@@ -144,7 +154,7 @@ class SendSide:
         """The held ticks' packets, now that audio is queued again: back to back, in their own
         slots (their timestamps), so the talk spurt goes on without a gap."""
         packets: list[bytes] = []
-        while self._held and self.sending and self._has_something_to_send():
+        while self._held and self.sending and self._frame_ready():
             packets.append(self._next(now_s + len(packets) * FRAME_S, lead_s))
             self.sender.advance(SAMPLES_PER_FRAME)
             self._held -= 1
@@ -152,6 +162,10 @@ class SendSide:
 
     def _has_something_to_send(self) -> bool:
         return self._queue.queued_bytes > 0 or bool(self._events) or bool(self._digits)
+
+    def _frame_ready(self) -> bool:
+        """A whole frame of audio queued, or a digit's packets to send."""
+        return self._queue.queued_bytes >= FRAME_BYTES or bool(self._events) or bool(self._digits)
 
     def due_echoes(self, now_s: float) -> list[str]:
         echoes, due = self._echoes, []
@@ -203,9 +217,14 @@ class SendSide:
                 payload = frame + self._silence()[len(frame) :]
             if self.to_wire is not None:
                 payload = self.to_wire(payload)
-            self._far_end_busy_until = now_s + len(frame) / 8000 + lead_s
+        # The far end plays each frame after the one before it, never earlier than `lead` after it
+        # left: one play cursor that only moves forward, whatever order late and catch-up packets
+        # leave in.
+        starts = max(now_s + lead_s, self._far_end_busy_until)
+        if frame is not None:
+            self._far_end_busy_until = starts + len(frame) / 8000
         for name, offset in marks:
-            played_at = now_s + offset / 8000 + lead_s if frame is not None else self._far_end_busy_until
+            played_at = starts + offset / 8000 if frame is not None else self._far_end_busy_until
             self._echo_at(max(now_s, played_at), name)
         return sender.audio(self.payload_type, payload, voiced)
 
