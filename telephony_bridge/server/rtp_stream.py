@@ -52,7 +52,7 @@ from telephony_bridge.carriers.sip.dtmf import DIGITS
 from telephony_bridge.carriers.sip.receive_side import ReceiveSide
 from telephony_bridge.carriers.sip.rtcp_session import RtcpSession
 from telephony_bridge.carriers.sip.send_side import SILENCE, SendSide
-from telephony_bridge.carriers.sip.sending import SendClock
+from telephony_bridge.carriers.sip.sending import FRAME_MS, SendClock
 from telephony_bridge.server.asgi import TRANSPORT_ABORT_SCOPE_KEY
 from telephony_bridge.server.metrics import BridgeMetrics
 from telephony_bridge.server.rtcp_port import Address, RtcpPort
@@ -128,6 +128,8 @@ class RtpStream:
         self._waiter: asyncio.Future[None] | None = None
         # sending
         self._send = SendSide(MAX_OUTBOUND_S * 8000)
+        # late model audio may wait in its ticks' slots as long as the far end's buffer covers
+        self._send.max_held_ticks = int(self.jitter_allowance_ms // FRAME_MS)
         self._sender = self._send.sender
         self._send_clock: SendClock | None = None
         self._timer: asyncio.TimerHandle | None = None

@@ -471,18 +471,30 @@ def test_late_audio_mid_spurt_goes_at_once_in_its_held_slot():
     assert side.serve_held(0.05, 0.04) == []  # nothing held: audio waits for its tick
 
 
-def test_audio_that_never_comes_ends_the_spurt_after_one_tick():
+def test_audio_that_never_comes_ends_the_spurt_after_the_hold_bound():
     side = send_side()
     side.write(b"\x01" * 160)
     side.tick(0.0, 1, 0.04)
-    assert side.tick(0.02, 1, 0.04) == [] and side.held_ticks == MAX_HELD_TICKS == 1
-    silence = parse_rtp(one(side.tick(0.04, 1, 0.04)))
-    # the held tick is a gap (silence suppression: the sequence is unbroken, the timestamp is
+    held = [side.tick(0.02 * k, 1, 0.04) for k in range(1, 1 + MAX_HELD_TICKS)]
+    assert held == [[]] * MAX_HELD_TICKS and side.held_ticks == MAX_HELD_TICKS == 2
+    k = 1 + MAX_HELD_TICKS
+    silence = parse_rtp(one(side.tick(0.02 * k, 1, 0.04)))
+    # the held ticks are a gap (silence suppression: the sequence is unbroken, the timestamp is
     # this tick's own), then comfort silence; the next audio starts a new talk spurt
-    assert (silence.payload, silence.sequence, silence.timestamp) == (b"\xff" * 160, 1, 320)
+    assert (silence.payload, silence.sequence, silence.timestamp) == (b"\xff" * 160, 1, 160 * k)
     assert side.held_ticks == 0
     side.write(b"\x01" * 160)
-    assert parse_rtp(one(side.tick(0.06, 1, 0.04))).marker
+    assert parse_rtp(one(side.tick(0.02 * (k + 1), 1, 0.04))).marker
+
+
+def test_the_hold_bound_follows_the_far_ends_jitter_allowance():
+    for bound in (0, 1, 3):
+        side = send_side()
+        side.max_held_ticks = bound
+        side.write(b"\x01" * 160)
+        side.tick(0.0, 1, 0.04)
+        packets = [side.tick(0.02 * k, 1, 0.04) for k in range(1, bound + 2)]
+        assert packets[:bound] == [[]] * bound and len(packets[bound]) == 1  # then comfort silence
 
 
 def test_a_short_write_while_held_waits_for_the_rest_of_its_frame():
@@ -503,12 +515,13 @@ def test_a_short_last_piece_goes_padded_once_the_tick_has_waited():
     side.write(b"\x01" * 260)
     side.tick(0.0, 1, 0.04)
     assert side.tick(0.02, 1, 0.04) == []  # 100 bytes: the rest of the frame may be on its way
-    # It was not (the end of the answer): the piece goes padded in its own slot, and this tick,
-    # after voiced audio, is held in turn; nothing comes, and comfort silence follows a gap.
-    (last,) = (parse_rtp(packet) for packet in side.tick(0.04, 1, 0.04))
-    assert last.payload == b"\x01" * 100 + b"\xff" * 60 and last.timestamp == 160 and side.held_ticks == 1
-    silence = parse_rtp(one(side.tick(0.06, 1, 0.04)))
-    assert silence.payload == b"\xff" * 160 and (silence.timestamp, silence.sequence) == (160 * 3, 2)
+    assert side.tick(0.04, 1, 0.04) == [] and side.held_ticks == 2
+    # It was not (the end of the answer): the piece goes padded in its own slot, and the ticks
+    # after it, after voiced audio, are held in turn; nothing comes, and comfort silence follows.
+    (last,) = (parse_rtp(packet) for packet in side.tick(0.06, 1, 0.04))
+    assert last.payload == b"\x01" * 100 + b"\xff" * 60 and last.timestamp == 160 and side.held_ticks == 2
+    silence = parse_rtp(one(side.tick(0.08, 1, 0.04)))
+    assert silence.payload == b"\xff" * 160 and (silence.timestamp, silence.sequence) == (160 * 4, 2)
 
 
 def test_marks_after_a_burst_never_play_before_the_burst_has():

@@ -9,21 +9,23 @@ everything else here is state. Per tick, in this order:
 2. a digit being sent takes the tick (RFC 4733 event packets, then a pause of silence);
 3. otherwise the next 160 bytes of queued audio go (a short last piece padded with silence:
    the end of a talk spurt), or comfort silence when nothing is queued;
-4. except in the middle of a talk spurt: a tick that finds less than a frame queued is held for
-   one tick (MAX_HELD_TICKS), not filled with silence, because the model's next audio is more
-   likely late than over. When a whole frame is queued again (`serve_held`, from the stream's
-   write) it goes at once in the held tick's slot, under 20 ms late, which the far end's jitter
-   buffer absorbs; filled with silence, every late delta would have pushed the rest of the answer
+4. except in the middle of a talk spurt: a tick that finds less than a frame queued is held, up
+   to `max_held_ticks` (as many ticks as the far end's jitter allowance spans: 2 for its default
+   40 ms), not filled with silence, because the model's next audio is more likely late than over.
+   When a whole frame is queued again (`serve_held`, from the stream's write) it goes at once in
+   the held ticks' slots, late by less than the allowance, which the far end's jitter buffer
+   absorbs; filled with silence, every late delta would have pushed the rest of the answer
    a whole tick later, for good (a model streaming in real time, GPT-Live's continuous output,
-   lost a tick each time the loop was slow). Still nothing by the next tick: the spurt is over, a
-   short last piece goes padded, and otherwise the held tick is a gap the timestamp covers
-   (silence suppression) before comfort silence resumes.
+   lost a tick each time the loop was slow). Still nothing when the bound is reached: the spurt
+   is over, a short last piece goes padded, and otherwise the held ticks are a gap the timestamp
+   covers (silence suppression) before comfort silence resumes.
 
 Marks: a mark placed after some audio has played at the far end once its last byte has left in
 a packet and the far end's lead has passed (`lead_s`: RTT/2 + its jitter buffer): ``sent +
 lead``, the queue in front of it counted, and never before the frame ahead of it has played (a
-frame of a catch-up burst or a late one plays after the one before it). `due_echoes(now)` hands out those whose time has come,
-in order; `clear` drops the queue and hands back the marks that were waiting (flushed).
+frame of a catch-up burst or a late one plays after the one before it). `due_echoes(now)` hands
+out those whose time has come, in order; `clear` drops the queue and hands back the marks that
+were waiting (flushed).
 """
 
 from __future__ import annotations
@@ -44,9 +46,10 @@ FRAME_S: Final = 0.020
 # A stall of the loop up to this many ticks past the due one is made up at once (80 ms of audio in
 # one burst at most); a jitter buffer's depth is of that order.
 MAX_CATCH_UP_TICKS: Final = 3
-# A tick mid-spurt waits at most this long for late audio: its packet then leaves under 20 ms
-# late, inside the far end's jitter allowance (SIP_JITTER_ALLOWANCE_MS, 40 by default).
-MAX_HELD_TICKS: Final = 1
+# Ticks mid-spurt that may wait for late audio, by default: their packets then leave less than
+# 40 ms late, the far end's jitter allowance unless SIP_JITTER_ALLOWANCE_MS says otherwise (the
+# stream sets `max_held_ticks` from it).
+MAX_HELD_TICKS: Final = 2
 FRAME_BYTES: Final = 160  # of G.711
 SILENCE: Final[Mapping[Encoding, bytes]] = {Encoding.ULAW: b"\xff" * FRAME_BYTES, Encoding.ALAW: b"\xd5" * FRAME_BYTES}
 _PAYLOAD_ENCODINGS: Final = {0: Encoding.ULAW, 8: Encoding.ALAW}
@@ -62,6 +65,7 @@ class SendSide:
         "_held",
         "_queue",
         "event_payload_type",
+        "max_held_ticks",
         "payload_type",
         "sender",
         "sending",
@@ -80,6 +84,7 @@ class SendSide:
         self._event_timestamp = 0
         self._far_end_busy_until = 0.0  # when the far end will have played all the audio sent (s)
         self._held = 0  # due ticks mid-spurt that found nothing queued, waiting for late audio (step 4)
+        self.max_held_ticks = MAX_HELD_TICKS
         self._echoes: deque[tuple[float, str]] = deque()  # (when it has played, mark), in order
 
     # --- what the session writes ------------------------------------------------------------------
@@ -133,7 +138,7 @@ class SendSide:
             elif self._frame_ready():
                 # Back to back, each plays a frame after the one before it at the far end.
                 packets.append(self._next(now_s + len(packets) * FRAME_S, lead_s))
-            elif sender.in_talk_spurt and still_due < MAX_HELD_TICKS:
+            elif sender.in_talk_spurt and still_due < self.max_held_ticks:
                 self._held = still_due + 1  # this tick and the rest wait for the model's late audio
                 return packets
             elif self._has_something_to_send():  # held as long as it may be: the spurt's last piece
