@@ -3,20 +3,23 @@
     python -m bench.sip_loadgen --sip 127.0.0.1:S --calls N --duration S --out results.json
 
 The phones sit behind one SIP trunk, as a carrier's calls do: one UDP socket sends every call's
-INVITE (a PCMU offer; testing/sip_phone.py builds it, with the bridge's own sans-I/O SIP) and
-receives every answer, dispatched by Call-ID. Each call then does what a phone does: ACK, wait for
-the agent's first audio, send 160-byte μ-law RTP every 20 ms from its own RTP socket with a
-continuous sequence and timestamp, record every packet the bridge sends, and hang up with a BYE
-after `--duration` seconds of its own audio. A BYE from the bridge is answered and counted as an
-error (the bench scenario never hangs up).
+INVITE (PCMU, PCMA and telephone-event offered; testing/sip_phone.py builds it, with the bridge's
+own sans-I/O SIP) and receives every answer, dispatched by Call-ID. Each call then does what a
+phone does: ACK, wait for the agent's first audio, send 160-byte μ-law RTP every 20 ms from its
+own RTP socket with a continuous sequence and timestamp, record every packet the bridge sends, and
+hang up with a BYE after `--duration` seconds of its own audio. A BYE from the bridge is answered
+and counted as an error (the bench scenario never hangs up); a call that fails after its set-up
+(no audio, say) still hangs up, so it does not run on in the bridge through the measurement; a
+200 OK that comes again is ACKed again (RFC 3261 §13.2.2.4: the first ACK was lost).
 
 The results have bench.loadgen's shape, so bench/load_analysis.py joins them with the engine's
-timestamps unchanged: uplink = the engine's receive time of the k-th append − the send time of
-the k-th RTP packet (one packet, one append); downlink = the arrival of the RTP packet that starts
-the engine's j-th delta − the engine's send time of that delta. The bridge paces RTP itself, so
-the j-th delta starts in the call's (j · delta_ms/20)-th packet of agent audio (comfort silence is
-not counted), and the downlink figure includes the wait for the stream's 20 ms tick (0–20 ms) —
-Twilio's figure ends where its media server takes over the pacing. There are no marks on SIP.
+timestamps unchanged: uplink = the engine's receive time of the k-th append − the send time of the
+k-th RTP packet (one packet, one append); downlink = the arrival of the RTP packet that starts the
+engine's j-th delta − the engine's send time of that delta. The bridge paces RTP itself, so the
+j-th delta starts in the call's (j · delta_ms/20)-th packet of agent audio (comfort silence is not
+counted), and the downlink figure includes the wait for the stream's next 20 ms tick (0–20 ms)
+when the delta arrives before it — Twilio's figure ends where its media server takes over the
+pacing. There are no marks on SIP.
 "First audio" is measured from the INVITE, so it includes the call's set-up.
 
 Pacing and the caller's tone are bench/phones.py's, shared with bench.loadgen.
@@ -87,7 +90,7 @@ class Phone(asyncio.DatagramProtocol):
 class SipCall:
     __slots__ = (
         "agent_frames", "bridge", "bucket", "delta_bytes", "done", "error", "first_media", "frames_per_delta",
-        "frames_total", "index", "k", "recv_len", "recv_t", "sched_t", "send_t", "sequence", "sid", "ssrc",
+        "frames_total", "hung_up_by_bridge", "index", "k", "recv_len", "recv_t", "sched_t", "send_t", "sequence", "sid", "ssrc",
         "t_closed", "t_media_start", "t_start", "t_stop", "t_webhook", "timestamp", "transport",
     )
 
@@ -110,6 +113,7 @@ class SipCall:
         self.first_media = asyncio.Event()
         self.done = asyncio.Event()
         self.error: str | None = None
+        self.hung_up_by_bridge = False
         self.t_webhook = self.t_start = self.t_media_start = self.t_stop = self.t_closed = math.nan
 
     def to_json(self) -> dict:
@@ -175,17 +179,22 @@ class Trunk(asyncio.DatagramProtocol):
         self.transport.sendto(bytes(message), to)
 
 
-async def _hear_bridge(call: SipCall, inbox: SipInbox, trunk: Trunk, pacer: Pacer) -> None:
-    """During the call: answer a BYE from the bridge (the call is over, an error here)."""
+async def _hear_bridge(call: SipCall, inbox: SipInbox, trunk: Trunk, pacer: Pacer, ack: SipRequest,
+                       bridge_sip: tuple[str, int]) -> None:
+    """During the call: ACK the INVITE's 200 again if it comes again (our ACK was lost: RFC 3261
+    §13.2.2.4), and answer a BYE from the bridge (the call is over, an error here)."""
     while True:
         data, addr = await inbox.get()
         try:
             message = parse_message(data)
         except SipParseError:
             continue
-        if isinstance(message, SipRequest) and message.method == "BYE":
+        if isinstance(message, SipResponse) and 200 <= message.status < 300 and "INVITE" in (message.headers.get("CSeq") or ""):
+            trunk.send(ack, bridge_sip)
+        elif isinstance(message, SipRequest) and message.method == "BYE":
             trunk.send(response_to(message, 200, "OK"), addr)
-            call.error = "the bridge hung up"
+            call.error = call.error or "the bridge hung up"
+            call.hung_up_by_bridge = True
             pacer.remove(call)
             call.done.set()
             return
@@ -206,11 +215,11 @@ async def _bye(call: SipCall, dialog: Dialog, inbox: SipInbox, trunk: Trunk, bri
                         final = isinstance(message, SipResponse) and message.status >= 200
                         if final and "BYE" in (message.headers.get("CSeq") or ""):
                             if message.status >= 300:
-                                call.error = f"BYE answered {message.status} {message.reason}"
+                                call.error = call.error or f"BYE answered {message.status} {message.reason}"
                             return
                         if isinstance(message, SipRequest) and message.method == "BYE":  # both hung up at once
                             trunk.send(response_to(message, 200, "OK"), addr)
-    call.error = f"BYE not answered within {BYE_TIMEOUT_S:.0f} s"
+    call.error = call.error or f"BYE not answered within {BYE_TIMEOUT_S:.0f} s"
 
 
 async def run_call(call: SipCall, args: argparse.Namespace, pacer: Pacer, trunk: Trunk) -> None:
@@ -221,8 +230,9 @@ async def run_call(call: SipCall, args: argparse.Namespace, pacer: Pacer, trunk:
     inbox: SipInbox = asyncio.Queue()
     trunk.inboxes[call.sid] = inbox
     listener: asyncio.Task[None] | None = None
+    dialog: Dialog | None = None
+    bridge_sip = args.sip_address
     try:
-        bridge_sip = args.sip_address
         invite = build_invite(f"sip:{NUMBER}@{bridge_sip[0]}:{bridge_sip[1]}", caller=CALLER, sip_port=trunk.port,
                               rtp_port=rtp_port, call_id=call.sid)
         call.t_webhook = now()
@@ -233,7 +243,9 @@ async def run_call(call: SipCall, args: argparse.Namespace, pacer: Pacer, trunk:
             call.error = setup.error or f"call refused: {setup.status} {setup.reason}"
             return
         dialog = Dialog.as_uac(invite, answer, phone_contact(trunk.port))
-        trunk.send(dialog.ack(f"SIP/2.0/UDP 127.0.0.1:{trunk.port};branch={new_branch()};rport", 1), bridge_sip)
+        ack = dialog.ack(f"SIP/2.0/UDP 127.0.0.1:{trunk.port};branch={new_branch()};rport", 1)
+        trunk.send(ack, bridge_sip)
+        listener = asyncio.create_task(_hear_bridge(call, inbox, trunk, pacer, ack, bridge_sip))
         try:
             media = read_answer(parse_sdp(answer.body))
         except (SipParseError, NoCommonCodec) as exc:
@@ -241,27 +253,34 @@ async def run_call(call: SipCall, args: argparse.Namespace, pacer: Pacer, trunk:
             return
         call.bridge = (media.remote_host, media.remote_port)
         call.t_start = now()
-        listener = asyncio.create_task(_hear_bridge(call, inbox, trunk, pacer))
-        try:
-            await asyncio.wait_for(call.first_media.wait(), FIRST_AUDIO_TIMEOUT_S)
-        except TimeoutError:
-            call.error = f"no model audio within {FIRST_AUDIO_TIMEOUT_S:.0f} s of the call"
+        if not await _first_audio(call):
+            call.error = call.error or f"no model audio within {FIRST_AUDIO_TIMEOUT_S:.0f} s of the call"
             return
         call.t_media_start = now()
         pacer.add(call)
         await call.done.wait()
         call.t_stop = now()
-        listener.cancel()
-        if call.error is None:
-            await _bye(call, dialog, inbox, trunk, bridge_sip)
-        call.t_closed = now()
     except OSError as exc:
         call.error = call.error or f"{type(exc).__name__}: {exc}"
     finally:
         if listener is not None:
             listener.cancel()
+        if dialog is not None and not call.hung_up_by_bridge:  # set up, failed or not: hang up
+            await _bye(call, dialog, inbox, trunk, bridge_sip)
+            call.t_closed = now()
         trunk.inboxes.pop(call.sid, None)
         call.transport.close()
+
+
+async def _first_audio(call: SipCall) -> bool:
+    """Wait for the agent's first packet; False on the timeout or when the bridge hung up first."""
+    heard, ended = asyncio.ensure_future(call.first_media.wait()), asyncio.ensure_future(call.done.wait())
+    try:
+        await asyncio.wait((heard, ended), timeout=FIRST_AUDIO_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        heard.cancel()
+        ended.cancel()
+    return call.first_media.is_set() and not call.done.is_set()
 
 
 async def run(args: argparse.Namespace) -> dict:
