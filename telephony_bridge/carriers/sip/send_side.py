@@ -131,7 +131,7 @@ class SendSide:
         if gap:
             sender.advance(SAMPLES_PER_FRAME * gap)
             if not self._has_something_to_send():
-                sender.talk_spurt_ended()  # held past the bound and nothing came: the spurt is over
+                sender.talk_spurt_ended()  # a stall past the bound, and nothing queued: the spurt is over
         for still_due in range(due - gap - 1, -1, -1):  # ticks due after this one
             if not self.sending:
                 sender.talk_spurt_ended()
