@@ -42,7 +42,6 @@ from telephony_bridge.carriers.sip.sending import OutboundAudio
 __all__ = ["FRAME_BYTES", "MAX_CATCH_UP_TICKS", "MAX_HELD_TICKS", "SAMPLES_PER_FRAME", "SILENCE", "SendSide"]
 
 SAMPLES_PER_FRAME: Final = 160  # 20 ms at 8 kHz
-FRAME_S: Final = 0.020
 # A stall of the loop up to this many ticks past the due one is made up at once (80 ms of audio in
 # one burst at most); a jitter buffer's depth is of that order.
 MAX_CATCH_UP_TICKS: Final = 3
@@ -136,13 +135,13 @@ class SendSide:
             if not self.sending:
                 sender.talk_spurt_ended()
             elif self._frame_ready():
-                # Back to back, each plays a frame after the one before it at the far end.
-                packets.append(self._next(now_s + len(packets) * FRAME_S, lead_s))
+                # Back to back; the play cursor (_next) has each play after the one before it.
+                packets.append(self._next(now_s, lead_s))
             elif sender.in_talk_spurt and still_due < self.max_held_ticks:
                 self._held = still_due + 1  # this tick and the rest wait for the model's late audio
                 return packets
             elif self._has_something_to_send():  # held as long as it may be: the spurt's last piece
-                packets.append(self._next(now_s + len(packets) * FRAME_S, lead_s))
+                packets.append(self._next(now_s, lead_s))
             else:
                 sender.talk_spurt_ended()  # nothing came: the spurt is over
                 if still_due == 0:
@@ -160,7 +159,7 @@ class SendSide:
         slots (their timestamps), so the talk spurt goes on without a gap."""
         packets: list[bytes] = []
         while self._held and self.sending and self._frame_ready():
-            packets.append(self._next(now_s + len(packets) * FRAME_S, lead_s))
+            packets.append(self._next(now_s, lead_s))
             self.sender.advance(SAMPLES_PER_FRAME)
             self._held -= 1
         return packets
