@@ -302,6 +302,34 @@ async def test_late_model_audio_leaves_when_it_arrives_in_the_tick_it_missed(man
     phone.close()
 
 
+async def test_the_hold_spans_the_jitter_allowance_and_none_is_held_without_one():
+    """SIP_JITTER_ALLOWANCE_MS is what the far end buffers: late audio waits as many ticks as it
+    spans (two for 40 ms), and with no allowance a tick that finds nothing sends silence at once."""
+    first, last = free_port_range(2)
+    for allowance_ms, held_ticks in ((40.0, 2), (0.0, 0)):
+        pool = RtpPortPool(first, last, "127.0.0.1", metrics=BridgeMetrics(), jitter_allowance_ms=allowance_ms,
+                           clock=FakeClock(), paced=False)  # fmt: skip
+        try:
+            clock = pool.clock
+            assert isinstance(clock, FakeClock)
+            phone = await UdpPeer.open()
+            stream, _ = await started_stream(pool, phone.address)
+            await stream.send_bytes(b"\x01" * 160)
+            stream.tick(clock.now)
+            for _ in range(held_ticks):
+                clock.now += 0.020
+                stream.tick(clock.now)
+            clock.now += 0.020
+            stream.tick(clock.now)  # past the bound: comfort silence
+            voiced, silence = await phone.packets(2)
+            assert voiced.payload == b"\x01" * 160 and silence.payload == b"\xff" * 160
+            assert (silence.timestamp - voiced.timestamp) & 0xFFFFFFFF == 160 * (held_ticks + 1)
+            assert phone.pending() == 0
+            phone.close()
+        finally:
+            await pool.aclose()
+
+
 async def test_barge_in_stops_sending_within_one_packet_and_marks_echo_at_sent_plus_lead(manual_pool):
     clock = manual_pool.clock
     phone = await UdpPeer.open()
