@@ -13,9 +13,9 @@ import argparse
 import asyncio
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
 import orjson
@@ -89,13 +89,13 @@ class PhasePacer(Generic[C]):
         raise NotImplementedError
 
 
-def main(build_parser: Callable[[], argparse.ArgumentParser], run: Callable[[argparse.Namespace], Awaitable[dict]],
-         argv: list[str] | None = None) -> int:
+def main(build_parser: Callable[[], argparse.ArgumentParser],
+         run: Callable[[argparse.Namespace], Coroutine[Any, Any, dict]], argv: list[str] | None = None) -> int:
     """A load generator's process: run it on the fast loop, write its JSON results to --out, and say
     DONE with the count of failed calls on stdout (bench/load.py waits for that line)."""
     args = build_parser().parse_args(argv)
     loop = install_fast_loop()
-    result = asyncio.run(run(args))  # type: ignore[arg-type]
+    result = asyncio.run(run(args))
     result["loop"] = loop
     Path(args.out).write_bytes(orjson.dumps(result))
     failed = sum(1 for c in result["calls"] if c["error"])
